@@ -109,7 +109,10 @@ class InputError(ConnectorError):
     def __init__(self, action_id: str, problems: Sequence[Problem]) -> None:
         self.action_id = action_id
         self.problems = tuple(problems)
-        lines = "; ".join(f"{p.location.pointer or '(input)'}: {p.message}" for p in problems)
+        lines = "; ".join(
+            f"{p.location.pointer or '(input)'}: {p.message}" + (f" ({p.hint})" if p.hint else "")
+            for p in problems
+        )
         super().__init__(f"invalid input for {action_id}: {lines}")
 
 

@@ -1,0 +1,1 @@
+"""Built-in action plugins. Each module registers through the same hooks external plugins use."""

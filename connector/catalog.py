@@ -1,0 +1,68 @@
+"""The catalog: every app, action and trigger the registered plugins declare, with lookups.
+
+Built once per process from a plugin manager; lookups of unknown ids fail with a
+"did you mean" hint.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+import pluggy
+
+from connector.errors import ConnectorError
+from connector.hookspecs import Action, App, Trigger
+from connector.plugins import collect_actions, collect_apps, collect_triggers, get_plugin_manager
+
+__all__ = ["Catalog", "build_catalog", "did_you_mean"]
+
+
+def did_you_mean(name: str, known: Iterable[str]) -> str | None:
+    """A ``did you mean 'x'?`` hint for a misspelled ``name``, or None."""
+    close = difflib.get_close_matches(name, list(known), n=1, cutoff=0.6)
+    return f"did you mean {close[0]!r}?" if close else None
+
+
+@dataclass(frozen=True, slots=True)
+class Catalog:
+    """Apps, actions and triggers by id."""
+
+    apps: Mapping[str, App]
+    actions: Mapping[str, Action]
+    triggers: Mapping[str, Trigger]
+
+    def action(self, action_id: str) -> Action:
+        """The action ``action_id``; unknown ids raise with a hint."""
+        try:
+            return self.actions[action_id]
+        except KeyError:
+            raise ConnectorError(_unknown("action", action_id, self.actions)) from None
+
+    def trigger(self, trigger_id: str) -> Trigger:
+        """The trigger ``trigger_id``; unknown ids raise with a hint."""
+        try:
+            return self.triggers[trigger_id]
+        except KeyError:
+            raise ConnectorError(_unknown("trigger", trigger_id, self.triggers)) from None
+
+    def app(self, app_id: str) -> App:
+        """The app ``app_id``; unknown ids raise with a hint."""
+        try:
+            return self.apps[app_id]
+        except KeyError:
+            raise ConnectorError(_unknown("app", app_id, self.apps)) from None
+
+
+def _unknown(kind: str, name: str, known: Mapping[str, object]) -> str:
+    hint = did_you_mean(name, known)
+    text = f"unknown {kind} {name!r}"
+    return f"{text} ({hint})" if hint else f"{text} [see `ghl-connector catalog`]"
+
+
+def build_catalog(pm: pluggy.PluginManager | None = None) -> Catalog:
+    """Collect the catalog from ``pm`` (default: a new manager with entry points)."""
+    pm = pm or get_plugin_manager()
+    apps = collect_apps(pm)
+    return Catalog(apps, collect_actions(pm, apps), collect_triggers(pm, apps))

@@ -1,0 +1,98 @@
+"""The ``ghl-connector`` command: argument parsing, logging set-up and the error boundary.
+
+Each command lives in its own module with an ``add_parser(subparsers)`` function; handlers
+import what they need when they run, so ``--help`` stays fast. A handled error
+(:class:`~connector.errors.ConnectorError`) prints ``error: <message>`` on stderr and exits 1;
+usage errors exit 2; anything else is a bug and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from collections.abc import Sequence
+from importlib import import_module
+
+from connector.errors import ConnectorError
+
+__all__ = ["main"]
+
+COMMANDS = ("catalog", "call", "sandbox", "auth")
+"""Modules of :mod:`connector.cli` that add a command, in the order ``--help`` lists them."""
+
+LOG_ENV = "CONNECTOR_LOG_LEVEL"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The full argument parser (every command registered)."""
+    parser = argparse.ArgumentParser(
+        prog="ghl-connector",
+        description=(
+            "A no-code connector pack for HighLevel (GoHighLevel, LeadConnector): "
+            "call Contacts API actions, run a local GHL sandbox, manage connections."
+        ),
+        epilog=(
+            "examples:\n"
+            "  ghl-connector catalog                      list every action\n"
+            "  ghl-connector catalog show ghl.contacts.get\n"
+            "  ghl-connector sandbox --port 8800          a local GHL stand-in\n"
+            "  ghl-connector call ghl.contacts.get --input '{\"contactId\": \"abc\"}' --dry-run\n"
+            "\nRun 'ghl-connector COMMAND --help' for a command's options."
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--log-level",
+        default=os.environ.get(LOG_ENV, "WARNING"),
+        choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+        type=str.upper,
+        help=f"log verbosity on stderr (default: WARNING, or ${LOG_ENV}); secrets are always redacted",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name in COMMANDS:
+        module = _command_module(name)
+        if module is not None:
+            module.add_parser(sub)
+    return parser
+
+
+def _command_module(name: str) -> object | None:
+    try:
+        return import_module(f"connector.cli.{name}")
+    except ModuleNotFoundError as exc:
+        if exc.name == f"connector.cli.{name}":
+            return None
+        raise
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    _configure_logging(args.log_level)
+    try:
+        status: int = args.func(args)
+    except ConnectorError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 0
+    return status
+
+
+def _configure_logging(level: str) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    try:
+        from connector.secrets import install_redaction
+    except ModuleNotFoundError:
+        return
+    install_redaction()

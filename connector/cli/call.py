@@ -1,0 +1,120 @@
+"""``ghl-connector call``: call one action with a JSON input and print its JSON output."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from connector.errors import InputError, Location, Problem
+
+__all__ = ["add_parser"]
+
+
+def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Register ``call``."""
+    parser = sub.add_parser(
+        "call",
+        help="call one action and print its JSON output",
+        description=(
+            "Call one action. The input is one flat JSON object: path, query and body fields "
+            "side by side, under the official names (see 'ghl-connector catalog show ID')."
+        ),
+        epilog=(
+            "examples:\n"
+            "  ghl-connector call ghl.contacts.get --input '{\"contactId\": \"abc\"}' \\\n"
+            "      --token-env GHL_TOKEN\n"
+            "  ghl-connector call ghl.contacts.create --input @contact.json --dry-run\n"
+            "  ghl-connector call ghl.contacts.search --input '{\"pageLimit\": 100}' \\\n"
+            "      --location-id LOC --all-pages --max-items 500\n"
+            "\nOutput is JSON on stdout; a handled error is one line on stderr and exit status 1."
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("action", metavar="ID", help="action id, e.g. ghl.contacts.get")
+    parser.add_argument(
+        "--input", default="{}", metavar="JSON|@FILE|-",
+        help="the input object: JSON text, @path to a JSON file, or - for stdin (default: {})",
+    )
+    parser.add_argument("--base-url", help="send to this base URL instead of the app's (e.g. a sandbox)")
+    parser.add_argument(
+        "--token-env", metavar="VAR",
+        help="name of the environment variable holding the bearer token (never pass a token itself)",
+    )
+    parser.add_argument(
+        "--location-id", help="fills locationId where the input needs it; keys the rate limiter"
+    )
+    parser.add_argument("--all-pages", action="store_true", help="follow pagination; prints a JSON list")
+    parser.add_argument("--max-items", type=int, metavar="N", help="with --all-pages: stop after N records")
+    parser.add_argument("--strict", action="store_true", help="an output that fails its schema is an error")
+    parser.add_argument(
+        "--dry-run", action="store_true", help="print the request it would send (token masked); send nothing"
+    )
+    parser.add_argument("--timeout", type=float, metavar="SECONDS", help="per-request timeout")
+    parser.set_defaults(func=run)
+
+
+def read_input(text: str) -> dict[str, Any]:
+    """Parse ``--input``: JSON text, ``@file`` or ``-`` (stdin); it must be a JSON object."""
+    source = "--input"
+    if text == "-":
+        source, text = "<stdin>", sys.stdin.read()
+    elif text.startswith("@"):
+        source = text[1:]
+        try:
+            text = Path(source).read_text(encoding="utf-8")
+        except OSError as exc:
+            raise InputError("--input", [Problem(Location(source), f"cannot read: {exc.strerror}")]) from None
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        where = Location(source, exc.lineno, exc.colno)
+        raise InputError("--input", [Problem(where, f"invalid JSON: {exc.msg}")]) from None
+    if not isinstance(data, dict):
+        raise InputError("--input", [Problem(Location(source), "the input must be a JSON object")])
+    return data
+
+
+def run(args: argparse.Namespace) -> int:
+    """Call the action and print the result."""
+    from connector.catalog import build_catalog
+    from connector.credentials import auth_from_args
+    from connector.runtime import Runtime, Settings
+
+    data = read_input(args.input)
+    catalog = build_catalog()
+    action = catalog.action(args.action)
+    settings = Settings(
+        strict=args.strict,
+        base_urls={action.app: args.base_url} if args.base_url else {},
+        location_id=args.location_id,
+        timeout=args.timeout,
+    )
+    auth = None if args.dry_run else auth_from_args(args, catalog.app(action.app))
+    with Runtime(catalog, settings, auth=auth) as runtime:
+        if args.dry_run:
+            _dump(runtime.dry_run(action.id, data))
+        elif args.all_pages:
+            _dump_stream(runtime.iterate(action.id, data, max_items=args.max_items))
+        else:
+            _dump(runtime.call(action.id, data))
+    return 0
+
+
+def _dump(value: Any) -> None:
+    json.dump(value, sys.stdout, indent=2)
+    sys.stdout.write("\n")
+
+
+def _dump_stream(items: Any) -> None:
+    """A JSON list written item by item, so memory stays flat over many pages."""
+    out = sys.stdout
+    out.write("[")
+    first = True
+    for item in items:
+        out.write("\n  " if first else ",\n  ")
+        out.write(json.dumps(item))
+        first = False
+    out.write("\n]\n" if not first else "]\n")

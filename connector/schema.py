@@ -1,0 +1,138 @@
+"""JSON Schemas: loading them from ``schemas/`` by ``$id``, checking documents, locating errors.
+
+Every schema is draft 2020-12. Validators are compiled once and cached, because the runtime
+validates every action input and output. jsonschema's exceptions never leave this module:
+errors come back as :class:`~connector.errors.Problem` lists sorted by path.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable, Mapping
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from jsonschema import Draft202012Validator
+from jsonschema.exceptions import SchemaError, ValidationError
+
+from connector.document import Document, JsonPath, pointer
+from connector.errors import DocumentError, Location, Problem
+from connector.pack import pack_root
+
+__all__ = [
+    "compile_validator",
+    "document_problems",
+    "load_schema",
+    "problems",
+    "raise_for_document",
+]
+
+Validator = Draft202012Validator
+
+
+def load_schema(schema_id: str, root: Path | None = None) -> dict[str, Any]:
+    """Load ``schemas/<schema_id>`` (its ``$id``) from the pack, or from ``root``."""
+    return _load(schema_id, root or pack_root() / "schemas")
+
+
+@cache
+def _load(schema_id: str, root: Path) -> dict[str, Any]:
+    path = root / schema_id
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise DocumentError([Problem(Location(str(path)), f"cannot read schema: {exc.strerror}")]) from None
+    except json.JSONDecodeError as exc:
+        where = Location(str(path), exc.lineno, exc.colno)
+        raise DocumentError([Problem(where, f"invalid JSON: {exc.msg}")]) from None
+    if not isinstance(data, dict):
+        raise DocumentError([Problem(Location(str(path)), "a schema must be a JSON object")])
+    return data
+
+
+def compile_validator(schema: Mapping[str, Any], *, source: str = "<schema>") -> Validator:
+    """A validator for ``schema``, checked against the draft 2020-12 meta-schema first."""
+    try:
+        Draft202012Validator.check_schema(schema)
+    except SchemaError as exc:
+        where = Location(source, pointer=pointer(tuple(exc.absolute_path)))
+        raise DocumentError([Problem(where, f"invalid JSON Schema: {exc.message}")]) from None
+    return Draft202012Validator(schema, format_checker=Draft202012Validator.FORMAT_CHECKER)
+
+
+def problems(
+    validator: Validator, instance: Any, locate: Callable[[JsonPath], Location]
+) -> list[Problem]:
+    """Every way ``instance`` fails ``validator``, sorted by path, each with its location."""
+    if validator.is_valid(instance):
+        return []
+    found = [_to_problem(err, locate) for err in _leaves(validator.iter_errors(instance))]
+    found.sort(key=lambda p: (p.location.line or 0, p.location.column or 0, p.location.pointer))
+    return found
+
+
+def document_problems(validator: Validator, doc: Document) -> list[Problem]:
+    """Every way a YAML document fails ``validator``, located at file:line:col."""
+    return problems(validator, doc.data, doc.locate)
+
+
+def raise_for_document(validator: Validator, doc: Document) -> None:
+    """Raise one DocumentError listing every problem of ``doc``, if it has any."""
+    found = document_problems(validator, doc)
+    if found:
+        raise DocumentError(found)
+
+
+def _leaves(errors: Iterable[ValidationError]) -> Iterable[ValidationError]:
+    """The most specific errors: for oneOf/anyOf, the branch that got furthest."""
+    for err in errors:
+        if err.context:
+            best = max(err.context, key=lambda e: (len(e.absolute_path), -len(e.schema_path)))
+            if len(best.absolute_path) > len(err.absolute_path):
+                yield from _leaves([best])
+                continue
+        yield err
+
+
+def _to_problem(err: ValidationError, locate: Callable[[JsonPath], Location]) -> Problem:
+    path: JsonPath = tuple(err.absolute_path)
+    message = _message(err)
+    if err.validator == "additionalProperties" and isinstance(err.instance, dict):
+        extras = _extra_keys(err)
+        if len(extras) == 1:
+            path = (*path, extras[0])
+            message = f"unknown field {extras[0]!r}"
+            hint = _did_you_mean(extras[0], err.schema.get("properties", {}))
+            return Problem(locate(path), message, hint)
+    if err.validator == "required" and isinstance(err.instance, dict):
+        missing = [name for name in err.validator_value if name not in err.instance]
+        if len(missing) == 1:
+            return Problem(locate((*path, missing[0])), "required field is missing")
+    return Problem(locate(path), message)
+
+
+def _extra_keys(err: ValidationError) -> list[str]:
+    known = err.schema.get("properties", {})
+    patterns = err.schema.get("patternProperties", {})
+    return [k for k in err.instance if k not in known and not patterns]
+
+
+def _did_you_mean(name: str, known: Iterable[str]) -> str | None:
+    import difflib
+
+    close = difflib.get_close_matches(name, list(known), n=1)
+    return f"did you mean {close[0]!r}?" if close else None
+
+
+def _message(err: ValidationError) -> str:
+    if err.validator == "required":
+        return err.message.replace(" is a required property", " is required")
+    if err.validator == "type":
+        return f"{_short(err.instance)} is not of type {err.validator_value!r}"
+    return err.message if len(err.message) <= 200 else err.message[:197] + "..."
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."

@@ -1,0 +1,1 @@
+"""Built-in trigger plugins. Each module registers through the same hooks external plugins use."""
