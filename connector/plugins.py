@@ -9,6 +9,7 @@ duplicate ids, naming both plugins.
 
 from __future__ import annotations
 
+import difflib
 import importlib
 import os
 from collections.abc import Mapping
@@ -52,11 +53,25 @@ def get_plugin_manager(*, entry_points: bool = True) -> pluggy.PluginManager:
         _register(pm, _import(dotted, dotted), dotted)
     if entry_points:
         _load_entry_points(pm, blocked)
-    try:
-        pm.check_pending()
-    except pluggy.PluginValidationError as exc:
-        raise PluginError(f"plugin {exc.plugin!r}: {exc}") from None
+    _check_pending(pm)
     return pm
+
+
+def _check_pending(pm: pluggy.PluginManager) -> None:
+    """Fail on hook implementations that match no spec (a misspelled hook name)."""
+    specs = [name for name in dir(hookspecs) if name.startswith("connector_")]
+    for hook_name, caller in vars(pm.hook).items():
+        if caller.spec is not None:
+            continue
+        for impl in caller.get_hookimpls():
+            if impl.optionalhook:
+                continue
+            close = difflib.get_close_matches(hook_name, specs, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise PluginError(
+                f"plugin {impl.plugin_name!r}: unknown hook {hook_name!r}{hint}; "
+                f"known hooks: {', '.join(specs)}"
+            )
 
 
 def _import(dotted: str, what: str) -> object:
@@ -93,7 +108,7 @@ def _collect(pm: pluggy.PluginManager, hook: str, kind: str) -> dict[str, Any]:
     found: dict[str, Any] = {}
     owner: dict[str, str] = {}
     caller = getattr(pm.hook, hook)
-    for impl in reversed(caller.get_hookimpls()):  # built-ins first, as registered
+    for impl in caller.get_hookimpls():  # registration order: built-ins first
         for item in impl.function() or ():
             if item.id in found:
                 raise PluginError(
@@ -137,7 +152,7 @@ def collect_filters(pm: pluggy.PluginManager) -> dict[str, FilterSpec]:
     """All expression filters by name (built-in ones first; a plugin may not redefine one)."""
     found: dict[str, FilterSpec] = {}
     owner: dict[str, str] = {}
-    for impl in reversed(pm.hook.connector_register_filters.get_hookimpls()):
+    for impl in pm.hook.connector_register_filters.get_hookimpls():
         for name, spec in (impl.function() or {}).items():
             if name in found:
                 raise PluginError(

@@ -235,7 +235,8 @@ class Runtime:
         validator = self._validators.get(key)
         if validator is None:
             schema = action.input_schema if part == "input" else action.output_schema
-            validator = compile_validator(schema, source=f"{action.id} {part} schema")
+            # Schemas were checked when their manifest was loaded (or by the pack's tests).
+            validator = compile_validator(schema, source=f"{action.id} {part} schema", check=False)
             self._validators[key] = validator
         return validator
 

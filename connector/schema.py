@@ -51,13 +51,19 @@ def _load(schema_id: str, root: Path) -> dict[str, Any]:
     return data
 
 
-def compile_validator(schema: Mapping[str, Any], *, source: str = "<schema>") -> Validator:
-    """A validator for ``schema``, checked against the draft 2020-12 meta-schema first."""
-    try:
-        Draft202012Validator.check_schema(schema)
-    except SchemaError as exc:
-        where = Location(source, pointer=pointer(tuple(exc.absolute_path)))
-        raise DocumentError([Problem(where, f"invalid JSON Schema: {exc.message}")]) from None
+def compile_validator(
+    schema: Mapping[str, Any], *, source: str = "<schema>", check: bool = True
+) -> Validator:
+    """A validator for ``schema``, checked against the draft 2020-12 meta-schema first.
+
+    :param check: skip the meta-schema check for schemas already checked (the pack's own).
+    """
+    if check:
+        try:
+            Draft202012Validator.check_schema(schema)
+        except SchemaError as exc:
+            where = Location(source, pointer=pointer(tuple(exc.absolute_path)))
+            raise DocumentError([Problem(where, f"invalid JSON Schema: {exc.message}")]) from None
     return Draft202012Validator(schema, format_checker=Draft202012Validator.FORMAT_CHECKER)
 
 
