@@ -103,7 +103,7 @@ class Runtime:
                 headers[param.wire_name] = str(value)
             else:
                 body[param.wire_name] = value
-        json_body = body if action.body and (body or action.method in ("POST", "PUT", "PATCH")) else None
+        json_body = body if action.body else None
         return RequestSpec(action.method, fill_path(action.path, path_values), tuple(query), json_body, headers)
 
     def check_output(self, action: Action, data: Any) -> None:

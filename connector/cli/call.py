@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from connector.errors import InputError, Location, Problem
+from connector.errors import DocumentError, Location, Problem
 
 __all__ = ["add_parser"]
 
@@ -66,14 +66,14 @@ def read_input(text: str) -> dict[str, Any]:
         try:
             text = Path(source).read_text(encoding="utf-8")
         except OSError as exc:
-            raise InputError("--input", [Problem(Location(source), f"cannot read: {exc.strerror}")]) from None
+            raise DocumentError([Problem(Location(source), f"cannot read: {exc.strerror}")]) from None
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
         where = Location(source, exc.lineno, exc.colno)
-        raise InputError("--input", [Problem(where, f"invalid JSON: {exc.msg}")]) from None
+        raise DocumentError([Problem(where, f"invalid JSON: {exc.msg}")]) from None
     if not isinstance(data, dict):
-        raise InputError("--input", [Problem(Location(source), "the input must be a JSON object")])
+        raise DocumentError([Problem(Location(source), "the input must be a JSON object")])
     return data
 
 
