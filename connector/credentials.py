@@ -44,8 +44,9 @@ def auth_from_args(
     token = os.environ.get(var)
     if not token:
         hint = (
-            f"set {var} to a token" if args.token_env
-            else f"pass --token-env VAR naming the variable that holds the token, or set {TOKEN_ENV}"
+            f"set {var} to a token"
+            if args.token_env
+            else f"pass --token-env VAR naming the variable holding the token, or set {TOKEN_ENV}"
         )
         raise AuthError(f"no token for app {app.id!r}: ${var} is not set [{hint}]")
     bearer = StaticBearer(token)

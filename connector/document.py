@@ -27,7 +27,15 @@ from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from connector.errors import DocumentError, Location, Problem
 
-__all__ = ["MAX_BYTES", "MAX_DEPTH", "Document", "JsonPath", "load_yaml", "load_yaml_file", "pointer"]
+__all__ = [
+    "MAX_BYTES",
+    "MAX_DEPTH",
+    "Document",
+    "JsonPath",
+    "load_yaml",
+    "load_yaml_file",
+    "pointer",
+]
 
 MAX_BYTES = 1024 * 1024
 MAX_DEPTH = 64
@@ -73,25 +81,26 @@ class _GuardedLoader(yaml.SafeLoader):
         self._depth = 0
         self._max_depth = max_depth
 
-    def compose_node(self, parent: Node | None, index: object) -> Node:  # type: ignore[override]
-        event = self.peek_event()
+    def compose_node(self, parent: Node | None, index: int) -> Node | None:
+        event = self.peek_event()  # type: ignore[no-untyped-call]  # PyYAML is untyped here
+        mark = event.start_mark
         if isinstance(event, AliasEvent):
-            raise _Refused(event.start_mark, "YAML aliases (*name) are not allowed")
+            raise _Refused(mark, "YAML aliases (*name) are not allowed")
         if isinstance(event, ScalarEvent | CollectionStartEvent):
             if event.anchor is not None:
-                raise _Refused(event.start_mark, f"YAML anchors (&{event.anchor}) are not allowed")
+                raise _Refused(mark, f"YAML anchors (&{event.anchor}) are not allowed")
             if _explicit_tag(event):
-                tag = event.tag.replace("tag:yaml.org,2002:", "!!")
-                raise _Refused(event.start_mark, f"YAML tags ({tag}) are not allowed")
+                tag = str(event.tag).replace("tag:yaml.org,2002:", "!!")
+                raise _Refused(mark, f"YAML tags ({tag}) are not allowed")
         if isinstance(event, CollectionStartEvent):
             self._depth += 1
             if self._depth > self._max_depth:
-                raise _Refused(event.start_mark, f"nesting deeper than {self._max_depth} levels")
+                raise _Refused(mark, f"nesting deeper than {self._max_depth} levels")
             try:
-                return super().compose_node(parent, index)  # type: ignore[no-any-return]
+                return super().compose_node(parent, index)
             finally:
                 self._depth -= 1
-        return super().compose_node(parent, index)  # type: ignore[no-any-return]
+        return super().compose_node(parent, index)
 
 
 def _explicit_tag(event: ScalarEvent | CollectionStartEvent) -> bool:
@@ -103,7 +112,7 @@ def _explicit_tag(event: ScalarEvent | CollectionStartEvent) -> bool:
 
 
 class _Refused(Exception):
-    def __init__(self, mark: yaml.Mark, message: str) -> None:
+    def __init__(self, mark: Any, message: str) -> None:
         self.mark = mark
         self.message = message
 
@@ -123,12 +132,16 @@ def load_yaml(
     """
     size = len(text.encode() if isinstance(text, str) else text)
     if size > max_bytes:
-        raise DocumentError([Problem(Location(file), f"file is {size} bytes; the limit is {max_bytes}")])
+        raise DocumentError(
+            [Problem(Location(file), f"file is {size} bytes; the limit is {max_bytes}")]
+        )
     if isinstance(text, bytes):
         try:
             text = text.decode("utf-8")
         except UnicodeDecodeError as exc:
-            raise DocumentError([Problem(Location(file), f"not UTF-8 text ({exc.reason})")]) from exc
+            raise DocumentError(
+                [Problem(Location(file), f"not UTF-8 text ({exc.reason})")]
+            ) from exc
     loader = _GuardedLoader(text, max_depth)
     try:
         node = loader.get_single_node()
@@ -154,7 +167,9 @@ def load_yaml_file(path: Path, **limits: int) -> Document:
     try:
         raw = path.read_bytes()
     except OSError as exc:
-        raise DocumentError([Problem(Location(str(path)), f"cannot read: {exc.strerror}")]) from None
+        raise DocumentError(
+            [Problem(Location(str(path)), f"cannot read: {exc.strerror}")]
+        ) from None
     return load_yaml(raw, file=str(path), **limits)
 
 

@@ -58,7 +58,9 @@ def load_manifest(
     :raises DocumentError: listing every problem, each at its file:line:col.
     """
     doc = load_yaml_file(path)
-    validator = compile_validator(load_schema("manifest.schema.json"), source="manifest.schema.json")
+    validator = compile_validator(
+        load_schema("manifest.schema.json"), source="manifest.schema.json"
+    )
     raise_for_document(validator, doc)
     builder = _Builder(doc, schema_root or path.parent, check_schemas)
     return builder.build()
@@ -86,7 +88,9 @@ class _Builder:
                 triggers[key] = trigger
         for key, action in actions.items():
             if action.use_instead and action.use_instead not in actions:
-                self._problem(("actions", key, "use_instead"), f"unknown action {action.use_instead!r}")
+                self._problem(
+                    ("actions", key, "use_instead"), f"unknown action {action.use_instead!r}"
+                )
         if self.found:
             raise DocumentError(self.found)
         return Manifest(str(self.doc.file), apps, actions, triggers)
@@ -171,7 +175,9 @@ class _Builder:
         path_params = {p.wire_name for p in params if p.location == "path"}
         for name in _PLACEHOLDER.findall(spec.get("path", "")):
             if name not in path_params:
-                self._problem((*where, "path"), f"placeholder {{{name}}} has no path input in params")
+                self._problem(
+                    (*where, "path"), f"placeholder {{{name}}} has no path input in params"
+                )
         if not body:
             for name in properties:
                 if name not in placed:
@@ -180,7 +186,9 @@ class _Builder:
                         f"input {name!r} has no place: list it in params or declare body: json",
                     )
 
-    def _trigger(self, key: str, spec: Mapping[str, Any], apps: Mapping[str, App]) -> Trigger | None:
+    def _trigger(
+        self, key: str, spec: Mapping[str, Any], apps: Mapping[str, App]
+    ) -> Trigger | None:
         where = ("triggers", key)
         app = key.split(".", 1)[0]
         if app not in apps:
@@ -221,7 +229,9 @@ def _app(key: str, spec: Mapping[str, Any]) -> App:
         description=spec.get("description", ""),
         headers=dict(spec.get("headers", {})),
         oauth=dict(spec.get("oauth", {})),
-        rate_limit=RateLimit(limit["requests"], limit["per_seconds"], limit.get("daily")) if limit else None,
+        rate_limit=RateLimit(limit["requests"], limit["per_seconds"], limit.get("daily"))
+        if limit
+        else None,
         timeout_seconds=spec.get("timeout_seconds", 30.0),
         api_key_header=spec.get("api_key_header"),
         assumptions=tuple(spec.get("assumptions", ())),

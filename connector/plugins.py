@@ -14,7 +14,7 @@ import importlib
 import os
 from collections.abc import Mapping
 from importlib.metadata import entry_points
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import pluggy
 
@@ -102,7 +102,6 @@ def _load_entry_points(pm: pluggy.PluginManager, blocked: set[str]) -> None:
         _register(pm, plugin, ep.name)
 
 
-
 def _collect(pm: pluggy.PluginManager, hook: str, kind: str) -> dict[str, Any]:
     """Call ``hook`` on each plugin separately, so a duplicate id can name both plugins."""
     found: dict[str, Any] = {}
@@ -153,7 +152,8 @@ def collect_filters(pm: pluggy.PluginManager) -> dict[str, FilterSpec]:
     found: dict[str, FilterSpec] = {}
     owner: dict[str, str] = {}
     for impl in pm.hook.connector_register_filters.get_hookimpls():
-        for name, spec in (impl.function() or {}).items():
+        declared = cast("Mapping[str, FilterSpec]", impl.function() or {})
+        for name, spec in declared.items():
             if name in found:
                 raise PluginError(
                     f"duplicate filter {name!r}: declared by plugin {owner[name]!r} "
@@ -162,5 +162,3 @@ def collect_filters(pm: pluggy.PluginManager) -> dict[str, FilterSpec]:
             found[name] = spec
             owner[name] = impl.plugin_name
     return found
-
-

@@ -45,7 +45,9 @@ class RequestSpec:
     def with_query(self, **values: str) -> RequestSpec:
         """A copy with the given query parameters set (replacing same-named ones)."""
         kept = tuple((k, v) for k, v in self.query if k not in values)
-        return RequestSpec(self.method, self.path, kept + tuple(values.items()), self.json, self.headers)
+        return RequestSpec(
+            self.method, self.path, kept + tuple(values.items()), self.json, self.headers
+        )
 
     def with_json(self, **values: Any) -> RequestSpec:
         """A copy whose JSON body has the given properties set."""

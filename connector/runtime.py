@@ -104,7 +104,9 @@ class Runtime:
             else:
                 body[param.wire_name] = value
         json_body = body if action.body else None
-        return RequestSpec(action.method, fill_path(action.path, path_values), tuple(query), json_body, headers)
+        return RequestSpec(
+            action.method, fill_path(action.path, path_values), tuple(query), json_body, headers
+        )
 
     def check_output(self, action: Action, data: Any) -> None:
         """Warn (or, strict, raise) when ``data`` does not match the action's output schema."""
@@ -112,13 +114,22 @@ class Runtime:
         if not found:
             return
         if self.settings.strict:
-            detail = "; ".join(f"{p.location.pointer or '(output)'}: {p.message}" for p in found[:5])
-            raise ConnectorError(f"{action.id}: the response does not match the output schema: {detail}")
+            detail = "; ".join(
+                f"{p.location.pointer or '(output)'}: {p.message}" for p in found[:5]
+            )
+            raise ConnectorError(
+                f"{action.id}: the response does not match the output schema: {detail}"
+            )
         for p in found:
             key = (action.id, p.location.pointer)
             if key not in self._warned:
                 self._warned.add(key)
-                log.warning("%s: response field %s: %s", action.id, p.location.pointer or "(output)", p.message)
+                log.warning(
+                    "%s: response field %s: %s",
+                    action.id,
+                    p.location.pointer or "(output)",
+                    p.message,
+                )
 
     # -- calls ------------------------------------------------------------------------------
 
@@ -187,7 +198,9 @@ class Runtime:
             self.settings.location_id or "default"
         )
         retry_unsafe = action.retry_safe
-        reply = self._client(app).send(request, auth=auth, limiter_key=key, retry_unsafe=retry_unsafe)
+        reply = self._client(app).send(
+            request, auth=auth, limiter_key=key, retry_unsafe=retry_unsafe
+        )
         if action.success and reply.status not in action.success:
             raise RemoteError(
                 f"{request.method} {request.path} -> {reply.status}: unexpected status",

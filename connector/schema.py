@@ -15,20 +15,20 @@ from typing import Any
 
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError, ValidationError
+from jsonschema.protocols import Validator
 
 from connector.document import Document, JsonPath, pointer
 from connector.errors import DocumentError, Location, Problem
 from connector.pack import pack_root
 
 __all__ = [
+    "Validator",
     "compile_validator",
     "document_problems",
     "load_schema",
     "problems",
     "raise_for_document",
 ]
-
-Validator = Draft202012Validator
 
 
 def load_schema(schema_id: str, root: Path | None = None) -> dict[str, Any]:
@@ -42,7 +42,9 @@ def _load(schema_id: str, root: Path) -> dict[str, Any]:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except OSError as exc:
-        raise DocumentError([Problem(Location(str(path)), f"cannot read schema: {exc.strerror}")]) from None
+        raise DocumentError(
+            [Problem(Location(str(path)), f"cannot read schema: {exc.strerror}")]
+        ) from None
     except json.JSONDecodeError as exc:
         where = Location(str(path), exc.lineno, exc.colno)
         raise DocumentError([Problem(where, f"invalid JSON: {exc.msg}")]) from None
@@ -64,7 +66,10 @@ def compile_validator(
         except SchemaError as exc:
             where = Location(source, pointer=pointer(tuple(exc.absolute_path)))
             raise DocumentError([Problem(where, f"invalid JSON Schema: {exc.message}")]) from None
-    return Draft202012Validator(schema, format_checker=Draft202012Validator.FORMAT_CHECKER)
+    validator: Validator = Draft202012Validator(
+        schema, format_checker=Draft202012Validator.FORMAT_CHECKER
+    )
+    return validator
 
 
 def problems(
@@ -109,19 +114,25 @@ def _to_problem(err: ValidationError, locate: Callable[[JsonPath], Location]) ->
         if len(extras) == 1:
             path = (*path, extras[0])
             message = f"unknown field {extras[0]!r}"
-            hint = _did_you_mean(extras[0], err.schema.get("properties", {}))
+            schema = err.schema if isinstance(err.schema, Mapping) else {}
+            hint = _did_you_mean(extras[0], schema.get("properties", {}))
             return Problem(locate(path), message, hint)
     if err.validator == "required" and isinstance(err.instance, dict):
-        missing = [name for name in err.validator_value if name not in err.instance]
+        missing = [str(n) for n in _listed(err.validator_value) if n not in err.instance]
         if len(missing) == 1:
             return Problem(locate((*path, missing[0])), "required field is missing")
     return Problem(locate(path), message)
 
 
 def _extra_keys(err: ValidationError) -> list[str]:
-    known = err.schema.get("properties", {})
-    patterns = err.schema.get("patternProperties", {})
-    return [k for k in err.instance if k not in known and not patterns]
+    schema = err.schema if isinstance(err.schema, Mapping) else {}
+    known = schema.get("properties", {})
+    patterns = schema.get("patternProperties", {})
+    return [str(k) for k in _listed(err.instance) if k not in known and not patterns]
+
+
+def _listed(value: object) -> list[Any]:
+    return list(value) if isinstance(value, list | dict | tuple) else []
 
 
 def _did_you_mean(name: str, known: Iterable[str]) -> str | None:
@@ -133,10 +144,11 @@ def _did_you_mean(name: str, known: Iterable[str]) -> str | None:
 
 def _message(err: ValidationError) -> str:
     if err.validator == "required":
-        return err.message.replace(" is a required property", " is required")
+        return str(err.message).replace(" is a required property", " is required")
     if err.validator == "type":
         return f"{_short(err.instance)} is not of type {err.validator_value!r}"
-    return err.message if len(err.message) <= 200 else err.message[:197] + "..."
+    text = str(err.message)
+    return text if len(text) <= 200 else text[:197] + "..."
 
 
 def _short(value: Any) -> str:

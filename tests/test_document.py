@@ -25,7 +25,10 @@ def test_document_timestamps_stay_strings():
     ("text", "message"),
     [
         ("a: &x 1\nb: *x\n", "t.yaml:1:4: YAML anchors (&x) are not allowed"),
-        ("a: !!python/object:os.system 1\n", "t.yaml:1:4: YAML tags (!!python/object:os.system) are not allowed"),
+        (
+            "a: !!python/object:os.system 1\n",
+            "t.yaml:1:4: YAML tags (!!python/object:os.system) are not allowed",
+        ),
         ("a: !custom 1\n", "t.yaml:1:4: YAML tags (!custom) are not allowed"),
         ("a: 1\nb: 2\na: 3\n", "t.yaml:3:1: duplicate key 'a' (first defined on line 1)"),
         ("a: [\n", "t.yaml:2:1: invalid YAML: expected the node content, but found '<stream end>'"),

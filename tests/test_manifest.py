@@ -50,7 +50,11 @@ def test_manifest_pack_builds_every_ghl_action():
     ghl = [a for a in manifest.actions.values() if a.app == "ghl"]
     assert len(ghl) == 32
     get = manifest.actions["ghl.contacts.get"]
-    assert (get.method, get.path, get.scopes) == ("GET", "/contacts/{contactId}", ("contacts.readonly",))
+    assert (get.method, get.path, get.scopes) == (
+        "GET",
+        "/contacts/{contactId}",
+        ("contacts.readonly",),
+    )
     assert get.input_schema["required"] == ["contactId"]
     assert manifest.actions["ghl.contacts.list"].deprecated
     assert manifest.actions["ghl.contacts.list"].use_instead == "ghl.contacts.search"
@@ -60,14 +64,18 @@ def test_manifest_pack_builds_every_ghl_action():
 
 def test_manifest_schema_errors_name_line_and_field(tmp_path):
     """A manifest failing its schema lists every problem with file:line:col and field path."""
-    path = write_pack(tmp_path, APP + """\
+    path = write_pack(
+        tmp_path,
+        APP
+        + """\
 actions:
   demo.things.get:
     title: Get thing
     method: FETCH
     schema: schemas/actions/demo.things.get.json
     scopez: [x]
-""")
+""",
+    )
     with pytest.raises(DocumentError) as info:
         load_manifest(path)
     lines = str(info.value).splitlines()
@@ -80,7 +88,10 @@ actions:
 
 def test_manifest_unplaced_input_and_missing_placeholder(tmp_path):
     """A GET action whose input has no place, or whose path placeholder has no input, is refused."""
-    path = write_pack(tmp_path, APP + """\
+    path = write_pack(
+        tmp_path,
+        APP
+        + """\
 actions:
   demo.things.get:
     title: Get thing
@@ -88,17 +99,22 @@ actions:
     path: /things/{id}
     schema: schemas/actions/demo.things.get.json
     params: {thingId: query}
-""")
+""",
+    )
     with pytest.raises(DocumentError) as info:
         load_manifest(path)
     text = str(info.value)
-    assert f"{path}:11:11: actions.demo.things.get.path: placeholder {{id}} has no path input" in text
+    assert (
+        f"{path}:11:11: actions.demo.things.get.path: placeholder {{id}} has no path input" in text
+    )
     assert "input 'name' has no place: list it in params or declare body: json" in text
 
 
 def test_manifest_wire_name_clash_must_be_resolved(tmp_path):
     """Two inputs sent under the same wire name in the same place are refused; a rename resolves it."""
-    clash = APP + """\
+    clash = (
+        APP
+        + """\
 actions:
   demo.things.get:
     title: Get thing
@@ -109,13 +125,19 @@ actions:
       thingId: path
       name: {in: path, name: thingId}
 """
-    with pytest.raises(DocumentError, match=r"inputs 'thingId' and 'name' both go to path 'thingId'"):
+    )
+    with pytest.raises(
+        DocumentError, match=r"inputs 'thingId' and 'name' both go to path 'thingId'"
+    ):
         load_manifest(write_pack(tmp_path, clash))
 
 
 def test_manifest_unknown_app_and_use_instead(tmp_path):
     """An action of an undeclared app, or pointing to an unknown replacement, is refused."""
-    path = write_pack(tmp_path, APP + """\
+    path = write_pack(
+        tmp_path,
+        APP
+        + """\
 actions:
   other.things.get:
     title: Get thing
@@ -124,18 +146,28 @@ actions:
     params: {thingId: path}
     path: /things/{thingId}
     use_instead: other.things.find
-""")
-    with pytest.raises(DocumentError, match=r"action 'other.things.get' belongs to unknown app 'other'"):
+""",
+    )
+    with pytest.raises(
+        DocumentError, match=r"action 'other.things.get' belongs to unknown app 'other'"
+    ):
         load_manifest(path)
 
 
 def test_manifest_missing_schema_file(tmp_path):
     """A schema path that does not exist is reported at the action's schema line."""
-    path = write_pack(tmp_path, APP + """\
+    path = write_pack(
+        tmp_path,
+        APP
+        + """\
 actions:
   demo.things.get:
     title: Get thing
     schema: schemas/actions/nope.json
-""")
-    with pytest.raises(DocumentError, match=r"manifest.yaml:10:13: actions.demo.things.get.schema: .*nope.json: cannot read schema"):
+""",
+    )
+    with pytest.raises(
+        DocumentError,
+        match=r"manifest.yaml:10:13: actions.demo.things.get.schema: .*nope.json: cannot read schema",
+    ):
         load_manifest(path)

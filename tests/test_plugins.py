@@ -114,8 +114,9 @@ def test_plugins_external_plugin_through_the_cli(plugin_dist, api):
         ("acme.widgets.get", "acme", "GET", "/widgets/{widgetId}")
     ]
     api.add("GET", "/widgets/w2", json={"widget": {"id": "w2"}})
-    called = run_cli("call", "acme.widgets.get", "--input", '{"widgetId": "w2"}',
-                     "--base-url", api.url, env=env)
+    called = run_cli(
+        "call", "acme.widgets.get", "--input", '{"widgetId": "w2"}', "--base-url", api.url, env=env
+    )
     assert called.status == 0, called
     assert json.loads(called.stdout) == {"widget": {"id": "w2"}}
 
@@ -139,8 +140,11 @@ def test_plugins_duplicate_action_id_names_both_plugins():
     """Two plugins declaring one action id fail loudly, naming both."""
     pm = get_plugin_manager(entry_points=False)
     pm.register(_Duplicate(), name="dupe-plugin")
-    with pytest.raises(PluginError, match=r"duplicate action id 'ghl.contacts.get': declared by plugin "
-                                          r"'actions.ghl' and by plugin 'dupe-plugin'"):
+    with pytest.raises(
+        PluginError,
+        match=r"duplicate action id 'ghl.contacts.get': declared by plugin "
+        r"'actions.ghl' and by plugin 'dupe-plugin'",
+    ):
         build_catalog(pm)
 
 
@@ -148,13 +152,15 @@ def test_plugins_misspelled_hook_fails_naming_the_plugin(tmp_path, monkeypatch):
     """A hookimpl whose name matches no spec fails when the manager checks pending hooks."""
     site = tmp_path / "site"
     site.mkdir()
-    (site / "typo_plugin.py").write_text(textwrap.dedent("""
+    (site / "typo_plugin.py").write_text(
+        textwrap.dedent("""
         from connector import hookimpl
 
         @hookimpl
         def connector_register_actoins():
             return []
-    """))
+    """)
+    )
     info = site / "typo_plugin-0.1.dist-info"
     info.mkdir()
     (info / "METADATA").write_text("Metadata-Version: 2.1\nName: typo-plugin\nVersion: 0.1\n")
@@ -176,7 +182,10 @@ def test_plugins_unimportable_entry_point_names_distribution(tmp_path, monkeypat
     (info / "METADATA").write_text("Metadata-Version: 2.1\nName: broken-plugin\nVersion: 0.1\n")
     (info / "entry_points.txt").write_text("[ghl_connector]\nbroken = no_such_module_here\n")
     monkeypatch.syspath_prepend(str(site))
-    with pytest.raises(PluginError, match=r"cannot load plugin 'broken' \(no_such_module_here, from broken-plugin\)"):
+    with pytest.raises(
+        PluginError,
+        match=r"cannot load plugin 'broken' \(no_such_module_here, from broken-plugin\)",
+    ):
         get_plugin_manager()
 
 
@@ -186,7 +195,11 @@ def test_plugins_action_of_unknown_app_is_refused():
     class Orphan:
         @hookimpl
         def connector_register_actions(self):
-            return [Action(id="nope.things.get", app="nope", title="x", input_schema={}, output_schema={})]
+            return [
+                Action(
+                    id="nope.things.get", app="nope", title="x", input_schema={}, output_schema={}
+                )
+            ]
 
     pm = get_plugin_manager(entry_points=False)
     pm.register(Orphan(), name="orphan")

@@ -19,8 +19,12 @@ CONTACT = {"contact": {"id": "c1", "locationId": "L1", "firstName": "Ann", "tags
 
 
 def runtime_for(api, *, strict=True, token="tok-123"):
-    settings = Settings(strict=strict, base_urls={"ghl": api.url}, location_id="L1",
-                        retry=RetryPolicy(attempts=3, base=0.01, cap=0.05, seed=1))
+    settings = Settings(
+        strict=strict,
+        base_urls={"ghl": api.url},
+        location_id="L1",
+        retry=RetryPolicy(attempts=3, base=0.01, cap=0.05, seed=1),
+    )
     bearer = StaticBearer(token)
     return Runtime(CATALOG, settings, auth=lambda app, action: bearer)
 
@@ -38,7 +42,9 @@ def test_runtime_get_sends_headers_and_returns_output(api):
 def test_runtime_input_errors_list_every_field(api):
     """Every input problem is reported at once, with its field path, and nothing is sent."""
     with runtime_for(api) as runtime, pytest.raises(InputError) as info:
-        runtime.call("ghl.tasks.create", {"contactId": "c1", "title": 5, "dueDate": "x", "bogus": 1})
+        runtime.call(
+            "ghl.tasks.create", {"contactId": "c1", "title": 5, "dueDate": "x", "bogus": 1}
+        )
     assert str(info.value) == (
         "invalid input for ghl.tasks.create: bogus: unknown field 'bogus'; "
         "completed: required field is missing; title: 5 is not of type 'string'"
@@ -58,7 +64,10 @@ def test_runtime_output_mismatch_warns_once_by_default(api, caplog):
     """Outside strict mode a bad output is logged once per action and field, and still returned."""
     bad = {"contact": {"id": 12, "tags": "vip"}}
     api.add("GET", "/contacts/c1", json=bad, times=2)
-    with runtime_for(api, strict=False) as runtime, caplog.at_level(logging.WARNING, "connector.runtime"):
+    with (
+        runtime_for(api, strict=False) as runtime,
+        caplog.at_level(logging.WARNING, "connector.runtime"),
+    ):
         assert runtime.call("ghl.contacts.get", {"contactId": "c1"}) == bad
         assert runtime.call("ghl.contacts.get", {"contactId": "c1"}) == bad
     messages = [r.getMessage() for r in caplog.records]
@@ -71,16 +80,30 @@ def test_runtime_output_mismatch_warns_once_by_default(api, caplog):
 def test_runtime_output_mismatch_is_error_in_strict_mode(api):
     """In strict mode a bad output is an error naming the action and the field."""
     api.add("GET", "/contacts/c1", json={"contact": {"id": 12}})
-    with runtime_for(api) as runtime, pytest.raises(ConnectorError, match=(
-        r"ghl.contacts.get: the response does not match the output schema: contact.id: 12 is not of type 'string'"
-    )):
+    with (
+        runtime_for(api) as runtime,
+        pytest.raises(
+            ConnectorError,
+            match=(
+                r"ghl.contacts.get: the response does not match the output schema: contact.id: 12 is not of type 'string'"
+            ),
+        ),
+    ):
         runtime.call("ghl.contacts.get", {"contactId": "c1"})
 
 
 def test_runtime_ghl_error_is_one_clear_line(api):
     """A GHL error surfaces with method, path, status and GHL's message."""
-    api.add("PUT", "/contacts/c1", status=422,
-            json={"statusCode": 422, "message": ["email must be an email"], "error": "Unprocessable Entity"})
+    api.add(
+        "PUT",
+        "/contacts/c1",
+        status=422,
+        json={
+            "statusCode": 422,
+            "message": ["email must be an email"],
+            "error": "Unprocessable Entity",
+        },
+    )
     with runtime_for(api) as runtime, pytest.raises(RemoteError) as info:
         runtime.call("ghl.contacts.update", {"contactId": "c1", "firstName": "A"})
     assert info.value.status == 422
@@ -91,12 +114,19 @@ def test_runtime_ghl_error_is_one_clear_line(api):
 
 def test_runtime_all_pages_through_runtime(api):
     """iterate() walks GET /contacts/ pages with startAfterId/startAfter and stops at the cap."""
+
     def page(request):
         from fakeapi import Answer
 
         after = int(request.query.get("startAfter", "0"))
-        contacts = [{"id": f"c{n}", "dateAdded": str(n)} for n in range(after + 1, min(after + 3, 7) + 1)]
-        meta = {"startAfterId": contacts[-1]["id"], "startAfter": after + len(contacts)} if contacts else {}
+        contacts = [
+            {"id": f"c{n}", "dateAdded": str(n)} for n in range(after + 1, min(after + 3, 7) + 1)
+        ]
+        meta = (
+            {"startAfterId": contacts[-1]["id"], "startAfter": after + len(contacts)}
+            if contacts
+            else {}
+        )
         return Answer(json={"contacts": contacts, "count": len(contacts), "meta": meta})
 
     api.route("GET", "/contacts/", page)
@@ -109,9 +139,18 @@ def test_runtime_all_pages_through_runtime(api):
 
 def test_cli_call_dry_run_masks_token(api):
     """--dry-run prints the request with the token masked and sends nothing."""
-    result = run_cli("call", "ghl.contacts.create", "--input", '{"firstName": "Ann"}',
-                     "--location-id", "L9", "--dry-run", "--base-url", api.url,
-                     env={"MY_TOKEN": "secret-canary-1"})
+    result = run_cli(
+        "call",
+        "ghl.contacts.create",
+        "--input",
+        '{"firstName": "Ann"}',
+        "--location-id",
+        "L9",
+        "--dry-run",
+        "--base-url",
+        api.url,
+        env={"MY_TOKEN": "secret-canary-1"},
+    )
     assert result.status == 0, result
     out = json.loads(result.stdout)
     assert out == {
@@ -128,8 +167,18 @@ def test_cli_call_dry_run_masks_token(api):
 def test_cli_call_against_server(api):
     """call sends the request with the token from --token-env and prints JSON."""
     api.add("GET", "/contacts/c1", json=CONTACT)
-    result = run_cli("call", "ghl.contacts.get", "--input", '{"contactId": "c1"}', "--strict",
-                     "--base-url", api.url, "--token-env", "MY_TOKEN", env={"MY_TOKEN": "tok-9"})
+    result = run_cli(
+        "call",
+        "ghl.contacts.get",
+        "--input",
+        '{"contactId": "c1"}',
+        "--strict",
+        "--base-url",
+        api.url,
+        "--token-env",
+        "MY_TOKEN",
+        env={"MY_TOKEN": "tok-9"},
+    )
     assert result.status == 0, result
     assert json.loads(result.stdout) == CONTACT
     assert api.requests[0].headers["authorization"] == "Bearer tok-9"
@@ -138,11 +187,26 @@ def test_cli_call_against_server(api):
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["call", "ghl.contacts.gte"], "error: unknown action 'ghl.contacts.gte' (did you mean 'ghl.contacts.get'?)"),
-        (["call", "ghl.contacts.get", "--input", "{bad"], "error: --input:1:2: invalid JSON: Expecting property name"),
-        (["call", "ghl.contacts.get", "--input", "[]"], "error: --input: the input must be a JSON object"),
-        (["call", "ghl.contacts.get", "--input", "@/nonexistent.json"], "error: /nonexistent.json: cannot read: No such file"),
-        (["call", "ghl.contacts.get", "--input", '{"contactId": "c1"}'], "error: no token for app 'ghl': $CONNECTOR_TOKEN is not set"),
+        (
+            ["call", "ghl.contacts.gte"],
+            "error: unknown action 'ghl.contacts.gte' (did you mean 'ghl.contacts.get'?)",
+        ),
+        (
+            ["call", "ghl.contacts.get", "--input", "{bad"],
+            "error: --input:1:2: invalid JSON: Expecting property name",
+        ),
+        (
+            ["call", "ghl.contacts.get", "--input", "[]"],
+            "error: --input: the input must be a JSON object",
+        ),
+        (
+            ["call", "ghl.contacts.get", "--input", "@/nonexistent.json"],
+            "error: /nonexistent.json: cannot read: No such file",
+        ),
+        (
+            ["call", "ghl.contacts.get", "--input", '{"contactId": "c1"}'],
+            "error: no token for app 'ghl': $CONNECTOR_TOKEN is not set",
+        ),
         (["catalog", "show", "nope.x.y"], "error: unknown action 'nope.x.y'"),
     ],
 )
@@ -157,7 +221,20 @@ def test_cli_handled_errors_are_one_line(args, message):
 
 def test_cli_connection_refused_is_clear():
     """A server that is not there gives a clear one-line error."""
-    result = run_cli("call", "ghl.contacts.get", "--input", '{"contactId": "c1"}', "--base-url",
-                     "http://127.0.0.1:9", "--token-env", "T", "--timeout", "2", env={"T": "x"})
+    result = run_cli(
+        "call",
+        "ghl.contacts.get",
+        "--input",
+        '{"contactId": "c1"}',
+        "--base-url",
+        "http://127.0.0.1:9",
+        "--token-env",
+        "T",
+        "--timeout",
+        "2",
+        env={"T": "x"},
+    )
     assert result.status == 1
-    assert result.stderr.startswith("error: GET /contacts/c1 -> cannot connect to 127.0.0.1:9"), result
+    assert result.stderr.startswith("error: GET /contacts/c1 -> cannot connect to 127.0.0.1:9"), (
+        result
+    )

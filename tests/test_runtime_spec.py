@@ -13,7 +13,9 @@ from connector.sample import sample
 
 SPEC_FILE = SHARED / "ghl-openapi" / "apps" / "contacts.json"
 
-pytestmark = pytest.mark.skipif(not SPEC_FILE.exists(), reason=f"official spec not found at {SPEC_FILE}")
+pytestmark = pytest.mark.skipif(
+    not SPEC_FILE.exists(), reason=f"official spec not found at {SPEC_FILE}"
+)
 
 CATALOG = build_catalog()
 GHL_ACTIONS = sorted(a for a, action in CATALOG.actions.items() if action.app == "ghl")
@@ -26,7 +28,9 @@ def openapi():
     spec = json.loads(SPEC_FILE.read_text())
     # The official file is not itself valid OpenAPI 3.0 (its security schemes carry extra
     # keys), so the spec check is skipped; request validation still follows the spec.
-    return OpenAPI.from_dict(spec, base_uri=SPEC_FILE.resolve().as_uri(), config=Config(spec_validator_cls=None))
+    return OpenAPI.from_dict(
+        spec, base_uri=SPEC_FILE.resolve().as_uri(), config=Config(spec_validator_cls=None)
+    )
 
 
 @pytest.mark.parametrize("action_id", GHL_ACTIONS)
@@ -41,8 +45,12 @@ def test_runtime_minimal_request_is_valid_against_spec(openapi, action_id):
     headers = {"Authorization": "Bearer test", **CATALOG.app("ghl").headers, **request.headers}
     body = json.dumps(request.json) if request.json is not None else None
     mock = MockRequest(
-        "https://services.leadconnectorhq.com", request.method.lower(), request.path,
-        args=dict(request.query), headers=headers, data=body,
+        "https://services.leadconnectorhq.com",
+        request.method.lower(),
+        request.path,
+        args=dict(request.query),
+        headers=headers,
+        data=body,
     )
     openapi.validate_request(mock)
 
@@ -60,7 +68,13 @@ def test_runtime_request_places_every_input():
     create = CATALOG.action("ghl.tasks.create")
     with Runtime(CATALOG) as runtime:
         request = runtime.build_request(
-            create, {"contactId": "c1", "title": "Call", "dueDate": "2024-01-01T00:00:00Z", "completed": False}
+            create,
+            {
+                "contactId": "c1",
+                "title": "Call",
+                "dueDate": "2024-01-01T00:00:00Z",
+                "completed": False,
+            },
         )
     assert (request.method, request.path) == ("POST", "/contacts/c1/tasks")
     assert request.json == {"title": "Call", "dueDate": "2024-01-01T00:00:00Z", "completed": False}

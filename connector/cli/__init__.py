@@ -14,6 +14,7 @@ import os
 import sys
 from collections.abc import Sequence
 from importlib import import_module
+from typing import Any
 
 from connector.errors import ConnectorError
 
@@ -38,7 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
             "  ghl-connector catalog                      list every action\n"
             "  ghl-connector catalog show ghl.contacts.get\n"
             "  ghl-connector sandbox --port 8800          a local GHL stand-in\n"
-            "  ghl-connector call ghl.contacts.get --input '{\"contactId\": \"abc\"}' --dry-run\n"
+            '  ghl-connector call ghl.contacts.get --input \'{"contactId": "abc"}\' --dry-run\n'
             "\nRun 'ghl-connector COMMAND --help' for a command's options."
         ),
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -48,7 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=os.environ.get(LOG_ENV, "WARNING"),
         choices=["DEBUG", "INFO", "WARNING", "ERROR"],
         type=str.upper,
-        help=f"log verbosity on stderr (default: WARNING, or ${LOG_ENV}); secrets are always redacted",
+        help=f"log verbosity on stderr (default: WARNING, or ${LOG_ENV}); secrets are redacted",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name in COMMANDS:
@@ -58,7 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _command_module(name: str) -> object | None:
+def _command_module(name: str) -> Any:
     try:
         return import_module(f"connector.cli.{name}")
     except ModuleNotFoundError as exc:

@@ -24,7 +24,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         ),
         epilog=(
             "examples:\n"
-            "  ghl-connector call ghl.contacts.get --input '{\"contactId\": \"abc\"}' \\\n"
+            '  ghl-connector call ghl.contacts.get --input \'{"contactId": "abc"}\' \\\n'
             "      --token-env GHL_TOKEN\n"
             "  ghl-connector call ghl.contacts.create --input @contact.json --dry-run\n"
             "  ghl-connector call ghl.contacts.search --input '{\"pageLimit\": 100}' \\\n"
@@ -35,22 +35,35 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     )
     parser.add_argument("action", metavar="ID", help="action id, e.g. ghl.contacts.get")
     parser.add_argument(
-        "--input", default="{}", metavar="JSON|@FILE|-",
+        "--input",
+        default="{}",
+        metavar="JSON|@FILE|-",
         help="the input object: JSON text, @path to a JSON file, or - for stdin (default: {})",
     )
-    parser.add_argument("--base-url", help="send to this base URL instead of the app's (e.g. a sandbox)")
     parser.add_argument(
-        "--token-env", metavar="VAR",
-        help="name of the environment variable holding the bearer token (never pass a token itself)",
+        "--base-url", help="send to this base URL instead of the app's (e.g. a sandbox)"
+    )
+    parser.add_argument(
+        "--token-env",
+        metavar="VAR",
+        help="name of the environment variable holding the bearer token (never the token itself)",
     )
     parser.add_argument(
         "--location-id", help="fills locationId where the input needs it; keys the rate limiter"
     )
-    parser.add_argument("--all-pages", action="store_true", help="follow pagination; prints a JSON list")
-    parser.add_argument("--max-items", type=int, metavar="N", help="with --all-pages: stop after N records")
-    parser.add_argument("--strict", action="store_true", help="an output that fails its schema is an error")
     parser.add_argument(
-        "--dry-run", action="store_true", help="print the request it would send (token masked); send nothing"
+        "--all-pages", action="store_true", help="follow pagination; prints a JSON list"
+    )
+    parser.add_argument(
+        "--max-items", type=int, metavar="N", help="with --all-pages: stop after N records"
+    )
+    parser.add_argument(
+        "--strict", action="store_true", help="an output that fails its schema is an error"
+    )
+    parser.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="print the request it would send (token masked); send nothing",
     )
     parser.add_argument("--timeout", type=float, metavar="SECONDS", help="per-request timeout")
     parser.set_defaults(func=run)
@@ -66,7 +79,9 @@ def read_input(text: str) -> dict[str, Any]:
         try:
             text = Path(source).read_text(encoding="utf-8")
         except OSError as exc:
-            raise DocumentError([Problem(Location(source), f"cannot read: {exc.strerror}")]) from None
+            raise DocumentError(
+                [Problem(Location(source), f"cannot read: {exc.strerror}")]
+            ) from None
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:

@@ -25,7 +25,9 @@ def describe_action(action: Action) -> tuple[str, dict[str, Any]]:
     lines.append(f"  {action.method} {action.path}   (operation {action.operation or '-'})")
     lines.append(f"  scopes: {' '.join(action.scopes) or 'none'}")
     if action.pagination:
-        lines.append(f"  paginated ({action.pagination['style']}): use --all-pages to fetch every page")
+        lines.append(
+            f"  paginated ({action.pagination['style']}): use --all-pages to fetch every page"
+        )
     lines.append("")
     lines.append("inputs:")
     lines += _fields(action.input_schema, places)

@@ -1,0 +1,99 @@
+"""Invariants of the project itself: hook docs and tests, schemas, exports, built-ins."""
+
+from __future__ import annotations
+
+import inspect
+import json
+import re
+
+import pytest
+from conftest import ROOT
+
+import connector
+from connector import hookspecs
+from connector.catalog import build_catalog
+from connector.manifest import pack_manifest
+from connector.plugins import get_plugin_manager
+
+HOOKS = sorted(
+    name for name, fn in vars(hookspecs).items() if name.startswith("connector_") and callable(fn)
+)
+SCHEMA_FILES = sorted((ROOT / "schemas").rglob("*.json"))
+
+
+@pytest.mark.parametrize("hook", HOOKS)
+def test_contract_hook_spec_is_documented(hook):
+    """Every hook spec has a docstring with a :param for each argument and says what it returns."""
+    fn = getattr(hookspecs, hook)
+    doc = inspect.getdoc(fn) or ""
+    for name in inspect.signature(fn).parameters:
+        assert f":param {name}:" in doc, f"{hook}: no :param {name}: in its docstring"
+    assert ":returns:" in doc, f"{hook}: its docstring does not say what it returns"
+
+
+@pytest.mark.parametrize("hook", HOOKS)
+def test_contract_hook_has_a_test(hook):
+    """Every hook spec has a test named test_hook_<name>."""
+    sources = "\n".join(p.read_text() for p in (ROOT / "tests").rglob("test_*.py"))
+    assert re.search(rf"def test_hook_{hook}\w*\(", sources), f"no test_hook_{hook} test"
+
+
+def test_hook_connector_register_apps():
+    """The built-in GHL plugin registers the ghl app through the hook."""
+    assert build_catalog(get_plugin_manager(entry_points=False)).app("ghl").title == "HighLevel"
+
+
+def test_hook_connector_register_actions():
+    """The manifest's ids equal the ids the built-ins register."""
+    catalog = build_catalog(get_plugin_manager(entry_points=False))
+    assert set(pack_manifest().actions) == set(catalog.actions)
+
+
+def test_hook_connector_register_triggers():
+    """The manifest's triggers are the ones the built-ins register."""
+    catalog = build_catalog(get_plugin_manager(entry_points=False))
+    assert set(pack_manifest().triggers) == set(catalog.triggers)
+
+
+@pytest.mark.parametrize("path", SCHEMA_FILES, ids=lambda p: str(p.relative_to(ROOT)))
+def test_contract_schema_files_are_valid_and_named_by_id(path):
+    """Every schema passes check_schema and its $id equals its path under schemas/."""
+    from jsonschema import Draft202012Validator
+
+    schema = json.loads(path.read_text())
+    Draft202012Validator.check_schema(schema)
+    assert schema["$id"] == str(path.relative_to(ROOT / "schemas"))
+
+
+def test_contract_public_api_sorted_and_complete():
+    """connector.__all__ is sorted and every name in it resolves."""
+
+    def kind(name):  # isort style: CONSTANTS, then Classes, then functions
+        return (0 if name.isupper() else 1 if name[0].isupper() else 2, name)
+
+    assert connector.__all__ == sorted(connector.__all__, key=kind)
+    for name in connector.__all__:
+        assert getattr(connector, name) is not None
+
+
+def test_contract_no_module_does_work_at_import():
+    """Importing the package does not load the manifest, schemas or plugins."""
+    import subprocess
+    import sys
+
+    code = "import connector, sys; print(sorted(m for m in sys.modules if m in ('yaml','jsonschema','httpx')))"
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True
+    )
+    assert out.stdout.strip() == "[]"
+
+
+def test_contract_modules_stay_small():
+    """No module of the runtime grows past the size budget (about 400 lines)."""
+    big = {}
+    for folder in ("connector", "actions", "triggers"):
+        for path in (ROOT / folder).rglob("*.py"):
+            lines = len(path.read_text().splitlines())
+            if lines > 450:
+                big[str(path.relative_to(ROOT))] = lines
+    assert big == {}
