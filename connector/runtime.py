@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from connector.catalog import Catalog
 from connector.errors import ConnectorError, InputError, Location, RemoteError
-from connector.hookspecs import Action, App
+from connector.hookspecs import Action, App, RateLimit
 from connector.request import Reply, RequestSpec, fill_path
 from connector.schema import Validator, compile_validator, problems
 
@@ -41,6 +41,8 @@ class Settings:
     :param location_id: fills an action's location input when the caller leaves it out,
         and keys the rate limiter.
     :param retry: overrides the HTTP retry policy (tests use short backoffs).
+    :param rate_limits: app id -> rate limit overriding the manifest's (e.g. a sandbox
+        started with another limit).
     """
 
     strict: bool = False
@@ -48,6 +50,7 @@ class Settings:
     location_id: str | None = None
     timeout: float | None = None
     retry: Any = None
+    rate_limits: Mapping[str, RateLimit] = field(default_factory=dict)
 
 
 class Runtime:
@@ -226,7 +229,7 @@ class Runtime:
         from connector.http import HttpClient
         from connector.ratelimit import RateLimiter
 
-        limit = app.rate_limit
+        limit = self.settings.rate_limits.get(app.id, app.rate_limit)
         limiter = (
             RateLimiter(requests=limit.requests, per_seconds=limit.per_seconds, daily=limit.daily)
             if limit

@@ -1,8 +1,11 @@
 """JSON Schemas: loading them from ``schemas/`` by ``$id``, checking documents, locating errors.
 
-Every schema is draft 2020-12. Validators are compiled once and cached, because the runtime
-validates every action input and output. jsonschema's exceptions never leave this module:
-errors come back as :class:`~connector.errors.Problem` lists sorted by path.
+Every schema is draft 2020-12 and jsonschema is the authority on what is valid. Because the
+runtime checks every action input and output, a :class:`Validator` first asks a compiled
+fastjsonschema check (about 30 times faster) whether the instance is valid, and runs
+jsonschema only when that says no or when the schema uses keywords fastjsonschema does not
+know. jsonschema's exceptions never leave this module: errors come back as
+:class:`~connector.errors.Problem` lists sorted by path.
 """
 
 from __future__ import annotations
@@ -13,9 +16,10 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+import fastjsonschema
+from fastjsonschema import JsonSchemaDefinitionException, JsonSchemaException
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError, ValidationError
-from jsonschema.protocols import Validator
 
 from connector.document import Document, JsonPath, pointer
 from connector.errors import DocumentError, Location, Problem
@@ -53,6 +57,58 @@ def _load(schema_id: str, root: Path) -> dict[str, Any]:
     return data
 
 
+# Draft 2019-09/2020-12 keywords that fastjsonschema (draft 4/6/7) would silently ignore.
+_NEWER_KEYWORDS = frozenset(
+    {
+        "prefixItems", "unevaluatedItems", "unevaluatedProperties", "dependentRequired",
+        "dependentSchemas", "$dynamicRef", "$dynamicAnchor", "$recursiveRef", "minContains",
+        "maxContains", "$anchor",
+    }
+)  # fmt: skip
+
+
+class Validator:
+    """A compiled schema: a fast validity check, and jsonschema for the errors themselves."""
+
+    __slots__ = ("_fast", "_full")
+
+    def __init__(self, schema: Mapping[str, Any]) -> None:
+        self._full = Draft202012Validator(schema, format_checker=Draft202012Validator.FORMAT_CHECKER)
+        self._fast = _fast_check(schema)
+
+    def is_valid(self, instance: Any) -> bool:
+        """Whether ``instance`` is valid (jsonschema decides whenever the fast check says no)."""
+        if self._fast is not None:
+            try:
+                self._fast(instance)
+                return True
+            except JsonSchemaException:
+                pass
+        return bool(self._full.is_valid(instance))
+
+    def iter_errors(self, instance: Any) -> Iterable[ValidationError]:
+        """Every error jsonschema finds in ``instance``."""
+        return self._full.iter_errors(instance)
+
+
+def _fast_check(schema: Mapping[str, Any]) -> Callable[[Any], Any] | None:
+    if _uses(schema, _NEWER_KEYWORDS):
+        return None
+    draft7 = {k: v for k, v in schema.items() if k != "$schema"}
+    try:
+        return fastjsonschema.compile(draft7, use_default=False)
+    except (JsonSchemaDefinitionException, ValueError, TypeError):
+        return None
+
+
+def _uses(node: Any, keywords: frozenset[str]) -> bool:
+    if isinstance(node, dict):
+        return any(k in keywords or _uses(v, keywords) for k, v in node.items())
+    if isinstance(node, list):
+        return any(_uses(item, keywords) for item in node)
+    return False
+
+
 def compile_validator(
     schema: Mapping[str, Any], *, source: str = "<schema>", check: bool = True
 ) -> Validator:
@@ -66,10 +122,7 @@ def compile_validator(
         except SchemaError as exc:
             where = Location(source, pointer=pointer(tuple(exc.absolute_path)))
             raise DocumentError([Problem(where, f"invalid JSON Schema: {exc.message}")]) from None
-    validator: Validator = Draft202012Validator(
-        schema, format_checker=Draft202012Validator.FORMAT_CHECKER
-    )
-    return validator
+    return Validator(schema)
 
 
 def problems(
