@@ -73,7 +73,9 @@ class Validator:
     __slots__ = ("_fast", "_full")
 
     def __init__(self, schema: Mapping[str, Any]) -> None:
-        self._full = Draft202012Validator(schema, format_checker=Draft202012Validator.FORMAT_CHECKER)
+        self._full = Draft202012Validator(
+            schema, format_checker=Draft202012Validator.FORMAT_CHECKER
+        )
         self._fast = _fast_check(schema)
 
     def is_valid(self, instance: Any) -> bool:
