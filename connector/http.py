@@ -243,23 +243,30 @@ def _lower(headers: httpx.Headers) -> dict[str, str]:
 
 def _parse(request: RequestSpec, response: httpx.Response) -> object:
     """The body as JSON (if it says or looks so), text, or ``None`` when empty."""
+    raw = response.content
+    is_json = "json" in response.headers.get("content-type", "")
+    if is_json:
+        # json.loads detects UTF-8/16/32 in bytes itself: no charset sniffing on the hot path.
+        try:
+            return json.loads(raw) if raw.strip() else None
+        except ValueError as exc:
+            text = response.text
+            where = f"{request.method.upper()} {request.path}"
+            raise RemoteError(
+                f"{where} -> {response.status_code}: invalid JSON body: {_cut(text)}",
+                method=request.method.upper(),
+                url=request.path,
+                status=response.status_code,
+                body=text,
+            ) from exc
     text = response.text
     if not text.strip():
         return None
-    is_json = "json" in response.headers.get("content-type", "")
-    if is_json or text.lstrip()[:1] in ("{", "["):
+    if text.lstrip()[:1] in ("{", "["):
         try:
             return json.loads(text)
-        except ValueError as exc:
-            if is_json:
-                where = f"{request.method.upper()} {request.path}"
-                raise RemoteError(
-                    f"{where} -> {response.status_code}: invalid JSON body: {_cut(text)}",
-                    method=request.method.upper(),
-                    url=request.path,
-                    status=response.status_code,
-                    body=text,
-                ) from exc
+        except ValueError:
+            return text
     return text
 
 
