@@ -109,7 +109,7 @@ def _split_scopes(text: str) -> list[str]:
     return sorted({s for s in text.replace(",", " ").split() if s})
 
 
-def _read_secret(var: str | None, prompt: str, what: str) -> str:
+def _read_secret(var: str | None, prompt: str, what: str, flag: str) -> str:
     """A secret from ``$var``, else a hidden prompt on a terminal; never from argv."""
     from connector.errors import AuthError
 
@@ -119,7 +119,10 @@ def _read_secret(var: str | None, prompt: str, what: str) -> str:
             return value
     if not sys.stdin.isatty():
         where = f"${var} is not set" if var else "no terminal to prompt on"
-        raise AuthError(f"{what}: {where} [hint: export it and pass its name with --*-env VAR]")
+        raise AuthError(
+            f"{what}: {where} [hint: put the secret in an environment variable and pass"
+            f" {flag} VAR, or run on a terminal to be prompted]"
+        )
     import getpass
 
     value = getpass.getpass(prompt)
@@ -135,7 +138,9 @@ def run_login(args: argparse.Namespace) -> int:
 
     if not args.client_id:
         raise AuthError(f"auth login: no client id [hint: pass --client-id or set {CLIENT_ID_ENV}]")
-    secret = _read_secret(args.client_secret_env, "Client secret: ", "auth login")
+    secret = _read_secret(
+        args.client_secret_env, "Client secret: ", "auth login", "--client-secret-env"
+    )
     base_url = (args.base_url or connection.default_base_url()).rstrip("/")
     authorize = args.authorize_url or (
         oauth.DEFAULT_AUTHORIZE_URL
@@ -239,7 +244,9 @@ def run_set_token(args: argparse.Namespace) -> int:
     """Store a private integration token read from the environment or a hidden prompt."""
     from connector import auth, connection
 
-    token = _read_secret(args.token_env, f"Token for {args.name}: ", f"auth set-token {args.name}")
+    token = _read_secret(
+        args.token_env, f"Token for {args.name}: ", f"auth set-token {args.name}", "--token-env"
+    )
     saved = auth.set_token(
         auth.ConnectionStore.open(),
         name=args.name,

@@ -1,0 +1,227 @@
+"""The project's SQLite state: where it lives, its numbered migrations, and transactions.
+
+One file (``$CONNECTOR_HOME/state.db``, or ``~/.ghl-connector/state.db``) holds everything the
+connector persists: connections and their encrypted tokens now; runs, inbox and cursors later.
+The file is created with mode 0600 in a 0700 directory, runs in WAL mode, and every write goes
+through :meth:`Store.transaction` (``BEGIN IMMEDIATE``, so writers queue instead of failing).
+
+Schema changes are numbered :data:`MIGRATIONS`; a later feature adds its tables by appending one
+(never by editing an applied one). ``schema_migrations`` records which numbers ran.
+
+Every :class:`sqlite3.Error` is translated to :class:`~connector.errors.StoreError` here.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import stat
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from connector.errors import StoreError
+
+__all__ = ["MIGRATIONS", "Migration", "Store", "default_state_path"]
+
+STATE_FILE = "state.db"
+BUSY_TIMEOUT_MS = 30_000
+
+
+@dataclass(frozen=True, slots=True)
+class Migration:
+    """One numbered schema change: ``version`` increases by one per migration."""
+
+    version: int
+    name: str
+    sql: str
+
+
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(
+        1,
+        "connections",
+        """
+        CREATE TABLE connections (
+            name          TEXT PRIMARY KEY,
+            kind          TEXT NOT NULL,
+            user_type     TEXT NOT NULL,
+            company_id    TEXT,
+            location_id   TEXT,
+            scopes        TEXT,
+            expires_at    REAL,
+            client_id     TEXT,
+            base_url      TEXT NOT NULL,
+            parent        TEXT,
+            access_token  BLOB NOT NULL,
+            refresh_token BLOB,
+            client_secret BLOB,
+            needs_login   INTEGER NOT NULL DEFAULT 0,
+            generation    INTEGER NOT NULL DEFAULT 1,
+            updated_at    REAL NOT NULL
+        );
+        """,
+    ),
+)
+
+
+def default_state_path() -> Path:
+    """The state file: ``$CONNECTOR_HOME/state.db``, else ``~/.ghl-connector/state.db``."""
+    home = os.environ.get("CONNECTOR_HOME")
+    base = Path(home) if home else Path.home() / ".ghl-connector"
+    return base / STATE_FILE
+
+
+@contextmanager
+def _mapped(path: Path, doing: str) -> Iterator[None]:
+    """Translate sqlite3 and OS errors into a one-line :class:`StoreError`."""
+    try:
+        yield
+    except sqlite3.Error as exc:
+        raise StoreError(f"{path}: cannot {doing}: {exc}") from exc
+    except OSError as exc:
+        raise StoreError(f"{path}: cannot {doing}: {exc.strerror or exc}") from exc
+
+
+def _create_private(path: Path) -> None:
+    """Create the directory (0700) and an empty file (0600); tighten an existing file to 0600."""
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    try:
+        fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+    except FileExistsError:
+        if stat.S_IMODE(path.stat().st_mode) & 0o077:
+            path.chmod(0o600)
+        return
+    os.close(fd)
+
+
+class Store:
+    """An open state file. Thread-safe: one connection, used under a lock.
+
+    :param path: the database file; ``None`` means :func:`default_state_path`.
+    :param migrations: the schema to bring the file up to (tests may pass fewer).
+    :raises StoreError: if the file cannot be created, opened or migrated.
+    """
+
+    def __init__(
+        self, path: Path | str | None = None, *, migrations: Sequence[Migration] = MIGRATIONS
+    ) -> None:
+        self.path = Path(path) if path is not None else default_state_path()
+        self._lock = threading.RLock()
+        with _mapped(self.path, "open the state file"):
+            _create_private(self.path)
+            self._db = sqlite3.connect(
+                self.path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None,
+                check_same_thread=False,
+            )
+        try:
+            with _mapped(self.path, "open the state file"):
+                self._db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+                self._db.execute("PRAGMA journal_mode = WAL")
+                self._db.execute("PRAGMA foreign_keys = ON")
+            self._migrate(migrations)
+        except StoreError:
+            self._db.close()
+            raise
+
+    def __repr__(self) -> str:
+        return f"Store({str(self.path)!r})"
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close the database connection."""
+        with self._lock, _mapped(self.path, "close the state file"):
+            self._db.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """Run a block in one ``BEGIN IMMEDIATE`` transaction; commit, or roll back on error.
+
+        Yields the raw connection; use it only inside the block.
+
+        :raises StoreError: if SQLite fails (the transaction is rolled back).
+        """
+        with self._lock:
+            with _mapped(self.path, "begin a transaction"):
+                self._db.execute("BEGIN IMMEDIATE")
+            try:
+                with _mapped(self.path, "write the state file"):
+                    yield self._db
+            except BaseException:
+                if self._db.in_transaction:
+                    with _mapped(self.path, "roll back"):
+                        self._db.execute("ROLLBACK")
+                raise
+            with _mapped(self.path, "commit"):
+                self._db.execute("COMMIT")
+
+    def query(self, sql: str, params: Sequence[Any] = ()) -> list[sqlite3.Row]:
+        """Run one read statement and return all rows (indexable by column name)."""
+        with self._lock, _mapped(self.path, "read the state file"):
+            cursor = self._db.execute(sql, tuple(params))
+            cursor.row_factory = sqlite3.Row
+            return list(cursor.fetchall())
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
+        """Run one write statement in its own transaction; returns the number of rows changed."""
+        with self.transaction() as db:
+            return db.execute(sql, tuple(params)).rowcount
+
+    def schema_version(self) -> int:
+        """The highest migration number applied to this file (0 for none)."""
+        rows = self.query("SELECT COALESCE(MAX(version), 0) AS v FROM schema_migrations")
+        return int(rows[0]["v"])
+
+    def _migrate(self, migrations: Sequence[Migration]) -> None:
+        """Apply, in order and each in its own transaction, the migrations not yet applied."""
+        numbers = [m.version for m in migrations]
+        if numbers != list(range(1, len(numbers) + 1)):
+            raise ValueError(f"migrations must be numbered 1..n in order, got {numbers!r}")
+        with self.transaction() as db:
+            db.execute(
+                "CREATE TABLE IF NOT EXISTS schema_migrations ("
+                " version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at REAL NOT NULL)"
+            )
+        current = self.schema_version()
+        if current > len(migrations):
+            raise StoreError(
+                f"{self.path}: schema version {current} is newer than this connector knows"
+                f" ({len(migrations)}) [hint: upgrade ghl-connector]"
+            )
+        for migration in migrations[current:]:
+            with self.transaction() as db:
+                # A concurrent opener may have applied it between our check and BEGIN IMMEDIATE.
+                done = db.execute(
+                    "SELECT 1 FROM schema_migrations WHERE version = ?", (migration.version,)
+                ).fetchone()
+                if done:
+                    continue
+                for statement in _statements(migration.sql):
+                    db.execute(statement)
+                db.execute(
+                    "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)",
+                    (migration.version, migration.name, time.time()),
+                )
+
+
+def _statements(sql: str) -> list[str]:
+    """Split a migration's SQL into statements (``executescript`` would commit our transaction)."""
+    out: list[str] = []
+    current = ""
+    for line in sql.splitlines(keepends=True):
+        current += line
+        if sqlite3.complete_statement(current):
+            out.append(current.strip())
+            current = ""
+    if current.strip():
+        out.append(current.strip())
+    return out
