@@ -1,7 +1,8 @@
 """Which credential a call uses, turned into an ``httpx.Auth`` for the HTTP layer.
 
-For now: a bearer token read from an environment variable the user names (``--token-env``)
-or ``CONNECTOR_TOKEN``. The token is held only inside the auth object, whose repr hides it.
+A bearer token read from an environment variable the user names (``--token-env``), or a
+stored connection (see :mod:`connector.auth`). A token is held only inside the auth object,
+whose repr hides it.
 """
 
 from __future__ import annotations
@@ -16,8 +17,6 @@ from connector.errors import AuthError
 from connector.hookspecs import Action, App
 
 __all__ = ["StaticBearer", "auth_from_args"]
-
-TOKEN_ENV = "CONNECTOR_TOKEN"
 
 
 class StaticBearer(httpx.Auth):
@@ -36,18 +35,28 @@ class StaticBearer(httpx.Auth):
 
 def auth_from_args(
     args: argparse.Namespace, app: App
-) -> Callable[[App, Action], httpx.Auth | None] | None:
-    """The auth provider for ``call``: ``--token-env VAR``, else ``$CONNECTOR_TOKEN``, else none."""
+) -> tuple[Callable[[App, Action], httpx.Auth | None] | None, str | None, str | None]:
+    """The auth provider for a CLI call, the location id and the base URL of its credential.
+
+    ``--token-env VAR`` sends that variable's token as is. Otherwise the named connection
+    (``--connection``), else ``$CONNECTOR_TOKEN``, else the default stored connection; those
+    are refreshed when needed and their scopes are checked before any request.
+    """
     if "none" in app.auth and not args.token_env:
-        return None
-    var = args.token_env or TOKEN_ENV
-    token = os.environ.get(var)
-    if not token:
-        hint = (
-            f"set {var} to a token"
-            if args.token_env
-            else f"pass --token-env VAR naming the variable holding the token, or set {TOKEN_ENV}"
-        )
-        raise AuthError(f"no token for app {app.id!r}: ${var} is not set [{hint}]")
-    bearer = StaticBearer(token)
-    return lambda _app, _action: bearer
+        return None, None, None
+    if args.token_env:
+        token = os.environ.get(args.token_env)
+        if not token:
+            raise AuthError(
+                f"no token for app {app.id!r}: ${args.token_env} is not set "
+                f"[set {args.token_env} to a token, or use a stored connection]"
+            )
+        bearer = StaticBearer(token)
+        return (lambda _app, _action: bearer), None, None
+    from connector.auth import TokenManager
+    from connector.connection import ConnectionStore
+
+    connections = ConnectionStore.open()
+    connection = connections.resolve(getattr(args, "connection", None))
+    provider = TokenManager(connections).provider(connection.name)
+    return provider, connection.location_id, connection.base_url

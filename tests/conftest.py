@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -41,6 +42,8 @@ def run_cli(
     import subprocess
 
     full_env = {k: v for k, v in os.environ.items() if not k.startswith("CONNECTOR_")}
+    # Never touch the user's real state: each process gets its own unless the test says so.
+    full_env["CONNECTOR_HOME"] = tempfile.mkdtemp(prefix="connector-home-")
     full_env.update(env or {})
     proc = subprocess.run(
         [sys.executable, "-m", "connector", *args],

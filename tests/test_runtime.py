@@ -205,7 +205,7 @@ def test_cli_call_against_server(api):
         ),
         (
             ["call", "ghl.contacts.get", "--input", '{"contactId": "c1"}'],
-            "error: no token for app 'ghl': $CONNECTOR_TOKEN is not set",
+            "error: no connection named 'default' (stored: none) [hint: run `ghl-connector auth login",
         ),
         (["catalog", "show", "nope.x.y"], "error: unknown action 'nope.x.y'"),
     ],
@@ -238,3 +238,18 @@ def test_cli_connection_refused_is_clear():
     assert result.stderr.startswith("error: GET /contacts/c1 -> cannot connect to 127.0.0.1:9"), (
         result
     )
+
+
+def test_cli_call_with_stored_connection(ghl, tmp_path):
+    """`call --connection NAME` uses a stored private token, its location and base URL."""
+    home = {"CONNECTOR_HOME": str(tmp_path / "home"), "PIT": ghl.private_token}
+    stored = run_cli("auth", "set-token", "acme", "--token-env", "PIT", "--location-id",
+                     ghl.location_id, "--base-url", ghl.base_url, env=home)
+    assert stored.status == 0, stored
+    created = run_cli("call", "ghl.contacts.create", "--connection", "acme", "--strict",
+                      "--input", '{"firstName": "Zed", "email": "zed@example.com"}', env=home)
+    assert created.status == 0, created
+    contact = json.loads(created.stdout)["contact"]
+    assert contact["locationId"] == ghl.location_id
+    assert ghl.writes("POST /contacts/") == 1
+    assert ghl.private_token not in created.stdout + created.stderr

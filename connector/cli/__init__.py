@@ -76,7 +76,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         status: int = args.func(args)
     except ConnectorError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {_redacted(str(exc))}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
@@ -84,6 +84,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:
         return 0
     return status
+
+
+def _redacted(text: str) -> str:
+    """Mask anything secret-shaped, in case a remote error body echoed a credential."""
+    try:
+        from connector.secrets import redact
+    except ModuleNotFoundError:
+        return text
+    return redact(text)
 
 
 def _configure_logging(level: str) -> None:

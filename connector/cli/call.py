@@ -49,6 +49,12 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         help="name of the environment variable holding the bearer token (never the token itself)",
     )
     parser.add_argument(
+        "--connection",
+        metavar="NAME",
+        help="stored connection to use (see 'ghl-connector auth status'); default: "
+        "$CONNECTOR_TOKEN, else the connection named 'default', else the only one",
+    )
+    parser.add_argument(
         "--location-id", help="fills locationId where the input needs it; keys the rate limiter"
     )
     parser.add_argument(
@@ -101,13 +107,15 @@ def run(args: argparse.Namespace) -> int:
     data = read_input(args.input)
     catalog = build_catalog()
     action = catalog.action(args.action)
+    app = catalog.app(action.app)
+    auth, location_id, base_url = (None, None, None) if args.dry_run else auth_from_args(args, app)
+    base_url = args.base_url or base_url
     settings = Settings(
         strict=args.strict,
-        base_urls={action.app: args.base_url} if args.base_url else {},
-        location_id=args.location_id,
+        base_urls={action.app: base_url} if base_url else {},
+        location_id=args.location_id or location_id,
         timeout=args.timeout,
     )
-    auth = None if args.dry_run else auth_from_args(args, catalog.app(action.app))
     with Runtime(catalog, settings, auth=auth) as runtime:
         if args.dry_run:
             _dump(runtime.dry_run(action.id, data))

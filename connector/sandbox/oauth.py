@@ -233,7 +233,7 @@ class OAuthProvider:
             redirect_uri = query.get("redirect_uri") or (
                 client.redirect_uris[0] if len(client.redirect_uris) == 1 else ""
             )
-            if redirect_uri not in client.redirect_uris:
+            if not _registered(redirect_uri, client.redirect_uris):
                 raise _refusal(400, f"redirect_uri {redirect_uri!r} is not registered for the app")
         except OAuthError as exc:
             return exc.status, {}, exc.body
@@ -410,3 +410,21 @@ def _with_query(url: str, params: Mapping[str, str]) -> str:
     parts = urlsplit(url)
     query = "&".join(q for q in (parts.query, urlencode(params)) if q)
     return urlunsplit(parts._replace(query=query))
+
+
+def _registered(uri: str, registered: tuple[str, ...]) -> bool:
+    """Exact match, or a loopback URI that differs only by port (RFC 8252 section 7.3).
+
+    A native app (the CLI's ``auth login``) listens on whatever loopback port is free, so the
+    port of a registered ``http://127.0.0.1/...`` redirect URI may vary.
+    """
+    if uri in registered:
+        return True
+    parts = urlsplit(uri)
+    if parts.scheme != "http" or parts.hostname not in ("127.0.0.1", "::1", "localhost"):
+        return False
+    for candidate in registered:
+        known = urlsplit(candidate)
+        if (known.scheme, known.hostname, known.path) == (parts.scheme, parts.hostname, parts.path):
+            return True
+    return False

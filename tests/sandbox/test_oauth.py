@@ -431,3 +431,24 @@ def test_oauth_refresh_token_lives_a_year_unless_used(
     assert (status, body["error"]) == (400, "invalid_request")
     clock.now += 365 * 86400
     assert refresh(provider, token["refresh_token"])[1]["error"] == "invalid_grant"
+
+
+def test_oauth_loopback_redirect_any_port():
+    """A loopback redirect URI may use any port (RFC 8252 7.3); other hosts must match exactly."""
+    from connector.sandbox.oauth import OAuthClient, OAuthProvider
+
+    client = OAuthClient("cid", "secret", ("http://127.0.0.1/callback",))
+    provider = OAuthProvider(clients=[client], company_id="co", location_ids=["loc"])
+    status, headers, _ = provider.authorize(
+        {"client_id": "cid", "redirect_uri": "http://127.0.0.1:53123/callback", "state": "s1"}
+    )
+    assert status == 302
+    assert headers["location"].startswith("http://127.0.0.1:53123/callback?")
+    status, _, _ = provider.authorize(
+        {"client_id": "cid", "redirect_uri": "http://evil.example:53123/callback", "state": "s1"}
+    )
+    assert status == 400
+    status, _, _ = provider.authorize(
+        {"client_id": "cid", "redirect_uri": "http://127.0.0.1:53123/other", "state": "s1"}
+    )
+    assert status == 400
