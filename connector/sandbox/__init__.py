@@ -1,0 +1,1 @@
+"""The GHL sandbox: a local HTTP server that stands in for HighLevel in tests and benchmarks."""

@@ -1,0 +1,136 @@
+"""The control endpoints under ``/_sandbox/``: stats, reset, faults, limits, webhook URLs and
+keys, token expiry, and appointments. They need no token: this is a sandbox.
+
+=======  ===========================  ==============================================
+GET      /_sandbox/stats              counters (see :meth:`SandboxApp.stats`)
+POST     /_sandbox/reset              back to seed data, no faults, zero counters
+GET      /_sandbox/faults             the active fault rules
+POST     /_sandbox/faults             add rules: one rule, a list, or {rules, replace}
+DELETE   /_sandbox/faults             drop every rule
+POST     /_sandbox/limits             {requests, seconds, daily}: change rate limits
+GET      /_sandbox/keys               the webhook public keys (PEM): {ed25519, rsa}
+GET      /_sandbox/webhooks           {urls, deliveries}
+POST     /_sandbox/webhooks           {urls: [...]}: where events go
+POST     /_sandbox/tokens/expire      expire every OAuth access token now
+POST     /_sandbox/appointments       {contactId, ...fields}: book one (201)
+PUT      /_sandbox/appointments/{id}  change one
+DELETE   /_sandbox/appointments/{id}  delete one
+=======  ===========================  ==============================================
+"""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any
+
+from connector.sandbox import appointments
+from connector.sandbox.faults import FaultRule
+from connector.sandbox.responses import error_body, not_found
+from connector.sandbox.wire import Receive, Scope, Send, read_body, send_json
+
+if TYPE_CHECKING:
+    from connector.sandbox.app import SandboxApp
+
+__all__ = ["add_faults", "serve", "set_limits"]
+
+Answer = tuple[int, Any]
+
+
+def add_faults(app: SandboxApp, data: object) -> list[dict[str, Any]]:
+    """Add fault rules from JSON data (one rule, a list, or ``{rules, replace}``).
+
+    :raises ValueError: a rule is malformed (no rule is added then)
+    """
+    replace = False
+    if isinstance(data, dict) and "rules" in data:
+        replace = bool(data.get("replace", False))
+        data = data["rules"]
+    items: list[object] = data if isinstance(data, list) else [data]
+    rules = [FaultRule.from_dict(item) for item in items]
+    if replace:
+        app.faults.rules.clear()
+    for rule in rules:
+        app.faults.add(rule)
+    return [rule.as_dict() for rule in app.faults.rules]
+
+
+def set_limits(app: SandboxApp, data: object) -> dict[str, Any]:
+    """Change the rate limits from ``{requests, seconds, daily}`` (each optional).
+
+    :raises ValueError: a value is not a positive number
+    """
+    if not isinstance(data, dict) or set(data) - {"requests", "seconds", "daily"}:
+        raise ValueError(f"limits: {data!r} must be an object with requests, seconds, daily")
+    for name, value in data.items():
+        if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+            raise ValueError(f"limits: {name} {value!r} must be a positive number")
+    app.limiter.configure(requests=data.get("requests"), seconds=data.get("seconds"),
+                          daily=data.get("daily"))
+    if "seconds" in data:
+        app.traffic.window = float(data["seconds"])
+    limiter = app.limiter
+    return {"requests": limiter.requests, "seconds": limiter.seconds, "daily": limiter.daily}
+
+
+def _appointment(app: SandboxApp, method: str, rest: str, body: object) -> Answer:
+    if not isinstance(body, dict):
+        raise ValueError("appointments: the body must be a JSON object")
+    if method == "POST" and not rest:
+        return 201, {"appointment": appointments.create(
+            app.store, app.emit, str(body.get("contactId", "")), body)}
+    if method == "PUT" and rest:
+        return 200, {"appointment": appointments.update(app.store, app.emit, rest, body)}
+    if method == "DELETE" and rest:
+        appointments.delete(app.store, app.emit, rest)
+        return 200, {"succeded": True}
+    return 404, not_found(method, f"/_sandbox/appointments/{rest}").body
+
+
+def _dispatch(app: SandboxApp, method: str, path: str, body: object) -> Answer:
+    name = path[len("/_sandbox/"):].rstrip("/")
+    if name.startswith("appointments"):
+        return _appointment(app, method, name[len("appointments/"):], body)
+    simple: dict[tuple[str, str], Any] = {
+        ("GET", "stats"): app.stats,
+        ("GET", "faults"): lambda: {"rules": [r.as_dict() for r in app.faults.rules]},
+        ("GET", "keys"): app.keys.public_pem,
+        ("GET", "webhooks"): lambda: {"urls": list(app.sender.urls),
+                                      "deliveries": list(app.sender.deliveries)},
+        ("POST", "tokens/expire"): lambda: {"expired": app.provider.expire_access_tokens()},
+    }
+    if (method, name) in simple:
+        return 200, simple[method, name]()
+    if (method, name) == ("POST", "reset"):
+        app.reset()
+        return 200, {"reset": True}
+    if (method, name) == ("DELETE", "faults"):
+        app.faults.rules.clear()
+        return 200, {"rules": []}
+    if (method, name) == ("POST", "faults"):
+        return 200, {"rules": add_faults(app, body)}
+    if (method, name) == ("POST", "limits"):
+        return 200, set_limits(app, body)
+    if (method, name) == ("POST", "webhooks"):
+        urls: object = body.get("urls") if isinstance(body, dict) else None
+        if not isinstance(urls, list) or not all(isinstance(u, str) for u in urls):
+            raise ValueError("webhooks: the body must be {\"urls\": [\"http://...\", ...]}")
+        app.sender.set_urls(urls)
+        return 200, {"urls": list(app.sender.urls)}
+    return 404, not_found(method, path).body
+
+
+async def serve(app: SandboxApp, scope: Scope, receive: Receive, send: Send) -> None:
+    """Answer one control request."""
+    method, path = scope["method"], scope["path"]
+    raw = await read_body(scope, receive, app.config.max_body_bytes)
+    if raw is None:
+        await send_json(send, 413, error_body(413, "request entity too large"))
+        return
+    try:
+        body = json.loads(raw) if raw.strip() else {}
+        status, answer = _dispatch(app, method, path, body)
+    except ValueError as exc:
+        status, answer = 400, error_body(400, str(exc))
+    except KeyError as exc:
+        status, answer = 404, error_body(404, str(exc.args[0]) if exc.args else "not found")
+    await send_json(send, status, answer)
