@@ -8,13 +8,23 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import pluggy
 
 from connector.errors import ConnectorError
 from connector.hookspecs import Action, App, Trigger
-from connector.plugins import collect_actions, collect_apps, collect_triggers, get_plugin_manager
+from connector.plugins import (
+    collect_actions,
+    collect_apps,
+    collect_filters,
+    collect_triggers,
+    get_plugin_manager,
+)
+
+if TYPE_CHECKING:
+    from connector.syntax import FilterSpec
 
 __all__ = ["Catalog", "build_catalog", "did_you_mean"]
 
@@ -27,11 +37,12 @@ def did_you_mean(name: str, known: Iterable[str]) -> str | None:
 
 @dataclass(frozen=True, slots=True)
 class Catalog:
-    """Apps, actions and triggers by id."""
+    """Apps, actions and triggers by id, and the expression filters recipes may use."""
 
     apps: Mapping[str, App]
     actions: Mapping[str, Action]
     triggers: Mapping[str, Trigger]
+    filters: Mapping[str, FilterSpec] = field(default_factory=dict)
 
     def action(self, action_id: str) -> Action:
         """The action ``action_id``; unknown ids raise with a hint."""
@@ -65,4 +76,6 @@ def build_catalog(pm: pluggy.PluginManager | None = None) -> Catalog:
     """Collect the catalog from ``pm`` (default: a new manager with entry points)."""
     pm = pm or get_plugin_manager()
     apps = collect_apps(pm)
-    return Catalog(apps, collect_actions(pm, apps), collect_triggers(pm, apps))
+    return Catalog(
+        apps, collect_actions(pm, apps), collect_triggers(pm, apps), collect_filters(pm)
+    )

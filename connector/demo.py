@@ -50,12 +50,17 @@ class _Tally:
 
 def run_demo(options: DemoOptions | None = None, out: TextIO | None = None) -> int:
     """Run the demo; returns the exit status (0 when every step did what it should)."""
+    from connector.sandbox.config import SandboxConfig
     from connector.sandbox.server import SandboxServer
 
     options = options or DemoOptions()
     out = out or sys.stdout
-    limits = {"rate_limit_requests": options.burst, "rate_limit_seconds": options.window_seconds}
-    with SandboxServer(seed_contacts=options.seed_contacts, **limits) as ghl:
+    config = SandboxConfig(
+        seed_contacts=options.seed_contacts,
+        rate_limit_requests=options.burst,
+        rate_limit_seconds=options.window_seconds,
+    )
+    with SandboxServer(config) as ghl:
         out.write("GHL Connector Pack demo: a local HighLevel sandbox, no credentials needed\n")
         out.write(f"  sandbox  {ghl.base_url}  location {ghl.location_id}\n")
         out.write(

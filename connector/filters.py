@@ -19,6 +19,7 @@ from types import MappingProxyType
 
 import phonenumbers
 
+from connector import hookimpl
 from connector.dates import parse_datetime, to_epoch_ms, to_iso
 from connector.syntax import (
     JSON,
@@ -252,3 +253,9 @@ BUILTIN_FILTERS: Mapping[str, FilterSpec] = MappingProxyType(
         "upper": _spec(_on_text("upper", str.upper), 0, 0, "the string in upper case"),
     }
 )
+
+
+@hookimpl
+def connector_register_filters() -> Mapping[str, FilterSpec]:
+    """The built-in filters, registered like any plugin's (this module is a built-in plugin)."""
+    return BUILTIN_FILTERS

@@ -97,3 +97,21 @@ def test_contract_modules_stay_small():
             if lines > 450:
                 big[str(path.relative_to(ROOT))] = lines
     assert big == {}
+
+
+def test_hook_connector_register_filters():
+    """Built-in filters come through the hook, and a plugin's filter works in a template."""
+    from connector.expression import parse_template
+    from connector.syntax import FilterSpec
+
+    class Shout:
+        @connector.hookimpl
+        def connector_register_filters(self):
+            return {"shout": FilterSpec(lambda value: str(value).upper() + "!", 0, 0, "shouts")}
+
+    pm = get_plugin_manager(entry_points=False)
+    pm.register(Shout(), name="shout-plugin")
+    catalog = build_catalog(pm)
+    assert {"lower", "e164", "shout"} <= set(catalog.filters)
+    template = parse_template("{{ trigger.name | shout }}", filters=catalog.filters)
+    assert template.render({"trigger": {"name": "ann"}}) == "ANN!"
