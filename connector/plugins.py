@@ -34,7 +34,12 @@ __all__ = [
     "get_plugin_manager",
 ]
 
-BUILTIN_PLUGINS: tuple[str, ...] = ("actions.ghl",)
+BUILTIN_PLUGINS: tuple[str, ...] = (
+    "connector.filters",
+    "actions.ghl",
+    "actions.http",
+    "triggers.ghl",
+)
 """Dotted module names of the built-in plugins, registered before any entry point."""
 
 DISABLE_ENV = "CONNECTOR_DISABLE_PLUGINS"

@@ -161,7 +161,12 @@ class Runtime:
     def dry_run(self, action_id: str, data: Mapping[str, Any]) -> dict[str, Any]:
         """The request a call would send, with credentials masked; nothing is sent."""
         action = self.catalog.action(action_id)
-        request = self.build_request(action, self.prepare_input(action, data))
+        filled = self.prepare_input(action, data)
+        if action.kind == "http_request":
+            from connector.generic_http import preview_http_request
+
+            return preview_http_request(action, filled)
+        request = self.build_request(action, filled)
         app = self.catalog.app(action.app)
         headers = {**app.headers, **request.headers}
         if self._auth is not None or "none" not in app.auth:
@@ -192,6 +197,12 @@ class Runtime:
     # -- internals -----------------------------------------------------------------------
 
     def _send(self, action: Action, data: Mapping[str, Any]) -> Reply:
+        if action.kind == "http_request":  # the generic HTTP action (connector/generic_http.py)
+            from connector.generic_http import execute_http_request
+
+            reply = execute_http_request(action, data, self.settings)
+            self.check_output(action, reply.data)
+            return reply
         if action.kind != "http":
             raise ConnectorError(f"{action.id}: no executor for action kind {action.kind!r}")
         request = self.build_request(action, data)

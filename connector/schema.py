@@ -11,6 +11,7 @@ know. jsonschema's exceptions never leave this module: errors come back as
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Iterable, Mapping
 from functools import cache
 from pathlib import Path
@@ -99,8 +100,8 @@ def _fast_check(schema: Mapping[str, Any]) -> Callable[[Any], Any] | None:
     draft7 = {k: v for k, v in schema.items() if k != "$schema"}
     try:
         return fastjsonschema.compile(draft7, use_default=False)
-    except (JsonSchemaDefinitionException, ValueError, TypeError):
-        return None
+    except (JsonSchemaDefinitionException, ValueError, TypeError, re.error):
+        return None  # a schema fastjsonschema cannot compile is checked by jsonschema alone
 
 
 def _uses(node: Any, keywords: frozenset[str]) -> bool:

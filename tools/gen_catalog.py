@@ -1,8 +1,9 @@
-"""Generator of the GHL Contacts catalog: manifest.yaml and schemas/actions/*.json from the spec.
+"""Generator of the GHL catalog: manifest.yaml and schemas/{actions,triggers}/*.json.
 
 The official OpenAPI 3.0 spec (``../shared/ghl-openapi/apps/contacts.json``) is the source; the
 hand-written parts (action ids, app block, pagination, fixes where the spec is empty or wrong,
-property descriptions the spec lacks) are data in ``tools/catalog_overrides.yaml``. The output is
+property descriptions the spec lacks, triggers) are data in ``tools/catalog_overrides.yaml``; the
+trigger payloads come from GHL's webhook-event files (see ``tools/gen_triggers.py``). The output is
 deterministic: running the generator twice writes identical files. The runtime never reads the
 spec; it reads the files written here, which are committed.
 
@@ -19,73 +20,23 @@ import sys
 import textwrap
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
 
 import yaml
+from catalog_json import DRAFT, CatalogError, Json, apply_fix, load_json, ordered
+from gen_triggers import build_triggers
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_SPEC = REPO.parent / "shared" / "ghl-openapi" / "apps" / "contacts.json"
 OVERRIDES = Path(__file__).resolve().with_name("catalog_overrides.yaml")
-DRAFT = "https://json-schema.org/draft/2020-12/schema"
 METHODS = ("get", "post", "put", "patch", "delete")
 # OpenAPI 3.0 keywords with no JSON Schema 2020-12 meaning; dropped after conversion.
 OPENAPI_ONLY = frozenset(
     {"nullable", "example", "discriminator", "xml", "externalDocs", "readOnly", "writeOnly"}
 )
-KEY_ORDER = (
-    "$schema", "$id", "title", "description", "type", "const", "enum", "format", "pattern",
-    "minLength", "maxLength", "minimum", "maximum", "minItems", "maxItems", "default",
-    "properties", "required", "additionalProperties", "items", "anyOf", "oneOf", "allOf",
-    "examples",
-)
 MANIFEST_KEYS = (
     "title", "description", "operation", "method", "path", "scopes", "deprecated", "use_instead",
     "schema", "params", "body", "location_param", "retry_safe", "pagination",
 )
-
-Json = Any  # parsed JSON/YAML data; this script validates nothing itself, the tests do.
-
-
-class CatalogError(Exception):
-    """The spec or the overrides cannot produce a catalog (message says where and what)."""
-
-
-def load_json(path: Path) -> Json:
-    """Read one JSON file."""
-    with path.open(encoding="utf-8") as fh:
-        return json.load(fh)
-
-
-def apply_fix(doc: Json, fix: Mapping[str, Json]) -> None:
-    """Replace (or, without ``value``, delete) the value at ``fix["pointer"]``.
-
-    The value there must still be ``fix["was"]``. A fix with ``add`` instead adds keys to the
-    mapping at the pointer, none of which may exist yet.
-
-    :raises CatalogError: the spec no longer has the value the fix was written against.
-    """
-    pointer = fix["pointer"]
-    parts = [p.replace("~1", "/").replace("~0", "~") for p in pointer.split("/")[1:]]
-    node = doc
-    for part in parts[:-1]:
-        node = node[int(part)] if isinstance(node, list) else node[part]
-    if "add" in fix:
-        target = node[parts[-1]]
-        if clash := sorted(set(fix["add"]) & set(target)):
-            raise CatalogError(f"spec_fixes: {pointer}: the spec now has {clash} [review the fix]")
-        target.update(fix["add"])
-        return
-    last: Json = int(parts[-1]) if isinstance(node, list) else parts[-1]
-    current = node[last] if isinstance(node, list) or last in node else None
-    if current != fix["was"]:
-        raise CatalogError(
-            f"spec_fixes: {pointer}: the spec now has {current!r}, not {fix['was']!r}"
-            " [review the fix: the spec may have been corrected]"
-        )
-    if "value" in fix:
-        node[last] = fix["value"]
-    else:
-        del node[last]
 
 
 class Converter:
@@ -158,12 +109,6 @@ def make_nullable(schema: dict[str, Json], where: str) -> None:
         schema["type"] = [*kinds, "null"]
     if "enum" in schema and None not in schema["enum"]:
         schema["enum"] = [*schema["enum"], None]
-
-
-def ordered(schema: Mapping[str, Json]) -> dict[str, Json]:
-    """Return the schema with its keys in a fixed, readable order."""
-    rank = {key: i for i, key in enumerate(KEY_ORDER)}
-    return {k: schema[k] for k in sorted(schema, key=lambda k: (rank.get(k, len(rank)), k))}
 
 
 def clean_text(text: str) -> str:
@@ -304,8 +249,13 @@ def patched_spec(spec_file: Path, overrides: Mapping[str, Json]) -> Json:
     return spec
 
 
-def build_catalog(spec_file: Path, overrides: Mapping[str, Json]) -> tuple[str, dict[str, Json]]:
-    """Return the manifest text and the schema documents by file name."""
+def build_catalog(
+    spec_file: Path, overrides: Mapping[str, Json], events: Path | None = None
+) -> tuple[str, dict[str, Json]]:
+    """Return the manifest text and the schema documents by path under ``schemas/``.
+
+    :param events: GHL's webhook-event files (default: ``webhook-events`` beside the spec's folder).
+    """
     spec = patched_spec(spec_file, overrides)
     conv = Converter(spec_file, spec, overrides["descriptions"])
     configs: Mapping[str, Json] = overrides["actions"]
@@ -325,8 +275,12 @@ def build_catalog(spec_file: Path, overrides: Mapping[str, Json]) -> tuple[str, 
     if stale := sorted(set(configs) - seen):
         raise CatalogError(f"{OVERRIDES.name}: actions for operations not in the spec: {stale}")
     comments = {cfg["id"]: cfg["retry_safe"] for cfg in configs.values() if "retry_safe" in cfg}
-    text = render_manifest(overrides["app"], dict(sorted(actions.items())), comments)
-    return text, dict(sorted(schemas.items()))
+    events = events or spec_file.resolve().parent.parent / "webhook-events"
+    triggers, trigger_schemas = build_triggers(overrides, events, actions, schemas)
+    text = render_manifest(overrides["app"], dict(sorted(actions.items())), comments, triggers)
+    documents = {f"actions/{name}": doc for name, doc in sorted(schemas.items())}
+    documents.update({f"triggers/{name}": doc for name, doc in trigger_schemas.items()})
+    return text, documents
 
 
 class ManifestDumper(yaml.SafeDumper):
@@ -347,7 +301,10 @@ ManifestDumper.add_representer(list, _represent_list)
 
 
 def render_manifest(
-    app: Mapping[str, Json], actions: Mapping[str, Json], comments: Mapping[str, str]
+    app: Mapping[str, Json],
+    actions: Mapping[str, Json],
+    comments: Mapping[str, str],
+    triggers: Mapping[str, Json],
 ) -> str:
     """Render manifest.yaml, with a comment above each ``retry_safe: true`` saying why."""
     header = (
@@ -368,19 +325,27 @@ def render_manifest(
             why = "".join(f"  # {line}\n" for line in textwrap.wrap(comments[aid], 90))
             block = block.replace("  retry_safe: true\n", f"{why}  retry_safe: true\n")
         parts.append("".join(f"  {line}\n" if line else "\n" for line in block.splitlines()))
+    parts.append("triggers:\n")
+    for tid, entry in triggers.items():
+        block = dump({tid: entry})
+        parts.append("".join(f"  {line}\n" if line else "\n" for line in block.splitlines()))
     return "".join(parts)
 
 
 def write_catalog(out: Path, manifest: str, schemas: Mapping[str, Json]) -> None:
-    """Write manifest.yaml and schemas/actions/ under ``out``, removing stale schema files."""
-    folder = out / "schemas" / "actions"
-    folder.mkdir(parents=True, exist_ok=True)
-    for stale in sorted(folder.glob("ghl.*.json")):
-        if stale.name not in schemas:
-            stale.unlink()
+    """Write manifest.yaml and schemas/{actions,triggers}/ under ``out``, removing stale files.
+
+    :param schemas: documents by path under ``schemas/`` (``actions/ghl.x.json``, ...).
+    """
+    for kind in ("actions", "triggers"):
+        folder = out / "schemas" / kind
+        folder.mkdir(parents=True, exist_ok=True)
+        for stale in sorted(folder.glob("ghl.*.json")):
+            if f"{kind}/{stale.name}" not in schemas:
+                stale.unlink()
     for name, document in schemas.items():
         text = json.dumps(document, indent=2, ensure_ascii=False) + "\n"
-        (folder / name).write_text(text, encoding="utf-8")
+        (out / "schemas" / name).write_text(text, encoding="utf-8")
     (out / "manifest.yaml").write_text(manifest, encoding="utf-8")
 
 
@@ -389,11 +354,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--spec", type=Path, default=DEFAULT_SPEC, help="contacts.json to read")
     parser.add_argument("--out", type=Path, default=REPO, help="folder to write into")
+    parser.add_argument("--events", type=Path, help="webhook-events folder (default: beside apps/)")
     args = parser.parse_args(argv)
     try:
         with OVERRIDES.open(encoding="utf-8") as fh:
             overrides = yaml.safe_load(fh)
-        manifest, schemas = build_catalog(args.spec, overrides)
+        manifest, schemas = build_catalog(args.spec, overrides, args.events)
     except (OSError, CatalogError, yaml.YAMLError, KeyError, IndexError) as exc:
         print(f"error: gen_catalog: {exc}", file=sys.stderr)
         return 1
