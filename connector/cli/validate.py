@@ -1,0 +1,113 @@
+"""``ghl-connector validate RECIPE...``: check recipes without running them."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from connector.errors import Problem
+    from connector.validate import Report
+
+__all__ = ["add_parser"]
+
+
+def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Register ``validate``."""
+    parser = sub.add_parser(
+        "validate",
+        help="check recipes without running them",
+        description=(
+            "Check recipe files: YAML, the recipe format, action and trigger ids, inputs, "
+            "and every {{ expression }} path against the trigger's and earlier steps' data. "
+            "Every problem is listed as FILE:LINE:COL: PATH: MESSAGE [HINT]; "
+            "the exit status is 1 if there is any."
+        ),
+        epilog="examples:\n  ghl-connector validate recipes/*.yaml\n"
+        "  ghl-connector validate my_recipe.yaml --json",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("recipes", nargs="+", metavar="RECIPE", help="recipe YAML files")
+    parser.add_argument(
+        "--json", action="store_true", help="print problems, warnings and scopes as JSON"
+    )
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Check every recipe given; print the problems (or an OK line per recipe)."""
+    from pathlib import Path
+
+    from connector.catalog import build_catalog
+    from connector.filters import BUILTIN_FILTERS
+    from connector.plugins import collect_filters, get_plugin_manager
+    from connector.validate import validate_file
+
+    pm = get_plugin_manager()
+    catalog = build_catalog(pm)
+    filters = {**BUILTIN_FILTERS, **collect_filters(pm)}
+    reports = [validate_file(Path(name), catalog, filters=filters) for name in args.recipes]
+    if args.json:
+        json.dump(_as_json(reports), sys.stdout, indent=2)
+        sys.stdout.write("\n")
+    else:
+        _print(reports)
+    return 0 if all(report.ok for report in reports) else 1
+
+
+def _print(reports: list[Report]) -> None:
+    failed = 0
+    count = 0
+    for report in reports:
+        for warning in report.warnings:
+            print(_warning_line(warning))
+        if report.ok:
+            print(_ok_line(report))
+        else:
+            failed += 1
+            count += len(report.problems)
+            for problem in report.problems:
+                print(problem)
+            if not report.complete:
+                print(
+                    f"note: {report.file}: fix the problems above to have ids, inputs and "
+                    "expressions checked too",
+                    file=sys.stderr,
+                )
+    if failed:
+        print(f"{count} problem(s) in {failed} of {len(reports)} recipe(s)", file=sys.stderr)
+
+
+def _warning_line(warning: Problem) -> str:
+    text = f"{warning.location}: warning: {warning.message}"
+    return f"{text} [{warning.hint}]" if warning.hint else text
+
+
+def _ok_line(report: Report) -> str:
+    recipe = report.recipe
+    steps = len(recipe.steps) if recipe else 0
+    trigger = recipe.trigger.use if recipe else "?"
+    scopes = " ".join(report.scopes) or "none"
+    return f"OK {report.file}: {trigger} -> {steps} step(s); scopes: {scopes}"
+
+
+def _as_json(reports: list[Report]) -> dict[str, Any]:
+    scopes = sorted({scope for report in reports for scope in report.scopes})
+    return {
+        "ok": all(report.ok for report in reports),
+        "problems": [p.as_dict() for report in reports for p in report.problems],
+        "warnings": [p.as_dict() for report in reports for p in report.warnings],
+        "scopes": scopes,
+        "recipes": [
+            {
+                "file": report.file,
+                "ok": report.ok,
+                "complete": report.complete,
+                "name": report.recipe.name if report.recipe else None,
+                "scopes": list(report.scopes),
+            }
+            for report in reports
+        ],
+    }
