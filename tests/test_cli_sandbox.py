@@ -1,0 +1,57 @@
+"""`ghl-connector sandbox` as a real process: banner, a working API, a clean Ctrl-C."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+
+import httpx
+from conftest import ROOT
+
+
+def test_cli_sandbox_prints_banner_and_serves():
+    """The command prints its URL, credentials and keys, serves the API, and stops on Ctrl-C."""
+    with subprocess.Popen(
+        [sys.executable, "-m", "connector", "sandbox", "--port", "0", "--seed-contacts", "3",
+         "--rate-limit", "50/5"],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    ) as proc:
+        _check_running_sandbox(proc)
+        proc.send_signal(signal.SIGINT)
+        status = proc.wait(15)
+        errors = proc.stderr.read()
+    assert status == 0
+    assert "Traceback" not in errors
+
+
+def _check_running_sandbox(proc):
+    try:
+        assert proc.stdout is not None
+        base_url = proc.stdout.readline().strip()
+        info = {}
+        for line in iter(proc.stdout.readline, ""):
+            if not line.strip():
+                break
+            name, _, value = line.partition(":")
+            info[name.strip()] = value.strip()
+        assert base_url.startswith("http://127.0.0.1:")
+        assert {"client_id", "client_secret", "location_id", "private_token"} <= set(info)
+        headers = {"Authorization": f"Bearer {info['private_token']}", "Version": "2021-07-28"}
+        found = httpx.post(f"{base_url}/contacts/search", headers=headers,
+                           json={"locationId": info["location_id"], "pageLimit": 10})
+        assert found.status_code == 200
+        assert found.json()["total"] == 3
+        assert found.headers["x-ratelimit-max"] == "50"
+        assert found.headers["x-ratelimit-interval-milliseconds"] == "5000"
+    except BaseException:
+        proc.kill()
+        raise
+
+
+def test_cli_sandbox_bad_rate_limit_is_one_line():
+    """A malformed --rate-limit is a one-line error, exit 1."""
+    result = subprocess.run([sys.executable, "-m", "connector", "sandbox", "--rate-limit", "ten"],
+                            cwd=ROOT, capture_output=True, text=True, timeout=30)
+    assert result.returncode == 1
+    assert result.stderr == "error: --rate-limit: rate limit 'ten' is not N/SECONDS [e.g. '100/10']\n"
