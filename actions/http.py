@@ -8,7 +8,11 @@ executor (:mod:`connector.generic_http`), which checks every URL with :mod:`conn
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from connector import Action, App, hookimpl
+from connector.executor import Executor
+from connector.generic_http import HttpRequestExecutor
 from connector.schema import load_schema
 
 APP_ID = "http"
@@ -49,3 +53,9 @@ def connector_register_actions() -> list[Action]:
             source=__name__,
         )
     ]
+
+
+@hookimpl
+def connector_register_executors() -> Mapping[str, Executor]:
+    """The ``http_request`` kind: one request to the URL in the input, checked by the guard."""
+    return {"http_request": HttpRequestExecutor()}

@@ -18,12 +18,14 @@ from connector.hookspecs import Action, App, Trigger
 from connector.plugins import (
     collect_actions,
     collect_apps,
+    collect_executors,
     collect_filters,
     collect_triggers,
     get_plugin_manager,
 )
 
 if TYPE_CHECKING:
+    from connector.executor import Executor
     from connector.syntax import FilterSpec
 
 __all__ = ["Catalog", "build_catalog", "did_you_mean"]
@@ -37,12 +39,13 @@ def did_you_mean(name: str, known: Iterable[str]) -> str | None:
 
 @dataclass(frozen=True, slots=True)
 class Catalog:
-    """Apps, actions and triggers by id, and the expression filters recipes may use."""
+    """Apps, actions and triggers by id; the filters recipes may use; executors by kind."""
 
     apps: Mapping[str, App]
     actions: Mapping[str, Action]
     triggers: Mapping[str, Trigger]
     filters: Mapping[str, FilterSpec] = field(default_factory=dict)
+    executors: Mapping[str, Executor] = field(default_factory=dict)
 
     def action(self, action_id: str) -> Action:
         """The action ``action_id``; unknown ids raise with a hint."""
@@ -77,5 +80,9 @@ def build_catalog(pm: pluggy.PluginManager | None = None) -> Catalog:
     pm = pm or get_plugin_manager()
     apps = collect_apps(pm)
     return Catalog(
-        apps, collect_actions(pm, apps), collect_triggers(pm, apps), collect_filters(pm)
+        apps,
+        collect_actions(pm, apps),
+        collect_triggers(pm, apps),
+        collect_filters(pm),
+        collect_executors(pm),
     )

@@ -37,6 +37,7 @@ from connector.request import Reply
 from connector.urlguard import IPAddress, Target, UrlGuard, safe_url
 
 if TYPE_CHECKING:
+    from connector.executor import Call
     from connector.hookspecs import Action
     from connector.runtime import Settings
 
@@ -45,6 +46,7 @@ __all__ = [
     "MAX_BODY",
     "MAX_REDIRECTS",
     "ClientFactory",
+    "HttpRequestExecutor",
     "execute_http_request",
     "new_client",
     "preview_http_request",
@@ -288,3 +290,15 @@ def _status_error(hop: _Hop, status: int, text: str) -> RemoteError:
     message = f"{hop.method} {url} -> {status} {reason}".rstrip() + f": {detail}"
     cls = RateLimitError if status == 429 else AuthError if status in (401, 403) else RemoteError
     return cls(message, method=hop.method, url=url, status=status, body=text)
+
+
+class HttpRequestExecutor:
+    """The ``http_request`` kind: one guarded request to the URL the input names."""
+
+    def execute(self, call: Call) -> Reply:
+        """Check the URL (and every redirect) with the guard, then send; never retried."""
+        return execute_http_request(call.action, call.input, call.settings)
+
+    def preview(self, call: Call) -> dict[str, Any]:
+        """Method, URL, headers (credential-like values masked) and body."""
+        return preview_http_request(call.action, call.input)

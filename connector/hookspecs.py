@@ -21,7 +21,8 @@ from typing import TYPE_CHECKING, Any
 import pluggy
 
 if TYPE_CHECKING:
-    from connector.filters import FilterSpec
+    from connector.executor import Executor
+    from connector.syntax import FilterSpec
 
 __all__ = [
     "PROJECT_NAME",
@@ -167,5 +168,18 @@ def connector_register_filters() -> Mapping[str, FilterSpec]:
     only; they must not reach files, the network or the process.
 
     :returns: filter name -> :class:`connector.filters.FilterSpec`; names must be unique.
+    """
+    raise AssertionError("hook specification")
+
+
+@hookspec
+def connector_register_executors() -> Mapping[str, Executor]:
+    """Declare how actions of a ``kind`` run (declarative REST, GraphQL, custom Python).
+
+    Called once when the catalog is built. The runtime validates an action's input before
+    its executor runs and checks the output after; an executor sends through the app's pooled
+    client (:attr:`connector.executor.Call.client`) so rate limits and retries apply.
+
+    :returns: kind name -> :class:`connector.executor.Executor`; kinds must be unique.
     """
     raise AssertionError("hook specification")

@@ -23,12 +23,14 @@ from connector.errors import PluginError
 from connector.hookspecs import PROJECT_NAME, Action, App, Trigger
 
 if TYPE_CHECKING:
-    from connector.filters import FilterSpec
+    from connector.executor import Executor
+    from connector.syntax import FilterSpec
 
 __all__ = [
     "BUILTIN_PLUGINS",
     "collect_actions",
     "collect_apps",
+    "collect_executors",
     "collect_filters",
     "collect_triggers",
     "get_plugin_manager",
@@ -36,6 +38,7 @@ __all__ = [
 
 BUILTIN_PLUGINS: tuple[str, ...] = (
     "connector.filters",
+    "connector.executor",
     "actions.ghl",
     "actions.http",
     "triggers.ghl",
@@ -154,16 +157,25 @@ def _check_apps(items: Mapping[str, Action | Trigger], apps: Mapping[str, App], 
 
 def collect_filters(pm: pluggy.PluginManager) -> dict[str, FilterSpec]:
     """All expression filters by name (built-in ones first; a plugin may not redefine one)."""
-    found: dict[str, FilterSpec] = {}
+    return _collect_named(pm, "connector_register_filters", "filter")
+
+
+def collect_executors(pm: pluggy.PluginManager) -> dict[str, Executor]:
+    """All action executors by kind (``http`` is built in; a plugin may not redefine one)."""
+    return _collect_named(pm, "connector_register_executors", "executor kind")
+
+
+def _collect_named(pm: pluggy.PluginManager, hook: str, kind: str) -> dict[str, Any]:
+    found: dict[str, Any] = {}
     owner: dict[str, str] = {}
-    for impl in pm.hook.connector_register_filters.get_hookimpls():
-        declared = cast("Mapping[str, FilterSpec]", impl.function() or {})
-        for name, spec in declared.items():
+    for impl in getattr(pm.hook, hook).get_hookimpls():
+        declared = cast("Mapping[str, Any]", impl.function() or {})
+        for name, value in declared.items():
             if name in found:
                 raise PluginError(
-                    f"duplicate filter {name!r}: declared by plugin {owner[name]!r} "
+                    f"duplicate {kind} {name!r}: declared by plugin {owner[name]!r} "
                     f"and by plugin {impl.plugin_name!r}"
                 )
-            found[name] = spec
+            found[name] = value
             owner[name] = impl.plugin_name
     return found

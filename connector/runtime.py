@@ -15,9 +15,10 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from connector.catalog import Catalog
-from connector.errors import ConnectorError, InputError, Location, RemoteError
+from connector.errors import ConnectorError, InputError, Location
+from connector.executor import Call, Executor, build_rest_request
 from connector.hookspecs import Action, App, RateLimit
-from connector.request import Reply, RequestSpec, fill_path
+from connector.request import Reply, RequestSpec
 from connector.schema import Validator, compile_validator, problems
 
 if TYPE_CHECKING:
@@ -88,28 +89,8 @@ class Runtime:
         return filled
 
     def build_request(self, action: Action, data: Mapping[str, Any]) -> RequestSpec:
-        """The request for a validated flat input: path, query, headers and body from ``params``."""
-        path_values: dict[str, Any] = {}
-        query: list[tuple[str, str]] = []
-        headers: dict[str, str] = {}
-        body: dict[str, Any] = {}
-        places = {p.name: p for p in action.params}
-        for name, value in data.items():
-            param = places.get(name)
-            if param is None:
-                body[name] = value
-            elif param.location == "path":
-                path_values[param.wire_name] = value
-            elif param.location == "query":
-                query.extend((param.wire_name, _query_text(v)) for v in _as_list(value))
-            elif param.location == "header":
-                headers[param.wire_name] = str(value)
-            else:
-                body[param.wire_name] = value
-        json_body = body if action.body else None
-        return RequestSpec(
-            action.method, fill_path(action.path, path_values), tuple(query), json_body, headers
-        )
+        """The REST request for a validated flat input (see :func:`build_rest_request`)."""
+        return build_rest_request(action, data)
 
     def check_output(self, action: Action, data: Any) -> None:
         """Warn (or, strict, raise) when ``data`` does not match the action's output schema."""
@@ -161,25 +142,8 @@ class Runtime:
     def dry_run(self, action_id: str, data: Mapping[str, Any]) -> dict[str, Any]:
         """The request a call would send, with credentials masked; nothing is sent."""
         action = self.catalog.action(action_id)
-        filled = self.prepare_input(action, data)
-        if action.kind == "http_request":
-            from connector.generic_http import preview_http_request
-
-            return preview_http_request(action, filled)
-        request = self.build_request(action, filled)
-        app = self.catalog.app(action.app)
-        headers = {**app.headers, **request.headers}
-        if self._auth is not None or "none" not in app.auth:
-            headers["Authorization"] = "Bearer ****"
-        out: dict[str, Any] = {
-            "action": action.id,
-            "method": request.method,
-            "url": request.url(self._base_url(app)),
-            "headers": headers,
-        }
-        if request.json is not None:
-            out["json"] = request.json
-        return out
+        call = self._call(action, self.prepare_input(action, data), with_auth=False)
+        return self._executor(action).preview(call)
 
     def close(self) -> None:
         """Close every pooled HTTP client."""
@@ -197,33 +161,27 @@ class Runtime:
     # -- internals -----------------------------------------------------------------------
 
     def _send(self, action: Action, data: Mapping[str, Any]) -> Reply:
-        if action.kind == "http_request":  # the generic HTTP action (connector/generic_http.py)
-            from connector.generic_http import execute_http_request
-
-            reply = execute_http_request(action, data, self.settings)
-            self.check_output(action, reply.data)
-            return reply
-        if action.kind != "http":
-            raise ConnectorError(f"{action.id}: no executor for action kind {action.kind!r}")
-        request = self.build_request(action, data)
-        app = self.catalog.app(action.app)
-        auth = self._auth(app, action) if self._auth else None
-        key = str(data.get(action.location_param, "") if action.location_param else "") or (
-            self.settings.location_id or "default"
-        )
-        retry_unsafe = action.retry_safe
-        reply = self._client(app).send(
-            request, auth=auth, limiter_key=key, retry_unsafe=retry_unsafe
-        )
-        if action.success and reply.status not in action.success:
-            raise RemoteError(
-                f"{request.method} {request.path} -> {reply.status}: unexpected status",
-                method=request.method,
-                url=request.path,
-                status=reply.status,
-            )
+        reply = self._executor(action).execute(self._call(action, data))
         self.check_output(action, reply.data)
         return reply
+
+    def _executor(self, action: Action) -> Executor:
+        executor = self.catalog.executors.get(action.kind)
+        if executor is None:
+            known = ", ".join(sorted(self.catalog.executors)) or "none"
+            raise ConnectorError(
+                f"{action.id}: no executor for action kind {action.kind!r} [known kinds: {known}]"
+            )
+        return executor
+
+    def _call(self, action: Action, data: Mapping[str, Any], *, with_auth: bool = True) -> Call:
+        app = self.catalog.app(action.app)
+        auth = self._auth(app, action) if self._auth and with_auth else None
+        located = data.get(action.location_param) if action.location_param else None
+        key = str(located or self.settings.location_id or "default")
+        return Call(
+            action, app, data, self._client(app), auth, key, self._base_url(app), self.settings
+        )
 
     def _client(self, app: App) -> HttpClient:
         client = self._clients.get(app.id)
@@ -276,13 +234,3 @@ def _input_location(path: tuple[str | int, ...]) -> Location:
 
 def _output_location(path: tuple[str | int, ...]) -> Location:
     return _input_location(path)
-
-
-def _as_list(value: Any) -> list[Any]:
-    return value if isinstance(value, list) else [value]
-
-
-def _query_text(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return str(value)

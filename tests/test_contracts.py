@@ -115,3 +115,39 @@ def test_hook_connector_register_filters():
     assert {"lower", "e164", "shout"} <= set(catalog.filters)
     template = parse_template("{{ trigger.name | shout }}", filters=catalog.filters)
     assert template.render({"trigger": {"name": "ann"}}) == "ANN!"
+
+
+def test_hook_connector_register_executors():
+    """Executors come through the hook: built-in kinds, and a plugin's kind runs its actions."""
+    from connector.request import Reply
+    from connector.runtime import Runtime
+
+    class EchoExecutor:
+        def execute(self, call):
+            return Reply(200, {}, {"echo": dict(call.input), "key": call.limiter_key})
+
+        def preview(self, call):
+            return {"action": call.action.id, "echo": dict(call.input)}
+
+    class EchoPlugin:
+        @connector.hookimpl
+        def connector_register_apps(self):
+            return [connector.App(id="echo", title="Echo", base_url="http://127.0.0.1:9", auth=("none",))]
+
+        @connector.hookimpl
+        def connector_register_actions(self):
+            schema = {"type": "object", "properties": {"word": {"type": "string"}}}
+            return [connector.Action(id="echo.words.say", app="echo", title="Say", kind="echo",
+                                     input_schema=schema, output_schema={"type": "object"})]
+
+        @connector.hookimpl
+        def connector_register_executors(self):
+            return {"echo": EchoExecutor()}
+
+    pm = get_plugin_manager(entry_points=False)
+    pm.register(EchoPlugin(), name="echo-plugin")
+    catalog = build_catalog(pm)
+    assert {"http", "http_request", "echo"} <= set(catalog.executors)
+    with Runtime(catalog) as runtime:
+        assert runtime.call("echo.words.say", {"word": "hi"}) == {"echo": {"word": "hi"}, "key": "default"}
+        assert runtime.dry_run("echo.words.say", {"word": "hi"}) == {"action": "echo.words.say", "echo": {"word": "hi"}}
