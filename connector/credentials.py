@@ -16,7 +16,9 @@ import httpx
 from connector.errors import AuthError
 from connector.hookspecs import Action, App
 
-__all__ = ["StaticBearer", "auth_from_args"]
+__all__ = ["ApiKeyAuth", "StaticBearer", "api_key_env", "api_key_provider", "auth_from_args"]
+
+AuthProvider = Callable[[App, Action], "httpx.Auth | None"]
 
 
 class StaticBearer(httpx.Auth):
@@ -31,6 +33,53 @@ class StaticBearer(httpx.Auth):
     def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
         request.headers["Authorization"] = f"Bearer {self._token}"
         yield request
+
+
+class ApiKeyAuth(httpx.Auth):
+    """Sends an API key in the app's header (``api_key_header``); the key never shows in reprs."""
+
+    def __init__(self, header: str, key: str) -> None:
+        self._header = header
+        self._key = key
+
+    def __repr__(self) -> str:
+        return f"ApiKeyAuth(header={self._header!r}, key=****)"
+
+    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        request.headers[self._header] = self._key
+        yield request
+
+
+def api_key_env(app: App) -> str:
+    """The environment variable that holds an API-key app's key: ``CONNECTOR_<APP>_API_KEY``."""
+    return f"CONNECTOR_{app.id.upper()}_API_KEY"
+
+
+def api_key_provider(
+    fallback: AuthProvider | None = None, *, keys: dict[str, str] | None = None
+) -> AuthProvider:
+    """An auth provider for apps that take an API key, deferring to ``fallback`` for the rest.
+
+    :param keys: app id -> key (the demo and tests pass sandbox keys); otherwise each key is
+        read from :func:`api_key_env` when first needed.
+    :raises AuthError: (when called) an API-key app has no key configured.
+    """
+    cache: dict[str, ApiKeyAuth] = {}
+
+    def provide(app: App, action: Action) -> httpx.Auth | None:
+        if "api_key" not in app.auth:
+            return fallback(app, action) if fallback else None
+        auth = cache.get(app.id)
+        if auth is None:
+            key = (keys or {}).get(app.id) or os.environ.get(api_key_env(app))
+            if not key:
+                raise AuthError(
+                    f"no API key for app {app.id!r} [set {api_key_env(app)} to the app's API key]"
+                )
+            auth = cache[app.id] = ApiKeyAuth(app.api_key_header or "Authorization", key)
+        return auth
+
+    return provide
 
 
 def auth_from_args(

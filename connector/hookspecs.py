@@ -102,6 +102,8 @@ class Action:
     pagination: Mapping[str, Any] | None = None
     location_param: str | None = None
     success: tuple[int, ...] = ()
+    options: Mapping[str, Any] = field(default_factory=dict)
+    """Settings of the action's executor, by kind (e.g. ``{"graphql": {"document": ...}}``)."""
     source: str = ""
     """Where the action was declared (a manifest file or a plugin module), for error messages."""
 

@@ -26,6 +26,8 @@ __all__ = ["Manifest", "load_manifest", "pack_manifest"]
 
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 _PLACEHOLDER = re.compile(r"\{([^{}]+)\}")
+_EXECUTOR_OPTIONS = ("graphql",)
+"""Manifest keys that configure an action's executor; they reach it as ``Action.options``."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,6 +150,7 @@ class _Builder:
             pagination=spec.get("pagination"),
             location_param=spec.get("location_param"),
             success=tuple(spec.get("success", ())),
+            options={key: spec[key] for key in _EXECUTOR_OPTIONS if key in spec},
             source=str(self.doc.file),
         )
 
@@ -178,7 +181,7 @@ class _Builder:
                 self._problem(
                     (*where, "path"), f"placeholder {{{name}}} has no path input in params"
                 )
-        if not body:
+        if not body and spec.get("kind", "http") == "http":
             for name in properties:
                 if name not in placed:
                     self._problem(
