@@ -252,3 +252,22 @@ def test_cli_canary_secrets_never_leak(cli):
         assert secret not in text, f"a secret leaked to output: {secret[:6]}..."
         for path in files:
             assert secret.encode() not in path.read_bytes(), f"a secret is in {path.name}"
+
+
+def test_cli_login_scopes_from_recipes(cli):
+    """`auth login --recipes` asks for exactly the scopes the recipes need."""
+    recipe = str(ROOT / "tests" / "data" / "recipes" / "good" / "deprecated_action.yaml")
+    status, output = cli.login("--name", "reader", "--scopes", "", "--recipes", recipe)
+    assert status == 0, output
+    rows = {r["name"]: r for r in json.loads(cli.run("status", "--json").stdout)}
+    assert rows["reader"]["scopes"] == ["contacts.readonly"]
+
+
+def test_cli_login_refuses_broken_recipe(cli):
+    """A recipe that does not validate stops the login before anything is asked."""
+    broken = ROOT / "tests" / "data" / "recipes" / "broken"
+    some = sorted(broken.glob("*.yaml"))[0]
+    result = cli.run("login", "--client-id", "x", "--scopes", "", "--recipes", str(some), "--no-browser")
+    assert result.returncode == 1
+    assert result.stderr.startswith(f"error: {some}:")
+    assert "Traceback" not in result.stderr

@@ -67,7 +67,18 @@ def _add_login(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         help=f"environment variable holding the client secret (default: {SECRET_ENV});"
         " prompted for (hidden) when unset on a terminal",
     )
-    login.add_argument("--scopes", required=True, help="scopes to request, space-separated")
+    login.add_argument(
+        "--scopes",
+        default="",
+        help="scopes to request, space-separated (added to those --recipes need)",
+    )
+    login.add_argument(
+        "--recipes",
+        nargs="+",
+        default=[],
+        metavar="RECIPE",
+        help="ask for exactly the scopes these recipes need (checked with validate first)",
+    )
     login.add_argument("--name", default="default", help="connection name (default: default)")
     login.add_argument("--base-url", help="API base URL (default: $CONNECTOR_GHL_BASE_URL or GHL)")
     login.add_argument(
@@ -105,6 +116,29 @@ def _add_set_token(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
     token.set_defaults(func=run_set_token)
 
 
+def _login_scopes(args: argparse.Namespace) -> list[str]:
+    """The scopes to request: --scopes plus what every --recipes file needs."""
+    scopes = set(_split_scopes(args.scopes))
+    if args.recipes:
+        from pathlib import Path
+
+        from connector.catalog import build_catalog
+        from connector.validate import validate_file
+
+        catalog = build_catalog()
+        for recipe in args.recipes:
+            report = validate_file(Path(recipe), catalog, filters=catalog.filters)
+            report.raise_for_problems()
+            scopes.update(report.scopes)
+    if not scopes:
+        from connector.errors import ConnectorError
+
+        raise ConnectorError(
+            "auth login: no scopes to request [hint: pass --scopes '...' or --recipes FILE...]"
+        )
+    return sorted(scopes)
+
+
 def _split_scopes(text: str) -> list[str]:
     return sorted({s for s in text.replace(",", " ").split() if s})
 
@@ -138,6 +172,7 @@ def run_login(args: argparse.Namespace) -> int:
 
     if not args.client_id:
         raise AuthError(f"auth login: no client id [hint: pass --client-id or set {CLIENT_ID_ENV}]")
+    scopes = _login_scopes(args)  # a recipe that does not check stops us before any prompt
     secret = _read_secret(
         args.client_secret_env, "Client secret: ", "auth login", "--client-secret-env"
     )
@@ -153,7 +188,7 @@ def run_login(args: argparse.Namespace) -> int:
         name=args.name,
         client_id=args.client_id,
         client_secret=secret,
-        scopes=_split_scopes(args.scopes),
+        scopes=scopes,
         base_url=base_url,
         authorize_endpoint=authorize,
         announce=lambda url: _announce(url, offer=not args.no_browser),
