@@ -66,6 +66,76 @@ MIGRATIONS: tuple[Migration, ...] = (
         );
         """,
     ),
+    Migration(
+        2,
+        "inbox",
+        # Webhook events, stored before they are acknowledged (connector/inbox.py).
+        """
+        CREATE TABLE inbox (
+            id           INTEGER PRIMARY KEY,
+            webhook_id   TEXT NOT NULL UNIQUE,
+            type         TEXT,
+            location_id  TEXT,
+            received_at  REAL NOT NULL,
+            body         BLOB NOT NULL,
+            status       TEXT NOT NULL DEFAULT 'pending'
+                         CHECK (status IN ('pending', 'processing', 'done', 'dead')),
+            attempts     INTEGER NOT NULL DEFAULT 0,
+            available_at REAL NOT NULL,
+            claimed_by   TEXT,
+            claimed_at   REAL,
+            last_error   TEXT,
+            finished_at  REAL
+        );
+        CREATE INDEX inbox_ready ON inbox (status, available_at, id);
+        """,
+    ),
+    Migration(
+        3,
+        "runs",
+        # Recipe runs, their steps (connector/history.py) and the step ledger (connector/ledger.py).
+        """
+        CREATE TABLE runs (
+            id           TEXT PRIMARY KEY,
+            recipe       TEXT NOT NULL,
+            recipe_file  TEXT,
+            trigger      TEXT NOT NULL,
+            event        TEXT NOT NULL,
+            status       TEXT NOT NULL CHECK (status IN
+                         ('running', 'succeeded', 'failed', 'skipped', 'dead_letter')),
+            error        TEXT,
+            executions   INTEGER NOT NULL DEFAULT 1,
+            started_at   REAL NOT NULL,
+            finished_at  REAL
+        );
+        CREATE INDEX runs_by_start ON runs (started_at);
+        CREATE INDEX runs_by_recipe ON runs (recipe, started_at);
+        CREATE TABLE run_steps (
+            run_id       TEXT NOT NULL REFERENCES runs (id) ON DELETE CASCADE,
+            step_id      TEXT NOT NULL,
+            item         INTEGER NOT NULL,
+            position     INTEGER NOT NULL,
+            action       TEXT NOT NULL,
+            status       TEXT NOT NULL,
+            attempts     INTEGER NOT NULL,
+            input        TEXT,
+            output       TEXT,
+            truncated    INTEGER NOT NULL DEFAULT 0,
+            error        TEXT,
+            started_at   REAL NOT NULL,
+            duration_ms  REAL NOT NULL,
+            PRIMARY KEY (run_id, step_id, item)
+        );
+        CREATE TABLE run_ledger (
+            run_id       TEXT NOT NULL REFERENCES runs (id) ON DELETE CASCADE,
+            step_id      TEXT NOT NULL,
+            item         INTEGER NOT NULL,
+            output       TEXT NOT NULL,
+            recorded_at  REAL NOT NULL,
+            PRIMARY KEY (run_id, step_id, item)
+        );
+        """,
+    ),
 )
 
 

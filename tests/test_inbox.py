@@ -1,0 +1,178 @@
+"""The inbox on a real SQLite file: dedupe, the dispatcher's claim/complete/fail/release cycle,
+and the group-commit writer (outcomes only after commit, 429-worthy errors when locked)."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import sqlite3
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from connector.errors import StoreError
+from connector.inbox import Inbox, InboxWriter, NewEvent
+from connector.store import Store
+
+
+def event(webhook_id: str, received_at: float = 1000.0, **extra: object) -> NewEvent:
+    body = json.dumps({"type": "ContactCreate", "locationId": "L1", "webhookId": webhook_id,
+                       **extra}).encode()
+    return NewEvent.from_payload(body, json.loads(body), received_at)
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[Store]:
+    with Store(tmp_path / "state.db") as opened:
+        opened.query("PRAGMA busy_timeout = 100")
+        yield opened
+
+
+@pytest.fixture
+def inbox(store: Store) -> Inbox:
+    return Inbox(store)
+
+
+def test_inbox_add_stores_exact_bytes_once(inbox: Inbox, tmp_path: Path) -> None:
+    """An event is stored with its exact body; the same webhookId again is a duplicate."""
+    first = event("w-1")
+    assert inbox.add(first) is True
+    assert inbox.add(event("w-1", extra="different bytes")) is False
+    assert inbox.add_many([event("w-2"), event("w-2"), event("w-3")]) == [True, False, True]
+    stored = inbox.find("w-1")
+    assert stored is not None
+    assert (stored.body, stored.type, stored.location_id) == (first.body, "ContactCreate", "L1")
+    assert (stored.status, stored.attempts) == ("pending", 0)
+    with Store(tmp_path / "state.db") as other:
+        assert Inbox(other).webhook_ids() == {"w-1", "w-2", "w-3"}
+
+
+def test_new_event_without_webhook_id_is_keyed_by_body_hash() -> None:
+    """A payload without webhookId gets sha256 of the body as its key; odd fields are dropped."""
+    body = b'{"type": 5, "locationId": null}'
+    made = NewEvent.from_payload(body, json.loads(body), 1.0)
+    assert made.webhook_id == "sha256:" + hashlib.sha256(body).hexdigest()
+    assert (made.type, made.location_id) == (None, None)
+
+
+def test_inbox_claim_takes_oldest_ready_events(inbox: Inbox) -> None:
+    """claim() hands out pending events in arrival order, marks them processing, counts a try."""
+    inbox.add_many([event(f"w-{i}") for i in range(5)])
+    claimed = inbox.claim(3, "worker-a", now=2000.0)
+    assert [e.webhook_id for e in claimed] == ["w-0", "w-1", "w-2"]
+    assert all(e.status == "processing" and e.attempts == 1 and e.claimed_by == "worker-a"
+               for e in claimed)
+    assert [e.webhook_id for e in inbox.claim(10, "worker-b", now=2000.0)] == ["w-3", "w-4"]
+    assert inbox.claim(10, "worker-c", now=2000.0) == []
+    assert inbox.pending_count() == 0
+    assert inbox.counts() == {"processing": 5}
+
+
+def test_inbox_complete_and_fail(inbox: Inbox) -> None:
+    """complete() ends an event; fail() reschedules it (redacted error) or makes it dead."""
+    inbox.add_many([event("w-ok"), event("w-retry"), event("w-dead")])
+    ok, retry, dead = inbox.claim(3, "w", now=2000.0)
+    assert inbox.complete(ok.id) is True
+    assert inbox.complete(ok.id) is False
+    assert inbox.fail(retry.id, "POST /x -> 500: Authorization: Bearer sekrit-token-123", 2500.0)
+    assert inbox.fail(dead.id, "gave up", None)
+    assert inbox.counts() == {"done": 1, "pending": 1, "dead": 1}
+    again = inbox.get(retry.id)
+    assert again is not None and again.last_error is not None
+    assert "sekrit-token-123" not in again.last_error and "500" in again.last_error
+    assert inbox.claim(5, "w", now=2499.0) == []
+    reclaimed = inbox.claim(5, "w", now=2500.0)
+    assert [(e.id, e.attempts) for e in reclaimed] == [(retry.id, 2)]
+
+
+def test_inbox_release_gives_claims_back(inbox: Inbox) -> None:
+    """release() returns a worker's claims to pending without counting the attempt."""
+    inbox.add_many([event(f"w-{i}") for i in range(3)])
+    mine = inbox.claim(2, "me", now=2000.0)
+    theirs = inbox.claim(1, "them", now=2000.0)
+    assert inbox.release("me", [mine[0].id]) == 1
+    assert inbox.release("me") == 1
+    assert inbox.release("me") == 0
+    assert inbox.pending_count() == 2
+    back = inbox.get(mine[0].id)
+    assert back is not None and (back.status, back.attempts, back.claimed_by) == \
+        ("pending", 0, None)
+    assert inbox.get(theirs[0].id).status == "processing"  # type: ignore[union-attr]
+
+
+def test_inbox_expired_lease_is_claimable_again(inbox: Inbox) -> None:
+    """An event whose worker died is handed out again once its lease ran out."""
+    inbox.add(event("w-1"))
+    [first] = inbox.claim(1, "dead-worker", lease=60, now=2000.0)
+    assert inbox.claim(1, "next", lease=60, now=2059.0) == []
+    [again] = inbox.claim(1, "next", lease=60, now=2060.0)
+    assert (again.id, again.claimed_by, again.attempts) == (first.id, "next", 2)
+
+
+def test_inbox_purge_deletes_only_old_done_events(inbox: Inbox) -> None:
+    """purge() removes finished events older than the cut-off and keeps dead and open ones."""
+    inbox.add_many([event("w-done"), event("w-dead"), event("w-open")])
+    done, dead = inbox.claim(2, "w", now=2000.0)
+    inbox.complete(done.id)
+    inbox.fail(dead.id, "no", None)
+    assert inbox.purge(finished_before=0.0) == 0
+    assert inbox.purge(finished_before=time.time() + 1) == 1
+    assert inbox.webhook_ids() == {"w-dead", "w-open"}
+    assert inbox.add(event("w-done")) is True
+
+
+def test_writer_group_commits_and_reports_duplicates(inbox: Inbox) -> None:
+    """Hundreds of concurrent adds are all stored, each told whether it was new."""
+    ids = [f"w-{i}" for i in range(300)]
+
+    async def run() -> list[bool]:
+        with InboxWriter(inbox, max_batch=64) as writer:
+            return await asyncio.gather(*(writer.add(event(i)) for i in ids + ids[:50]))
+
+    results = asyncio.run(run())
+    assert results.count(True) == 300 and results.count(False) == 50
+    assert inbox.webhook_ids() == set(ids)
+
+
+def test_writer_reports_store_errors_and_recovers(inbox: Inbox, store: Store) -> None:
+    """While another connection holds the write lock, adds fail with StoreError (nothing
+    stored, writer unhealthy); afterwards the same events store fine."""
+    blocker = sqlite3.connect(store.path, isolation_level=None)
+    with InboxWriter(inbox) as writer:
+        blocker.execute("BEGIN EXCLUSIVE")
+        try:
+            with pytest.raises(StoreError, match=r"state\.db: cannot begin a transaction"):
+                asyncio.run(writer.add(event("w-1")))
+            assert writer.healthy is False
+        finally:
+            blocker.execute("ROLLBACK")
+            blocker.close()
+        assert inbox.webhook_ids() == set()
+        assert asyncio.run(writer.add(event("w-1"))) is True
+        assert writer.healthy is True
+    assert inbox.webhook_ids() == {"w-1"}
+
+
+def test_writer_closed_refuses_at_once(inbox: Inbox) -> None:
+    """After close() an add fails immediately instead of hanging."""
+    writer = InboxWriter(inbox)
+    writer.start()
+    writer.close()
+    with pytest.raises(StoreError, match="inbox writer is not running"):
+        asyncio.run(writer.add(event("w-1")))
+    assert inbox.webhook_ids() == set()
+
+
+def test_writer_close_flushes_queued_events(inbox: Inbox) -> None:
+    """Events submitted before close() are committed before close() returns."""
+    outcomes: list[object] = []
+    writer = InboxWriter(inbox)
+    writer.start()
+    for i in range(100):
+        writer.submit(event(f"w-{i}"), outcomes.append)
+    writer.close()
+    assert outcomes == [True] * 100
+    assert len(inbox.webhook_ids()) == 100
