@@ -231,8 +231,16 @@ class Store:
                     with _mapped(self.path, "roll back"):
                         self._db.execute("ROLLBACK")
                 raise
-            with _mapped(self.path, "commit"):
-                self._db.execute("COMMIT")
+            try:
+                with _mapped(self.path, "commit"):
+                    self._db.execute("COMMIT")
+            except StoreError:
+                # A failed COMMIT (busy, disk full) can leave the transaction open; end it so the
+                # connection is usable again and the caller can retry the whole block.
+                if self._db.in_transaction:
+                    with _mapped(self.path, "roll back"):
+                        self._db.execute("ROLLBACK")
+                raise
 
     def query(self, sql: str, params: Sequence[Any] = ()) -> list[sqlite3.Row]:
         """Run one read statement and return all rows (indexable by column name)."""
