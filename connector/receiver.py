@@ -43,6 +43,7 @@ import uvicorn
 from connector.errors import StoreError
 from connector.inbox import Inbox, InboxWriter, NewEvent
 from connector.secrets import install_redaction
+from connector.serving import bind_socket, loop_factory
 from connector.signature import (
     ED25519_HEADER,
     RSA_HEADER,
@@ -295,23 +296,6 @@ def open_store(path: str | Path, *, busy_timeout: float = DEFAULT_BUSY_TIMEOUT,
     return store
 
 
-def _bind(host: str, port: int) -> socket.socket:
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((host, port))
-    sock.listen(2048)
-    sock.set_inheritable(True)
-    return sock
-
-
-def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop]:
-    try:
-        import uvloop
-    except ImportError:
-        return asyncio.new_event_loop
-    return uvloop.new_event_loop
-
-
 def _uvicorn(app: ReceiverApp, *, own_logging: bool) -> uvicorn.Server:
     config = uvicorn.Config(
         app, http="httptools", lifespan="off", access_log=False, server_header=False,
@@ -346,7 +330,7 @@ class ReceiverServer:
         return f"ReceiverServer(url={self.url!r})"
 
     def __enter__(self) -> ReceiverServer:
-        sock = _bind(self._host, self._port)
+        sock = bind_socket(self._host, self._port)
         self.url = f"http://{self._host}:{sock.getsockname()[1]}{WEBHOOK_PATH}"
         self.writer.start()
         self._server = _uvicorn(self.app, own_logging=False)
@@ -371,7 +355,7 @@ class ReceiverServer:
             await task
 
         try:
-            with asyncio.Runner(loop_factory=_loop_factory()) as runner:
+            with asyncio.Runner(loop_factory=loop_factory()) as runner:
                 runner.run(main())
         except Exception:  # thread top level: log, never die loudly
             _log.exception("receiver: the server thread failed")
@@ -390,12 +374,12 @@ class ReceiverServer:
 
 def serve(store: Store, settings: Settings, *, host: str, port: int, out: TextIO) -> None:
     """Serve in the foreground until SIGINT/SIGTERM; print the webhook URL to ``out`` first."""
-    sock = _bind(host, port)
+    sock = bind_socket(host, port)
     with InboxWriter(Inbox(store)) as writer:
         server = _uvicorn(ReceiverApp(writer, settings), own_logging=True)
         out.write(f"http://{host}:{sock.getsockname()[1]}{WEBHOOK_PATH}\n")
         out.flush()
-        with asyncio.Runner(loop_factory=_loop_factory()) as runner:
+        with asyncio.Runner(loop_factory=loop_factory()) as runner:
             runner.run(server.serve(sockets=[sock]))
 
 

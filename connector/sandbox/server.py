@@ -21,6 +21,7 @@ from connector.sandbox.app import SandboxApp
 from connector.sandbox.config import SandboxConfig
 from connector.sandbox.transport import CoalescingTransport
 from connector.sandbox.wire import TRANSPORT_KEY
+from connector.serving import bind_socket, loop_factory
 
 __all__ = ["SandboxServer", "banner", "serve"]
 
@@ -40,24 +41,6 @@ class _Protocol(HttpToolsProtocol):
     def on_message_begin(self) -> None:
         super().on_message_begin()
         self.scope["state"][TRANSPORT_KEY] = self.transport
-
-
-def _bind(host: str, port: int) -> socket.socket:
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((host, port))
-    # Listen now, so clients that read the banner can connect before uvicorn takes over.
-    sock.listen(2048)
-    sock.set_inheritable(True)
-    return sock
-
-
-def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop]:
-    try:
-        import uvloop
-    except ImportError:
-        return asyncio.new_event_loop
-    return uvloop.new_event_loop
 
 
 def _uvicorn(app: SandboxApp, *, own_logging: bool) -> uvicorn.Server:
@@ -98,7 +81,7 @@ def serve(config: SandboxConfig, out: TextIO) -> None:
     :param config: the settings (``port`` 0 picks a free port).
     :param out: where the banner goes (flushed before serving).
     """
-    sock = _bind(config.host, config.port)
+    sock = bind_socket(config.host, config.port)
     app = SandboxApp(dataclasses.replace(config, port=sock.getsockname()[1]))
     server = _uvicorn(app, own_logging=True)
     out.write(banner(app))
@@ -110,7 +93,7 @@ def serve(config: SandboxConfig, out: TextIO) -> None:
         finally:
             await app.sender.aclose(1.0)
 
-    with asyncio.Runner(loop_factory=_loop_factory()) as runner:
+    with asyncio.Runner(loop_factory=loop_factory()) as runner:
         runner.run(main())
 
 
@@ -146,7 +129,7 @@ class SandboxServer:
 
     def start(self) -> SandboxServer:
         """Bind, start the thread, and wait until the server accepts connections."""
-        sock = _bind(self._config.host, self._config.port)
+        sock = bind_socket(self._config.host, self._config.port)
         self._app = SandboxApp(dataclasses.replace(self._config, port=sock.getsockname()[1]))
         self._server = _uvicorn(self._app, own_logging=False)
         ready = threading.Event()
@@ -172,7 +155,7 @@ class SandboxServer:
                 await app.sender.aclose(1.0)
 
         try:
-            with asyncio.Runner(loop_factory=_loop_factory()) as runner:
+            with asyncio.Runner(loop_factory=loop_factory()) as runner:
                 runner.run(main())
         except BaseException as exc:  # noqa: BLE001  # thread top level: report, never die loudly
             _log.exception("sandbox: the server thread failed")
