@@ -1,0 +1,161 @@
+"""``ghl-connector run RECIPE --event FILE``: run a recipe once for one trigger event."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from connector.catalog import Catalog
+    from connector.engine import RunResult
+    from connector.recipe import Recipe
+    from connector.runtime import Runtime
+
+__all__ = ["add_parser"]
+
+GHL_APP = "ghl"
+
+
+def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Register ``run``."""
+    parser = sub.add_parser(
+        "run",
+        help="run a recipe once for one trigger event",
+        description=(
+            "Check the recipe, check the event against the trigger's payload schema, then run\n"
+            "the steps in order. The run and each step are recorded in the run history\n"
+            "(see 'ghl-connector runs'). With --dry-run nothing is sent or recorded: every\n"
+            "request is printed instead (token masked), and the output schemas' examples\n"
+            "stand in for the steps' results. See docs/running.md."
+        ),
+        epilog=(
+            "examples:\n"
+            "  ghl-connector run recipes/new_contact_task.yaml --event contact.json --dry-run\n"
+            "  ghl-connector run recipes/new_contact_task.yaml --event contact.json \\\n"
+            "      --connection main\n"
+            "  ghl-connector run my.yaml --event event.json --base-url http://127.0.0.1:8800\n"
+            "\nExit status: 0 when the run succeeded (or its trigger options skipped the event),"
+            " 1 when it failed or was dead-lettered."
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("recipe", metavar="RECIPE", help="the recipe YAML file")
+    parser.add_argument(
+        "--event",
+        required=True,
+        metavar="FILE",
+        help="the trigger's payload as a JSON file (e.g. a webhook body)",
+    )
+    parser.add_argument(
+        "--dry-run", action="store_true", help="print the requests; send and record nothing"
+    )
+    parser.add_argument(
+        "--connection",
+        metavar="NAME",
+        help="run every step with this stored connection (default: each step's or the "
+        "recipe's connection, else $CONNECTOR_TOKEN, else the default one)",
+    )
+    parser.add_argument(
+        "--base-url", help="send GHL calls to this base URL instead (e.g. a local sandbox)"
+    )
+    parser.add_argument(
+        "--run-id", metavar="ID", help="resume this run: steps it already completed are skipped"
+    )
+    parser.add_argument("--json", action="store_true", help="print the result as JSON")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the recipe and print how it went."""
+    from pathlib import Path
+
+    from connector.catalog import build_catalog
+    from connector.document import load_yaml_file
+    from connector.engine import Engine
+    from connector.filters import BUILTIN_FILTERS
+    from connector.plugins import collect_filters, get_plugin_manager
+    from connector.store import Store
+    from connector.validate import validate_file
+
+    pm = get_plugin_manager()
+    catalog = build_catalog(pm)
+    filters = {**BUILTIN_FILTERS, **collect_filters(pm)}
+    report = validate_file(Path(args.recipe), catalog, filters=filters)
+    report.raise_for_problems()
+    for warning in report.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    recipe = report.recipe
+    if recipe is None:  # a report without problems always holds its recipe
+        raise AssertionError("validate_file returned no recipe and no problem")
+    event = load_yaml_file(Path(args.event))
+    runtime, runtimes = _runtimes(args, catalog, recipe)
+    store = None if args.dry_run else Store()
+    try:
+        engine = Engine(catalog, runtime, store, runtimes=runtimes)
+        result = engine.run(recipe, event, run_id=args.run_id, dry_run=args.dry_run)
+    finally:
+        for each in {id(r): r for r in [runtime, *(runtimes or {}).values()]}.values():
+            each.close()
+        if store is not None:
+            store.close()
+    if args.json:
+        json.dump(result.as_dict(), sys.stdout, indent=2)
+        sys.stdout.write("\n")
+    else:
+        _print(result)
+    return 0 if result.ok else 1
+
+
+def _runtimes(
+    args: argparse.Namespace, catalog: Catalog, recipe: Recipe
+) -> tuple[Runtime, dict[str, Runtime] | None]:
+    """The default runtime, and one per connection the steps name (None: all use the default).
+
+    A dry run needs no credentials; ``--connection`` sends every step through one connection.
+    """
+    from connector.runtime import Runtime, Settings
+
+    if args.dry_run:
+        urls = {GHL_APP: args.base_url} if args.base_url else {}
+        return Runtime(catalog, Settings(base_urls=urls)), None
+    names = {step.connection for step in recipe.steps}
+    if args.connection or names <= {None}:
+        return _connected(args, catalog, args.connection), None
+    named = {name: _connected(args, catalog, name) for name in sorted(n for n in names if n)}
+    default = _connected(args, catalog, None) if None in names else next(iter(named.values()))
+    return default, named
+
+
+def _connected(args: argparse.Namespace, catalog: Catalog, connection: str | None) -> Runtime:
+    from connector.credentials import auth_from_args
+    from connector.runtime import Runtime, Settings
+
+    chosen = argparse.Namespace(token_env=None, connection=connection)
+    auth, location_id, base_url = auth_from_args(chosen, catalog.app(GHL_APP))
+    url = args.base_url or base_url
+    settings = Settings(base_urls={GHL_APP: url} if url else {}, location_id=location_id)
+    return Runtime(catalog, settings, auth=auth)
+
+
+def _print(result: RunResult) -> None:
+    from connector.secrets import redact
+
+    mode = " (dry run: nothing sent)" if result.dry_run else ""
+    print(f"run {result.run_id}: {result.recipe}: {result.status}{mode}")
+    for step in result.steps:
+        extra = " (done earlier)" if step.replayed else ""
+        tries = f", {step.attempts} attempt(s)" if step.attempts > 1 else ""
+        print(f"  {step.step_id:<20} {step.action:<24} {step.status}{tries}{extra}")
+        for request in step.all_requests():
+            print(f"    would send {request['method']} {request['url']}")
+            if "json" in request:
+                for line in redact(json.dumps(request["json"], indent=2)).splitlines():
+                    print(f"      {line}")
+        if step.error:
+            print(f"    error: {redact(step.error)}")
+    if result.error and not result.ok:
+        print(f"error: {redact(result.error)}", file=sys.stderr)
+    elif result.error:
+        print(f"note: {result.error}")

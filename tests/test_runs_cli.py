@@ -1,0 +1,211 @@
+"""`ghl-connector run` and `ghl-connector runs` as real processes against the GHL sandbox."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from conftest import ROOT, run_cli
+
+from connector.sandbox.server import SandboxServer
+
+RECIPE = """\
+name: CLI follow-up
+trigger:
+  use: ghl.contacts.created
+on_error: {retry: 0, backoff: 0}
+steps:
+  - id: task
+    use: ghl.tasks.create
+    with:
+      contactId: "{{ trigger.id }}"
+      title: "Call {{ trigger.firstName }}"
+      dueDate: "2026-12-01T10:00:00Z"
+      completed: false
+  - id: tag
+    use: ghl.tags.add
+    with: {contactId: "{{ trigger.id }}", tags: [cli-test]}
+"""
+TASKS = "POST /contacts/{contactId}/tasks"
+TAGS = "POST /contacts/{contactId}/tags"
+
+
+@pytest.fixture
+def files(tmp_path: Path, ghl: SandboxServer) -> tuple[Path, Path]:
+    contact = ghl.call(lambda: list(ghl.app.store.contacts))[0]
+    recipe = tmp_path / "follow_up.yaml"
+    recipe.write_text(RECIPE)
+    event = tmp_path / "event.json"
+    payload = {
+        "type": "ContactCreate",
+        "locationId": ghl.location_id,
+        "id": contact,
+        "firstName": "Ada",
+    }
+    event.write_text(json.dumps(payload, indent=2))
+    return recipe, event
+
+
+@pytest.fixture
+def env(tmp_path: Path, ghl: SandboxServer) -> dict[str, str]:
+    """One state folder for every process of a test; the sandbox's token as $CONNECTOR_TOKEN."""
+    return {
+        "CONNECTOR_HOME": str(tmp_path / "home"),
+        "CONNECTOR_TOKEN": ghl.private_token,
+        "CONNECTOR_LOCATION_ID": ghl.location_id,
+    }
+
+
+def test_run_cli_runs_recipe_and_runs_lists_it(
+    files: tuple[Path, Path], env: dict[str, str], ghl: SandboxServer
+) -> None:
+    """`run` executes the recipe against the sandbox; `runs` and `runs show` report it."""
+    recipe, event = files
+    done = run_cli("run", str(recipe), "--event", str(event), "--base-url", ghl.base_url, env=env)
+    assert done.status == 0, done
+    assert "CLI follow-up: succeeded" in done.stdout
+    assert ghl.writes(TASKS) == 1 and ghl.writes(TAGS) == 1
+    listed = run_cli("runs", "--json", env=env)
+    assert listed.status == 0, listed
+    (run,) = json.loads(listed.stdout)
+    assert (run["recipe"], run["status"], run["trigger"]) == (
+        "CLI follow-up",
+        "succeeded",
+        "ghl.contacts.created",
+    )
+    table = run_cli("runs", env=env)
+    assert run["id"] in table.stdout and "succeeded" in table.stdout
+    shown = run_cli("runs", "show", run["id"], "--json", env=env)
+    detail = json.loads(shown.stdout)
+    assert [s["step"] for s in detail["steps"]] == ["task", "tag"]
+    assert detail["steps"][0]["input"]["title"] == "Call Ada"
+    assert detail["steps"][0]["output"]["task"]["title"] == "Call Ada"
+    text = run_cli("runs", "show", run["id"], env=env)
+    assert "ghl.tasks.create" in text.stdout and "Call Ada" in text.stdout
+    assert ghl.private_token not in listed.stdout + shown.stdout + text.stdout + done.stdout
+
+
+def test_run_cli_dry_run_prints_requests_and_sends_nothing(
+    files: tuple[Path, Path], env: dict[str, str], ghl: SandboxServer
+) -> None:
+    """--dry-run prints each request with the token masked; the sandbox sees no request."""
+    recipe, event = files
+    args = ("run", str(recipe), "--event", str(event), "--dry-run", "--base-url", ghl.base_url)
+    done = run_cli(*args, "--json", env=env)
+    assert done.status == 0, done
+    requests = json.loads(done.stdout)["requests"]
+    assert [r["method"] for r in requests] == ["POST", "POST"]
+    assert requests[0]["url"].startswith(ghl.base_url)
+    assert requests[0]["json"]["title"] == "Call Ada"
+    assert requests[0]["headers"]["Authorization"] in ("***", "Bearer ****")
+    assert ghl.private_token not in done.stdout
+    text = run_cli(*args, env=env)
+    assert "would send POST" in text.stdout and "nothing sent" in text.stdout
+    assert ghl.location_stats()["requests"] == 0
+    assert json.loads(run_cli("runs", "--json", env=env).stdout) == []
+
+
+def test_run_cli_bad_event_names_file_and_field(
+    files: tuple[Path, Path], env: dict[str, str], tmp_path: Path
+) -> None:
+    """An event that does not fit the trigger's schema: exit 1, the file, line and field."""
+    recipe, _ = files
+    bad = tmp_path / "bad.json"
+    bad.write_text('{\n  "type": "ContactCreate",\n  "locationId": ["x"]\n}\n')
+    done = run_cli("run", str(recipe), "--event", str(bad), "--dry-run", env=env)
+    assert done.status == 1
+    assert re_search(r"error: .*bad\.json:3:\d+: locationId: .*string", done.stderr), done
+
+
+def test_run_cli_failed_run_exits_1_and_status_filter_finds_it(
+    files: tuple[Path, Path], env: dict[str, str], ghl: SandboxServer
+) -> None:
+    """A run whose step keeps failing exits 1, dead-lettered; `runs --status` filters on it."""
+    recipe, event = files
+    ghl.set_faults({"route": TAGS, "error_rate": 1.0, "count": 10})
+    done = run_cli("run", str(recipe), "--event", str(event), "--base-url", ghl.base_url, env=env)
+    assert done.status == 1
+    assert "dead_letter" in done.stdout and "'tag'" in done.stderr
+    dead = json.loads(run_cli("runs", "--status", "dead_letter", "--json", env=env).stdout)
+    assert len(dead) == 1 and "500" in dead[0]["error"]
+    assert json.loads(run_cli("runs", "--status", "succeeded", "--json", env=env).stdout) == []
+
+
+def test_run_cli_resumes_a_killed_run_without_repeating_effects(
+    files: tuple[Path, Path], env: dict[str, str], ghl: SandboxServer
+) -> None:
+    """A run killed mid-step, resumed with --run-id, creates its task once, not twice."""
+    recipe, event = files
+    ghl.set_faults({"route": TAGS, "hang_seconds": 3.0, "count": 1})
+    command = [sys.executable, "-m", "connector", "run", str(recipe), "--event", str(event)]
+    command += ["--base-url", ghl.base_url, "--run-id", "crash-1"]
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith("CONNECTOR_")} | env
+    proc = subprocess.Popen(command, cwd=ROOT, env=full_env, stdout=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 20
+        while _requests(ghl, TAGS) == 0 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert _requests(ghl, TAGS) == 1, "the run never reached its second step"
+    finally:
+        proc.kill()
+        proc.wait(10)
+    assert ghl.writes(TASKS) == 1
+    ghl.clear_faults()
+    resumed = run_cli(
+        "run", str(recipe), "--event", str(event), "--base-url", ghl.base_url,
+        "--run-id", "crash-1", env=env,
+    )  # fmt: skip
+    assert resumed.status == 0, resumed
+    assert "done earlier" in resumed.stdout
+    assert ghl.writes(TASKS) == 1 and ghl.writes(TAGS) == 1
+    detail = json.loads(run_cli("runs", "show", "crash-1", "--json", env=env).stdout)
+    assert detail["status"] == "succeeded" and detail["executions"] == 2
+
+
+def test_run_cli_uses_the_recipes_stored_connection(
+    files: tuple[Path, Path], tmp_path: Path, ghl: SandboxServer
+) -> None:
+    """A recipe naming `connection: main` runs with that stored connection's token and base
+    URL; the state file holds the run but never the token in clear."""
+    recipe, event = files
+    recipe.write_text(RECIPE.replace("on_error:", "connection: main\non_error:"))
+    home = tmp_path / "stored"
+    env = {"CONNECTOR_HOME": str(home), "PIT": ghl.private_token}
+    stored = run_cli(
+        "auth", "set-token", "main", "--token-env", "PIT", "--location-id", ghl.location_id,
+        "--base-url", ghl.base_url, env=env,
+    )  # fmt: skip
+    assert stored.status == 0, stored
+    done = run_cli("run", str(recipe), "--event", str(event), env={"CONNECTOR_HOME": str(home)})
+    assert done.status == 0, done
+    assert ghl.writes(TASKS) == 1
+    raw = b"".join(p.read_bytes() for p in home.glob("state.db*"))
+    assert b"CLI follow-up" in raw and ghl.private_token.encode() not in raw
+    other = run_cli("run", str(recipe), "--event", str(event), "--connection", "nope", env=env)
+    assert other.status == 1 and "no connection named 'nope'" in other.stderr
+
+
+def test_runs_cli_show_unknown_id_and_bad_limit(env: dict[str, str]) -> None:
+    """`runs show` of an unknown id exits 1 with a hint; a non-positive --limit is a usage error."""
+    missing = run_cli("runs", "show", "nope", env=env)
+    assert missing.status == 1
+    assert "no run with id 'nope'" in missing.stderr and "ghl-connector runs" in missing.stderr
+    assert run_cli("runs", "--limit", "0", env=env).status == 2
+    empty = run_cli("runs", env=env)
+    assert empty.status == 0 and "no runs recorded" in empty.stdout
+
+
+def _requests(ghl: SandboxServer, route: str) -> int:
+    routes = ghl.location_stats()["routes"]
+    return int(routes.get(route, {}).get("requests", 0))
+
+
+def re_search(pattern: str, text: str) -> bool:
+    import re
+
+    return re.search(pattern, text) is not None
