@@ -162,7 +162,9 @@ class History:
         """Record that run ``run_id`` starts (again); returns how many times it has started."""
         text, _ = capped(event)
         now = time.time()
-        with self.store.transaction() as db:
+        # Not flushed: a start lost to a power cut only means the run starts afresh; the run's
+        # durable finish flushes it with its steps.
+        with self.store.transaction(durable=False) as db:
             db.execute(
                 "INSERT INTO runs (id, recipe, recipe_file, trigger, event, status, started_at)"
                 " VALUES (?, ?, ?, ?, ?, 'running', ?)"
@@ -201,10 +203,13 @@ class History:
         """Record how run ``run_id`` ended."""
         if status not in RUN_STATUSES:
             raise ValueError(f"unknown run status {status!r}")
-        self.store.execute(
-            "UPDATE runs SET status = ?, error = ?, finished_at = ? WHERE id = ?",
-            (status, None if error is None else redact(error), time.time(), run_id),
-        )
+        # Not flushed on its own: the caller's next durable commit (the service marks the inbox
+        # event done right after) or closing the store flushes it; a killed process loses nothing.
+        with self.store.transaction(durable=False) as db:
+            db.execute(
+                "UPDATE runs SET status = ?, error = ?, finished_at = ? WHERE id = ?",
+                (status, None if error is None else redact(error), time.time(), run_id),
+            )
 
     def recent(
         self, *, recipe: str | None = None, status: str | None = None, limit: int = 20

@@ -291,7 +291,7 @@ def open_store(path: str | Path, *, busy_timeout: float = DEFAULT_BUSY_TIMEOUT,
     if synchronous.upper() not in ("FULL", "NORMAL", "EXTRA"):
         raise ValueError(f"open_store: synchronous {synchronous!r} is not FULL, NORMAL or EXTRA")
     store = Store(path)
-    store.query(f"PRAGMA synchronous = {synchronous.upper()}")
+    store.set_synchronous(synchronous)
     store.query(f"PRAGMA busy_timeout = {int(busy_timeout * 1000)}")
     return store
 

@@ -40,6 +40,11 @@ _PATTERNS = (
     re.compile(rf"(?i)(\b(?:{_SECRET_FIELDS})=)[^\s&\"',;]+"),
 )
 
+# Every shape above needs one of these words: text without any of them skips the four passes.
+_HINT = re.compile(
+    r"(?i)bearer|basic|token|api[_-]?key|password|secret|authorization|\bcode\b"
+)
+
 _known: set[str] = set()
 _known_lock = threading.Lock()
 _known_pattern: re.Pattern[str] | None = None
@@ -65,6 +70,8 @@ def redact(text: str) -> str:
     pattern = _known_pattern
     if pattern is not None:
         text = pattern.sub(MASK, text)
+    if _HINT.search(text) is None:
+        return text
     for shape in _PATTERNS:
         text = shape.sub(lambda m: m.group(1) + MASK, text)
     return text

@@ -262,7 +262,9 @@ class StepRunner:
             truncated=truncated, error=result.error, started_at=started,
             duration_ms=result.duration_ms,
         )  # fmt: skip
-        with self.store.transaction() as db:
+        # Not flushed per step: WAL keeps it through a killed process, and the run's durable
+        # finish (or the next durable commit) flushes it against power loss.
+        with self.store.transaction(durable=False) as db:
             History.write_step(db, self.run_id, record)
             if result.status == "succeeded":
                 Ledger.write(db, self.run_id, step.id, item, Redacted(output_text))

@@ -136,6 +136,73 @@ MIGRATIONS: tuple[Migration, ...] = (
         );
         """,
     ),
+    Migration(
+        4,
+        "sync",
+        # Two-way sync: the id map with echo hashes and times (connector/idmap.py) and the
+        # audit trail of every change made or skipped (connector/audit.py).
+        """
+        CREATE TABLE sync_links (
+            sync            TEXT NOT NULL,
+            object          TEXT NOT NULL,
+            ghl_id          TEXT NOT NULL,
+            partner_id      TEXT NOT NULL,
+            ghl_hash        TEXT,
+            partner_hash    TEXT,
+            ghl_written     REAL,
+            partner_written REAL,
+            ghl_applied     REAL,
+            partner_applied REAL,
+            ghl_seen        REAL,
+            partner_seen    REAL,
+            deleted         TEXT,
+            updated_at      REAL NOT NULL,
+            PRIMARY KEY (sync, object, ghl_id),
+            UNIQUE (sync, object, partner_id)
+        );
+        CREATE TABLE sync_audit (
+            id          INTEGER PRIMARY KEY,
+            at          REAL NOT NULL,
+            sync        TEXT NOT NULL,
+            event_id    TEXT,
+            object      TEXT NOT NULL,
+            direction   TEXT NOT NULL,
+            action      TEXT NOT NULL,
+            reason      TEXT NOT NULL,
+            ghl_id      TEXT,
+            partner_id  TEXT,
+            changes     TEXT NOT NULL
+        );
+        CREATE INDEX sync_audit_by_time ON sync_audit (at, id);
+        """,
+    ),
+    Migration(
+        5,
+        "polling",
+        # Polling triggers (connector/cursor.py): each poller's cursor, and the version of each
+        # record it last turned into an event (``position`` is the record's cursor value in ms,
+        # NULL for records listed per changed contact, which are kept).
+        """
+        CREATE TABLE poll_cursors (
+            trigger_id  TEXT NOT NULL,
+            scope       TEXT NOT NULL,
+            value       INTEGER NOT NULL,
+            started     INTEGER NOT NULL,
+            polled_at   REAL NOT NULL,
+            PRIMARY KEY (trigger_id, scope)
+        );
+        CREATE TABLE poll_seen (
+            trigger_id  TEXT NOT NULL,
+            scope       TEXT NOT NULL,
+            record_id   TEXT NOT NULL,
+            version     TEXT NOT NULL,
+            position    INTEGER,
+            seen_at     REAL NOT NULL,
+            PRIMARY KEY (trigger_id, scope, record_id)
+        );
+        CREATE INDEX poll_seen_by_position ON poll_seen (trigger_id, scope, position);
+        """,
+    ),
 )
 
 
@@ -169,6 +236,10 @@ def _create_private(path: Path) -> None:
     os.close(fd)
 
 
+_NORMAL, _FULL, _EXTRA = 1, 2, 3
+"""SQLite's ``synchronous`` levels."""
+
+
 class Store:
     """An open state file. Thread-safe: one connection, used under a lock.
 
@@ -182,6 +253,8 @@ class Store:
     ) -> None:
         self.path = Path(path) if path is not None else default_state_path()
         self._lock = threading.RLock()
+        self._durable_level = _FULL
+        self._level = -1  # unknown until the first transaction sets it
         with _mapped(self.path, "open the state file"):
             _create_private(self.path)
             self._db = sqlite3.connect(
@@ -213,34 +286,59 @@ class Store:
             self._db.close()
 
     @contextmanager
-    def transaction(self) -> Iterator[sqlite3.Connection]:
+    def transaction(self, *, durable: bool = True) -> Iterator[sqlite3.Connection]:
         """Run a block in one ``BEGIN IMMEDIATE`` transaction; commit, or roll back on error.
 
         Yields the raw connection; use it only inside the block.
 
+        :param durable: flush the commit to disk before returning (``synchronous=FULL``).
+            ``False`` (``NORMAL``) still survives a killed process (WAL) and becomes durable
+            against power loss with the next durable commit; it is for records written on a
+            hot path (run history and ledger), never for tokens or inbox events.
         :raises StoreError: if SQLite fails (the transaction is rolled back).
         """
         with self._lock:
-            with _mapped(self.path, "begin a transaction"):
-                self._db.execute("BEGIN IMMEDIATE")
-            try:
-                with _mapped(self.path, "write the state file"):
-                    yield self._db
-            except BaseException:
-                if self._db.in_transaction:
-                    with _mapped(self.path, "roll back"):
-                        self._db.execute("ROLLBACK")
-                raise
-            try:
-                with _mapped(self.path, "commit"):
-                    self._db.execute("COMMIT")
-            except StoreError:
-                # A failed COMMIT (busy, disk full) can leave the transaction open; end it so the
-                # connection is usable again and the caller can retry the whole block.
-                if self._db.in_transaction:
-                    with _mapped(self.path, "roll back"):
-                        self._db.execute("ROLLBACK")
-                raise
+            self._use_level(self._durable_level if durable else min(_NORMAL, self._durable_level))
+            yield from self._transaction()
+
+    def set_synchronous(self, level: str) -> None:
+        """Set how durable commits are flushed: ``FULL`` (default), ``NORMAL`` or ``EXTRA``."""
+        levels = {"NORMAL": _NORMAL, "FULL": _FULL, "EXTRA": _EXTRA}
+        if level.upper() not in levels:
+            raise ValueError(f"set_synchronous: {level!r} is not one of {sorted(levels)}")
+        with self._lock:
+            self._durable_level = levels[level.upper()]
+            self._use_level(self._durable_level)
+
+    def _use_level(self, level: int) -> None:
+        """Switch the connection's ``synchronous`` level only when it changes (a PRAGMA each)."""
+        if level != self._level:
+            with _mapped(self.path, "set the sync mode"):
+                self._db.execute(f"PRAGMA synchronous = {level}")
+            self._level = level
+
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        """The body of :meth:`transaction` (the caller holds the lock)."""
+        with _mapped(self.path, "begin a transaction"):
+            self._db.execute("BEGIN IMMEDIATE")
+        try:
+            with _mapped(self.path, "write the state file"):
+                yield self._db
+        except BaseException:
+            if self._db.in_transaction:
+                with _mapped(self.path, "roll back"):
+                    self._db.execute("ROLLBACK")
+            raise
+        try:
+            with _mapped(self.path, "commit"):
+                self._db.execute("COMMIT")
+        except StoreError:
+            # A failed COMMIT (busy, disk full) can leave the transaction open; end it so the
+            # connection is usable again and the caller can retry the whole block.
+            if self._db.in_transaction:
+                with _mapped(self.path, "roll back"):
+                    self._db.execute("ROLLBACK")
+            raise
 
     def query(self, sql: str, params: Sequence[Any] = ()) -> list[sqlite3.Row]:
         """Run one read statement and return all rows (indexable by column name)."""
