@@ -74,14 +74,11 @@ def run(args: argparse.Namespace) -> int:
     from connector.catalog import build_catalog
     from connector.document import load_yaml_file
     from connector.engine import Engine
-    from connector.filters import BUILTIN_FILTERS
-    from connector.plugins import collect_filters, get_plugin_manager
     from connector.store import Store
     from connector.validate import validate_file
 
-    pm = get_plugin_manager()
-    catalog = build_catalog(pm)
-    filters = {**BUILTIN_FILTERS, **collect_filters(pm)}
+    catalog = build_catalog()
+    filters = catalog.filters  # built-in filters and every plugin's
     report = validate_file(Path(args.recipe), catalog, filters=filters)
     report.raise_for_problems()
     for warning in report.warnings:

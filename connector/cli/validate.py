@@ -41,13 +41,10 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from connector.catalog import build_catalog
-    from connector.filters import BUILTIN_FILTERS
-    from connector.plugins import collect_filters, get_plugin_manager
     from connector.validate import validate_file
 
-    pm = get_plugin_manager()
-    catalog = build_catalog(pm)
-    filters = {**BUILTIN_FILTERS, **collect_filters(pm)}
+    catalog = build_catalog()
+    filters = catalog.filters  # built-in filters and every plugin's
     reports = [validate_file(Path(name), catalog, filters=filters) for name in args.recipes]
     if args.json:
         json.dump(_as_json(reports), sys.stdout, indent=2)
