@@ -87,12 +87,15 @@ def auth_from_args(
 ) -> tuple[Callable[[App, Action], httpx.Auth | None] | None, str | None, str | None]:
     """The auth provider for a CLI call, the location id and the base URL of its credential.
 
-    ``--token-env VAR`` sends that variable's token as is. Otherwise the named connection
-    (``--connection``), else ``$CONNECTOR_TOKEN``, else the default stored connection; those
-    are refreshed when needed and their scopes are checked before any request.
+    ``--token-env VAR`` sends that variable's token as is (an API-key app gets it in its key
+    header); an API-key app otherwise reads ``CONNECTOR_<APP>_API_KEY``. GHL calls otherwise
+    use the named connection (``--connection``), else ``$CONNECTOR_TOKEN``, else the default
+    stored one; those are refreshed when needed and their scopes are checked before any request.
     """
     if "none" in app.auth and not args.token_env:
         return None, None, None
+    if "api_key" in app.auth and not args.token_env:
+        return api_key_provider(), None, None
     if args.token_env:
         token = os.environ.get(args.token_env)
         if not token:
@@ -100,8 +103,12 @@ def auth_from_args(
                 f"no token for app {app.id!r}: ${args.token_env} is not set "
                 f"[set {args.token_env} to a token, or use a stored connection]"
             )
-        bearer = StaticBearer(token)
-        return (lambda _app, _action: bearer), None, None
+        sent: httpx.Auth = (
+            ApiKeyAuth(app.api_key_header or "Authorization", token)
+            if "api_key" in app.auth
+            else StaticBearer(token)
+        )
+        return (lambda _app, _action: sent), None, None
     from connector.auth import TokenManager
     from connector.connection import ConnectionStore
 

@@ -41,7 +41,11 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
     "connector.executor",
     "actions.ghl",
     "actions.http",
+    "actions.superphone",
+    "actions.linkedphone",
     "triggers.ghl",
+    "triggers.superphone",
+    "triggers.linkedphone",
 )
 """Dotted module names of the built-in plugins, registered before any entry point."""
 

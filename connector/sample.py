@@ -38,7 +38,14 @@ def sample(schema: Mapping[str, Any], *, required_only: bool = False, depth: int
         return schema["example"]
     for combo in ("oneOf", "anyOf", "allOf"):
         if schema.get(combo):
-            return sample(schema[combo][0], required_only=required_only, depth=depth)
+            branch = schema[combo][0]
+            if "type" in schema or "properties" in schema:
+                # A branch that only narrows the parent (e.g. "required: [email]"): merge them.
+                rest = {k: v for k, v in schema.items() if k != combo}
+                required = [*rest.get("required", ()), *branch.get("required", ())]
+                merged = {**rest, **branch, "required": required}
+                return sample(merged, required_only=required_only, depth=depth)
+            return sample(branch, required_only=required_only, depth=depth)
     kind = schema.get("type")
     if isinstance(kind, list):
         kind = next((k for k in kind if k != "null"), "null")

@@ -199,12 +199,24 @@ def _did_you_mean(name: str, known: Iterable[str]) -> str | None:
 
 
 def _message(err: ValidationError) -> str:
+    if err.validator in ("anyOf", "oneOf") and isinstance(err.validator_value, list):
+        alternatives = [_only_required(branch) for branch in err.validator_value]
+        if alternatives and all(alternatives):
+            names = " or ".join("+".join(fields) for fields in alternatives if fields)
+            return f"needs {names}"
     if err.validator == "required":
         return str(err.message).replace(" is a required property", " is required")
     if err.validator == "type":
         return f"{_short(err.instance)} is not of type {err.validator_value!r}"
     text = str(err.message)
     return text if len(text) <= 200 else text[:197] + "..."
+
+
+def _only_required(branch: Any) -> list[str] | None:
+    """The fields of a ``{"required": [...]}`` branch (an "at least one of" rule), else None."""
+    if isinstance(branch, dict) and set(branch) == {"required"}:
+        return [str(name) for name in branch["required"]]
+    return None
 
 
 def _short(value: Any) -> str:

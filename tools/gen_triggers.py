@@ -19,6 +19,7 @@ from catalog_json import DRAFT, CatalogError, Json, apply_fix, load_json, ordere
 
 TRIGGER_KEYS = (
     "title", "description", "kind", "event", "scopes", "schema", "action", "cursor", "dedupe",
+    "enrich",
 )
 _MISSING = object()
 
@@ -135,6 +136,8 @@ def webhook_trigger(
         "scopes": list(tcfg["scopes"]),
         "schema": f"schemas/triggers/{tid}.json",
     }
+    if "enrich" in tcfg:
+        entry["enrich"] = copy.deepcopy(tcfg["enrich"])
     return tid, entry, document(tid, tcfg["title"], description, ordered(payload), options)
 
 
@@ -153,7 +156,8 @@ def polling_trigger(
     for part in tcfg["records"].split("."):
         node = node["properties"][part]
     record = copy.deepcopy(node["items"])
-    fields = [tcfg["cursor"], *tcfg["dedupe"]]
+    # Without a cursor the records are listed per changed contact (connector/poller.py).
+    fields = [*([tcfg["cursor"]] if "cursor" in tcfg else []), *tcfg["dedupe"]]
     if unknown := [f for f in fields if f not in record.get("properties", {})]:
         raise CatalogError(f"triggers.polling.{tid}: {aid} records have no field {unknown}")
     record["description"] = (
@@ -167,9 +171,11 @@ def polling_trigger(
         "scopes": list(actions[aid]["scopes"]),
         "schema": f"schemas/triggers/{tid}.json",
         "action": aid,
-        "cursor": tcfg["cursor"],
+        "cursor": tcfg.get("cursor"),
         "dedupe": list(tcfg["dedupe"]),
     }
+    if entry["cursor"] is None:
+        del entry["cursor"]
     options = options_schema(tcfg["options"], cfg["options"])
     return entry, document(tid, tcfg["title"], description, ordered(record), options)
 

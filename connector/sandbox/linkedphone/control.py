@@ -1,0 +1,116 @@
+"""The LinkedPhone sandbox's control endpoints under ``/_sandbox/``; they need no API key.
+
+=======  ====================  ===================================================
+GET      /_sandbox/stats       counters (see :meth:`LinkedPhoneApp.stats`)
+POST     /_sandbox/reset       back to seed data, no faults, zero counters
+GET      /_sandbox/routes      the served routes: ``[{action, method, path}]``
+GET      /_sandbox/faults      the active fault rules
+POST     /_sandbox/faults      add rules: one rule, a list, or ``{rules, replace}``
+DELETE   /_sandbox/faults      drop every rule
+POST     /_sandbox/limits      ``{requests, seconds}``: change the rate limit
+GET      /_sandbox/webhooks    ``{urls, deliveries}``
+POST     /_sandbox/webhooks    ``{urls: [...]}``: where events go
+=======  ====================  ===================================================
+"""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any
+
+from connector.sandbox.faults import FaultRule
+from connector.sandbox.linkedphone.answers import error_body
+from connector.sandbox.wire import Receive, Scope, Send, read_body, send_json
+
+if TYPE_CHECKING:
+    from connector.sandbox.linkedphone.app import LinkedPhoneApp
+
+__all__ = ["add_faults", "serve", "set_limits", "set_webhooks"]
+
+Answer = tuple[int, Any]
+
+
+def add_faults(app: LinkedPhoneApp, data: object) -> list[dict[str, Any]]:
+    """Add fault rules (see :class:`connector.sandbox.faults.FaultRule`) from JSON data.
+
+    :raises ValueError: a rule is malformed (then no rule is added).
+    """
+    replace = False
+    if isinstance(data, dict) and "rules" in data:
+        replace = bool(data.get("replace", False))
+        data = data["rules"]
+    items: list[object] = data if isinstance(data, list) else [data]
+    rules = [FaultRule.from_dict(item) for item in items]
+    if replace:
+        app.faults.rules.clear()
+    for rule in rules:
+        app.faults.add(rule)
+    return [rule.as_dict() for rule in app.faults.rules]
+
+
+def set_limits(app: LinkedPhoneApp, data: object) -> dict[str, Any]:
+    """Change the rate limit from ``{requests, seconds}`` (each optional).
+
+    :raises ValueError: unknown keys or a value that is not positive.
+    """
+    if not isinstance(data, dict) or set(data) - {"requests", "seconds"}:
+        raise ValueError(f"limits: {data!r} must be an object with requests and/or seconds")
+    app.limiter.configure(requests=data.get("requests"), seconds=data.get("seconds"))
+    if "seconds" in data:
+        app.traffic.window = float(data["seconds"])
+    return {"requests": app.limiter.requests, "seconds": app.limiter.seconds}
+
+
+def set_webhooks(app: LinkedPhoneApp, data: object) -> dict[str, Any]:
+    """Replace the webhook URLs from ``{"urls": [...]}``.
+
+    :raises ValueError: not a list of http(s) URLs.
+    """
+    urls: object = data.get("urls") if isinstance(data, dict) else None
+    if not isinstance(urls, list) or not all(isinstance(u, str) for u in urls):
+        raise ValueError('webhooks: the body must be {"urls": ["http://...", ...]}')
+    app.sender.set_urls(urls)
+    return {"urls": list(app.sender.urls)}
+
+
+def _dispatch(app: LinkedPhoneApp, method: str, name: str, body: object) -> Answer:
+    readers: dict[tuple[str, str], Any] = {
+        ("GET", "stats"): app.stats,
+        ("GET", "routes"): lambda: [
+            {"action": r.action.id, "method": r.action.method, "path": r.action.path}
+            for r in app.router.routes
+        ],
+        ("GET", "faults"): lambda: {"rules": [r.as_dict() for r in app.faults.rules]},
+        ("GET", "webhooks"): lambda: {"urls": list(app.sender.urls),
+                                      "deliveries": list(app.sender.deliveries)},
+    }
+    if (method, name) in readers:
+        return 200, readers[method, name]()
+    if (method, name) == ("POST", "reset"):
+        app.reset()
+        return 200, {"reset": True}
+    if (method, name) == ("POST", "faults"):
+        return 200, {"rules": add_faults(app, body)}
+    if (method, name) == ("DELETE", "faults"):
+        app.faults.rules.clear()
+        return 200, {"rules": []}
+    if (method, name) == ("POST", "limits"):
+        return 200, set_limits(app, body)
+    if (method, name) == ("POST", "webhooks"):
+        return 200, set_webhooks(app, body)
+    return 404, error_body("not_found", f"no control endpoint {method} /_sandbox/{name}")
+
+
+async def serve(app: LinkedPhoneApp, scope: Scope, receive: Receive, send: Send) -> None:
+    """Answer one control request."""
+    raw = await read_body(scope, receive, app.config.max_body_bytes)
+    if raw is None:
+        await send_json(send, 413, error_body("too_large", "request body too large"))
+        return
+    name = scope["path"][len("/_sandbox/"):].strip("/")
+    try:
+        body = json.loads(raw) if raw.strip() else {}
+        status, answer = _dispatch(app, scope["method"], name, body)
+    except ValueError as exc:  # json.JSONDecodeError is a ValueError too
+        status, answer = 400, error_body("invalid_request", str(exc))
+    await send_json(send, status, answer)
