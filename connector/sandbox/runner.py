@@ -1,0 +1,245 @@
+"""Running a sandbox app on uvicorn, for every sandbox (GHL, SuperPhone, LinkedPhone).
+
+:func:`serve_app` runs one in the foreground (the CLI and ``python -m``); :class:`Background`
+runs one on a free 127.0.0.1 port in a thread with its own event loop (tests, the demo) and
+lets the caller run functions on that loop. Both speak through :class:`_Protocol`: uvicorn's
+httptools protocol over a :class:`~connector.sandbox.transport.CoalescingTransport` (one TCP
+segment per answer), lending each request its transport so a fault can cut the connection.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import dataclasses
+import logging
+import socket
+import threading
+from abc import ABC, abstractmethod
+from collections.abc import Awaitable, Callable
+from types import TracebackType
+from typing import Any, ClassVar, Generic, Protocol, TextIO, TypeVar
+
+import uvicorn
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+from connector.sandbox.transport import CoalescingTransport
+from connector.sandbox.wire import TRANSPORT_KEY
+from connector.serving import bind_socket, loop_factory
+
+__all__ = ["Background", "SandboxAppLike", "serve_app", "uvicorn_server"]
+
+_T = TypeVar("_T")
+_log = logging.getLogger(__name__)
+START_TIMEOUT = 10.0
+
+
+class _Sender(Protocol):
+    async def aclose(self, timeout: float = ...) -> None: ...
+
+
+class _Config(Protocol):
+    @property
+    def host(self) -> str: ...
+
+    @property
+    def port(self) -> int: ...
+
+    @property
+    def log_level(self) -> str: ...
+
+
+class SandboxAppLike(Protocol):
+    """What a sandbox app offers the runner: ASGI, its settings, a base URL, a webhook sender."""
+
+    @property
+    def config(self) -> Any: ...
+
+    @property
+    def base_url(self) -> str: ...
+
+    @property
+    def sender(self) -> _Sender: ...
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None: ...
+
+
+AppT = TypeVar("AppT", bound=SandboxAppLike)
+ConfigT = TypeVar("ConfigT")
+
+
+class _Protocol(HttpToolsProtocol):
+    """uvicorn's httptools protocol over a :class:`CoalescingTransport`, lending each request
+    its transport so the app can cut the connection."""
+
+    # uvicorn types its parameter more narrowly than asyncio.Protocol does.
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(CoalescingTransport(transport, asyncio.get_running_loop()))
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        self.scope["state"][TRANSPORT_KEY] = self.transport
+
+
+def uvicorn_server(app: SandboxAppLike, *, own_logging: bool) -> uvicorn.Server:
+    """A uvicorn server for ``app`` (no lifespan, no access log, quick graceful shutdown)."""
+    config = uvicorn.Config(
+        app, http=_Protocol, lifespan="off", access_log=False, log_level=app.config.log_level,
+        server_header=False, timeout_graceful_shutdown=1,
+        log_config=uvicorn.config.LOGGING_CONFIG if own_logging else None,
+    )  # fmt: skip
+    return uvicorn.Server(config)
+
+
+def serve_app(
+    make_app: Callable[[ConfigT], AppT],
+    config: ConfigT,
+    out: TextIO,
+    banner: Callable[[AppT], str],
+) -> None:
+    """Run a sandbox in the foreground until SIGINT/SIGTERM, printing its banner first.
+
+    :param config: the settings (a dataclass with ``host`` and ``port``; port 0 picks one).
+    """
+    sock = bind_socket(config.host, config.port)  # type: ignore[attr-defined]  # dataclass config
+    app = make_app(dataclasses.replace(config, port=sock.getsockname()[1]))  # type: ignore[type-var]
+    server = uvicorn_server(app, own_logging=True)
+    out.write(banner(app))
+    out.flush()
+
+    async def main() -> None:
+        try:
+            await server.serve(sockets=[sock])
+        finally:
+            await app.sender.aclose(1.0)
+
+    with asyncio.Runner(loop_factory=loop_factory()) as runner:
+        runner.run(main())
+
+
+class Background(ABC, Generic[AppT, ConfigT]):
+    """A sandbox on a free 127.0.0.1 port, served from a background thread with its own loop.
+
+    Subclasses say how to build the app (:meth:`make_app`) and the default settings; use it as
+    a context manager. :meth:`call` runs a function on the server's loop, so tests can read
+    and change state safely from their own thread.
+
+    :param config: the settings; keyword ``overrides`` replace single fields of it.
+    """
+
+    label: ClassVar[str] = "sandbox"
+
+    def __init__(self, config: ConfigT, **overrides: Any) -> None:  # noqa: ANN401  # replace() checks them
+        self._config: ConfigT = dataclasses.replace(config, **overrides)  # type: ignore[type-var]
+        self._thread: threading.Thread | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._server: uvicorn.Server | None = None
+        self._app: AppT | None = None
+        self._failure: BaseException | None = None
+
+    @abstractmethod
+    def make_app(self, config: ConfigT) -> AppT:
+        """The app for ``config`` (whose port is the bound one)."""
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(base_url={self.base_url if self._app else None!r})"
+
+    @property
+    def app(self) -> AppT:
+        """The running app (read its state in tests; change it only through :meth:`call`)."""
+        if self._app is None:
+            raise RuntimeError(f"{type(self).__name__}: not started [use it as a context manager]")
+        return self._app
+
+    @property
+    def base_url(self) -> str:
+        """``http://127.0.0.1:<port>``."""
+        return self.app.base_url
+
+    def start(self) -> Background[AppT, ConfigT]:
+        """Bind, start the thread, and wait until the server accepts connections."""
+        sock = bind_socket(self._config.host, self._config.port)  # type: ignore[attr-defined]
+        port = sock.getsockname()[1]
+        self._app = self.make_app(dataclasses.replace(self._config, port=port))  # type: ignore[type-var]
+        self._server = uvicorn_server(self._app, own_logging=False)
+        ready = threading.Event()
+        self._thread = threading.Thread(
+            target=self._run, args=(sock, ready), daemon=True, name=self.label
+        )
+        self._thread.start()
+        if not ready.wait(START_TIMEOUT) or self._failure is not None:
+            self.stop()
+            raise RuntimeError(f"{type(self).__name__}: did not start: {self._failure!r}")
+        return self
+
+    def _run(self, sock: socket.socket, ready: threading.Event) -> None:
+        assert self._server is not None and self._app is not None
+        server, app = self._server, self._app
+
+        async def main() -> None:
+            self._loop = asyncio.get_running_loop()
+            watcher = asyncio.create_task(_signal_when_started(server, ready))
+            try:
+                await server.serve(sockets=[sock])
+            finally:
+                watcher.cancel()
+                await app.sender.aclose(1.0)
+
+        try:
+            with asyncio.Runner(loop_factory=loop_factory()) as runner:
+                runner.run(main())
+        except BaseException as exc:  # noqa: BLE001  # thread top level: report, never die loudly
+            _log.exception("%s: the server thread failed", self.label)
+            self._failure = exc
+        finally:
+            sock.close()
+            ready.set()
+
+    def stop(self) -> None:
+        """Ask the server to exit and wait for its thread."""
+        if self._server is not None:
+            self._server.should_exit = True
+        if self._thread is not None:
+            self._thread.join(START_TIMEOUT)
+            self._thread = None
+
+    def __enter__(self: _B) -> _B:
+        self.start()
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+    def call(self, function: Callable[[], _T], timeout: float = 10.0) -> _T:
+        """Run ``function`` on the server's loop and return its result (or raise its error)."""
+        return self.wait(_as_coroutine(function), timeout)
+
+    def wait(self, awaitable: Awaitable[_T], timeout: float = 10.0) -> _T:
+        """Await ``awaitable`` on the server's loop, from this thread."""
+        if self._loop is None:
+            raise RuntimeError(f"{type(self).__name__}: not started [use it as a context manager]")
+
+        async def run() -> _T:
+            return await awaitable
+
+        future = asyncio.run_coroutine_threadsafe(run(), self._loop)
+        try:
+            return future.result(timeout)
+        except concurrent.futures.TimeoutError as exc:
+            future.cancel()
+            raise TimeoutError(f"{type(self).__name__}: call took over {timeout}s") from exc
+
+
+_B = TypeVar("_B", bound=Background[Any, Any])
+
+
+async def _as_coroutine(function: Callable[[], _T]) -> _T:
+    return function()
+
+
+async def _signal_when_started(server: uvicorn.Server, ready: threading.Event) -> None:
+    while not server.started:
+        await asyncio.sleep(0.005)
+    ready.set()
