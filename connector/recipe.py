@@ -34,6 +34,7 @@ from connector.expression import (
 )
 from connector.position import locate_column
 from connector.schema import Validator, compile_validator, document_problems, load_schema
+from connector.syncspec import SyncSpec, build_sync
 from connector.syntax import JSON, ExpressionError, json_type
 
 __all__ = [
@@ -121,6 +122,7 @@ class Recipe:
     env: tuple[str, ...]
     document: Document = field(repr=False, compare=False)
     source: str = field(default="", repr=False, compare=False)
+    sync: SyncSpec | None = None
 
     @property
     def file(self) -> str | None:
@@ -238,6 +240,7 @@ class _Builder:
         steps = tuple(self.step(index, spec, policy) for index, spec in enumerate(data["steps"]))
         self.check_unique_ids(steps)
         self.check_env()
+        sync = self.sync_section()
         return Recipe(
             name=data["name"],
             description=data.get("description", ""),
@@ -249,7 +252,19 @@ class _Builder:
             env=self.env,
             document=self.doc,
             source=self.source,
+            sync=sync,
         )
+
+    def sync_section(self) -> SyncSpec | None:
+        """The recipe's ``sync:`` section, if any (see :mod:`connector.syncspec`)."""
+        if "sync" not in self.data:
+            return None
+        try:
+            return build_sync(self.data["sync"], name=str(self.data["name"]), doc=self.doc)
+        except DocumentError as exc:
+            self.problems.extend(exc.problems)
+            self.broken.add(("sync",))
+            return None
 
     def step(self, index: int, spec: Mapping[str, Any], policy: OnError) -> Step:
         path: JsonPath = ("steps", index)

@@ -10,6 +10,7 @@ know. jsonschema's exceptions never leave this module: errors come back as
 
 from __future__ import annotations
 
+import copy
 import json
 import re
 from collections.abc import Callable, Iterable, Mapping
@@ -97,7 +98,8 @@ class Validator:
 def _fast_check(schema: Mapping[str, Any]) -> Callable[[Any], Any] | None:
     if _uses(schema, _NEWER_KEYWORDS):
         return None
-    draft7 = {k: v for k, v in schema.items() if k != "$schema"}
+    # A deep copy: fastjsonschema rewrites "$ref"s in place, which would corrupt a cached schema.
+    draft7 = {k: copy.deepcopy(v) for k, v in schema.items() if k != "$schema"}
     try:
         return fastjsonschema.compile(draft7, use_default=False)
     except (JsonSchemaDefinitionException, ValueError, TypeError, re.error):

@@ -20,7 +20,10 @@ from connector.errors import ConnectorError
 
 __all__ = ["main"]
 
-COMMANDS = ("demo", "catalog", "call", "validate", "run", "runs", "sandbox", "auth")
+COMMANDS = (
+    "demo", "catalog", "call", "validate", "run", "runs", "serve", "replay", "audit", "sandbox",
+    "auth",
+)
 """Modules of :mod:`connector.cli` that add a command, in the order ``--help`` lists them."""
 
 LOG_ENV = "CONNECTOR_LOG_LEVEL"
