@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 from typing import TYPE_CHECKING
 
@@ -16,6 +17,7 @@ if TYPE_CHECKING:
 __all__ = ["add_parser"]
 
 GHL_APP = "ghl"
+_APP_ID = re.compile(r"[a-z][a-z0-9_]*")
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -36,6 +38,10 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
             "  ghl-connector run recipes/new_contact_task.yaml --event contact.json \\\n"
             "      --connection main\n"
             "  ghl-connector run my.yaml --event event.json --base-url http://127.0.0.1:8800\n"
+            "  ghl-connector run recipes/superphone_task_to_ghl.yaml --event task.json \\\n"
+            "      --base-url http://127.0.0.1:8800 --base-url superphone=http://127.0.0.1:8900\n"
+            "\nPartner apps (SuperPhone, LinkedPhone) read their API key from\n"
+            "$CONNECTOR_<APP>_API_KEY, e.g. CONNECTOR_SUPERPHONE_API_KEY.\n"
             "\nExit status: 0 when the run succeeded (or its trigger options skipped the event),"
             " 1 when it failed or was dead-lettered."
         ),
@@ -58,7 +64,11 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         "recipe's connection, else $CONNECTOR_TOKEN, else the default one)",
     )
     parser.add_argument(
-        "--base-url", help="send GHL calls to this base URL instead (e.g. a local sandbox)"
+        "--base-url",
+        action="append",
+        metavar="[APP=]URL",
+        help="send GHL calls (or, as APP=URL, that app's calls) to this base URL instead, "
+        "e.g. a local sandbox; repeat it for several apps",
     )
     parser.add_argument(
         "--run-id", metavar="ID", help="resume this run: steps it already completed are skipped"
@@ -114,26 +124,65 @@ def _runtimes(
     """
     from connector.runtime import Runtime, Settings
 
+    urls = _base_urls(args.base_url, catalog)
     if args.dry_run:
-        urls = {GHL_APP: args.base_url} if args.base_url else {}
         return Runtime(catalog, Settings(base_urls=urls)), None
     names = {step.connection for step in recipe.steps}
+    ghl = _uses_ghl(catalog, recipe)
     if args.connection or names <= {None}:
-        return _connected(args, catalog, args.connection), None
-    named = {name: _connected(args, catalog, name) for name in sorted(n for n in names if n)}
-    default = _connected(args, catalog, None) if None in names else next(iter(named.values()))
+        return _connected(catalog, args.connection, urls, ghl), None
+    named = {name: _connected(catalog, name, urls, ghl) for name in sorted(n for n in names if n)}
+    default = _connected(catalog, None, urls, ghl) if None in names else next(iter(named.values()))
     return default, named
 
 
-def _connected(args: argparse.Namespace, catalog: Catalog, connection: str | None) -> Runtime:
-    from connector.credentials import auth_from_args
+def _base_urls(values: list[str] | None, catalog: Catalog) -> dict[str, str]:
+    """App id -> base URL from the ``--base-url`` values: ``APP=URL``, or a plain URL for GHL.
+
+    :raises ConnectorError: an ``APP=`` names no app of the catalog, or a URL is empty.
+    """
+    from connector.errors import ConnectorError
+
+    urls: dict[str, str] = {}
+    for value in values or []:
+        name, sep, url = value.partition("=")
+        if not (sep and _APP_ID.fullmatch(name)):
+            name, url = GHL_APP, value
+        try:
+            catalog.app(name)
+        except ConnectorError as exc:
+            raise ConnectorError(f"--base-url {value!r}: {exc}") from exc
+        if not url:
+            raise ConnectorError(f"--base-url {value!r}: no URL [write APP=URL or a plain URL]")
+        urls[name] = url
+    return urls
+
+
+def _uses_ghl(catalog: Catalog, recipe: Recipe) -> bool:
+    """True unless every step calls an API-key app (then no GHL connection is needed)."""
+    apps = {catalog.action(step.use).app for step in recipe.steps}
+    return not all("api_key" in catalog.app(app).auth for app in apps)
+
+
+def _connected(
+    catalog: Catalog, connection: str | None, urls: dict[str, str], ghl: bool
+) -> Runtime:
+    """A runtime for ``connection``: GHL calls use it, API-key apps their own key.
+
+    :param ghl: resolve the GHL credential (False when no step calls GHL).
+    """
+    from connector.credentials import api_key_provider, auth_from_args
     from connector.runtime import Runtime, Settings
 
     chosen = argparse.Namespace(token_env=None, connection=connection)
-    auth, location_id, base_url = auth_from_args(chosen, catalog.app(GHL_APP))
-    url = args.base_url or base_url
-    settings = Settings(base_urls={GHL_APP: url} if url else {}, location_id=location_id)
-    return Runtime(catalog, settings, auth=auth)
+    fallback, location_id, base_url = (
+        auth_from_args(chosen, catalog.app(GHL_APP)) if ghl else (None, None, None)
+    )
+    urls = dict(urls)
+    if base_url and GHL_APP not in urls:
+        urls[GHL_APP] = base_url
+    settings = Settings(base_urls=urls, location_id=location_id)
+    return Runtime(catalog, settings, auth=api_key_provider(fallback))
 
 
 def _print(result: RunResult) -> None:
