@@ -82,7 +82,42 @@ def validate_file(
         return Report(str(path), exc.problems)
     except (OSError, UnicodeDecodeError):
         source = ""
+    if _is_sync_document(doc.data):
+        return _sync_report(source, doc.file, catalog)
     return _report(read_recipe(doc, filters=filters, source=source), doc.file, catalog)
+
+
+def _is_sync_document(data: object) -> bool:
+    """A standalone sync document (the sync recipe kind): ``name`` and ``sync``, no trigger."""
+    return isinstance(data, dict) and "sync" in data and "trigger" not in data
+
+
+def _sync_report(text: str, file: str | None, catalog: Catalog) -> Report:
+    """Check a sync document: its shape, and every action its adapters name; list scopes."""
+    from connector.syncspec import parse_sync
+
+    try:
+        spec = parse_sync(text, file=file)
+    except DocumentError as exc:
+        return Report(file, exc.problems)
+    found: list[Problem] = []
+    scopes: set[str] = set()
+    for obj in spec.objects.values():
+        for adapter in obj.adapters.values():
+            for action_id in _adapter_actions(adapter):
+                action = catalog.actions.get(action_id)
+                if action is None:
+                    hint = did_you_mean(action_id, catalog.actions)
+                    where = Location(file, None, None, f"sync.objects.{obj.name}")
+                    found.append(Problem(where, f"unknown action {action_id!r}", hint))
+                else:
+                    scopes.update(action.scopes)
+    return Report(file, tuple(found), (), tuple(sorted(scopes)))
+
+
+def _adapter_actions(adapter: Any) -> list[str]:
+    names = ("create", "get", "update", "delete", "find", "tags_add", "tags_remove", "list")
+    return [value for name in names if (value := getattr(adapter, name, None))]
 
 
 def validate_text(

@@ -84,6 +84,8 @@ def _warning_line(warning: Problem) -> str:
 
 def _ok_line(report: Report) -> str:
     recipe = report.recipe
+    if recipe is None:  # a sync document (name + sync:), checked by its own rules
+        return f"OK {report.file}: sync document; scopes: {' '.join(report.scopes) or 'none'}"
     steps = len(recipe.steps) if recipe else 0
     trigger = recipe.trigger.use if recipe else "?"
     scopes = " ".join(report.scopes) or "none"
