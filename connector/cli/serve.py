@@ -1,0 +1,198 @@
+"""``ghl-connector serve --recipes DIR``: receiver, pollers and workers in one process."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from pathlib import Path
+
+    from connector.catalog import Catalog
+    from connector.hookspecs import RateLimit
+    from connector.runtime import AuthProvider
+    from connector.sandbox.server import SandboxServer
+    from connector.service import ServeOptions
+
+__all__ = ["add_parser"]
+
+
+def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Register ``serve``."""
+    parser = sub.add_parser(
+        "serve",
+        help="receive webhooks and run recipes (receiver, pollers, workers)",
+        description=(
+            "Check every recipe in DIR (any problem stops the start), then receive GHL "
+            "webhooks at /webhooks/ghl, store each one before answering, and run every recipe "
+            "whose trigger matches it, with the connection of the event's location. "
+            "GET /healthz reports the inbox. Logs are JSON lines on stderr (secrets "
+            "redacted). SIGTERM/SIGINT finish running work (--grace) and hand back the rest."
+        ),
+        epilog=(
+            "examples:\n"
+            "  ghl-connector serve --recipes recipes/ --port 8000\n"
+            "  ghl-connector serve --recipes recipes/ --sandbox     a local GHL stand-in\n"
+            "  ghl-connector serve --recipes recipes/ --base-url http://127.0.0.1:8800 \\\n"
+            "      --public-key sandbox-ed25519.pem\n"
+            "\nSee docs/service.md."
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--recipes", required=True, metavar="DIR",
+                        help="the folder of recipe files (*.yaml)")
+    parser.add_argument("--host", default="127.0.0.1", help="where to listen (127.0.0.1)")
+    parser.add_argument("--port", type=int, default=8000, help="0 picks a free port (8000)")
+    parser.add_argument("--db", metavar="PATH",
+                        help="the state file (default: $CONNECTOR_HOME/state.db)")
+    parser.add_argument("--workers", type=_positive, default=4, metavar="N",
+                        help="events run in parallel (4); one contact's events run in order")
+    parser.add_argument("--public-key", action="append", default=[], metavar="PEM",
+                        help="a trusted webhook public key file, Ed25519 or RSA (repeatable;"
+                        " default: GHL's published keys)")
+    parser.add_argument("--sandbox", action="store_true",
+                        help="demo/test mode: start a GHL sandbox in this process and use it"
+                        " (its keys, its token, its webhooks)")
+    parser.add_argument("--base-url", help="send GHL calls to this base URL (e.g. a sandbox)")
+    parser.add_argument("--connection", metavar="NAME",
+                        help="the connection for events whose location has none of its own"
+                        " (default: $CONNECTOR_TOKEN, else the default connection)")
+    parser.add_argument("--rate-limit", metavar="N/SECONDS",
+                        help="GHL's per-location limit, if not 100/10 (e.g. a sandbox's)")
+    parser.add_argument("--max-age", type=float, default=300.0, metavar="SECONDS",
+                        help="refuse webhooks whose timestamp is further from now (300; 0: off)")
+    parser.add_argument("--poll-location", action="append", default=[], metavar="ID",
+                        help="a location polling triggers poll (repeatable; default: the"
+                        " default connection's location)")
+    parser.add_argument("--poll-interval", type=float, default=60.0, metavar="SECONDS",
+                        help="seconds between polls (60)")
+    parser.add_argument("--grace", type=float, default=10.0, metavar="SECONDS",
+                        help="on shutdown, how long running events may take to finish (10)")
+    parser.set_defaults(func=run)
+
+
+def _positive(text: str) -> int:
+    value = int(text) if text.isdigit() else 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a positive whole number")
+    return value
+
+
+def run(args: argparse.Namespace) -> int:
+    """Start the service and run until stopped."""
+    import dataclasses
+    from pathlib import Path
+
+    from connector.catalog import build_catalog
+    from connector.filters import BUILTIN_FILTERS
+    from connector.logs import configure_logging
+    from connector.plugins import collect_filters, get_plugin_manager
+    from connector.service import ServeOptions, serve
+    from connector.signature import default_keys, load_keys
+    from connector.store import default_state_path
+    from connector.worker import PoolSettings
+
+    configure_logging("DEBUG" if args.log_level == "DEBUG" else "INFO")
+    pm = get_plugin_manager()
+    catalog = build_catalog(pm)
+    filters = {**BUILTIN_FILTERS, **collect_filters(pm)}
+    db = Path(args.db) if args.db else default_state_path()
+    options = ServeOptions(
+        recipes=Path(args.recipes),
+        db=db,
+        host=args.host,
+        port=args.port,
+        keys=load_keys(args.public_key) if args.public_key else default_keys(),
+        pool=PoolSettings(workers=args.workers, grace=args.grace),
+        base_url=args.base_url,
+        rate_limit=_rate_limit(args.rate_limit) if args.rate_limit else None,
+        max_age=args.max_age,
+        poll_locations=tuple(args.poll_location),
+        poll_interval=args.poll_interval,
+    )
+    if not args.sandbox:
+        auth, location = _connections(args, db)
+        options = dataclasses.replace(
+            options, auth=auth, poll_locations=options.poll_locations or location
+        )
+        return serve(options, catalog, filters, out=sys.stdout)
+    from connector.sandbox.config import SandboxConfig
+    from connector.sandbox.server import SandboxServer
+
+    with SandboxServer(SandboxConfig(seed_contacts=5)) as sandbox:
+        options = _with_sandbox(options, sandbox, catalog)
+        return serve(options, catalog, filters, out=sys.stdout,
+                     on_ready=lambda url: sandbox.set_webhook_urls([url]))
+
+
+def _rate_limit(text: str) -> RateLimit:
+    from connector.errors import ConnectorError
+    from connector.hookspecs import RateLimit
+    from connector.sandbox.config import parse_rate_limit
+
+    try:
+        requests, seconds = parse_rate_limit(text)
+    except ValueError as exc:
+        raise ConnectorError(f"--rate-limit: {exc}") from exc
+    return RateLimit(requests, seconds)
+
+
+def _connections(
+    args: argparse.Namespace, db: Path
+) -> tuple[Callable[[str | None], AuthProvider | None], tuple[str, ...]]:
+    """Auth per location: the stored connection of that location, else ``--connection``
+    (else ``$CONNECTOR_TOKEN``, else the default connection); API-key apps read their keys.
+    Also the default connection's location (none when it cannot be resolved yet)."""
+    from connector.auth import TokenManager
+    from connector.connection import ConnectionStore
+    from connector.credentials import api_key_provider
+    from connector.errors import ConnectorError
+
+    connections = ConnectionStore.open(db)
+    tokens = TokenManager(connections)
+    by_location = {
+        str(s["location_id"]): str(s["name"])
+        for s in connections.summaries()
+        if s["location_id"] and not s["needs_login"]
+    }
+
+    def for_location(location_id: str | None) -> AuthProvider | None:
+        name = by_location.get(location_id or "") or args.connection
+        return api_key_provider(tokens.provider(name))
+
+    try:
+        default = connections.resolve(args.connection).location_id
+    except ConnectorError as exc:
+        logging.getLogger("connector.service").warning(
+            "serve: no default connection (%s): events of locations without a connection"
+            " of their own will fail", exc)
+        default = None
+    return for_location, (default,) if default else ()
+
+
+def _with_sandbox(options: ServeOptions, sandbox: SandboxServer,
+                  catalog: Catalog) -> ServeOptions:
+    """Point the service at an in-process sandbox: its URL, keys, token and limits."""
+    import dataclasses
+
+    from connector.credentials import StaticBearer, api_key_provider
+    from connector.hookspecs import RateLimit
+    from connector.secrets import register
+    from connector.signature import parse_keys
+
+    register(sandbox.private_token)
+    bearer = StaticBearer(sandbox.private_token)
+    provider = api_key_provider(lambda _app, _action: bearer)
+    pems = [(f"sandbox {kind} key", pem.encode()) for kind, pem in sandbox.public_keys.items()]
+    config = sandbox.config
+    return dataclasses.replace(
+        options,
+        keys=parse_keys(pems),
+        base_url=sandbox.base_url,
+        rate_limit=RateLimit(config.rate_limit_requests, config.rate_limit_seconds),
+        auth=lambda _location: provider,
+        poll_locations=options.poll_locations or (sandbox.location_id,),
+    )

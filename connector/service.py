@@ -1,0 +1,401 @@
+"""The service: receiver, pollers and worker pool in one process (``ghl-connector serve``).
+
+:func:`serve` loads and checks every recipe of a folder (any problem stops the start, listing
+them all), takes the state file's serve lock (one service per state file), hands back claims a
+killed predecessor left, then runs:
+
+- the webhook receiver (:mod:`connector.receiver`) on ``host:port``, which stores each verified
+  webhook in the inbox before answering, and wakes the workers;
+- the pollers (:func:`start_pollers`), which put polled records into the same inbox;
+- the worker pool (:mod:`connector.worker`), which runs the dispatcher (:mod:`connector.dispatcher`)
+  on each event with the engine of the event's location (:class:`Engines`).
+
+``GET /healthz`` answers 200 with the inbox counts while the inbox writer and every worker run,
+503 otherwise. Logs are JSON lines on stderr, redacted (:mod:`connector.secrets`). SIGTERM or
+SIGINT stop the receiver, then the pool (running events get ``grace`` seconds, the rest is handed
+back). In ``sandbox`` mode an in-process GHL sandbox stands in for HighLevel: its keys sign the
+webhooks, its private token authenticates the calls, and it delivers its events to the service.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import fcntl
+import json
+import logging
+import os
+import signal
+import socket
+import threading
+import time
+from collections.abc import Awaitable, Callable, Mapping, MutableMapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import FrameType
+from typing import IO, Any, TextIO
+
+import uvicorn
+
+from connector.catalog import Catalog
+from connector.dispatcher import Dispatcher, Outcome, Route, load_routes
+from connector.engine import Engine
+from connector.errors import ConnectorError, StoreError
+from connector.history import History
+from connector.hookspecs import RateLimit
+from connector.inbox import Inbox, InboxEvent, InboxWriter, NewEvent
+from connector.receiver import HEALTH_PATH, WEBHOOK_PATH, ReceiverApp, Settings, open_store
+from connector.runtime import AuthProvider, Runtime
+from connector.runtime import Settings as RuntimeSettings
+from connector.signature import PublicKeys, default_keys
+from connector.store import Store
+from connector.worker import PoolSettings, WorkerPool, recover
+
+__all__ = ["Engines", "ServeOptions", "ServiceApp", "serve", "start_pollers"]
+
+GHL_APP = "ghl"
+_log = logging.getLogger("connector.service")
+Scope = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
+Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
+
+
+@dataclass(frozen=True, slots=True)
+class ServeOptions:
+    """What ``serve`` runs.
+
+    :param auth: the auth provider for one location id (None: the event names none); built
+        from the stored connections by the CLI, or from the sandbox's token in sandbox mode.
+    :param base_url: GHL's base URL override (a sandbox).
+    :param rate_limit: GHL's per-location limit override (a sandbox started with another one).
+    :param poll_locations: the locations polling triggers poll.
+    """
+
+    recipes: Path
+    db: Path
+    host: str = "127.0.0.1"
+    port: int = 8000
+    keys: PublicKeys = field(default_factory=default_keys)
+    pool: PoolSettings = field(default_factory=PoolSettings)
+    base_url: str | None = None
+    rate_limit: RateLimit | None = None
+    max_age: float = 300.0
+    auth: Callable[[str | None], AuthProvider | None] | None = None
+    poll_locations: tuple[str, ...] = ()
+    poll_interval: float = 60.0
+
+
+class Engines:
+    """One engine per location id, each on a runtime authenticated for that location.
+
+    :param auth: the auth provider for a location id.
+    :param sleep: the engines' wait between retries (the pool's, so shutdown interrupts it).
+    """
+
+    def __init__(
+        self,
+        catalog: Catalog,
+        store: Store,
+        options: ServeOptions,
+        sleep: Callable[[float], None],
+    ) -> None:
+        self.catalog = catalog
+        self.store = store
+        self.options = options
+        self.sleep = sleep
+        self._engines: dict[str | None, Engine] = {}
+        self._lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"Engines(locations={sorted(map(str, self._engines))})"
+
+    def __call__(self, location_id: str | None) -> Engine:
+        """The engine for ``location_id`` (created on first use)."""
+        with self._lock:
+            engine = self._engines.get(location_id)
+            if engine is None:
+                engine = self._engines[location_id] = self._build(location_id)
+            return engine
+
+    def _build(self, location_id: str | None) -> Engine:
+        options = self.options
+        settings = RuntimeSettings(
+            base_urls={GHL_APP: options.base_url} if options.base_url else {},
+            location_id=location_id,
+            rate_limits={GHL_APP: options.rate_limit} if options.rate_limit else {},
+        )
+        auth = options.auth(location_id) if options.auth is not None else None
+        runtime = Runtime(self.catalog, settings, auth=auth)
+        return Engine(self.catalog, runtime, self.store, sleep=self.sleep)
+
+    def close(self) -> None:
+        """Close every runtime's HTTP clients."""
+        with self._lock:
+            for engine in self._engines.values():
+                engine.runtime.close()
+            self._engines.clear()
+
+
+class _WakingWriter(InboxWriter):
+    """The inbox writer that wakes the workers once an event is committed."""
+
+    def __init__(self, inbox: Inbox, wake: Callable[[], None]) -> None:
+        super().__init__(inbox)
+        self._wake_pool = wake
+
+    async def add(self, event: NewEvent) -> bool:
+        stored = await super().add(event)
+        if stored:
+            self._wake_pool()
+        return stored
+
+
+class ServiceApp:
+    """The receiver plus a ``/healthz`` that reports the inbox counts and the workers' state.
+
+    :param health: returns (healthy, details) in a worker thread.
+    """
+
+    def __init__(
+        self, receiver: ReceiverApp, health: Callable[[], tuple[bool, dict[str, Any]]]
+    ) -> None:
+        self.receiver = receiver
+        self.health = health
+
+    def __repr__(self) -> str:
+        return f"ServiceApp({self.receiver!r})"
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"] == HEALTH_PATH and scope["method"] == "GET":
+            healthy, details = await asyncio.to_thread(self.health)
+            body = json.dumps(details, separators=(",", ":")).encode()
+            headers = [(b"content-type", b"application/json"),
+                       (b"content-length", b"%d" % len(body))]
+            await send({"type": "http.response.start", "status": 200 if healthy else 503,
+                        "headers": headers})
+            await send({"type": "http.response.body", "body": body})
+            return
+        await self.receiver(scope, receive, send)
+
+
+def start_pollers(
+    routes: list[Route], engines: Engines, store: Store, options: ServeOptions,
+    stop: threading.Event,
+) -> list[str]:
+    """Start one poller thread per polling trigger the routes use and per polled location.
+
+    Pollers (:class:`connector.poller.Poller`) put their events into the inbox of ``store``,
+    through the runtime of their location (so they share its rate limit); they stop when
+    ``stop`` is set. Returns ``<trigger> @ <location>`` for each poller started.
+    """
+    polled = sorted({r.trigger.id: r.trigger for r in routes
+                     if r.trigger.kind == "polling"}.items())
+    if not polled:
+        return []
+    if not options.poll_locations:
+        _log.warning("serve: polling triggers %s need a location [give --poll-location]",
+                     [tid for tid, _ in polled])
+        return []
+    from connector.poller import Poller, PollSettings
+
+    settings = PollSettings(interval=options.poll_interval)
+    started: list[str] = []
+    for trigger_id, trigger in polled:
+        for location in options.poll_locations:
+            poller = Poller(trigger, engines(location).runtime, store, settings,
+                            location_id=location)
+            threading.Thread(target=poller.run_forever, args=(stop,), daemon=True,
+                             name=f"poll-{trigger_id}-{location}").start()
+            started.append(f"{trigger_id} @ {location}")
+    return started
+
+
+class _Lock:
+    """The state file's serve lock: one service per state file."""
+
+    def __init__(self, db: Path) -> None:
+        self.path = db.with_name(db.name + ".serve.lock")
+        self._file: IO[bytes] | None = None
+
+    def __enter__(self) -> _Lock:
+        self._file = open(self.path, "ab")  # noqa: SIM115  # held until __exit__
+        try:
+            fcntl.flock(self._file.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as exc:
+            self._file.close()
+            raise StoreError(
+                f"{self.path}: another `ghl-connector serve` uses this state file"
+                " [stop it, or give another --db]"
+            ) from exc
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        if self._file is not None:
+            self._file.close()
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+        sock.listen(2048)
+    except OSError as exc:
+        sock.close()
+        raise ConnectorError(
+            f"serve: {host}:{port}: cannot listen: {exc.strerror or exc} [use another --port]"
+        ) from exc
+    return sock
+
+
+def _serve_http(app: ServiceApp, sock: socket.socket) -> tuple[uvicorn.Server, threading.Thread]:
+    """Run uvicorn in a thread (so this module, not uvicorn, owns the signals)."""
+    config = uvicorn.Config(app, http="httptools", lifespan="off", access_log=False,
+                            server_header=False, log_config=None, timeout_graceful_shutdown=2)
+    server = uvicorn.Server(config)
+
+    def run() -> None:
+        try:
+            asyncio.run(server.serve(sockets=[sock]))
+        except Exception:  # thread top level: log it, the main thread notices the exit
+            _log.exception("serve: the HTTP server failed")
+
+    thread = threading.Thread(target=run, name="serve-http", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started and thread.is_alive() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return server, thread
+
+
+def _fingerprints(keys: PublicKeys) -> list[str]:
+    """``kind sha256:<first 16 hex>`` of each trusted key (of its DER public key info)."""
+    import hashlib
+
+    from cryptography.hazmat.primitives import serialization
+
+    found: list[str] = []
+    for kind, group in (("ed25519", keys.ed25519), ("rsa", keys.rsa)):
+        for key in group:
+            der = key.public_bytes(serialization.Encoding.DER,
+                                   serialization.PublicFormat.SubjectPublicKeyInfo)
+            found.append(f"{kind} sha256:{hashlib.sha256(der).hexdigest()[:16]}")
+    return found
+
+
+def _summary(options: ServeOptions, routes: list[Route], url: str, pollers: list[str],
+             recovered: int) -> list[str]:
+    base = url.removesuffix(WEBHOOK_PATH)
+    lines = [
+        f"webhook URL: {url}",
+        f"health: {base}{HEALTH_PATH}",
+        f"state file: {options.db}",
+        f"GHL API: {options.base_url or 'default (connection base URL)'}",
+        f"workers: {options.pool.workers}",
+        f"public keys: {', '.join(_fingerprints(options.keys))}",
+        f"recipes: {len(routes)} loaded from {options.recipes}",
+    ]
+    lines += [f"  {r.key}: {r.recipe.name!r} on {r.trigger.id}" for r in routes]
+    active = sorted({f"{r.trigger.id} ({r.trigger.event or r.trigger.kind})" for r in routes})
+    lines.append(f"triggers active: {', '.join(active)}")
+    lines.append(f"pollers: {', '.join(pollers) or 'none'}")
+    if recovered:
+        lines.append(f"recovered: {recovered} events left claimed by a stopped service")
+    return lines
+
+
+def serve(
+    options: ServeOptions,
+    catalog: Catalog,
+    filters: Mapping[str, Any],
+    *,
+    out: TextIO,
+    on_ready: Callable[[str], None] | None = None,
+    stop: threading.Event | None = None,
+) -> int:
+    """Run the service until SIGTERM/SIGINT (or ``stop`` is set); returns the exit status.
+
+    :param filters: the expression filters recipes may use.
+    :param out: where the start-up summary goes.
+    :param on_ready: called with the webhook URL once the receiver listens.
+    :raises DocumentError: a recipe fails validation (nothing was started).
+    :raises StoreError: the state file cannot be opened, or another service holds it.
+    """
+    routes = load_routes(options.recipes, catalog, filters)
+    with Store(options.db) as work_store, _Lock(options.db):
+        with open_store(options.db) as receive_store:
+            return _run(options, catalog, routes, receive_store, work_store,
+                        out=out, on_ready=on_ready, stop=stop or threading.Event())
+
+
+def _run(options: ServeOptions, catalog: Catalog, routes: list[Route], receive_store: Store,
+         work_store: Store, *, out: TextIO, on_ready: Callable[[str], None] | None,
+         stop: threading.Event) -> int:
+    inbox = Inbox(work_store)
+    recovered = recover(inbox)
+    pool = WorkerPool(inbox, _unset, options.pool, name=f"serve-{os.getpid()}")
+    engines = Engines(catalog, work_store, options, pool.sleep)
+    pool.handle = Dispatcher(catalog, routes, engines, History(work_store)).process
+    writer = _WakingWriter(Inbox(receive_store), pool.wake)
+
+    def health() -> tuple[bool, dict[str, Any]]:
+        try:
+            counts: dict[str, int] | str = inbox.counts()
+        except StoreError as exc:
+            counts = str(exc)
+        healthy = writer.alive and writer.healthy and pool.alive and isinstance(counts, dict)
+        return healthy, {"status": "ok" if healthy else "unhealthy", "inbox": counts,
+                         "workers": options.pool.workers, "in_flight": pool.in_flight,
+                         "writer": "ok" if writer.alive and writer.healthy else "failing"}
+
+    app = ServiceApp(ReceiverApp(writer, Settings(options.keys, max_age=options.max_age)), health)
+    sock = _bind(options.host, options.port)
+    url = f"http://{options.host}:{sock.getsockname()[1]}{WEBHOOK_PATH}"
+    writer.start()
+    pool.start()
+    _catch_signals(stop)
+    pollers = start_pollers(routes, engines, work_store, options, stop)
+    server, thread = _serve_http(app, sock)
+    status = 0
+    try:
+        if not server.started:
+            raise ConnectorError(f"serve: {url}: the HTTP server did not start (see the log)")
+        lines = _summary(options, routes, url, pollers, recovered)
+        out.write("\n".join(lines) + "\nready\n")
+        out.flush()
+        _log.info("serve: ready", extra={"fields": {"webhook_url": url, "recipes": len(routes)}})
+        if on_ready is not None:
+            on_ready(url)
+        while not stop.wait(0.2):
+            if not thread.is_alive():
+                _log.error("serve: the HTTP server stopped; shutting down")
+                status = 1
+                break
+    finally:
+        stop.set()
+        server.should_exit = True
+        thread.join(10)
+        sock.close()
+        writer.close()
+        handed = pool.stop()
+        engines.close()
+        _log.info("serve: stopped", extra={"fields": {"handed_back": handed,
+                                                      "settled": dict(pool.settled)}})
+    return status
+
+
+def _unset(event: InboxEvent) -> Outcome:
+    """The pool's handler until the dispatcher exists (never called: replaced before start)."""
+    raise AssertionError(f"no handler for {event!r}")
+
+
+def _catch_signals(stop: threading.Event) -> None:
+    """SIGTERM and SIGINT set ``stop`` (only the main thread can install handlers)."""
+    if threading.current_thread() is not threading.main_thread():
+        return
+
+    def handle(signum: int, frame: FrameType | None) -> None:
+        _log.info("serve: %s received, shutting down", signal.Signals(signum).name)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, handle)
+    signal.signal(signal.SIGINT, handle)
