@@ -6,8 +6,10 @@ ran out of attempts (the state file or an enrichment fetch kept failing). Its ru
 history (``ghl-connector runs``); a serve run's id is ``<webhookId>:<recipe key>``.
 
 Re-queuing puts the event back to ``pending`` and marks the chosen ``dead_letter`` runs to be
-resumed (status ``running``); the running service picks the event up, resumes those runs (the
-ledger skips the steps they completed) and leaves the runs that had ended alone.
+resumed (status ``running``), forgetting their intents (a call whose outcome was unknown is
+made again: the person replaying has checked); the running service picks the event up,
+resumes those runs (the ledger skips the steps they completed) and leaves the runs that had
+ended alone.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from dataclasses import dataclass
 from connector.errors import StoreError
 from connector.history import History
 from connector.inbox import Inbox, InboxEvent
+from connector.ledger import Ledger
 from connector.store import Store
 
 __all__ = ["DeadLetter", "DeadLetters"]
@@ -126,6 +129,9 @@ class DeadLetters:
                         " WHERE id = ? AND status = 'dead_letter'",
                         (run_id,),
                     )
+                    # A replay is the person's word that an "outcome unknown" call may be made
+                    # again (connector/ledger.py): forget its intents.
+                    Ledger.settle_run(db, run_id)
                 db.execute(
                     "UPDATE inbox SET status = 'pending', available_at = ?, claimed_by = NULL,"
                     " claimed_at = NULL, finished_at = NULL WHERE id = ? AND status = 'dead'",

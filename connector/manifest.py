@@ -26,8 +26,8 @@ __all__ = ["Manifest", "load_manifest", "pack_manifest"]
 
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 _PLACEHOLDER = re.compile(r"\{([^{}]+)\}")
-_EXECUTOR_OPTIONS = ("graphql",)
-"""Manifest keys that configure an action's executor; they reach it as ``Action.options``."""
+_EXECUTOR_OPTIONS = ("graphql", "verify")
+"""Manifest keys that configure how an action runs; they reach the runtime as ``Action.options``."""
 
 
 @dataclass(frozen=True, slots=True)

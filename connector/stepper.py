@@ -18,7 +18,7 @@ from connector.errors import AuthError, ConnectorError, RemoteError
 from connector.expression import CompiledValue, Template, truthy
 from connector.history import History, StepRecord, cut, redacted_pair
 from connector.hookspecs import Action
-from connector.ledger import WHOLE, Ledger, LedgerKey, Redacted
+from connector.ledger import WHOLE, Ledger, LedgerKey, Redacted, repeat_safe
 from connector.recipe import ITEM, Step
 from connector.retry import RetryPolicy
 from connector.runtime import Runtime
@@ -26,6 +26,7 @@ from connector.sample import sample
 from connector.secrets import redact
 from connector.store import Store
 from connector.syntax import JSON, ExpressionError, json_type
+from connector.verify import find_effect, verifiable
 
 __all__ = ["StepResult", "StepRunner", "retryable"]
 
@@ -126,6 +127,8 @@ class StepRunner:
         self.done = done
         self.dry_run = dry_run
         self.sleep = sleep
+        self.ledger = Ledger(store) if store is not None and not dry_run else None
+        self.intents = self.ledger.intents(run_id) if self.ledger is not None else {}
 
     def run(
         self,
@@ -199,7 +202,11 @@ class StepRunner:
             if not isinstance(data, dict):
                 raise _Failed(f"{step.location}: with gave a {json_type(data)}", 0)
             _fill_location(action, runtime, data, context)
-            output, attempts, requests = self._call(step, action, runtime, data)
+            earlier = self._settled_elsewhere(step, action, runtime, data, item)
+            if earlier is not None:
+                found = StepResult(step.id, action.id, "succeeded", output=earlier, input=data)
+                return self._record(step, action, position, item, found, started)
+            output, attempts, requests = self._call(step, action, runtime, data, item)
         except _Failed as exc:
             failed = StepResult(
                 step.id, action.id, "failed", input=data, attempts=exc.attempts,
@@ -212,8 +219,37 @@ class StepRunner:
         )  # fmt: skip
         return self._record(step, action, position, item, done, started)
 
+    def _settled_elsewhere(
+        self, step: Step, action: Action, runtime: Runtime, data: Mapping[str, Any], item: int
+    ) -> JSON:
+        """For a call an earlier execution started and never recorded: its output if it took
+        effect (found through the action's ``verify``), else None (safe to make it again).
+
+        :raises _Failed: the outcome cannot be known (no ``verify``), or the check failed.
+        """
+        if (step.id, item) not in self.intents:
+            return None
+        if not verifiable(action):
+            raise _Failed(
+                f"{step.location}: outcome unknown: an earlier execution of this run was cut off "
+                f"while calling {action.id}, which is not safe to repeat [check the record in "
+                f"{action.app}; `ghl-connector replay` makes the call again]",
+                0,
+            )
+        try:
+            found: JSON = find_effect(action, runtime, data)
+        except ConnectorError as exc:
+            where = f"{step.location}: checking an interrupted {action.id}"
+            raise _Failed(f"{where}: {exc}", 0) from exc
+        return found
+
     def _call(
-        self, step: Step, action: Action, runtime: Runtime, data: Mapping[str, Any]
+        self,
+        step: Step,
+        action: Action,
+        runtime: Runtime,
+        data: Mapping[str, Any],
+        item: int = WHOLE,
     ) -> tuple[JSON, int, tuple[dict[str, Any], ...]]:
         """Send the call (retrying what may pass), or in a dry run build it and sample the
         output; returns (output, attempts, dry-run requests)."""
@@ -229,6 +265,8 @@ class StepRunner:
             base=policy.backoff,
             cap=policy.backoff * 2**policy.retry,
         ).backoff()
+        if self.ledger is not None and not repeat_safe(action):
+            self.ledger.intend(self.run_id, step.id, item, action.id)
         attempt = 0
         while True:
             attempt += 1
@@ -236,6 +274,8 @@ class StepRunner:
                 output: JSON = runtime.call(action.id, data)
             except ConnectorError as exc:
                 if attempt > policy.retry or not retryable(exc):
+                    if self.ledger is not None and _not_applied(exc):
+                        self.ledger.forget_intent(self.run_id, step.id, item)
                     raise _Failed(str(exc), attempt) from exc
                 self.sleep(backoff.delay(attempt))
                 continue
@@ -268,7 +308,15 @@ class StepRunner:
             History.write_step(db, self.run_id, record)
             if result.status == "succeeded":
                 Ledger.write(db, self.run_id, step.id, item, Redacted(output_text))
+                Ledger.settle(db, self.run_id, step.id, item)
         return result
+
+
+def _not_applied(exc: ConnectorError) -> bool:
+    """A failure that proves the call changed nothing: refused input, or a 4xx answer."""
+    if isinstance(exc, RemoteError):
+        return exc.status is not None and 400 <= exc.status < 500
+    return True
 
 
 def _render(

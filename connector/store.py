@@ -203,6 +203,22 @@ MIGRATIONS: tuple[Migration, ...] = (
         CREATE INDEX poll_seen_by_position ON poll_seen (trigger_id, scope, position);
         """,
     ),
+    Migration(
+        6,
+        "intents",
+        # A step about to make a call that is not safe to repeat (connector/ledger.py): if the
+        # process dies before the ledger records the outcome, a resumed run knows not to guess.
+        """
+        CREATE TABLE run_intents (
+            run_id      TEXT NOT NULL,
+            step_id     TEXT NOT NULL,
+            item        INTEGER NOT NULL,
+            action      TEXT NOT NULL,
+            started_at  REAL NOT NULL,
+            PRIMARY KEY (run_id, step_id, item)
+        );
+        """,
+    ),
 )
 
 

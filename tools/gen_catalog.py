@@ -37,7 +37,7 @@ OPENAPI_ONLY = frozenset(
 )
 MANIFEST_KEYS = (
     "title", "description", "operation", "method", "path", "scopes", "deprecated", "use_instead",
-    "schema", "params", "body", "location_param", "retry_safe", "pagination",
+    "schema", "params", "body", "location_param", "retry_safe", "pagination", "verify",
 )
 
 
@@ -224,7 +224,7 @@ def build_action(
         entry["body"] = "json"
     if "locationId" in input_schema["properties"]:
         entry["location_param"] = "locationId"
-    for key in ("use_instead", "pagination"):
+    for key in ("use_instead", "pagination", "verify"):
         if key in cfg:
             entry[key] = cfg[key]
     if "retry_safe" in cfg:
