@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from connector.errors import AuthError, ConnectorError, RemoteError
+from connector.errors import AuthError, ConnectorError, RateLimitError, RemoteError
 from connector.expression import CompiledValue, Template, truthy
 from connector.history import History, StepRecord, cut, redacted_pair
 from connector.hookspecs import Action
@@ -278,8 +278,38 @@ class StepRunner:
                         self.ledger.forget_intent(self.run_id, step.id, item)
                     raise _Failed(str(exc), attempt) from exc
                 self.sleep(backoff.delay(attempt))
+                if not repeat_safe(action) and _ambiguous(exc):
+                    # The failed call may have taken effect: look before calling again.
+                    earlier = self._look(step, action, runtime, data, exc, attempt)
+                    if earlier is not None:
+                        return earlier, attempt, ()
                 continue
             return output, attempt, ()
+
+    def _look(
+        self,
+        step: Step,
+        action: Action,
+        runtime: Runtime,
+        data: Mapping[str, Any],
+        exc: ConnectorError,
+        attempt: int,
+    ) -> JSON:
+        """After an ambiguous failure of a call not safe to repeat: its output if it took
+        effect; None if it did not (retry); fail when there is no way to tell."""
+        if not verifiable(action):
+            raise _Failed(
+                f"{exc} [outcome unknown: {action.id} is not safe to repeat and declares no "
+                "verify read, so it is not retried; check the record, then replay]",
+                attempt,
+            ) from exc
+        try:
+            found: JSON = find_effect(action, runtime, data)
+        except ConnectorError as check:
+            raise _Failed(
+                f"{exc}; checking whether it took effect failed: {check}", attempt
+            ) from check
+        return found
 
     def _record(
         self,
@@ -310,6 +340,13 @@ class StepRunner:
                 Ledger.write(db, self.run_id, step.id, item, Redacted(output_text))
                 Ledger.settle(db, self.run_id, step.id, item)
         return result
+
+
+def _ambiguous(exc: ConnectorError) -> bool:
+    """A failure after which the call may or may not have taken effect (5xx, timeout, reset)."""
+    if isinstance(exc, RateLimitError):
+        return False  # GHL refuses a rate-limited request before doing anything
+    return isinstance(exc, RemoteError) and (exc.status is None or exc.status >= 500)
 
 
 def _not_applied(exc: ConnectorError) -> bool:

@@ -150,3 +150,22 @@ def test_intents_refused_call_leaves_no_intent(ghl, catalog, store, runtime):
     result = Engine(catalog, runtime, store).run(parse_recipe(TASK_RECIPE), event, run_id="run-5")
     assert result.status in ("failed", "dead_letter")
     assert Ledger(store).intents("run-5") == {}
+
+
+def test_intents_engine_retry_after_ambiguous_write_looks_first(ghl, catalog, store, runtime):
+    """With on_error retries, an ambiguous failure of a create is looked for before retrying."""
+    recipe = parse_recipe(NOTE_RECIPE.replace("on_error: {retry: 0}", "on_error: {retry: 2, backoff: 0.01}"))
+    ghl.set_faults({"route": NOTES, "ambiguous_rate": 1.0, "count": 1})
+    result = Engine(catalog, runtime, store).run(recipe, contact_event(ghl), run_id="run-6")
+    assert result.status == "succeeded", result.error
+    assert ghl.writes(NOTES) == 1
+
+
+def test_intents_engine_does_not_retry_unverifiable_ambiguous_write(ghl, catalog, store, runtime):
+    """Without a verify read, an ambiguous failure is not retried: outcome unknown, one write."""
+    recipe = parse_recipe(CAMPAIGN_RECIPE + "    on_error: {retry: 3, backoff: 0.01}\n")
+    ghl.set_faults({"route": CAMPAIGNS, "ambiguous_rate": 1.0, "count": 1})
+    result = Engine(catalog, runtime, store).run(recipe, contact_event(ghl), run_id="run-7")
+    assert result.status in ("failed", "dead_letter")
+    assert "outcome unknown" in result.error
+    assert ghl.writes(CAMPAIGNS) == 1
