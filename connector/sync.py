@@ -27,7 +27,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from connector.audit import AuditEntry, record, redacted
-from connector.errors import ConnectorError, InputError
+from connector.errors import ConnectorError, InputError, RemoteError
 from connector.idmap import IdMap, Link
 from connector.runtime import Runtime
 from connector.store import Store
@@ -40,13 +40,15 @@ from connector.syncmap import (
     read_field,
     record_time,
 )
-from connector.syncside import SyncSide
+from connector.syncside import SyncSide, gone
 from connector.syncspec import ObjectSync, Side, SyncSpec, other
 from connector.syntax import JSON, ExpressionError
 
 __all__ = ["Change", "Outcome", "SyncEngine"]
 
 Changes = Mapping[str, tuple[JSON, JSON]]
+_DELETED = "\x00deleted"
+"""What :meth:`SyncEngine._parent` answers for a parent whose link is marked deleted."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,14 +122,23 @@ class SyncEngine:
         with self._lock:
             return self._apply(change, obj)
 
-    def _apply(self, change: Change, obj: ObjectSync) -> Outcome:
+    def _apply(self, change: Change, obj: ObjectSync, *, listed: bool = False) -> Outcome:
+        """:param listed: the record comes from a list action, so it is whole."""
         if not obj.allows(change.side):
             reason = f"direction {obj.direction}: nothing is copied from {self._app(change.side)}"
             return self._finish(change, None, self._ids(change, None, "skip", reason))
         link = self.ids.find(obj.name, change.side, change.record_id)
         if change.record is None:
             return self._delete(change, obj, link)
-        return self._upsert(change, obj, link, change.record)
+        rec: Mapping[str, Any] | None = change.record
+        if not listed:
+            rec = self._sides[change.side].complete(
+                obj, change.side, change.record_id, change.record, change.parent_id
+            )
+        if rec is None:
+            reason = f"the record is gone from {self._app(change.side)}"
+            return self._finish(change, None, self._ids(change, link, "skip", reason))
+        return self._upsert(replace(change, record=rec), obj, link, rec)
 
     def backfill(
         self, side: Side, name: str, *, since: str | None = None, max_items: int | None = None
@@ -143,7 +154,8 @@ class SyncEngine:
         outcomes = []
         for rec in self._sides[side].listing(adapter, since, max_items):
             change = Change(side, name, str(rec[adapter.id_field]), rec, event_id="backfill")
-            outcomes.append(self.apply(change))
+            with self._lock:
+                outcomes.append(self._apply(change, self._object(name), listed=True))
         return outcomes
 
     # -- creates and updates ----------------------------------------------------------------
@@ -172,8 +184,9 @@ class SyncEngine:
             reason = f"mapping failed: {exc}"
             return self._finish(change, None, self._ids(change, link, "skip", reason))
         parent = self._parent(change, obj, rec)
-        if obj.parent and parent is None:
-            reason = f"its parent {obj.parent} record is not linked yet"
+        if obj.parent and (parent is None or parent is _DELETED):
+            state = "was deleted" if parent is _DELETED else "is not linked yet"
+            reason = f"its parent {obj.parent} record {state}"
             return self._finish(change, None, self._ids(change, link, "skip", reason))
         if link is None:
             found, how = self._sides[target].match(obj, source, rec, self._region)
@@ -211,8 +224,14 @@ class SyncEngine:
         diffs = differences(desired, current, self._region)
         reason = "changed"
         stamp = record_time(read_field(current, obj.adapters[target].updated_field))
+        if not current:
+            # The target cannot be read (no get action): what the sync wrote there, unless
+            # changed since, and the newest change seen from it stand in for the record.
+            if link.hash(target) == digest(desired, self._region):
+                diffs = {}
+            stamp = link.seen(target)
         theirs = link.last_changed(target, stamp)
-        if diffs and when is not None and theirs is not None and when < theirs:
+        if diffs and _older(when, theirs, source):
             kept = {k: v for k, v in diffs.items() if self._truth(obj, target, k) == source}
             if not kept:
                 reason = f"older: the {self._app(target)} record changed later (last writer wins)"
@@ -257,6 +276,12 @@ class SyncEngine:
         except InputError as exc:
             reason = f"{reason}; cannot update on {self._app(target)}: {exc}"
             return None, _outcome("skip", reason, ids, diffs)
+        except RemoteError as exc:
+            if not gone(exc):
+                raise
+            # An app that cannot read the record (no get action) learns it is gone here.
+            reason = f"the linked record is gone from {self._app(target)}"
+            return None, _outcome("skip", reason, ids)
         if left:
             reason += f"; not writable on {self._app(target)}: {', '.join(left)}"
             diffs = {k: v for k, v in diffs.items() if k not in left}
@@ -279,6 +304,11 @@ class SyncEngine:
             created, left = self._sides[target].create(adapter, values, parent)
         except InputError as exc:
             reason = f"cannot create on {self._app(target)}: {exc}"
+            return self._finish(change, None, self._ids(change, None, "skip", reason))
+        except RemoteError as exc:
+            if not (obj.parent and parent and gone(exc) and self._orphan(obj, target, parent)):
+                raise
+            reason = f"its parent {obj.parent} record is gone from {self._app(target)}"
             return self._finish(change, None, self._ids(change, None, "skip", reason))
         ids: dict[str, str] = {source: change.record_id, target: str(created[adapter.id_field])}
         link = Link(self.spec.name, obj.name, ids["ghl"], ids["partner"])
@@ -329,22 +359,26 @@ class SyncEngine:
         adapter = obj.adapters[target]
         side = self._sides[target]
         parent = self._parent(change, obj, {})
-        gone = replace(link, deleted=self._app(source))
+        if parent is _DELETED:
+            reason = f"its parent {obj.parent} record was deleted"
+            return self._finish(change, None, self._ids(change, link, "skip", reason))
+        marked = replace(link, deleted=self._app(source))
         if obj.delete == "propagate" and adapter.delete:
             side.delete(adapter, link.id(target), parent)
             return self._finish(
-                change, gone, self._ids(change, link, "delete", f"deleted on {self._app(source)}")
+                change, marked, self._ids(change, link, "delete", f"deleted on {self._app(source)}")
             )
         if obj.delete == "archive" and adapter.tags_add:
             side.tag(adapter, adapter.tags_add, link.id(target), parent, [obj.archive_tag])
             changes: Changes = {adapter.tags_field: (None, [obj.archive_tag])}
             reason = f"deleted on {self._app(source)}; tagged {obj.archive_tag!r}"
-            return self._finish(change, gone, _outcome("archive", reason, _both(link), changes))
+            return self._finish(change, marked, _outcome("archive", reason, _both(link), changes))
         reason = f"delete policy {obj.delete}: {self._app(target)} has no action for it"
         return self._finish(change, None, self._ids(change, link, "skip", reason))
 
     def _parent(self, change: Change, obj: ObjectSync, rec: Mapping[str, Any]) -> str | None:
-        """The parent contact's id on the other side (tasks, notes), if linked."""
+        """The parent contact's id on the other side (tasks, notes), if linked; ``_DELETED``
+        when the link is marked deleted."""
         if obj.parent is None:
             return None
         source = change.side
@@ -352,7 +386,14 @@ class SyncEngine:
         if not isinstance(own, str):
             return None
         link = self.ids.find(obj.parent, source, own)
+        if link is not None and link.deleted:
+            return _DELETED
         return None if link is None else link.id(other(source))
+
+    def _orphan(self, obj: ObjectSync, side: Side, parent: str) -> bool:
+        """Whether the parent record ``parent`` of ``obj`` no longer exists on ``side``."""
+        adapter = self.spec.objects[str(obj.parent)].adapters[side]
+        return self._sides[side].get(adapter, parent, None) is None
 
     def _truth(self, obj: ObjectSync, side: Side, name: str) -> Side | None:
         fmap = next((f for f in obj.fields if f.name(side) == name), None)
@@ -405,6 +446,15 @@ def _outcome(
     action: str, reason: str, ids: Mapping[str, str], changes: Changes | None = None
 ) -> Outcome:
     return Outcome(action, reason, ids.get("ghl"), ids.get("partner"), dict(changes or {}))
+
+
+def _older(when: float | None, theirs: float | None, source: Side) -> bool:
+    """Whether a change from ``source`` at ``when`` is older than the other side's last
+    change at ``theirs``; a tie (the same millisecond on both apps) goes to GHL, so that
+    both sides decide it the same way."""
+    if when is None or theirs is None:
+        return False
+    return when < theirs or (when == theirs and source == "partner")
 
 
 def _both(link: Link) -> dict[str, str]:

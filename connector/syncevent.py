@@ -38,6 +38,8 @@ def change_from_ghl(payload: Mapping[str, Any]) -> Change | None:
         return None
     obj, deleted = kind
     record = None if deleted else {k: v for k, v in payload.items() if k not in _GHL_ENVELOPE}
+    if record is not None and payload.get("type") == "TaskComplete":
+        record["completed"] = True  # the event's meaning; GHL's payload has no such field
     parent = payload.get("contactId")
     return Change(
         side="ghl",

@@ -14,11 +14,11 @@ from typing import Any
 
 from connector.errors import ConnectorError, RemoteError
 from connector.runtime import Runtime
-from connector.syncmap import ghl_value, match_value, read_field
+from connector.syncmap import canonical, ghl_value, match_value, read_field
 from connector.syncspec import CUSTOM_PREFIX, Adapter, ObjectSync, Side, other
 from connector.syntax import JSON
 
-__all__ = ["SyncSide"]
+__all__ = ["SyncSide", "gone"]
 
 _GONE = (400, 404, 410)
 """Statuses a read by id answers for a record that does not exist (GHL says 400)."""
@@ -62,10 +62,34 @@ class SyncSide:
         try:
             output = self.call(adapter.get, data, adapter=adapter, parent=parent)
         except RemoteError as exc:
-            if exc.status in _GONE or _NOT_FOUND in str(exc):
+            if gone(exc):
                 return None
             raise
         return unwrap(output, adapter.record_key)
+
+    def complete(
+        self,
+        obj: ObjectSync,
+        side: Side,
+        record_id: str,
+        record: Mapping[str, Any],
+        parent: str | None,
+    ) -> Mapping[str, Any] | None:
+        """``record`` (a change from this app) with the synced fields it lacks read from the
+        app: webhook payloads leave out empty and non-text fields (a GHL task event has no
+        ``completed``). None: the record is gone.
+
+        :param parent: the record's parent contact here (tasks, notes), if known.
+        """
+        adapter = obj.adapters[side]
+        names = (f.name(side) for f in obj.fields if f.flows(side))
+        if adapter.get is None or all(
+            n is None or n.startswith(CUSTOM_PREFIX) or n.split(".")[0] in record for n in names
+        ):
+            return record
+        own = parent or read_field(record, adapter.parent_input or "contactId")
+        found = self.get(adapter, record_id, own if isinstance(own, str) else None)
+        return None if found is None else {**found, **record}
 
     def match(
         self, obj: ObjectSync, source: Side, record: Mapping[str, Any], region: str
@@ -94,8 +118,15 @@ class SyncSide:
         data, add, _, left = self.inputs(adapter, adapter.create, values, {})
         output = self.call(adapter.create, data, adapter=adapter, parent=parent)
         created = dict(unwrap(output, adapter.record_key) or {})
+        record_id = str(created.get(adapter.id_field))
+        left = [k for k in left if canonical(k, read_field(created, k)) != canonical(k, values[k])]
+        later = {k: values[k] for k in left if k in self.accepts(adapter.update)}
+        if later:  # e.g. a task created open, then completed: the create takes no `completed`
+            body = {adapter.id_input: record_id, **later}
+            done = self.call(str(adapter.update), body, adapter=adapter, parent=parent)
+            created.update(unwrap(done, adapter.record_key) or later)
+            left = [k for k in left if k not in later]
         if add and adapter.tags_add:
-            record_id = str(created[adapter.id_field])
             self.tag(adapter, adapter.tags_add, record_id, parent, add)
             created[adapter.tags_field] = add
         return created, left
@@ -198,6 +229,11 @@ class SyncSide:
             else:
                 left.append(name)
         return data, add, remove, left
+
+
+def gone(exc: RemoteError) -> bool:
+    """Whether a call failed because the record it names (or its parent) does not exist."""
+    return exc.status in _GONE or _NOT_FOUND in str(exc)
 
 
 def unwrap(output: Any, key: str | None) -> dict[str, Any] | None:  # noqa: ANN401  # JSON
