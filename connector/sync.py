@@ -23,7 +23,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from typing import Any
 
 from connector.audit import AuditEntry, record, redacted
@@ -31,6 +31,7 @@ from connector.errors import ConnectorError, InputError, RemoteError
 from connector.idmap import IdMap, Link
 from connector.runtime import Runtime
 from connector.store import Store
+from connector.syncchange import Change, Changes, Outcome, both_ids, is_older, make_outcome
 from connector.syncmap import (
     canonical,
     differences,
@@ -46,38 +47,8 @@ from connector.syntax import JSON, ExpressionError
 
 __all__ = ["Change", "Outcome", "SyncEngine"]
 
-Changes = Mapping[str, tuple[JSON, JSON]]
 _DELETED = "\x00deleted"
 """What :meth:`SyncEngine._parent` answers for a parent whose link is marked deleted."""
-
-
-@dataclass(frozen=True, slots=True)
-class Change:
-    """A record created or updated (``record`` given) or deleted (``record`` None) on ``side``.
-
-    :param updated_at: the source's update time (epoch seconds); None reads it from the record.
-    :param parent_id: the parent contact's id on ``side`` (tasks, notes), if the record lacks it.
-    """
-
-    side: Side
-    object: str
-    record_id: str
-    record: Mapping[str, Any] | None = None
-    updated_at: float | None = None
-    event_id: str | None = None
-    parent_id: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Outcome:
-    """What :meth:`SyncEngine.apply` did: ``action`` (create, update, link, delete, archive or
-    skip), why, the ids on both sides, and ``changes`` (field -> before, after)."""
-
-    action: str
-    reason: str
-    ghl_id: str | None = None
-    partner_id: str | None = None
-    changes: Changes = field(default_factory=dict)
 
 
 class SyncEngine:
@@ -197,7 +168,7 @@ class SyncEngine:
             ids: dict[str, str] = {source: change.record_id, target: found_id}
             if taken is not None:
                 reason = f"matched {found_id!r} by {how}, but it is linked to another record"
-                return self._finish(change, None, _outcome("skip", reason, ids))
+                return self._finish(change, None, make_outcome("skip", reason, ids))
             link = Link(self.spec.name, obj.name, ids["ghl"], ids["partner"])
             return self._update(
                 change, obj, link, desired, found, parent, when, f"matched by {how}; "
@@ -231,19 +202,21 @@ class SyncEngine:
                 diffs = {}
             stamp = link.seen(target)
         theirs = link.last_changed(target, stamp)
-        if diffs and _older(when, theirs, source):
+        if diffs and is_older(when, theirs, source):
             kept = {k: v for k, v in diffs.items() if self._truth(obj, target, k) == source}
             if not kept:
                 reason = f"older: the {self._app(target)} record changed later (last writer wins)"
                 return self._finish(
-                    change, link.noting(source, when), _outcome("skip", prefix + reason, ids, diffs)
+                    change,
+                    link.noting(source, when),
+                    make_outcome("skip", prefix + reason, ids, diffs),
                 )
             diffs = kept
             reason = f"older, but {self._app(source)} is the source of truth for these fields"
         if not diffs:
             action = "link" if prefix else "skip"
             return self._finish(
-                change, link.noting(source, when), _outcome(action, prefix + "no change", ids)
+                change, link.noting(source, when), make_outcome(action, prefix + "no change", ids)
             )
         # The target now holds content as of the later of the two times (a partial write
         # leaves its newer fields in place).
@@ -275,19 +248,19 @@ class SyncEngine:
             )
         except InputError as exc:
             reason = f"{reason}; cannot update on {self._app(target)}: {exc}"
-            return None, _outcome("skip", reason, ids, diffs)
+            return None, make_outcome("skip", reason, ids, diffs)
         except RemoteError as exc:
             if not gone(exc):
                 raise
             # An app that cannot read the record (no get action) learns it is gone here.
             reason = f"the linked record is gone from {self._app(target)}"
-            return None, _outcome("skip", reason, ids)
+            return None, make_outcome("skip", reason, ids)
         if left:
             reason += f"; not writable on {self._app(target)}: {', '.join(left)}"
             diffs = {k: v for k, v in diffs.items() if k not in left}
         action = "update" if diffs else "skip"
         after = self._after_write(link, obj, target, written, content) if diffs else link
-        return after, _outcome(action, reason, ids, diffs)
+        return after, make_outcome(action, reason, ids, diffs)
 
     def _create(
         self,
@@ -318,7 +291,7 @@ class SyncEngine:
         if left:
             reason += f"; not writable there: {', '.join(left)}"
         return self._finish(
-            change, after.noting(source, when), _outcome("create", reason, ids, changes)
+            change, after.noting(source, when), make_outcome("create", reason, ids, changes)
         )
 
     def _after_write(
@@ -372,7 +345,9 @@ class SyncEngine:
             side.tag(adapter, adapter.tags_add, link.id(target), parent, [obj.archive_tag])
             changes: Changes = {adapter.tags_field: (None, [obj.archive_tag])}
             reason = f"deleted on {self._app(source)}; tagged {obj.archive_tag!r}"
-            return self._finish(change, marked, _outcome("archive", reason, _both(link), changes))
+            return self._finish(
+                change, marked, make_outcome("archive", reason, both_ids(link), changes)
+            )
         reason = f"delete policy {obj.delete}: {self._app(target)} has no action for it"
         return self._finish(change, None, self._ids(change, link, "skip", reason))
 
@@ -418,8 +393,8 @@ class SyncEngine:
         return self.spec.app(side)
 
     def _ids(self, change: Change, link: Link | None, action: str, reason: str) -> Outcome:
-        ids: dict[str, str] = _both(link) if link else {change.side: change.record_id}
-        return _outcome(action, reason, ids)
+        ids: dict[str, str] = both_ids(link) if link else {change.side: change.record_id}
+        return make_outcome(action, reason, ids)
 
     def _finish(self, change: Change, link: Link | None, outcome: Outcome) -> Outcome:
         """Save ``link`` (if given) and audit ``outcome``, in one transaction."""
@@ -440,22 +415,3 @@ class SyncEngine:
                 IdMap.save(db, link)
             record(db, entry)
         return outcome
-
-
-def _outcome(
-    action: str, reason: str, ids: Mapping[str, str], changes: Changes | None = None
-) -> Outcome:
-    return Outcome(action, reason, ids.get("ghl"), ids.get("partner"), dict(changes or {}))
-
-
-def _older(when: float | None, theirs: float | None, source: Side) -> bool:
-    """Whether a change from ``source`` at ``when`` is older than the other side's last
-    change at ``theirs``; a tie (the same millisecond on both apps) goes to GHL, so that
-    both sides decide it the same way."""
-    if when is None or theirs is None:
-        return False
-    return when < theirs or (when == theirs and source == "partner")
-
-
-def _both(link: Link) -> dict[str, str]:
-    return {"ghl": link.ghl_id, "partner": link.partner_id}
