@@ -1,8 +1,9 @@
 """The sync id map: which GHL record is which partner record, plus what the sync last wrote.
 
 One row per linked pair (per sync and object type), in the ``sync_links`` table of the state
-file (:mod:`connector.store`, migration 4). Besides the two ids, a row keeps per side: the hash
-of the fields the sync last wrote there (echo suppression), that side's update time right
+file (:mod:`connector.store`, migration 4). Besides the two ids, a row keeps per side: the hashes
+of the last few states the sync wrote there, newest first and space-separated in one column
+(echo suppression, late webhooks of an earlier write included), that side's update time right
 after the write (to tell our own write from a later edit), the source time of the change the
 write applied, and the newest source time seen from that side (stale events).
 """
@@ -18,7 +19,10 @@ from typing import Any
 from connector.store import Store
 from connector.syncspec import Side
 
-__all__ = ["IdMap", "Link"]
+__all__ = ["ECHO_DEPTH", "IdMap", "Link"]
+
+ECHO_DEPTH = 8
+"""How many written states per side a link remembers (a late webhook of an earlier write)."""
 
 _COLUMNS = (
     "sync", "object", "ghl_id", "partner_id", "ghl_hash", "partner_hash", "ghl_written",
@@ -50,7 +54,33 @@ class Link:
 
     def hash(self, side: Side) -> str | None:
         """The hash of what the sync last wrote on ``side`` (None: nothing, or since edited)."""
-        return self.ghl_hash if side == "ghl" else self.partner_hash
+        found = self.hashes(side)
+        return found[0] if found else None
+
+    def hashes(self, side: Side) -> tuple[str, ...]:
+        """The hashes of the states the sync lately wrote on ``side``, newest first."""
+        text = self.ghl_hash if side == "ghl" else self.partner_hash
+        return tuple(text.split()) if text else ()
+
+    def remembering(self, side: Side, digest: str) -> Link:
+        """A copy noting that the sync wrote the state hashing to ``digest`` on ``side``, as
+        the newest of the :data:`ECHO_DEPTH` states it remembers there."""
+        kept = [digest, *(h for h in self.hashes(side) if h != digest)][:ECHO_DEPTH]
+        return self.with_side(side, hash=" ".join(kept))
+
+    def echoing(self, side: Side, digest: str, when: float | None) -> Link | None:
+        """If ``digest`` (changed at ``when``) is a state the sync wrote on ``side`` lately, a
+        copy forgetting the states written before it (``side`` has moved past them, so an edit
+        back to one of them is a real change); else None. A state older than the latest write
+        shown by a change made after that write is such an edit back, not an echo."""
+        found = self.hashes(side)
+        if digest not in found:
+            return None
+        index = found.index(digest)
+        latest = self.written(side)
+        if index and when is not None and latest is not None and when > latest:
+            return None
+        return self.with_side(side, hash=" ".join(found[: index + 1]))
 
     def written(self, side: Side) -> float | None:
         """``side``'s update time right after the sync's last write there."""

@@ -5,13 +5,15 @@ or on the partner app) and decides, in this order:
 
 1. direction: does the object (and field) copy anything from that side?
 2. stale: a change older than one already seen from that side is dropped;
-3. echo: a record whose synced fields hash to what the sync itself last wrote on that side
-   is the sync's own write coming back: it is not sent again, so two-way sync never
-   ping-pongs;
+3. echo: a record whose synced fields (those copied to or from that side) hash to one of the
+   states the sync itself lately wrote there is its own write coming back (late or not): it
+   is not sent again, so two-way sync never ping-pongs, and an edit to a field that side owns
+   is never mistaken for one;
 4. pairing: the id map, else a match on the other side by e-mail, then phone (E.164), else
    a new record is created (so nothing is created twice);
 5. last writer wins: if the other side's record changed after the incoming change, only the
-   fields whose source of truth is the incoming side are written;
+   fields whose source of truth is the incoming side are written (a create copies every
+   field that flows that way: the source of truth only arbitrates updates);
 6. deletes follow the object's policy: propagate, ignore, or archive with a tag.
 
 Every decision (write or skip, and why) is appended to the audit trail in the same
@@ -31,7 +33,7 @@ from connector.errors import ConnectorError, InputError, RemoteError
 from connector.idmap import IdMap, Link
 from connector.runtime import Runtime
 from connector.store import Store
-from connector.syncchange import Change, Changes, Outcome, both_ids, is_older, make_outcome
+from connector.syncchange import Change, Changes, Outcome, both_ids, is_older, make_outcome, owner
 from connector.syncmap import (
     canonical,
     differences,
@@ -40,6 +42,7 @@ from connector.syncmap import (
     projection,
     read_field,
     record_time,
+    synced_names,
 )
 from connector.syncside import SyncSide, gone
 from connector.syncspec import ObjectSync, Side, SyncSpec, other
@@ -142,15 +145,18 @@ class SyncEngine:
         if link and when is not None and seen is not None and when < seen:
             reason = f"stale: a newer change from {self._app(source)} was already handled"
             return self._finish(change, None, self._ids(change, link, "skip", reason))
-        if link and link.hash(source) == digest(projection(obj, source, rec), self._region):
+        shown = digest(projection(obj, source, rec), self._region)
+        echoed = link.echoing(source, shown, when) if link else None
+        if echoed is not None:
             reason = "echo: these are the values the sync wrote; not sent back"
             return self._finish(
                 change,
-                link.noting(source, when, echo=True),
-                self._ids(change, link, "skip", reason),
+                echoed.noting(source, when, echo=True),
+                self._ids(change, echoed, "skip", reason),
             )
         try:
             desired = mapped(obj, source, rec)
+            whole = mapped(obj, source, rec, create=True) if link is None else desired
         except ExpressionError as exc:
             reason = f"mapping failed: {exc}"
             return self._finish(change, None, self._ids(change, link, "skip", reason))
@@ -162,7 +168,7 @@ class SyncEngine:
         if link is None:
             found, how = self._sides[target].match(obj, source, rec, self._region)
             if found is None:
-                return self._create(change, obj, desired, parent, when)
+                return self._create(change, obj, whole, parent, when)
             found_id = str(found[obj.adapters[target].id_field])
             taken = self.ids.find(obj.name, target, found_id)
             ids: dict[str, str] = {source: change.record_id, target: found_id}
@@ -198,12 +204,13 @@ class SyncEngine:
         if not current:
             # The target cannot be read (no get action): what the sync wrote there, unless
             # changed since, and the newest change seen from it stand in for the record.
-            if link.hash(target) == digest(desired, self._region):
+            wrote = {**dict.fromkeys(synced_names(obj, target)), **desired}
+            if link.hash(target) == digest(wrote, self._region):
                 diffs = {}
             stamp = link.seen(target)
         theirs = link.last_changed(target, stamp)
         if diffs and is_older(when, theirs, source):
-            kept = {k: v for k, v in diffs.items() if self._truth(obj, target, k) == source}
+            kept = {k: v for k, v in diffs.items() if owner(obj, target, k) == source}
             if not kept:
                 reason = f"older: the {self._app(target)} record changed later (last writer wins)"
                 return self._finish(
@@ -304,11 +311,10 @@ class SyncEngine:
     ) -> Link:
         """The link remembering what the target holds now (its hash and update time)."""
         adapter = obj.adapters[target]
-        return link.with_side(
-            target,
-            hash=digest(projection(obj, target, state), self._region),
-            written=record_time(read_field(state, adapter.updated_field)),
-            applied=when,
+        return link.remembering(
+            target, digest(projection(obj, target, state), self._region)
+        ).with_side(
+            target, written=record_time(read_field(state, adapter.updated_field)), applied=when
         )
 
     # -- deletes --------------------------------------------------------------------------------
@@ -369,10 +375,6 @@ class SyncEngine:
         """Whether the parent record ``parent`` of ``obj`` no longer exists on ``side``."""
         adapter = self.spec.objects[str(obj.parent)].adapters[side]
         return self._sides[side].get(adapter, parent, None) is None
-
-    def _truth(self, obj: ObjectSync, side: Side, name: str) -> Side | None:
-        fmap = next((f for f in obj.fields if f.name(side) == name), None)
-        return None if fmap is None else fmap.source_of_truth
 
     # -- bookkeeping ----------------------------------------------------------------------------
 

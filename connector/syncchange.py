@@ -1,7 +1,7 @@
 """What the sync engine works on and answers: a :class:`Change`, an :class:`Outcome`.
 
 Also the small decisions that need no state: the outcome shape, which of two changes is older
-(ties go to GHL on both sides), and the ids of a link.
+(ties go to GHL on both sides), which side owns a field, and the ids of a link.
 """
 
 from __future__ import annotations
@@ -11,10 +11,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from connector.idmap import Link
-from connector.syncspec import Side
+from connector.syncspec import ObjectSync, Side
 from connector.syntax import JSON
 
-__all__ = ["Change", "Changes", "Outcome", "both_ids", "is_older", "make_outcome"]
+__all__ = ["Change", "Changes", "Outcome", "both_ids", "is_older", "make_outcome", "owner"]
 
 Changes = Mapping[str, tuple[JSON, JSON]]
 """Field -> (before, after)."""
@@ -68,3 +68,9 @@ def is_older(when: float | None, theirs: float | None, source: Side) -> bool:
 def both_ids(link: Link) -> dict[str, str]:
     """The ids a link pairs, by side."""
     return {"ghl": link.ghl_id, "partner": link.partner_id}
+
+
+def owner(obj: ObjectSync, side: Side, name: str) -> Side | None:
+    """The source of truth of the field called ``name`` on ``side`` (None: last writer wins)."""
+    fmap = next((f for f in obj.fields if f.name(side) == name), None)
+    return None if fmap is None else fmap.source_of_truth

@@ -30,6 +30,7 @@ __all__ = [
     "projection",
     "read_field",
     "record_time",
+    "synced_names",
 ]
 
 
@@ -51,11 +52,14 @@ def read_field(record: Mapping[str, Any], name: str) -> JSON:
     return current  # type: ignore[no-any-return]  # JSON data read from a JSON record
 
 
-def mapped(obj: ObjectSync, source: Side, record: Mapping[str, Any]) -> dict[str, JSON]:
-    """The other side's field values computed from a ``source`` record (flowing fields only)."""
+def mapped(
+    obj: ObjectSync, source: Side, record: Mapping[str, Any], *, create: bool = False
+) -> dict[str, JSON]:
+    """The other side's field values computed from a ``source`` record: the fields that update
+    the other side, or with ``create`` every field copied that way (owned ones included)."""
     out: dict[str, JSON] = {}
     for field in obj.fields:
-        if field.flows(source):
+        if field.reaches(source) if create else field.flows(source):
             out[str(field.name(other(source)))] = _value(field, source, record)
     return out
 
@@ -84,9 +88,18 @@ def ghl_value(obj: ObjectSync, source: Side, record: Mapping[str, Any], name: st
 
 
 def projection(obj: ObjectSync, side: Side, record: Mapping[str, Any]) -> dict[str, JSON]:
-    """The fields the sync writes on ``side``, as ``record`` holds them."""
-    names = (str(f.name(side)) for f in obj.fields_into(side))
-    return {name: read_field(record, name) for name in names}
+    """The fields the sync keeps in step on ``side`` (those it writes there and those it
+    copies from there), as ``record`` holds them: what the echo hash covers."""
+    return {name: read_field(record, name) for name in synced_names(obj, side)}
+
+
+def synced_names(obj: ObjectSync, side: Side) -> list[str]:
+    """The names on ``side`` of the fields copied to or from it."""
+    return [
+        str(f.name(side))
+        for f in obj.fields
+        if f.name(side) is not None and (f.reaches(side) or f.reaches(other(side)))
+    ]
 
 
 def canonical(name: str, value: JSON, region: str = "US") -> JSON:

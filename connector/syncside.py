@@ -14,7 +14,7 @@ from typing import Any
 
 from connector.errors import ConnectorError, RemoteError
 from connector.runtime import Runtime
-from connector.syncmap import canonical, ghl_value, match_value, read_field
+from connector.syncmap import canonical, ghl_value, match_value, read_field, synced_names
 from connector.syncspec import CUSTOM_PREFIX, Adapter, ObjectSync, Side, other
 from connector.syntax import JSON
 
@@ -82,7 +82,7 @@ class SyncSide:
         :param parent: the record's parent contact here (tasks, notes), if known.
         """
         adapter = obj.adapters[side]
-        names = (f.name(side) for f in obj.fields if f.flows(side))
+        names = synced_names(obj, side)
         if adapter.get is None or all(
             n is None or n.startswith(CUSTOM_PREFIX) or n.split(".")[0] in record for n in names
         ):

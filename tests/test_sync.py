@@ -549,3 +549,49 @@ def test_sync_edit_back_to_synced_values_is_not_an_echo(runtime, store, ghl, lp)
         assert engine.apply(from_lp(edited)).action == "update"
         got = runtime.call("ghl.contacts.get", {"contactId": c["id"]})["contact"]
         assert got["firstName"] == name
+
+
+def test_sync_partner_owned_field_change_is_not_an_echo(runtime, store, ghl, lp):
+    """A partner edit to a field the partner owns, on a contact that came from GHL, reaches GHL."""
+    owned = f"source_of_truth: {{lastName: ghl, {CF_COMPANY}: partner}}"
+    text = spec_text().replace("source_of_truth: {lastName: ghl}", owned)
+    engine = SyncEngine(parse_sync(text), runtime, store)
+    c = ghl_contact(runtime, firstName="Uma", email="uma@example.org")
+    pid = engine.apply(from_ghl(c)).partner_id
+    edited = runtime.call("linkedphone.contacts.update", {"contact_id": pid, "company": "Expo"})
+    out = engine.apply(from_lp(edited["contact"]))
+    assert (out.action, out.changes) == ("update", {f"customFields.{CF_COMPANY}": (None, "Expo")})
+    fields = runtime.call("ghl.contacts.get", {"contactId": c["id"]})["contact"]["customFields"]
+    assert {f["id"]: f["value"] for f in fields} == {CF_COMPANY: "Expo"}
+
+
+def test_sync_late_echo_of_an_earlier_write_is_not_copied_back(runtime, store, ghl, lp):
+    """The webhook of the first of two writes to one record, arriving after the second, is an
+    echo: it does not flip the other side back."""
+    engine = engine_for(runtime, store)
+    c = ghl_contact(runtime, firstName="Val", email="val@example.org")
+    pid = engine.apply(from_ghl(c)).partner_id
+    first = runtime.call("ghl.contacts.update", {"contactId": c["id"], "firstName": "Vera"})
+    second = runtime.call("ghl.contacts.update", {"contactId": c["id"], "firstName": "Viv"})
+    assert engine.apply(from_ghl(first["contact"])).action == "update"
+    late = runtime.call("linkedphone.contacts.get", {"contact_id": pid})["contact"]
+    assert engine.apply(from_ghl(second["contact"])).action == "update"
+    writes = ghl_writes(ghl)
+    out = engine.apply(from_lp(late))
+    assert out.action == "skip" and out.reason.startswith("echo"), out
+    assert ghl_writes(ghl) == writes
+    assert runtime.call("ghl.contacts.get", {"contactId": c["id"]})["contact"]["firstName"] == "Viv"
+    back = runtime.call("linkedphone.contacts.update", {"contact_id": pid, "first_name": "Vera"})
+    assert engine.apply(from_lp(back["contact"])).action == "update"  # an edit back is real
+
+
+def test_sync_create_copies_fields_the_other_side_owns(runtime, store, ghl, lp):
+    """A partner-created contact reaches GHL with its last name, though GHL owns lastName."""
+    engine = engine_for(runtime, store)
+    r = lp_contact(runtime, first_name="Wes", last_name="Partner", email="wes@example.org")
+    out = engine.apply(from_lp(r))
+    assert out.action == "create" and out.changes["lastName"] == (None, "Partner")
+    got = runtime.call("ghl.contacts.get", {"contactId": out.ghl_id})["contact"]
+    assert got["lastName"] == "Partner"
+    edited = runtime.call("linkedphone.contacts.update", {"contact_id": r["id"], "last_name": "X"})
+    assert engine.apply(from_lp(edited["contact"])).reason == "no change"  # GHL owns updates

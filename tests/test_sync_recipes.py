@@ -119,7 +119,7 @@ def test_sync_recipes_two_way_round_trip(ghl, partner, engine, runtime, relay, a
     copy = kit.get_contact(runtime, pid)
     assert copy is not None
     assert (copy[kit.first], copy[kit.last], copy["tags"]) == ("Ria", "Kent", ["lead"])
-    assert copy[kit.extra] is None  # the partner owns it: never copied from GHL
+    assert copy[kit.extra] == "Web"  # the partner owns it, but a create copies every field
     task = kit.add_task(runtime, pid, "Call Ria", "2030-01-01T10:00:00Z")
     settle(relay, ghl, box)
     ghl_task = engine.ids.find("tasks", "partner", str(task["id"])).ghl_id
@@ -158,15 +158,10 @@ def test_sync_recipes_partner_owned_field_flows_to_ghl(ghl, partner, engine, run
     assert {f["id"]: f["value"] for f in got["customFields"]} == {cf[13:]: "Expo"}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="connector/sync.py: the echo hash covers only the fields the sync writes on a side, "
-    "so a change to a field that side owns (written only the other way) looks like an echo",
-)
 def test_sync_recipes_partner_owned_field_of_ghl_contact_flows_to_ghl(
     ghl, partner, engine, runtime, relay
 ):
-    """A change to the partner-owned field of a GHL-created contact reaches GHL (engine bug)."""
+    """A change to the partner-owned field of a GHL-created contact reaches GHL (not an echo)."""
     app, box = partner
     kit = PARTNERS[app]
     contact = runtime.call("ghl.contacts.create", {"firstName": "Vi", "email": "vi@example.org"})
