@@ -187,14 +187,15 @@ class FieldMap:
         return self.ghl if side == "ghl" else self.partner
 
     def flows(self, source: Side) -> bool:
-        """Whether a change on ``source`` is copied to the other side."""
+        """Whether a change on ``source`` is copied to the other side's existing record."""
+        return self.reaches(source) and self.source_of_truth != other(source)
+
+    def reaches(self, source: Side) -> bool:
+        """Whether a record created from ``source`` gets this field on the other side (the
+        source of truth only arbitrates updates)."""
         if self.name(other(source)) is None:
             return False
-        if self.source_of_truth == other(source):
-            return False
-        if self.direction == "two_way":
-            return True
-        return self.direction == f"{source}_to_{other(source)}"
+        return self.direction in ("two_way", f"{source}_to_{other(source)}")
 
     def transform(self, source: Side) -> Template | None:
         """The expression computing the other side's value from a ``source`` record."""
