@@ -1,0 +1,191 @@
+"""``ghl-connector backfill``: copy every GHL contact, with notes and tasks, to a partner app."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, TextIO
+
+if TYPE_CHECKING:
+    from connector.backfill import BackfillReport, Progress
+    from connector.catalog import Catalog
+    from connector.hookspecs import RateLimit
+    from connector.runtime import Runtime
+
+__all__ = ["add_parser"]
+
+PARTNERS = ("linkedphone", "superphone")
+_GHL = "ghl"
+
+
+def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Register ``backfill``."""
+    parser = sub.add_parser(
+        "backfill",
+        help="copy every GHL contact, with its notes and tasks, to a partner app",
+        description=(
+            "The first sync: read every contact of the GHL location page by page and copy it,\n"
+            "with its notes and tasks, to the partner app, through the shipped sync document\n"
+            "(recipes/sync_<partner>.yaml) or --sync. A contact the partner already has (same\n"
+            "e-mail, else phone) is linked, not copied. Records are remembered in the sync's id\n"
+            "map, so running it again copies only what is new, and the two-way sync sees the\n"
+            "copies as its own. Progress goes to stderr. See docs/backfill.md."
+        ),
+        epilog=(
+            "examples:\n"
+            "  ghl-connector backfill --to linkedphone\n"
+            "  ghl-connector backfill --to superphone --limit 100 --workers 8\n"
+            "  ghl-connector backfill --to linkedphone --base-url http://127.0.0.1:8800 \\\n"
+            "      --base-url linkedphone=http://127.0.0.1:8900 --rate-limit linkedphone=300/1\n"
+            "\nThe partner's API key is read from $CONNECTOR_<APP>_API_KEY."
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--to", required=True, choices=PARTNERS, help="the partner app")
+    parser.add_argument(
+        "--sync", type=Path, metavar="FILE", help="the sync document (default: the shipped one)"
+    )
+    parser.add_argument("--limit", type=_positive, metavar="N", help="at most N contacts")
+    parser.add_argument(
+        "--workers", type=_positive, default=16, metavar="N",
+        help="contacts copied at once, each by its own thread (default: 16)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--connection", metavar="NAME",
+        help="the stored GHL connection (default: $CONNECTOR_TOKEN, else the default one)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--base-url", action="append", metavar="[APP=]URL",
+        help="send GHL calls (or, as APP=URL, that app's calls) to this base URL instead, "
+        "e.g. a local sandbox; repeat it for several apps",
+    )  # fmt: skip
+    parser.add_argument(
+        "--rate-limit", action="append", metavar="APP=N/SECONDS",
+        help="the app's rate limit, if not the catalog's (e.g. a plan with a higher one)",
+    )  # fmt: skip
+    parser.add_argument("--quiet", action="store_true", help="no progress lines")
+    parser.set_defaults(func=run)
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a positive whole number")
+    return value
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the backfill and print what it did."""
+    from connector.backfill import Backfill
+    from connector.catalog import build_catalog
+    from connector.pack import pack_root
+    from connector.store import Store
+    from connector.syncspec import load_sync
+
+    spec = load_sync(args.sync or pack_root() / "recipes" / f"sync_{args.to}.yaml")
+    if spec.partner != args.to:
+        from connector.errors import ConnectorError
+
+        raise ConnectorError(
+            f"{args.sync}: the sync's partner is {spec.partner!r}, not {args.to!r}"
+        )
+    catalog = build_catalog()
+    progress = None if args.quiet else _Printer(sys.stderr).show
+    with _runtime(args, catalog) as runtime, Store() as store:
+        backfill = Backfill(spec, runtime, store, workers=args.workers, progress=progress)
+        total = backfill.total()
+        report = backfill.run(limit=args.limit, total=total)
+    _summary(report, spec.partner, sys.stdout)
+    return 1 if report.failed else 0
+
+
+def _runtime(args: argparse.Namespace, catalog: Catalog) -> Runtime:
+    """A runtime calling GHL with the chosen connection and the partner with its API key."""
+    from connector.credentials import api_key_provider, auth_from_args
+    from connector.runtime import Runtime, Settings
+
+    urls = _per_app(args.base_url, catalog, "--base-url", plain=_GHL)
+    limits = {app: _rate(app, text) for app, text in _per_app(
+        args.rate_limit, catalog, "--rate-limit", plain=None).items()}  # fmt: skip
+    chosen = argparse.Namespace(token_env=None, connection=args.connection)
+    fallback, location_id, base_url = auth_from_args(chosen, catalog.app(_GHL))
+    if base_url and _GHL not in urls:
+        urls[_GHL] = base_url
+    settings = Settings(base_urls=urls, location_id=location_id, rate_limits=limits)
+    return Runtime(catalog, settings, auth=api_key_provider(fallback))
+
+
+def _per_app(
+    values: list[str] | None, catalog: Catalog, option: str, *, plain: str | None
+) -> dict[str, str]:
+    """App id -> value from ``APP=VALUE`` options (a plain value is ``plain``'s, if allowed).
+
+    :raises ConnectorError: an unknown app, or a plain value where an app must be named.
+    """
+    from connector.errors import ConnectorError
+
+    found: dict[str, str] = {}
+    for text in values or []:
+        name, sep, value = text.partition("=")
+        if not sep or "/" in name or ":" in name:
+            if plain is None:
+                raise ConnectorError(f"{option} {text!r}: name the app [write APP=VALUE]")
+            name, value = plain, text
+        try:
+            catalog.app(name)
+        except ConnectorError as exc:
+            raise ConnectorError(f"{option} {text!r}: {exc}") from exc
+        found[name] = value
+    return found
+
+
+def _rate(app: str, text: str) -> RateLimit:
+    from connector.errors import ConnectorError
+    from connector.hookspecs import RateLimit
+    from connector.sandbox.config import parse_rate_limit
+
+    try:
+        requests, seconds = parse_rate_limit(text)
+    except ValueError as exc:
+        raise ConnectorError(f"--rate-limit {app}={text}: {exc}") from exc
+    return RateLimit(requests, seconds)
+
+
+class _Printer:
+    """Progress lines: rewritten in place on a terminal, one every 10 s otherwise."""
+
+    def __init__(self, out: TextIO) -> None:
+        self._out = out
+        self._tty = out.isatty()
+        self._last = 0.0
+
+    def show(self, progress: Progress) -> None:
+        done = f"{progress.contacts:,}" + (f"/{progress.total:,}" if progress.total else "")
+        line = (
+            f"backfill: {done} contacts, {progress.written:,} records written "
+            f"({progress.written / max(progress.elapsed, 1e-9):.0f}/s), {progress.elapsed:.0f}s"
+        )
+        if self._tty:
+            self._out.write("\r" + line)
+        elif progress.final or time.monotonic() - self._last >= 10.0:
+            self._last = time.monotonic()
+            self._out.write(line + "\n")
+        self._out.flush()
+
+
+def _summary(report: BackfillReport, partner: str, out: TextIO) -> None:
+    created = ", ".join(f"{n:,} {name}" for name, n in sorted(report.created.items())) or "nothing"
+    if sys.stderr.isatty():
+        sys.stderr.write("\n")
+    out.write(
+        f"backfill to {partner}: {report.contacts:,} contacts in {report.elapsed:.1f}s; "
+        f"created {created}; linked {report.linked:,} by e-mail/phone; "
+        f"{report.known:,} already linked; {report.skipped:,} skipped; {report.failed:,} failed\n"
+    )
+    for error in report.errors:
+        out.write(f"  failed: {error}\n")
