@@ -24,7 +24,6 @@ import json
 from typing import TYPE_CHECKING, Any
 
 from connector.sandbox import appointments
-from connector.sandbox.faults import FaultRule
 from connector.sandbox.responses import error_body, not_found
 from connector.sandbox.wire import Receive, Scope, Send, read_body, send_json
 
@@ -37,21 +36,11 @@ Answer = tuple[int, Any]
 
 
 def add_faults(app: SandboxApp, data: object) -> list[dict[str, Any]]:
-    """Add fault rules from JSON data (one rule, a list, or ``{rules, replace}``).
+    """Add fault rules from JSON data (see :meth:`connector.sandbox.faults.FaultInjector.load`).
 
-    :raises ValueError: a rule is malformed (no rule is added then)
+    :raises ValueError: a rule is malformed (then no rule is added)
     """
-    replace = False
-    if isinstance(data, dict) and "rules" in data:
-        replace = bool(data.get("replace", False))
-        data = data["rules"]
-    items: list[object] = data if isinstance(data, list) else [data]
-    rules = [FaultRule.from_dict(item) for item in items]
-    if replace:
-        app.faults.rules.clear()
-    for rule in rules:
-        app.faults.add(rule)
-    return [rule.as_dict() for rule in app.faults.rules]
+    return app.faults.load(data)
 
 
 def set_limits(app: SandboxApp, data: object) -> dict[str, Any]:

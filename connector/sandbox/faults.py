@@ -103,6 +103,24 @@ class FaultInjector:
         rule.check()
         self.rules.append(rule)
 
+    def load(self, data: object) -> list[dict[str, Any]]:
+        """Add rules from JSON data (one rule, a list, or ``{rules, replace}``); every rule in
+        force afterwards, as data.
+
+        :raises ValueError: a rule is malformed (then no rule is added)
+        """
+        replace = False
+        if isinstance(data, dict) and "rules" in data:
+            replace = bool(data.get("replace", False))
+            data = data["rules"]
+        items: list[object] = data if isinstance(data, list) else [data]
+        rules = [FaultRule.from_dict(item) for item in items]
+        if replace:
+            self.rules.clear()
+        for rule in rules:
+            self.add(rule)
+        return [rule.as_dict() for rule in self.rules]
+
     def plan(self, route: str) -> Fault | None:
         """Decide the fault for one request to ``route``; None when nothing happens."""
         if not self.rules:

@@ -18,7 +18,6 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any
 
-from connector.sandbox.faults import FaultRule
 from connector.sandbox.linkedphone.answers import error_body
 from connector.sandbox.wire import Receive, Scope, Send, read_body, send_json
 
@@ -31,21 +30,11 @@ Answer = tuple[int, Any]
 
 
 def add_faults(app: LinkedPhoneApp, data: object) -> list[dict[str, Any]]:
-    """Add fault rules (see :class:`connector.sandbox.faults.FaultRule`) from JSON data.
+    """Add fault rules from JSON data (see :meth:`connector.sandbox.faults.FaultInjector.load`).
 
-    :raises ValueError: a rule is malformed (then no rule is added).
+    :raises ValueError: a rule is malformed (then no rule is added)
     """
-    replace = False
-    if isinstance(data, dict) and "rules" in data:
-        replace = bool(data.get("replace", False))
-        data = data["rules"]
-    items: list[object] = data if isinstance(data, list) else [data]
-    rules = [FaultRule.from_dict(item) for item in items]
-    if replace:
-        app.faults.rules.clear()
-    for rule in rules:
-        app.faults.add(rule)
-    return [rule.as_dict() for rule in app.faults.rules]
+    return app.faults.load(data)
 
 
 def set_limits(app: LinkedPhoneApp, data: object) -> dict[str, Any]:

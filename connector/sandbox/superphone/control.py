@@ -22,7 +22,6 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any
 
-from connector.sandbox.faults import FaultRule
 from connector.sandbox.wire import Receive, Scope, Send, read_body, send_json
 
 if TYPE_CHECKING:
@@ -32,21 +31,11 @@ __all__ = ["add_faults", "serve", "set_limits"]
 
 
 def add_faults(app: SuperPhoneApp, data: object) -> list[dict[str, Any]]:
-    """Add fault rules from JSON data (one rule, a list, or ``{rules, replace}``).
+    """Add fault rules from JSON data (see :meth:`connector.sandbox.faults.FaultInjector.load`).
 
-    :raises ValueError: a rule is malformed (no rule is added then).
+    :raises ValueError: a rule is malformed (then no rule is added)
     """
-    replace = False
-    if isinstance(data, dict) and "rules" in data:
-        replace = bool(data.get("replace", False))
-        data = data["rules"]
-    items: list[object] = data if isinstance(data, list) else [data]
-    rules = [FaultRule.from_dict(item) for item in items]
-    if replace:
-        app.faults.rules.clear()
-    for rule in rules:
-        app.faults.add(rule)
-    return [rule.as_dict() for rule in app.faults.rules]
+    return app.faults.load(data)
 
 
 def set_limits(app: SuperPhoneApp, data: object) -> dict[str, Any]:
