@@ -210,9 +210,10 @@ class SandboxApp:
             self.traffic.answered(key, route, 0, wrote=False)
             return True
         status = {"429": 429, "hang": 504}.get(fault.action, fault.status)
+        generation = self.traffic.generation
         if fault.action == "hang":
             await asyncio.sleep(fault.hang)
-        self.traffic.answered(key, route, status, wrote=False)
+        self.traffic.answered(key, route, status, wrote=False, generation=generation)
         await send_json(send, status, error_body(status, _FAULT_MESSAGES.get(status, "Error")),
                         self.limiter.peek(key))
         return True

@@ -35,10 +35,13 @@ class Traffic:
         self.window = window
         self._clock = clock
         self._locations: dict[str, _Location] = {}
+        self.generation = 0
+        """Bumped by :meth:`reset`: an answer to a request from before a reset is not counted."""
 
     def reset(self) -> None:
-        """Forget every count."""
+        """Forget every count (answers still due to earlier requests will not be counted)."""
         self._locations = {}
+        self.generation += 1
 
     def _get(self, key: str) -> _Location:
         found = self._locations.get(key)
@@ -60,9 +63,14 @@ class Traffic:
         if len(arrivals) > seen.max_window:
             seen.max_window = len(arrivals)
 
-    def answered(self, key: str, route: str, status: int, *, wrote: bool) -> None:
+    def answered(
+        self, key: str, route: str, status: int, *, wrote: bool, generation: int | None = None
+    ) -> None:
         """Count an answer's status (0: the connection was cut without one); ``wrote`` when it
-        was a write that took effect."""
+        was a write that took effect. ``generation``: the one the request arrived in (a hung
+        request answered after a reset is not counted)."""
+        if generation is not None and generation != self.generation:
+            return
         entry = self._get(key).route(route)
         statuses = entry["statuses"]
         statuses[status] = statuses.get(status, 0) + 1
