@@ -207,7 +207,8 @@ def test_cli_call_against_server(api):
             ["call", "ghl.contacts.get", "--input", '{"contactId": "c1"}'],
             "error: no connection named 'default' (stored: none) [hint: run `ghl-connector auth login",
         ),
-        (["catalog", "show", "nope.x.y"], "error: unknown action 'nope.x.y'"),
+        (["catalog", "show", "nope.x.y"], "error: unknown action or trigger 'nope.x.y'"),
+        (["catalog", "show", "ghl.contacts.craeted"], "error: unknown action or trigger 'ghl.contacts.craeted' (did you mean 'ghl.contacts.created'?)"),
     ],
 )
 def test_cli_handled_errors_are_one_line(args, message):

@@ -97,10 +97,17 @@ def run_show(args: argparse.Namespace) -> int:
     from connector.cli.describe import describe_action, describe_trigger
 
     catalog = build_catalog()
-    if args.id in catalog.triggers and args.id not in catalog.actions:
+    if args.id in catalog.triggers:
         text, data = describe_trigger(catalog.trigger(args.id))
-    else:
+    elif args.id in catalog.actions:
         text, data = describe_action(catalog.action(args.id))
+    else:
+        from connector.catalog import did_you_mean
+        from connector.errors import ConnectorError
+
+        hint = did_you_mean(args.id, [*catalog.actions, *catalog.triggers])
+        where = f" ({hint})" if hint else " [see `ghl-connector catalog`]"
+        raise ConnectorError(f"unknown action or trigger {args.id!r}{where}")
     if args.json:
         json.dump(data, sys.stdout, indent=2)
         sys.stdout.write("\n")
