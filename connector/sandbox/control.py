@@ -44,21 +44,13 @@ def add_faults(app: SandboxApp, data: object) -> list[dict[str, Any]]:
 
 
 def set_limits(app: SandboxApp, data: object) -> dict[str, Any]:
-    """Change the rate limits from ``{requests, seconds, daily}`` (each optional).
+    """Change the rate limits (see :meth:`connector.sandbox.ratelimit.RateLimiter.load`).
 
     :raises ValueError: a value is not a positive number
     """
-    if not isinstance(data, dict) or set(data) - {"requests", "seconds", "daily"}:
-        raise ValueError(f"limits: {data!r} must be an object with requests, seconds, daily")
-    for name, value in data.items():
-        if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
-            raise ValueError(f"limits: {name} {value!r} must be a positive number")
-    app.limiter.configure(requests=data.get("requests"), seconds=data.get("seconds"),
-                          daily=data.get("daily"))
-    if "seconds" in data:
-        app.traffic.window = float(data["seconds"])
-    limiter = app.limiter
-    return {"requests": limiter.requests, "seconds": limiter.seconds, "daily": limiter.daily}
+    limits = app.limiter.load(data)
+    app.traffic.window = float(limits["seconds"])
+    return limits
 
 
 def _appointment(app: SandboxApp, method: str, rest: str, body: object) -> Answer:

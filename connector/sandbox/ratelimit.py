@@ -6,6 +6,7 @@ from __future__ import annotations
 import time
 from collections import deque
 from collections.abc import Callable
+from typing import Any
 
 __all__ = ["RateLimiter"]
 
@@ -42,6 +43,22 @@ class RateLimiter:
             (b"x-ratelimit-interval-milliseconds", str(int(self.seconds * 1000)).encode()),
             (b"x-ratelimit-max", str(self.requests).encode()),
         ]
+
+    def load(self, data: object) -> dict[str, Any]:
+        """Change the limits from JSON ``{requests, seconds, daily}`` (each optional); the
+        limits in force afterwards, as data.
+
+        :raises ValueError: unknown keys, or a value that is not a positive number
+        """
+        if not isinstance(data, dict) or set(data) - {"requests", "seconds", "daily"}:
+            raise ValueError(f"limits: {data!r} must be an object with requests, seconds, daily")
+        for name, value in data.items():
+            if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+                raise ValueError(f"limits: {name} {value!r} must be a positive number")
+        self.configure(
+            requests=data.get("requests"), seconds=data.get("seconds"), daily=data.get("daily")
+        )
+        return {"requests": self.requests, "seconds": self.seconds, "daily": self.daily}
 
     def reset(self) -> None:
         """Forget every count."""

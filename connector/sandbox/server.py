@@ -66,8 +66,6 @@ class SandboxServer(Background[SandboxApp, SandboxConfig]):
         """The app for ``config``."""
         return SandboxApp(config)
 
-    # -- running things on the server's loop --------------------------------------------------
-
     # -- what tests read ----------------------------------------------------------------------
 
     @property
