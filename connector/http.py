@@ -20,6 +20,7 @@ import json
 import logging
 import socket
 import time
+import urllib.request
 from collections.abc import Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from types import TracebackType
@@ -30,10 +31,18 @@ from connector.errors import AuthError, RateLimitError, RemoteError
 from connector.ratelimit import RateLimiter
 from connector.request import Reply, RequestSpec
 from connector.retry import Backoff, RetryPolicy, parse_retry_after
+from connector.transport import KeepAliveTransport
 
 __all__ = ["BODY_CUT", "IDEMPOTENT_METHODS", "RETRY_STATUSES", "HttpClient"]
 
 log = logging.getLogger("connector.http")
+
+_DEFAULT_HEADERS = {
+    "Accept": "*/*",
+    "Accept-Encoding": "gzip, deflate",
+    "User-Agent": f"ghl-connector (python-httpx/{httpx.__version__})",
+}
+"""Sent with every request, before the app's headers (which may replace them)."""
 
 IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS"})
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
@@ -66,7 +75,8 @@ class HttpClient:
     :param timeout: seconds for connecting, and for each read or write.
     :param limiter: the app's rate limiter, or ``None`` for no client-side limit.
     :param retry: the retry policy (default: :class:`RetryPolicy` defaults).
-    :param transport: an httpx transport (tests only; the default talks to the network).
+    :param transport: an httpx transport (default: :class:`~connector.transport.KeepAliveTransport`,
+        or httpx's own when the environment names a proxy).
     """
 
     def __init__(
@@ -84,13 +94,17 @@ class HttpClient:
         self.limiter = limiter
         self.retry = retry or RetryPolicy()
         self._backoff = Backoff(self.retry)
-        self._client = httpx.Client(
-            base_url=base_url,
-            headers=dict(headers or {}),
-            timeout=timeout,
-            transport=transport,
-            follow_redirects=False,
-        )
+        self._timeouts = httpx.Timeout(timeout).as_dict()
+        self._base = base_url.rstrip("/")
+        self._headers = httpx.Headers(_DEFAULT_HEADERS)
+        self._headers.update(headers or {})
+        transport = transport or _default_transport()
+        # Without a proxy, requests go straight to the transport (httpx.Client's URL merging,
+        # cookie jar and hooks cost as much CPU as the exchange itself); with one, through a
+        # Client, which picks the proxy per URL and honours NO_PROXY.
+        self._client = httpx.Client(transport=transport, timeout=timeout, follow_redirects=False)
+        self._exchange = self._client.send if transport is None else transport.handle_request
+        self._transport = transport
 
     def __repr__(self) -> str:
         return f"HttpClient(base_url={self.base_url!r})"
@@ -98,6 +112,8 @@ class HttpClient:
     def close(self) -> None:
         """Close the pooled connections."""
         self._client.close()
+        if self._transport is not None:
+            self._transport.close()
 
     def __enter__(self) -> HttpClient:
         return self
@@ -165,14 +181,47 @@ class HttpClient:
     def _attempt(self, request: RequestSpec, auth: httpx.Auth | None) -> httpx.Response:
         """One try: build, authenticate, send and read the whole body."""
         with _map_httpx_errors(request, self.timeout):
-            built = self._client.build_request(
-                request.method.upper(),
-                request.path,
-                params=list(request.query) or None,
-                json=request.json,
-                headers=dict(request.headers),
-            )
-            return self._client.send(built, auth=auth)
+            built = self._build(request)
+            if auth is None:
+                return self._read(self._exchange(built))
+            return self._authenticated(built, auth)
+
+    def _build(self, request: RequestSpec) -> httpx.Request:
+        """The httpx request: the app's headers, then the request's; the JSON body encoded."""
+        headers = self._headers.copy()
+        if request.headers:
+            headers.update(request.headers)
+        content = None
+        if request.json is not None:
+            content = json.dumps(request.json, ensure_ascii=False, separators=(",", ":"))
+            headers["Content-Type"] = "application/json"
+        return httpx.Request(
+            request.method.upper(),
+            self._base + request.target,
+            headers=headers,
+            content=content.encode() if content is not None else None,
+            extensions={"timeout": self._timeouts},
+        )
+
+    def _authenticated(self, request: httpx.Request, auth: httpx.Auth) -> httpx.Response:
+        """Run ``auth``'s flow: send what it yields, hand it each response, until it stops
+        (httpx.Client's loop, without the client)."""
+        flow = auth.sync_auth_flow(request)
+        try:
+            request = next(flow)
+            while True:
+                response = self._read(self._exchange(request))
+                try:
+                    request = flow.send(response)
+                except StopIteration:
+                    return response
+        finally:
+            flow.close()
+
+    @staticmethod
+    def _read(response: httpx.Response) -> httpx.Response:
+        response.read()
+        return response
 
     def _pause(
         self, method: str, path: str, outcome: str, attempt: int, retry_after: float | None
@@ -183,6 +232,14 @@ class HttpClient:
             method, path, attempt, self.retry.attempts, outcome, wait,
         )  # fmt: skip
         time.sleep(wait)
+
+
+def _default_transport() -> httpx.BaseTransport | None:
+    """Our keep-alive transport; None (httpx's, which honours them) when a proxy is set."""
+    proxies = urllib.request.getproxies()
+    if any(proxies.get(scheme) for scheme in ("http", "https", "all")):
+        return None
+    return KeepAliveTransport()
 
 
 @contextmanager
