@@ -262,6 +262,8 @@ def _map_httpx_errors(request: RequestSpec, timeout: float) -> Iterator[None]:
         raise failed(f"timed out after {timeout:g}s", sent=True) from exc
     except httpx.ConnectError as exc:
         raise failed(f"cannot connect to {_host(exc)} ({_reason(exc)})", sent=False) from exc
+    except httpx.LocalProtocolError as exc:
+        raise failed(f"cannot send ({exc})", sent=False) from exc
     except httpx.TransportError as exc:
         # Read/write and protocol errors: the request may have reached the server.
         raise failed(f"connection lost ({_reason(exc)})", sent=True) from exc

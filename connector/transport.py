@@ -23,6 +23,7 @@ What it does and does not do:
 from __future__ import annotations
 
 import http.client
+import re
 import select
 import socket
 import ssl
@@ -37,6 +38,8 @@ import httpx
 __all__ = ["KeepAliveTransport"]
 
 _Origin = tuple[str, str, int]
+_TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+_BAD_VALUE = re.compile(rb"[\r\n\0]")
 _HTTP_VERSION = {"http_version": b"HTTP/1.1"}
 
 
@@ -51,7 +54,7 @@ class KeepAliveTransport(httpx.BaseTransport):
         self.max_idle = max_idle
         self._ssl_context = ssl_context
         self._lock = threading.Lock()
-        self._idle: dict[_Origin, list[http.client.HTTPConnection]] = {}
+        self._idle: dict[_Origin, list[socket.socket]] = {}
         self._closed = False
 
     def __repr__(self) -> str:
@@ -73,82 +76,81 @@ class KeepAliveTransport(httpx.BaseTransport):
         with self._lock:
             self._closed = True
             idle, self._idle = self._idle, {}
-        for connections in idle.values():
-            for connection in connections:
-                connection.close()
+        for sockets in idle.values():
+            for sock in sockets:
+                sock.close()
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         """Send ``request`` and read the whole response."""
         timeouts = cast(dict[str, float | None], request.extensions.get("timeout", {}))
         url = request.url
         origin = (url.scheme, url.host, url.port or (443 if url.scheme == "https" else 80))
-        connection = self._take(origin)
-        if connection is None:
-            connection = self._connect(request, origin, timeouts.get("connect"))
+        message = _message(request)
+        sock = self._take(origin)
+        if sock is None:
+            sock = self._connect(request, origin, timeouts.get("connect"))
         try:
-            answer = self._exchange(connection, request, timeouts)
+            response, content = _exchange(sock, request, message, timeouts)
         except BaseException:
-            connection.close()
+            sock.close()
             raise
-        status, reason, headers, body, keep = answer
-        if keep:
-            self._give_back(origin, connection)
+        if response.will_close:
+            sock.close()
         else:
-            connection.close()
+            self._give_back(origin, sock)
         return httpx.Response(
-            status,
-            headers=headers,
-            content=body,
+            response.status,
+            headers=response.getheaders(),
+            content=content,
             request=request,
-            extensions={**_HTTP_VERSION, "reason_phrase": reason.encode("ascii", "replace")},
+            extensions={**_HTTP_VERSION, "reason_phrase": response.reason.encode("latin-1")},
         )
 
     # -- the pool ----------------------------------------------------------------------------
 
-    def _take(self, origin: _Origin) -> http.client.HTTPConnection | None:
+    def _take(self, origin: _Origin) -> socket.socket | None:
         """An idle connection to ``origin`` the server has not closed, or None."""
         while True:
             with self._lock:
                 idle = self._idle.get(origin)
                 if not idle:
                     return None
-                connection = idle.pop()
-            if _usable(connection):
-                return connection
-            connection.close()
+                sock = idle.pop()
+            if _usable(sock):
+                return sock
+            sock.close()
 
-    def _give_back(self, origin: _Origin, connection: http.client.HTTPConnection) -> None:
+    def _give_back(self, origin: _Origin, sock: socket.socket) -> None:
         with self._lock:
             idle = self._idle.setdefault(origin, [])
             if not self._closed and len(idle) < self.max_idle:
-                idle.append(connection)
+                idle.append(sock)
                 return
-        connection.close()
+        sock.close()
 
     def _connect(
         self, request: httpx.Request, origin: _Origin, timeout: float | None
-    ) -> http.client.HTTPConnection:
+    ) -> socket.socket:
         scheme, host, port = origin
-        connection: http.client.HTTPConnection
-        if scheme == "https":
-            connection = http.client.HTTPSConnection(
-                host, port, timeout=timeout, context=self._context()
-            )
-        elif scheme == "http":
-            connection = http.client.HTTPConnection(host, port, timeout=timeout)
-        else:
+        if scheme not in ("http", "https"):
             raise httpx.UnsupportedProtocol(f"unsupported URL scheme {scheme!r}", request=request)
         try:
-            connection.connect()
+            sock = socket.create_connection((host, port), timeout=timeout)
         except TimeoutError as exc:
-            connection.close()
             raise httpx.ConnectTimeout(str(exc) or "timed out", request=request) from exc
         except OSError as exc:
-            connection.close()
             raise httpx.ConnectError(str(exc), request=request) from exc
-        if connection.sock is not None:
-            connection.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        return connection
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if scheme == "http":
+            return sock
+        try:
+            return self._context().wrap_socket(sock, server_hostname=host)
+        except TimeoutError as exc:
+            sock.close()
+            raise httpx.ConnectTimeout(str(exc) or "timed out", request=request) from exc
+        except OSError as exc:  # ssl.SSLError (a bad certificate) included
+            sock.close()
+            raise httpx.ConnectError(str(exc), request=request) from exc
 
     def _context(self) -> ssl.SSLContext:
         """The SSL context, made once (loading the CA bundle takes tens of milliseconds)."""
@@ -157,41 +159,47 @@ class KeepAliveTransport(httpx.BaseTransport):
                 self._ssl_context = httpx.create_ssl_context()
             return self._ssl_context
 
-    # -- one exchange ------------------------------------------------------------------------
 
-    def _exchange(
-        self,
-        connection: http.client.HTTPConnection,
-        request: httpx.Request,
-        timeouts: dict[str, float | None],
-    ) -> tuple[int, str, list[tuple[str, str]], bytes, bool]:
-        """Write the request, read the response: status, reason, headers, body, reusable."""
-        body = request.read()
-        target = request.url.raw_path.decode("ascii")
-        with _errors(request, "write"):
-            _timeout(connection, timeouts.get("write"))
-            connection.putrequest(request.method, target, skip_host=True, skip_accept_encoding=True)
-            for name, value in request.headers.raw:
-                connection.putheader(name, value)
-            connection.endheaders(body or None)
-        with _errors(request, "read"):
-            _timeout(connection, timeouts.get("read"))
-            response = connection.getresponse()
+def _message(request: httpx.Request) -> bytes:
+    """The request line, headers and body as one buffer: one write, one packet.
+
+    :raises httpx.LocalProtocolError: a header name or value that would break the message
+        (a line break smuggling a header, say).
+    """
+    lines = [b"%s %s HTTP/1.1" % (request.method.encode("ascii"), request.url.raw_path)]
+    for name, value in request.headers.raw:
+        if not _TOKEN.fullmatch(name) or _BAD_VALUE.search(value):
+            raise httpx.LocalProtocolError(
+                f"illegal header {name.decode('latin-1')!r}", request=request
+            )
+        lines.append(name + b": " + value)
+    lines.append(b"\r\n")
+    return b"\r\n".join(lines) + request.read()
+
+
+def _exchange(
+    sock: socket.socket,
+    request: httpx.Request,
+    message: bytes,
+    timeouts: dict[str, float | None],
+) -> tuple[http.client.HTTPResponse, bytes]:
+    """Write ``message``; read the response whole (``http.client`` parses it)."""
+    with _errors(request, "write"):
+        sock.settimeout(timeouts.get("write"))
+        sock.sendall(message)
+    with _errors(request, "read"):
+        sock.settimeout(timeouts.get("read"))
+        response = http.client.HTTPResponse(sock, method=request.method)
+        try:
+            response.begin()
             content = response.read()
-        keep = not response.will_close and connection.sock is not None
-        return response.status, response.reason, response.getheaders(), content, keep
+        finally:
+            response.close()  # its file object only: the socket stays open
+    return response, content
 
 
-def _timeout(connection: http.client.HTTPConnection, seconds: float | None) -> None:
-    if connection.sock is not None:
-        connection.sock.settimeout(seconds)
-
-
-def _usable(connection: http.client.HTTPConnection) -> bool:
+def _usable(sock: socket.socket) -> bool:
     """Whether an idle connection is still open: the server has sent nothing (no EOF)."""
-    sock = connection.sock
-    if sock is None:
-        return False
     try:
         poller = select.poll()
         poller.register(sock, select.POLLIN)

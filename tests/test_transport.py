@@ -3,11 +3,16 @@ connection reuse, servers that close, timeouts, protocol errors, gzip, proxies."
 
 from __future__ import annotations
 
+import datetime
 import gzip
+import ipaddress
 import socket
+import ssl
 import threading
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -25,14 +30,17 @@ Reply = Callable[[bytes], bytes | None]
 class RawServer:
     """A socket server: each connection answers requests with ``reply`` until it says stop."""
 
-    def __init__(self, reply: Reply, *, close_after: int = 0) -> None:
+    def __init__(
+        self, reply: Reply, *, close_after: int = 0, tls: ssl.SSLContext | None = None
+    ) -> None:
         self.reply = reply
+        self.tls = tls
         self.close_after = close_after  # close each connection after this many answers (0: never)
         self.connections = 0
         self.heads: list[bytes] = []
         self._sock = socket.create_server(("127.0.0.1", 0))
         self.port = self._sock.getsockname()[1]
-        self.url = f"http://127.0.0.1:{self.port}"
+        self.url = f"{'https' if tls else 'http'}://127.0.0.1:{self.port}"
         self._open: list[socket.socket] = []
         threading.Thread(target=self._accept, daemon=True).start()
 
@@ -43,6 +51,12 @@ class RawServer:
             except OSError:
                 return
             self.connections += 1
+            if self.tls is not None:
+                try:
+                    conn = self.tls.wrap_socket(conn, server_side=True)
+                except OSError:  # the client refused our certificate
+                    conn.close()
+                    continue
             self._open.append(conn)
             threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
 
@@ -103,7 +117,7 @@ def ok(body: bytes = b'{"ok": true}', *, extra: str = "") -> Reply:
 def serve() -> Iterator[Callable[..., RawServer]]:
     servers: list[RawServer] = []
 
-    def start(reply: Reply, **options: int) -> RawServer:
+    def start(reply: Reply, **options: Any) -> RawServer:
         servers.append(RawServer(reply, **options))
         return servers[-1]
 
@@ -245,3 +259,67 @@ def test_proxy_in_the_environment_is_honoured(
         reply = api.send(RequestSpec("GET", "/contacts/"))
     assert reply.data == {"via": "proxy"}
     assert proxy.heads[0].startswith(b"GET http://127.0.0.2:9/contacts/ HTTP/1.1")
+
+
+def _self_signed(folder: Path) -> tuple[ssl.SSLContext, ssl.SSLContext]:
+    """A server context with a fresh certificate for 127.0.0.1, and a client context trusting it."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(hours=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            critical=False,
+        )
+        .sign(key, hashes.SHA256())
+    )
+    cert_file, key_file = folder / "cert.pem", folder / "key.pem"
+    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    server = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server.load_cert_chain(cert_file, key_file)
+    client = ssl.create_default_context(cafile=str(cert_file))
+    return server, client
+
+
+def test_https_verifies_the_certificate(serve: Callable[..., RawServer], tmp_path: Path) -> None:
+    """HTTPS: a trusted certificate serves over one kept-alive TLS connection; the default
+    context (public CAs) refuses the same self-signed server with a ConnectError."""
+    server_context, client_context = _self_signed(tmp_path)
+    server = serve(ok(), tls=server_context)
+    transport = KeepAliveTransport(ssl_context=client_context)
+    with httpx.Client(base_url=server.url, transport=transport) as http:
+        assert [http.get("/").json() for _ in range(3)] == [{"ok": True}] * 3
+    assert server.connections == 1
+    with httpx.Client(base_url=server.url, transport=KeepAliveTransport()) as http:
+        with pytest.raises(httpx.ConnectError, match="CERTIFICATE_VERIFY_FAILED"):
+            http.get("/")
+
+
+def test_header_breaking_the_message_is_refused(serve: Callable[..., RawServer]) -> None:
+    """A header value with a line break is never sent: HttpClient reports it, the server sees
+    nothing."""
+    server = serve(ok())
+    with HttpClient(base_url=server.url) as api:
+        spec = RequestSpec("GET", "/", headers={"X-Note": "a\r\nX-Injected: 1"})
+        with pytest.raises(RemoteError, match=r"cannot send \(illegal header 'X-Note'\)"):
+            api.send(spec)
+    assert server.heads == []
