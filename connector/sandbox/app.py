@@ -121,6 +121,7 @@ class SandboxApp:
             return
         path: str = scope["path"]
         if path.startswith("/_sandbox/"):
+            self.store.changed()  # a control request may change records behind the handlers
             await control.serve(self, scope, receive, send)
         elif path.startswith(("/oauth/", "/v2/oauth/")):
             await self._oauth(scope, receive, send)
@@ -194,6 +195,9 @@ class SandboxApp:
         except Exception:  # the server must answer and keep its state; the bug is logged
             _log.exception("sandbox: %s failed", op.route)
             return 500, error_body(500, "Internal server error"), False
+        finally:
+            if op.writes:  # whatever the handler changed, derived answers are stale now
+                self.store.changed()
         wrote = status < 300 and op.writes
         if wrote:
             self.emit(call.events)

@@ -86,17 +86,14 @@ def find_duplicate(
     store: Store, location_id: str, email: str | None, phone: str | None
 ) -> tuple[Record, str] | None:
     """The contact GHL would call a duplicate: email match first, then phone; and the field."""
-    contacts = list(store.in_location(location_id))
     if email:
-        lowered = email.lower()
-        for contact in contacts:
-            if contact.get("emailLowerCase") == lowered:
-                return contact, "email"
+        found = store.find_by(location_id, email=email.lower())
+        if found is not None:
+            return found, "email"
     if phone:
-        wanted = normal_phone(phone)
-        for contact in contacts:
-            if contact.get("phone") == wanted:
-                return contact, "phone"
+        found = store.find_by(location_id, phone=normal_phone(phone))
+        if found is not None:
+            return found, "phone"
     return None
 
 

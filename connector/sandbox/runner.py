@@ -82,10 +82,11 @@ class _Protocol(HttpToolsProtocol):
 
 
 def uvicorn_server(app: SandboxAppLike, *, own_logging: bool) -> uvicorn.Server:
-    """A uvicorn server for ``app`` (no lifespan, no access log, quick graceful shutdown)."""
+    """A uvicorn server for ``app`` (no lifespan, no access log, quick graceful shutdown, and no
+    proxy-headers middleware: nothing sits in front of a sandbox, and it costs every request)."""
     config = uvicorn.Config(
         app, http=_Protocol, lifespan="off", access_log=False, log_level=app.config.log_level,
-        server_header=False, timeout_graceful_shutdown=1,
+        server_header=False, timeout_graceful_shutdown=1, proxy_headers=False,
         log_config=uvicorn.config.LOGGING_CONFIG if own_logging else None,
     )  # fmt: skip
     return uvicorn.Server(config)

@@ -3,8 +3,10 @@
 
 from __future__ import annotations
 
+import bisect
 import functools
-from collections.abc import Iterable, Sequence
+import json
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from urllib.parse import urlencode
 
@@ -19,6 +21,8 @@ _DATES = ("dateAdded", "dateUpdated", "dateOfBirth", "lastActivity")
 _TEXT = ("name", "firstName", "lastName", "email", "phone", "companyName")
 _MAX_PAGE_LIMIT = 500
 _MAX_PAGED = 10_000
+_MEMO_SIZE = 64
+"""Orderings kept at once (all are dropped on any change, or when this many are kept)."""
 
 
 def to_ms(value: object) -> int:
@@ -170,6 +174,31 @@ def _found(call: Call, location_id: str, body: Record) -> list[Record]:
             if _query_hit(query, c) and all(_matches(f, c) for f in filters)]
 
 
+def _sorted_rows(call: Call, location_id: str, body: Record,
+                 keys: list[tuple[str, bool]]) -> list[_Row]:
+    """Every matching contact as a row, in the sort order; kept in the store's memo until the
+    records change, so paging through N contacts sorts them once rather than once a page."""
+    memo_key = ("search", location_id, body.get("query") or "",
+                json.dumps(body.get("filters") or [], sort_keys=True), tuple(keys))
+    rows: list[_Row] | None = call.store.memo.get(memo_key)
+    if rows is not None:
+        return rows
+    rows = []
+    for contact in _found(call, location_id, body):
+        cursor: list[int | float | str] = [_cursor_value(contact, k) for k, _ in keys]
+        cursor.append(contact["id"])
+        rows.append(([_rank(v) for v in cursor], cursor, contact))
+    rows.sort(key=functools.cmp_to_key(functools.partial(_compare_rows, keys)))
+    _remember(call, memo_key, rows)
+    return rows
+
+
+def _remember(call: Call, memo_key: tuple[object, ...], value: object) -> None:
+    if len(call.store.memo) >= _MEMO_SIZE:
+        call.store.memo.clear()
+    call.store.memo[memo_key] = value
+
+
 def search(call: Call) -> Reply:
     """POST /contacts/search: ``{contacts, total}``; each contact carries its ``searchAfter``."""
     body = call.body
@@ -180,17 +209,14 @@ def search(call: Call) -> Reply:
     if page is not None and after is not None:
         raise bad_request("page and searchAfter cannot be used together")
     keys = _sort_keys(body.get("sort"))
-    rows: list[_Row] = []
-    for contact in _found(call, location_id, body):
-        cursor: list[int | float | str] = [_cursor_value(contact, k) for k, _ in keys]
-        cursor.append(contact["id"])
-        rows.append(([_rank(v) for v in cursor], cursor, contact))
-    rows.sort(key=functools.cmp_to_key(functools.partial(_compare_rows, keys)))
+    rows = _sorted_rows(call, location_id, body, keys)
     if after is not None:
         if len(after) != len(keys) + 1:
             raise bad_request(f"searchAfter {after!r} does not fit the sort order")
-        mark = [_rank(v) for v in after]
-        chosen = [r for r in rows if _compare(keys, r[0], mark) > 0][:limit]
+        order = functools.cmp_to_key(functools.partial(_compare, keys))
+        mark = order([_rank(v) for v in after])
+        start = bisect.bisect_right(rows, mark, key=lambda row: order(row[0]))
+        chosen = rows[start:start + limit]
     else:
         start = ((page or 1) - 1) * limit
         if page is not None and (page < 1 or start + limit > _MAX_PAGED):
@@ -221,8 +247,21 @@ def _required_location(call: Call) -> str:
     return call.location(requested)
 
 
-def _oldest_first(contacts: Iterable[Record]) -> list[tuple[tuple[int, str], Record]]:
-    return sorted(((to_ms(c["dateAdded"]), c["id"]), c) for c in contacts)
+_Dated = list[tuple[tuple[int, str], Record]]
+
+
+def _oldest_first(call: Call, location_id: str, query: str, business: str | None) -> _Dated:
+    """The location's contacts matching ``query`` (and ``business`` unless None), oldest first;
+    kept in the store's memo until the records change."""
+    memo_key = ("oldest", location_id, query, business)
+    rows: _Dated | None = call.store.memo.get(memo_key)
+    if rows is None:
+        rows = sorted(((to_ms(c["dateAdded"]), c["id"]), c)
+                      for c in call.store.in_location(location_id)
+                      if (business is None or c.get("businessId") == business)
+                      and _query_hit(query, c))
+        _remember(call, memo_key, rows)
+    return rows
 
 
 def legacy_list(call: Call) -> Reply:
@@ -230,14 +269,14 @@ def legacy_list(call: Call) -> Reply:
     location_id = _required_location(call)
     limit = _int_param(call, "limit", 20, 100) or 20
     query = call.query.get("query", "")
-    rows = _oldest_first(c for c in call.store.in_location(location_id) if _query_hit(query, c))
+    rows = _oldest_first(call, location_id, query, None)
     after_id, after_ms = call.query.get("startAfterId"), _int_param(call, "startAfter", -1)
     start = 0
     if after_id and after_id in call.store.contacts and after_ms < 0:
         after_ms = to_ms(call.store.contacts[after_id]["dateAdded"])
     if after_ms >= 0 or after_id:
         cursor = (after_ms, after_id or "")
-        start = next((i for i, (key, _) in enumerate(rows) if key > cursor), len(rows))
+        start = bisect.bisect_right(rows, cursor, key=lambda row: row[0])
     chosen = rows[start:start + limit]
     page = start // limit + 1
     more = start + limit < len(rows)
@@ -257,6 +296,5 @@ def by_business(call: Call) -> Reply:
     location_id = _required_location(call)
     skip, limit = _int_param(call, "skip", 0), _int_param(call, "limit", 25, 500)
     query, business = call.query.get("query", ""), call.params["businessId"]
-    rows = _oldest_first(c for c in call.store.in_location(location_id)
-                         if c.get("businessId") == business and _query_hit(query, c))
+    rows = _oldest_first(call, location_id, query, business)
     return 200, {"contacts": [c for _, c in rows[skip:skip + limit]], "count": len(rows)}

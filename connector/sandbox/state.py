@@ -5,6 +5,12 @@ Records are stored in the shapes the spec returns them in (a contact as in
 ``GetContectByIdSchema``, a task as ``TaskSchema``, a note as ``GetNoteSchema``, an appointment
 as ``GetEventSchema``), so handlers can answer with them directly. Absent fields are left out
 rather than set to null, because the spec's response schemas do not allow nulls.
+
+Contacts are indexed by location and lower-case email, and by location and E.164 phone, so the
+duplicate check costs the same at any size. Every change to a contact goes through
+:meth:`Store.insert_contact`, :meth:`Store.touch` or :meth:`Store.delete_contact`, which keep the
+index in step and bump :attr:`Store.version`; :attr:`Store.memo` holds answers worked out from
+the records (search orderings) and is emptied on every change.
 """
 
 from __future__ import annotations
@@ -12,7 +18,7 @@ from __future__ import annotations
 import random
 import string
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Hashable, Iterable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -52,6 +58,52 @@ class Store:
         self.campaigns: dict[str, set[str]] = {}
         self.workflows: dict[str, dict[str, str]] = {}
         self.custom_field_ids: dict[str, str] = {}
+        self._indexed: dict[str, tuple[tuple[str, str] | None, tuple[str, str] | None]] = {}
+        self._by_email: dict[tuple[str, str], list[str]] = {}
+        self._by_phone: dict[tuple[str, str], list[str]] = {}
+        self._order: dict[str, int] = {}
+        self.version = 0
+        """Bumped on every change (see :meth:`changed`)."""
+        self.memo: dict[Hashable, Any] = {}
+        """Answers derived from the records, valid until the next change."""
+
+    def changed(self) -> None:
+        """Note that records changed: bump :attr:`version` and forget :attr:`memo`."""
+        self.version += 1
+        self.memo.clear()
+
+    def find_by(self, location_id: str, *, email: str | None = None,
+                phone: str | None = None) -> Record | None:
+        """The oldest contact of a location whose ``emailLowerCase`` is ``email`` (or whose
+        ``phone`` is ``phone``: give one of them), or None."""
+        if email is not None:
+            ids = self._by_email.get((location_id, email), ())
+        else:
+            ids = self._by_phone.get((location_id, phone or ""), ())
+        if not ids:
+            return None
+        return self.contacts[min(ids, key=self._order.__getitem__)]
+
+    def _index(self, contact: Record) -> None:
+        """File a contact under its current email and phone (and out of its old ones)."""
+        contact_id = contact["id"]
+        self._unindex(contact_id)
+        location = contact["locationId"]
+        email, phone = contact.get("emailLowerCase"), contact.get("phone")
+        keys = ((location, email) if email else None, (location, phone) if phone else None)
+        for index, key in zip((self._by_email, self._by_phone), keys, strict=True):
+            if key is not None:
+                index.setdefault(key, []).append(contact_id)
+        self._indexed[contact_id] = keys
+
+    def _unindex(self, contact_id: str) -> None:
+        keys = self._indexed.pop(contact_id, (None, None))
+        for index, key in zip((self._by_email, self._by_phone), keys, strict=True):
+            if key is not None:
+                ids = index[key]
+                ids.remove(contact_id)
+                if not ids:
+                    del index[key]
 
     def new_id(self) -> str:
         """A fresh 20-character alphanumeric id, like GHL's."""
@@ -102,18 +154,27 @@ class Store:
         }
         record.update(fields)
         self.contacts[record["id"]] = record
+        self._order[record["id"]] = len(self._order)
+        self._index(record)
+        self.changed()
         return record
 
     def delete_contact(self, contact_id: str) -> Record | None:
         """Remove a contact and everything attached to it; return what was removed."""
         record = self.contacts.pop(contact_id, None)
+        self._unindex(contact_id)
+        self.changed()
         for table in (self.tasks, self.notes, self.appointments, self.campaigns, self.workflows):
             table.pop(contact_id, None)
         return record
 
     def touch(self, record: Record) -> None:
-        """Mark a record as written now (every write updates ``dateUpdated``)."""
+        """Mark a record as written now (every write updates ``dateUpdated``); a contact is
+        re-indexed by its email and phone."""
         record["dateUpdated"] = self.stamp()
+        if self.contacts.get(record.get("id", "")) is record:
+            self._index(record)
+        self.changed()
 
     def seed_contacts(self, location_id: str, count: int) -> list[Record]:
         """Add ``count`` made-up contacts (every third with an appointment); return them."""

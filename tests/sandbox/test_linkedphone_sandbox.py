@@ -13,6 +13,9 @@ import pytest
 
 from connector.manifest import pack_manifest
 from connector.sandbox.linkedphone.config import LinkedPhoneConfig
+from connector.sandbox.linkedphone.operations import HANDLERS
+from connector.sandbox.linkedphone.seed import seed_contacts
+from connector.sandbox.linkedphone.store import Store
 from connector.sandbox.linkedphone.webhooks import sign, verify
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -106,6 +109,25 @@ def test_contact_state_updated_at_and_uniqueness(lp, api):
     assert missing.status_code == 404 and missing.json()["error"] == "not_found"
 
 
+def test_email_and_phone_follow_a_contact_update(lp, api):
+    """After PATCH changes a contact's email and phone, its old ones are free for a new
+    contact and its new ones are taken (409) and found by lookup, in any case."""
+    made = new_contact(api, email="old@example.com", phone="+14155550199")
+    changed = api.patch(f"/contacts/{made['id']}",
+                        {"email": "New@Example.com", "phone": "+14155550198"})
+    assert changed.status_code == 200, changed.text
+    assert api.get("/contacts/lookup", params={"email": "old@example.com"}).json() == {
+        "contact": None}
+    other = new_contact(api, email="old@example.com", phone="+14155550199")
+    taken = api.post("/contacts", {"email": "new@EXAMPLE.com"})
+    assert taken.status_code == 409 and made["id"] in taken.json()["message"]
+    assert api.post("/contacts", {"phone": "+14155550198"}).status_code == 409
+    found = api.get("/contacts/lookup", params={"email": "NEW@example.com"}).json()["contact"]
+    assert found["id"] == made["id"]
+    by_phone = api.get("/contacts/lookup", params={"phone": "+14155550199"}).json()["contact"]
+    assert by_phone["id"] == other["id"]
+
+
 def test_task_status_and_completion(lp, api):
     """Completing sets completed_at once (the second call writes nothing); reopening clears it;
     a task for an unknown contact is 422."""
@@ -178,6 +200,33 @@ def test_polling_cursor_sees_each_change_once_after_dedupe(lp, api):
     changed, cursor = poll(cursor)
     assert changed == [added["id"], old]
     assert poll(cursor)[0] == []
+
+
+def test_pages_keep_change_order_through_many_updates():
+    """Store level: after thousands of updates (enough to rebuild each change log), every
+    table pages in exact (updated_at, id) order, from any cursor and any updated_since."""
+    ticks = iter(range(10**9))
+    store = Store(seed=3, wall=lambda: 1_700_000_000 + next(ticks) / 3000)
+    seed_contacts(store, 6)
+    ids = list(store.contacts)
+    for n in range(3000):
+        HANDLERS["linkedphone.contacts.update"](
+            store, {"contact_id": ids[n * 7 % 6], "company": f"c{n}"})
+        if n % 500 == 0:
+            HANDLERS["linkedphone.notes.create"](store, {"contact_id": ids[0], "body": "b"})
+    for kind in ("contacts", "tasks", "notes"):
+        table = getattr(store, kind)
+        ordered = sorted(table.values(), key=lambda r: (r["updated_at"], r["id"]))
+        since = ordered[len(ordered) // 2]["updated_at"]
+        for floor in (None, since):
+            seen, cursor = [], None
+            while True:
+                items, cursor = store.changes[kind].page(limit=2, cursor=cursor, since=floor)
+                seen += [r["id"] for r in items]
+                if cursor is None:
+                    break
+            want = [r["id"] for r in ordered if floor is None or r["updated_at"] >= floor]
+            assert seen == want, kind
 
 
 def test_task_polling_filters_by_status(lp, api):

@@ -46,6 +46,28 @@ def test_contacts_upsert_matches_email_then_phone(ghl: SandboxServer, client: Sp
     assert ghl.writes("POST /contacts/upsert") == 3
 
 
+def test_contacts_duplicate_check_follows_updates_and_deletes(ghl: SandboxServer,
+                                                              client: SpecClient) -> None:
+    """After a contact's email and phone change, its old ones are free and its new ones are
+    duplicates (in any case and phone format); after a delete, its email is free."""
+    loc = ghl.location_id
+    made = _make(client, loc, email="before@example.com", phone="+15558880001")
+    changed = client.put(f"/contacts/{made['id']}",
+                         json={"email": "After@Example.com", "phone": "+15558880002"})
+    assert changed.status_code == 200, changed.text
+    again = client.post("/contacts/", json={"locationId": loc, "email": "AFTER@example.com"})
+    assert again.status_code == 400 and again.json()["meta"]["contactId"] == made["id"]
+    by_phone = client.get("/contacts/search/duplicate",
+                          params={"locationId": loc, "number": "(555) 888-0002"})
+    assert by_phone.json()["contact"]["id"] == made["id"]
+    freed = _make(client, loc, email="before@example.com", phone="+15558880001")
+    assert client.delete(f"/contacts/{made['id']}").status_code == 200
+    lookup = client.get("/contacts/search/duplicate",
+                        params={"locationId": loc, "email": "after@example.com"})
+    assert lookup.status_code == 200 and lookup.json()["contact"] is None
+    assert _make(client, loc, email="after@example.com")["id"] not in (made["id"], freed["id"])
+
+
 def test_contacts_duplicates_allowed_location() -> None:
     """With "Allow Duplicate Contact" on, create accepts duplicates and upsert may force new."""
     with SandboxServer(SandboxConfig(allow_duplicate_contact=True)) as ghl:

@@ -81,6 +81,31 @@ def test_search_pages_and_search_after_walk_every_contact_once(ghl: SandboxServe
     assert len(seen) == len(set(seen)) == 12 and set(seen) == set(paged)
 
 
+def test_search_pages_see_writes_made_between_pages(ghl: SandboxServer,
+                                                  client: SpecClient) -> None:
+    """A write between two pages (a rename that moves a contact in the sort, a new contact, a
+    delete) shows in the very next page and in the total: orderings are not kept stale."""
+    loc = ghl.location_id
+    by_name = {"pageLimit": 5, "sort": [{"field": "firstName", "direction": "asc"}]}
+    first = _search(client, loc, **by_name)
+    assert first["total"] == 12
+    last = first["contacts"][-1]
+    moved = client.put(f"/contacts/{first['contacts'][0]['id']}", json={"firstName": "Zzz"})
+    assert moved.status_code == 200, moved.text
+    made = _make(client, loc, firstName="Zzzz", email="zzzz@example.com")
+    gone = first["contacts"][1]["id"]
+    assert client.delete(f"/contacts/{gone}").status_code == 200
+    seen: list[str] = []
+    after = last["searchAfter"]
+    while after is not None:
+        page = _search(client, loc, **by_name, searchAfter=after)
+        assert page["total"] == 12
+        seen += [c["id"] for c in page["contacts"]]
+        after = page["contacts"][-1]["searchAfter"] if page["contacts"] else None
+    assert len(seen) == 9  # the 7 after the cursor, the renamed one and the new one
+    assert seen[-2:] == [first["contacts"][0]["id"], made["id"]] and gone not in seen
+
+
 def test_search_rejects_page_with_search_after_and_big_page_limit(ghl: SandboxServer,
                                                                   client: SpecClient) -> None:
     """page and searchAfter together, or pageLimit over 500, are GHL 400s."""

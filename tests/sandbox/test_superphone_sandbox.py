@@ -63,6 +63,25 @@ def test_rules_refuse_duplicates_and_bad_phones(sp):
     assert sp.stats()["records"]["contacts"] == 6
 
 
+def test_email_follows_an_update_and_a_delete(sp):
+    """After an update changes a contact's email, the old one is free and the new one is a
+    CONFLICT and found by findContact; after a delete, findContact finds nothing."""
+    contact = create(sp, email="old@example.com")
+    moved = gql(sp, """mutation($id: ID!) {
+      updateContact(id: $id, input: {email: "New@Example.com"}) { id email } }""",
+                {"id": contact["id"]}).json()
+    assert moved["data"]["updateContact"]["email"] == "new@example.com", moved
+    find = "query($e: String) { findContact(email: $e) { id } }"
+    assert gql(sp, find, {"e": "old@example.com"}).json()["data"]["findContact"] is None
+    assert gql(sp, find, {"e": "NEW@example.com"}).json()["data"]["findContact"] == {
+        "id": contact["id"]}
+    taken = gql(sp, CREATE, {"email": "new@example.com"}).json()
+    assert taken["errors"][0]["extensions"]["code"] == "CONFLICT"
+    create(sp, email="old@example.com")
+    gql(sp, "mutation($c: ID!) { deleteContact(id: $c) { deleted } }", {"c": contact["id"]})
+    assert gql(sp, find, {"e": "new@example.com"}).json()["data"]["findContact"] is None
+
+
 def test_deleting_a_contact_deletes_its_notes_and_tasks(sp):
     """deleteContact removes the contact's notes and tasks with it."""
     contact = create(sp, phone="+15551239999")

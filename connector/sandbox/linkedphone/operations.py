@@ -36,9 +36,19 @@ Handler = Callable[[Store, Mapping[str, Any]], Outcome]
 
 
 def _listing(records: list[Record], data: Mapping[str, Any], key: str) -> Outcome:
+    """A page of a few records (one contact's), sorted here."""
     items, following = page(records, limit=int(data.get("limit", _DEFAULT_LIMIT)),
                             cursor=data.get("cursor"), since=data.get("updated_since"))
     return Outcome(200, {key: items, "meta": {"next_cursor": following}})
+
+
+def _logged(store: Store, data: Mapping[str, Any], kind: str,
+            keep: Callable[[Record], bool] | None = None) -> Outcome:
+    """A page of a whole table, read from its change log (no sort, at any size)."""
+    items, following = store.changes[kind].page(
+        limit=int(data.get("limit", _DEFAULT_LIMIT)), cursor=data.get("cursor"),
+        since=data.get("updated_since"), keep=keep)
+    return Outcome(200, {kind: items, "meta": {"next_cursor": following}})
 
 
 def _unique(store: Store, data: Mapping[str, Any], own_id: str | None = None) -> None:
@@ -64,7 +74,7 @@ def find_contact(store: Store, data: Mapping[str, Any]) -> Outcome:
 
 def list_contacts(store: Store, data: Mapping[str, Any]) -> Outcome:
     """``GET /contacts``."""
-    return _listing(list(store.contacts.values()), data, "contacts")
+    return _logged(store, data, "contacts")
 
 
 def create_contact(store: Store, data: Mapping[str, Any]) -> Outcome:
@@ -73,8 +83,7 @@ def create_contact(store: Store, data: Mapping[str, Any]) -> Outcome:
     contact: Record = {"id": store.new_id("ct_")}
     contact.update({name: data.get(name) for name in _CONTACT_FIELDS})
     contact["tags"] = list(dict.fromkeys(data.get("tags", [])))
-    store.stamp(contact, created=True)
-    store.contacts[contact["id"]] = contact
+    store.add_contact(store.stamp(contact, created=True))
     return Outcome(201, {"contact": dict(contact)}, [("contact.created", contact)], wrote=True)
 
 
@@ -86,7 +95,7 @@ def update_contact(store: Store, data: Mapping[str, Any]) -> Outcome:
     merged = {**contact, **fields}
     if not (merged["email"] or merged["phone"]):
         raise ApiError(422, "invalid_request", "a contact needs an email or a phone")
-    contact.update(fields)
+    store.set_contact_fields(contact, fields)
     store.stamp(contact)
     return Outcome(200, {"contact": dict(contact)}, [("contact.updated", contact)], wrote=True)
 
@@ -94,11 +103,12 @@ def update_contact(store: Store, data: Mapping[str, Any]) -> Outcome:
 def list_tasks(store: Store, data: Mapping[str, Any]) -> Outcome:
     """``GET /tasks``: of one contact (which must exist) or all; optionally by status."""
     contact_id, status = data.get("contact_id"), data.get("status")
-    if contact_id is not None:
-        store.contact(contact_id)
-    chosen = [t for t in store.tasks.values()
-              if (contact_id is None or t["contact_id"] == contact_id)
-              and (status is None or t["status"] == status)]
+    if contact_id is None:
+        return _logged(store, data, "tasks",
+                       None if status is None else lambda t: bool(t["status"] == status))
+    store.contact(contact_id)
+    chosen = [t for t in store.of_contact("tasks", contact_id)
+              if status is None or t["status"] == status]
     return _listing(chosen, data, "tasks")
 
 
@@ -115,8 +125,7 @@ def create_task(store: Store, data: Mapping[str, Any]) -> Outcome:
     task: Record = {"id": store.new_id("tk_"), "contact_id": contact_id, "title": data["title"],
                     "description": data.get("description"), "due_at": data.get("due_at"),
                     "status": "open", "completed_at": None}
-    store.stamp(task, created=True)
-    store.tasks[task["id"]] = task
+    store.add_task(store.stamp(task, created=True))
     return Outcome(201, {"task": dict(task)}, [("task.created", task)], wrote=True)
 
 
@@ -151,16 +160,14 @@ def complete_task(store: Store, data: Mapping[str, Any]) -> Outcome:
 def list_notes(store: Store, data: Mapping[str, Any]) -> Outcome:
     """``GET /contacts/{contact_id}/notes``."""
     contact_id = store.contact(data["contact_id"])["id"]
-    chosen = [n for n in store.notes.values() if n["contact_id"] == contact_id]
-    return _listing(chosen, data, "notes")
+    return _listing(store.of_contact("notes", contact_id), data, "notes")
 
 
 def create_note(store: Store, data: Mapping[str, Any]) -> Outcome:
     """``POST /contacts/{contact_id}/notes``."""
     contact_id = store.contact(data["contact_id"])["id"]
     note: Record = {"id": store.new_id("nt_"), "contact_id": contact_id, "body": data["body"]}
-    store.stamp(note, created=True)
-    store.notes[note["id"]] = note
+    store.add_note(store.stamp(note, created=True))
     return Outcome(201, {"note": dict(note)}, [("note.created", note)], wrote=True)
 
 

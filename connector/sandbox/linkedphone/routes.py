@@ -10,7 +10,7 @@ input schema, so the sandbox accepts exactly what the catalog declares.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from connector.errors import Location
@@ -29,11 +29,16 @@ class Route:
     action: Action
     handler: Handler
     validator: Validator
+    name: str = field(init=False)
+    """``"METHOD /path/{template}"``."""
+    placeholders: tuple[str, ...] = field(init=False)
+    """The path's ``{placeholder}`` names, in order."""
 
-    @property
-    def name(self) -> str:
-        """``"METHOD /path/{template}"``."""
-        return f"{self.action.method} {self.action.path}"
+    def __post_init__(self) -> None:
+        # Worked out once: every request needs both.
+        object.__setattr__(self, "name", f"{self.action.method} {self.action.path}")
+        names = tuple(p[1:-1] for p in _segments(self.action.path) if p.startswith("{"))
+        object.__setattr__(self, "placeholders", names)
 
     @property
     def reads_body(self) -> bool:
@@ -112,8 +117,7 @@ class Router:
                 elif literal != part:
                     break
             else:
-                names = [p[1:-1] for p in _segments(route.action.path) if p.startswith("{")]
-                return route, dict(zip(names, values, strict=True))
+                return route, dict(zip(route.placeholders, values, strict=True))
         return None
 
     def allows(self, path: str) -> bool:

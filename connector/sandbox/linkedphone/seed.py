@@ -23,15 +23,15 @@ def seed_contacts(store: Store, count: int) -> list[Record]:
             "email": f"{first.lower()}.{last.lower()}{n}@example.com",
             "phone": f"+1415555{n:04d}", "company": None, "tags": ["seed"],
         }
-        store.contacts[contact["id"]] = store.stamp(contact, created=True)
+        store.add_contact(store.stamp(contact, created=True))
         task: Record = {
             "id": store.new_id("tk_"), "contact_id": contact["id"],
             "title": f"Call {first} back", "description": None, "due_at": None,
             "status": "open", "completed_at": None,
         }
-        store.tasks[task["id"]] = store.stamp(task, created=True)
+        store.add_task(store.stamp(task, created=True))
         note: Record = {"id": store.new_id("nt_"), "contact_id": contact["id"],
                         "body": f"Seed note for {first} {last}."}
-        store.notes[note["id"]] = store.stamp(note, created=True)
+        store.add_note(store.stamp(note, created=True))
         made.append(contact)
     return made

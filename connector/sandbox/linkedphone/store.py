@@ -1,30 +1,34 @@
 """The LinkedPhone sandbox's state: contacts, tasks and notes, their ids and timestamps, and the
-cursor paging every list endpoint shares.
+indexes that keep every request's cost independent of how many records there are.
 
 Every record carries ``created_at`` and ``updated_at`` (ISO 8601 UTC, milliseconds). The clock
 never repeats a value, so ``(updated_at, id)`` orders changes exactly and a polling cursor on
-``updated_at`` never skips a record. Lists page in that order; a page cursor is the opaque
-(base64 JSON) key of the last record sent. Nothing here is thread-safe: the app runs on one loop.
+``updated_at`` never skips a record. Lists page in that order (see ``paging.py``: each kind has a
+:class:`ChangeLog` fed by :meth:`Store.stamp`). Nothing here is thread-safe: the app runs on one
+loop.
+
+Contacts are indexed by lower-case email and by phone, tasks and notes by contact: add records
+with :meth:`Store.add_contact`, :meth:`Store.add_task` and :meth:`Store.add_note`, and change a
+contact's email or phone with :meth:`Store.set_contact_fields`, never by writing the tables.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
 import random
 import string
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
 
 from connector.sandbox.linkedphone.answers import ApiError
+from connector.sandbox.linkedphone.paging import ChangeLog, Record, page
 
 __all__ = ["Record", "Store", "page"]
 
-Record = dict[str, Any]
+_KINDS = {"ct_": "contacts", "tk_": "tasks", "nt_": "notes"}
+"""Which table a record id's prefix belongs to."""
 _ALPHABET = string.ascii_letters + string.digits
+_ALPHABET_BITS = len(_ALPHABET).bit_length()
 
 
 class Store:
@@ -42,21 +46,43 @@ class Store:
     def clear(self) -> None:
         """Forget every record and restart the id generator from the seed."""
         self.contacts: dict[str, Record] = {}
+        self._by_email: dict[str, list[str]] = {}
+        self._by_phone: dict[str, list[str]] = {}
+        self._order: dict[str, int] = {}
         self.tasks: dict[str, Record] = {}
         self.notes: dict[str, Record] = {}
+        self.changes = {kind: ChangeLog(getattr(self, kind)) for kind in _KINDS.values()}
+        """Per table (``contacts``, ``tasks``, ``notes``): the order records last changed in."""
+        self._of_contact: dict[str, dict[str, list[str]]] = {"tasks": {}, "notes": {}}
         self._rng = random.Random(self._seed)
         self._last_ms = 0
+        self._second = -1
+        self._prefix = ""
 
     def now(self) -> str:
         """A timestamp later than every one handed out before (at least 1 ms later)."""
         ms = max(int(self._wall() * 1000), self._last_ms + 1)
         self._last_ms = ms
-        stamp = datetime.fromtimestamp(ms / 1000, UTC)
-        return stamp.strftime("%Y-%m-%dT%H:%M:%S.") + f"{ms % 1000:03d}Z"
+        second = ms // 1000
+        if second != self._second:  # formatting the date is the costly part: once a second
+            stamp = datetime.fromtimestamp(second, UTC)
+            self._second, self._prefix = second, stamp.strftime("%Y-%m-%dT%H:%M:%S.")
+        return f"{self._prefix}{ms % 1000:03d}Z"
 
     def new_id(self, prefix: str) -> str:
-        """A fresh id such as ``ct_8fK2mQ7xV1pL``."""
-        return prefix + "".join(self._rng.choice(_ALPHABET) for _ in range(12))
+        """A fresh id such as ``ct_8fK2mQ7xV1pL``.
+
+        The same draws as ``rng.choice(_ALPHABET)`` twelve times (so seeds give the same ids as
+        before), without its per-call overhead.
+        """
+        bits = self._rng.getrandbits
+        chars = []
+        for _ in range(12):
+            n = bits(_ALPHABET_BITS)
+            while n >= len(_ALPHABET):
+                n = bits(_ALPHABET_BITS)
+            chars.append(_ALPHABET[n])
+        return prefix + "".join(chars)
 
     def contact(self, contact_id: str) -> Record:
         """The contact ``contact_id``.
@@ -79,73 +105,73 @@ class Store:
         return found
 
     def find_contact(self, *, email: str | None = None, phone: str | None = None) -> Record | None:
-        """The contact with this email (any case) or this phone, or None."""
-        for contact in self.contacts.values():
-            if email and (contact["email"] or "").lower() == email.lower():
-                return contact
-            if phone and contact["phone"] == phone:
-                return contact
-        return None
+        """The oldest contact with this email (any case) or this phone, or None."""
+        found = [*self._by_email.get(email.lower(), ())] if email else []
+        if phone:
+            found += self._by_phone.get(phone, ())
+        if not found:
+            return None
+        return self.contacts[min(found, key=self._order.__getitem__)]
+
+    def add_contact(self, contact: Record) -> Record:
+        """Store a new contact (with its ``id``, ``email`` and ``phone``) and index it."""
+        self.contacts[contact["id"]] = contact
+        self._order[contact["id"]] = len(self._order)
+        self._index(contact, add=True)
+        return contact
+
+    def add_task(self, task: Record) -> Record:
+        """Store a new task (with its ``id`` and ``contact_id``) and index it by contact."""
+        return self._add_child("tasks", task)
+
+    def add_note(self, note: Record) -> Record:
+        """Store a new note (with its ``id`` and ``contact_id``) and index it by contact."""
+        return self._add_child("notes", note)
+
+    def _add_child(self, kind: str, record: Record) -> Record:
+        table: dict[str, Record] = getattr(self, kind)
+        table[record["id"]] = record
+        self._of_contact[kind].setdefault(record["contact_id"], []).append(record["id"])
+        return record
+
+    def of_contact(self, kind: str, contact_id: str) -> list[Record]:
+        """The tasks or notes (``kind``) of one contact, oldest first."""
+        table: dict[str, Record] = getattr(self, kind)
+        return [table[i] for i in self._of_contact[kind].get(contact_id, ())]
+
+    def set_contact_fields(self, contact: Record, fields: Record) -> None:
+        """Change a stored contact's fields, keeping the email and phone index in step."""
+        self._index(contact, add=False)
+        contact.update(fields)
+        self._index(contact, add=True)
+
+    def _index(self, contact: Record, *, add: bool) -> None:
+        pairs = ((self._by_email, (contact["email"] or "").lower()),
+                 (self._by_phone, contact["phone"]))
+        for index, key in pairs:
+            if not key:
+                continue
+            ids = index.setdefault(key, [])
+            if add:
+                ids.append(contact["id"])
+            else:
+                ids.remove(contact["id"])
+                if not ids:
+                    del index[key]
 
     def stamp(self, record: Record, *, created: bool = False) -> Record:
         """Set ``updated_at`` (and ``created_at`` when ``created``) to :meth:`now`."""
+        log = self.changes.get(_KINDS.get(str(record.get("id", ""))[:3], ""))
+        if log is not None:
+            log.before_stamp()
         now = self.now()
         if created:
             record["created_at"] = now
         record["updated_at"] = now
+        if log is not None:
+            log.stamped(record)
         return record
 
     def counts(self) -> dict[str, int]:
         """How many records of each kind there are."""
         return {"contacts": len(self.contacts), "tasks": len(self.tasks), "notes": len(self.notes)}
-
-
-def page(
-    records: Iterable[Record], *, limit: int, cursor: str | None, since: str | None
-) -> tuple[list[Record], str | None]:
-    """One page of ``records`` in ``(updated_at, id)`` order and the cursor of the next page.
-
-    :param cursor: the previous page's ``next_cursor`` (records after its key).
-    :param since: keep records whose ``updated_at`` is at or after this ISO 8601 time.
-    :raises ApiError: 400 when ``cursor`` or ``since`` cannot be read.
-    """
-    after = _decode_cursor(cursor) if cursor else None
-    floor = _parse_time(since) if since else None
-    chosen = sorted(
-        (r for r in records if floor is None or _parse_time(r["updated_at"]) >= floor),
-        key=_key,
-    )
-    if after is not None:
-        chosen = [r for r in chosen if _key(r) > after]
-    items = chosen[:limit]
-    more = len(chosen) > limit
-    return [dict(r) for r in items], _encode_cursor(_key(items[-1])) if more else None
-
-
-def _key(record: Record) -> tuple[str, str]:
-    return str(record["updated_at"]), str(record["id"])
-
-
-def _encode_cursor(key: tuple[str, str]) -> str:
-    raw = json.dumps(list(key), separators=(",", ":")).encode()
-    return base64.urlsafe_b64encode(raw).decode("ascii").rstrip("=")
-
-
-def _decode_cursor(cursor: str) -> tuple[str, str]:
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        key = json.loads(raw)
-    except (binascii.Error, ValueError) as exc:
-        raise ApiError(400, "invalid_cursor", f"cursor {cursor!r} is not valid") from exc
-    if not (isinstance(key, list) and len(key) == 2 and all(isinstance(k, str) for k in key)):
-        raise ApiError(400, "invalid_cursor", f"cursor {cursor!r} is not valid")
-    return key[0], key[1]
-
-
-def _parse_time(text: str) -> datetime:
-    """An ISO 8601 time (``Z`` or an offset; naive means UTC) as an aware datetime."""
-    try:
-        value = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError as exc:
-        raise ApiError(400, "invalid_request", f"{text!r} is not an ISO 8601 time") from exc
-    return value if value.tzinfo else value.replace(tzinfo=UTC)

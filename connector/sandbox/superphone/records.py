@@ -4,7 +4,8 @@ email and phone, E.164 phones) and the change events every write produces.
 Every record carries ``createdAt`` and ``updatedAt``; ``updatedAt`` moves on every change and
 never repeats (a clock that always advances by at least a millisecond), so "changed since"
 filters and polling cursors are exact. Writes that change nothing (adding a tag the contact
-has, completing a done task) produce no event.
+has, completing a done task) produce no event. Contacts are indexed by email and by phone (kept
+in step by every write here), so lookups and the uniqueness check cost the same at any size.
 """
 
 from __future__ import annotations
@@ -52,6 +53,7 @@ class Records:
         self.notes: dict[str, Record] = {}
         self.tasks: dict[str, Record] = {}
         self._order: dict[str, int] = {}
+        self._by: dict[str, dict[str, list[str]]] = {"email": {}, "phone": {}}
         self._counter = 0
         self._last_ms = 0
         self._rng = random.Random(self._seed)
@@ -103,11 +105,30 @@ class Records:
         if not email and not phone:
             raise RecordError("BAD_USER_INPUT", "give email or phone")
         for key, value in (("email", (email or "").lower()), ("phone", phone)):
-            if value:
-                for record in self.contacts.values():
-                    if record[key] == value:
-                        return record
+            found = self._first(key, value)
+            if found is not None:
+                return found
         return None
+
+    def _first(self, key: str, value: object) -> Record | None:
+        """The oldest contact whose ``key`` (email or phone) is ``value`` (None for a blank)."""
+        ids = self._by[key].get(value) if value and isinstance(value, str) else None
+        if not ids:
+            return None
+        return self.contacts[min(ids, key=self._order.__getitem__)]
+
+    def _index(self, record: Record, *, add: bool) -> None:
+        for key, index in self._by.items():
+            value = record.get(key)
+            if not value:
+                continue
+            ids = index.setdefault(value, [])
+            if add:
+                ids.append(record["id"])
+            else:
+                ids.remove(record["id"])
+                if not ids:
+                    del index[value]
 
     def create_contact(self, fields: Mapping[str, Any]) -> Record:
         """Null fields are as if left out.
@@ -121,6 +142,7 @@ class Records:
         base["tags"] = []
         record = self._new("ct", {**base, **clean})
         self.contacts[record["id"]] = record
+        self._index(record, add=True)
         self._emit("contact.created", copy.deepcopy(record))
         return record
 
@@ -135,7 +157,9 @@ class Records:
             return record
         if not {**record, **clean}.get("email") and not {**record, **clean}.get("phone"):
             raise RecordError("BAD_USER_INPUT", "a contact needs an email or a phone")
+        self._index(record, add=False)
         record.update(clean)
+        self._index(record, add=True)
         return self._changed("contact.updated", record)
 
     def upsert_contact(self, fields: Mapping[str, Any]) -> tuple[Record, bool]:
@@ -154,6 +178,7 @@ class Records:
         """Delete a contact with its notes and tasks (one ``contact.deleted`` event)."""
         record = self.contact(contact_id)
         del self.contacts[contact_id]
+        self._index(record, add=False)
         for bucket in (self.notes, self.tasks):
             for key in [k for k, r in bucket.items() if r["contactId"] == contact_id]:
                 del bucket[key]
@@ -181,7 +206,7 @@ class Records:
             clean["tags"] = _union([], clean["tags"] or [])
         for key in ("email", "phone"):
             value = clean.get(key)
-            other = next((r for r in self.contacts.values() if value and r[key] == value), None)
+            other = self._first(key, value)
             if other is not None and other["id"] != own_id:
                 raise RecordError("CONFLICT", f"{key} {value!r} belongs to contact {other['id']!r}")
         return clean
