@@ -108,11 +108,18 @@ def contact_key(payload: Mapping[str, Any]) -> str | None:
     """The contact an event is about, for ordering (None when it names none).
 
     Contact events carry the contact's ``id``; note, task and appointment events its
-    ``contactId`` (appointments inside ``appointment``). Keys are per location.
+    ``contactId`` (appointments inside ``appointment``). Keys are per location. A partner's
+    envelope (``{"type": "task.created", "data": {...}}``) names it inside ``data``: the
+    contact's ``id``, else ``contact_id`` / ``contactId``.
     """
     kind = str(payload.get("type") or "")
     found: object = None
-    if kind.startswith("Contact"):
+    data = payload.get("data")
+    if "." in kind and isinstance(data, Mapping):
+        noun = kind.partition(".")[0]
+        found = data.get("id") if noun == "contact" else (
+            data.get("contact_id") or data.get("contactId"))
+    elif kind.startswith("Contact"):
         found = payload.get("id")
     elif isinstance(payload.get("appointment"), Mapping):
         found = payload["appointment"].get("contactId")

@@ -10,6 +10,11 @@ nothing is stored unless every check passed:
 - 429: the event could not be committed to the inbox (or checking it failed unexpectedly);
 - 200: stored, or already stored under the same ``webhookId``.
 
+``POST /webhooks/<app>`` takes a partner's webhooks (SuperPhone, LinkedPhone: the apps given
+as :class:`~connector.partnerhooks.PartnerHook` objects) through the same checks, the signature
+being the app's ``sha256=<hex>`` HMAC of the body (a missing one is wrong: fail closed); the
+stored ``webhookId`` is ``<app>:<event id>``. Other apps get 404.
+
 A stale timestamp is a 401, like a bad signature: the signature proves who sent the bytes, the
 timestamp proves when, and a replayed delivery fails the second half of that authentication.
 GHL retries only after a 429, which is why a store failure (disk full, database locked or
@@ -42,6 +47,7 @@ import uvicorn
 
 from connector.errors import StoreError
 from connector.inbox import Inbox, InboxWriter, NewEvent
+from connector.partnerhooks import PartnerHook
 from connector.secrets import install_redaction
 from connector.serving import bind_socket, loop_factory
 from connector.signature import (
@@ -58,6 +64,7 @@ __all__ = [
     "DEFAULT_MAX_AGE",
     "DEFAULT_MAX_BODY",
     "WEBHOOK_PATH",
+    "WEBHOOK_PREFIX",
     "ReceiverApp",
     "ReceiverServer",
     "Settings",
@@ -67,6 +74,7 @@ __all__ = [
 ]
 
 WEBHOOK_PATH = "/webhooks/ghl"
+WEBHOOK_PREFIX = "/webhooks/"
 HEALTH_PATH = "/healthz"
 DEFAULT_MAX_BODY = 1024 * 1024
 DEFAULT_MAX_AGE = 300.0
@@ -121,11 +129,16 @@ class ReceiverApp:
 
     :param writer: the started inbox writer every accepted event goes through.
     :param settings: the checks' parameters.
+    :param partners: app id -> how ``/webhooks/<app>`` takes that partner's webhooks.
     """
 
-    def __init__(self, writer: InboxWriter, settings: Settings | None = None) -> None:
+    def __init__(self, writer: InboxWriter, settings: Settings | None = None, *,
+                 partners: Mapping[str, PartnerHook] | None = None) -> None:
         self.writer = writer
         self.settings = settings or Settings()
+        self.partners = dict(partners or {})
+        self._wanted = {*_SIGNATURE_HEADERS, b"content-length",
+                        *(hook.header.encode() for hook in self.partners.values())}
 
     def __repr__(self) -> str:
         return f"ReceiverApp({self.writer!r}, {self.settings.keys!r})"
@@ -134,11 +147,12 @@ class ReceiverApp:
         if scope["type"] != "http":
             return
         path, method = scope["path"], scope["method"]
-        if path == WEBHOOK_PATH:
+        hook = self.partners.get(path.removeprefix(WEBHOOK_PREFIX))
+        if path == WEBHOOK_PATH or (hook is not None and path.startswith(WEBHOOK_PREFIX)):
             if method != "POST":
                 await _answer(send, 405, {"error": "use POST"}, allow=b"POST")
                 return
-            status, payload = await self._webhook(scope, receive)
+            status, payload = await self._webhook(scope, receive, hook)
             await _answer(send, status, payload)
         elif path == HEALTH_PATH:
             if method not in ("GET", "HEAD"):
@@ -150,10 +164,12 @@ class ReceiverApp:
         else:
             await _answer(send, 404, {"error": f"no route {path!r}"})
 
-    async def _webhook(self, scope: Scope, receive: Receive) -> tuple[int, dict[str, Any]]:
+    async def _webhook(
+        self, scope: Scope, receive: Receive, hook: PartnerHook | None
+    ) -> tuple[int, dict[str, Any]]:
         received_at = time.time()
         try:
-            event = await self._accept(scope, receive, received_at)
+            event = await self._accept(scope, receive, received_at, hook)
         except _Rejected as rejected:
             _log.info("receiver: %s %s from %s", rejected.status, rejected.reason,
                       _client(scope))
@@ -169,26 +185,33 @@ class ReceiverApp:
             return 429, {"error": "inbox unavailable, retry later"}
         return 200, {"stored": stored, "webhookId": event.webhook_id}
 
-    async def _accept(self, scope: Scope, receive: Receive, received_at: float) -> NewEvent:
+    async def _accept(
+        self, scope: Scope, receive: Receive, received_at: float, hook: PartnerHook | None
+    ) -> NewEvent:
         """Run every check; return the event to store or raise :class:`_Rejected`."""
         settings = self.settings
-        headers = _headers(scope)
+        headers = _headers(scope, self._wanted)
         _check_length(headers.get("content-length"), settings.max_body)
         body = await _read_body(receive, settings.max_body)
-        verdict = verify(body, headers, settings.keys)
-        if not verdict.ok:
-            raise _Rejected(401, f"signature: {verdict.value}")
+        if hook is None:
+            verdict = verify(body, headers, settings.keys)
+            if not verdict.ok:
+                raise _Rejected(401, f"signature: {verdict.value}")
+        elif not hook.check(body, headers):
+            raise _Rejected(401, f"signature: {hook.header} missing or wrong")
         payload = _parse(body)
         if settings.max_age > 0:
             _check_age(payload.get("timestamp"), received_at, settings.max_age)
+        if hook is not None:
+            return hook.event(body, payload, received_at)
         return NewEvent.from_payload(body, payload, received_at)
 
 
-def _headers(scope: Scope) -> dict[str, str]:
+def _headers(scope: Scope, names: set[bytes]) -> dict[str, str]:
     """The headers this app reads (names are lower case in ASGI)."""
     wanted: dict[str, str] = {}
     for name, value in scope["headers"]:
-        if name in _SIGNATURE_HEADERS or name == b"content-length":
+        if name in names:
             wanted[name.decode("latin-1")] = value.decode("latin-1")
     return wanted
 

@@ -8,13 +8,21 @@ killed predecessor left, then runs:
   webhook in the inbox before answering, and wakes the workers;
 - the pollers (:func:`start_pollers`), which put polled records into the same inbox;
 - the worker pool (:mod:`connector.worker`), which runs the dispatcher (:mod:`connector.dispatcher`)
-  on each event with the engine of the event's location (:class:`Engines`).
+  on each event with the engine of the event's location (:class:`Engines`), then applies it to
+  the folder's two-way syncs (:mod:`connector.syncserve`).
+
+Sync documents in the folder (``name`` + ``sync:``) are loaded too; the receiver then also
+takes each of their partners' webhooks at ``/webhooks/<app>`` (HMAC-signed, see
+:mod:`connector.partnerhooks`), and starting fails with one line if a partner's webhook secret
+or API key is missing. Every sync runs with the runtime of ``sync_location`` (GHL calls) which
+also calls the partners with their API keys.
 
 ``GET /healthz`` answers 200 with the inbox counts while the inbox writer and every worker run,
 503 otherwise. Logs are JSON lines on stderr, redacted (:mod:`connector.secrets`). SIGTERM or
 SIGINT stop the receiver, then the pool (running events get ``grace`` seconds, the rest is handed
 back). In ``sandbox`` mode an in-process GHL sandbox stands in for HighLevel: its keys sign the
-webhooks, its private token authenticates the calls, and it delivers its events to the service.
+webhooks, its private token authenticates the calls, and it delivers its events to the service
+(the partner sandboxes the syncs name likewise, see :mod:`connector.cli.serve`).
 """
 
 from __future__ import annotations
@@ -43,11 +51,15 @@ from connector.errors import ConnectorError, StoreError
 from connector.history import History
 from connector.hookspecs import RateLimit
 from connector.inbox import Inbox, InboxEvent, InboxWriter, NewEvent
+from connector.partnerhooks import PartnerHook
 from connector.receiver import HEALTH_PATH, WEBHOOK_PATH, ReceiverApp, Settings, open_store
 from connector.runtime import AuthProvider, Runtime
 from connector.runtime import Settings as RuntimeSettings
+from connector.secrets import register
+from connector.servesummary import summary
 from connector.signature import PublicKeys, default_keys
 from connector.store import Store
+from connector.syncserve import SyncRoute, Syncs, load_syncs, partner_hooks
 from connector.worker import PoolSettings, WorkerPool, recover
 
 __all__ = ["Engines", "ServeOptions", "ServiceApp", "serve", "start_pollers"]
@@ -68,6 +80,13 @@ class ServeOptions:
     :param base_url: GHL's base URL override (a sandbox).
     :param rate_limit: GHL's per-location limit override (a sandbox started with another one).
     :param poll_locations: the locations polling triggers poll.
+    :param app_urls: base URL overrides of other apps (partner sandboxes, tests).
+    :param app_limits: rate limit overrides of other apps.
+    :param sync_location: the GHL location the syncs keep in step with their partners.
+    :param webhook_secrets: partner webhook secrets (sandbox mode; else from the environment).
+    :param api_keys: partner API keys (sandbox mode; else from the environment); only checked
+        here, ``auth`` sends them.
+    :param banner: more start-up summary lines (the sandboxes' URLs and keys).
     """
 
     recipes: Path
@@ -82,6 +101,12 @@ class ServeOptions:
     auth: Callable[[str | None], AuthProvider | None] | None = None
     poll_locations: tuple[str, ...] = ()
     poll_interval: float = 60.0
+    app_urls: Mapping[str, str] = field(default_factory=dict)
+    app_limits: Mapping[str, RateLimit] = field(default_factory=dict)
+    sync_location: str | None = None
+    webhook_secrets: Mapping[str, str] = field(default_factory=dict, repr=False)
+    api_keys: Mapping[str, str] = field(default_factory=dict, repr=False)
+    banner: tuple[str, ...] = field(default=(), repr=False)
 
 
 class Engines:
@@ -118,10 +143,12 @@ class Engines:
 
     def _build(self, location_id: str | None) -> Engine:
         options = self.options
+        urls = {GHL_APP: options.base_url} if options.base_url else {}
+        limits = {GHL_APP: options.rate_limit} if options.rate_limit else {}
         settings = RuntimeSettings(
-            base_urls={GHL_APP: options.base_url} if options.base_url else {},
+            base_urls={**options.app_urls, **urls},
             location_id=location_id,
-            rate_limits={GHL_APP: options.rate_limit} if options.rate_limit else {},
+            rate_limits={**options.app_limits, **limits},
         )
         auth = options.auth(location_id) if options.auth is not None else None
         runtime = Runtime(self.catalog, settings, auth=auth)
@@ -267,42 +294,6 @@ def _serve_http(app: ServiceApp, sock: socket.socket) -> tuple[uvicorn.Server, t
     return server, thread
 
 
-def _fingerprints(keys: PublicKeys) -> list[str]:
-    """``kind sha256:<first 16 hex>`` of each trusted key (of its DER public key info)."""
-    import hashlib
-
-    from cryptography.hazmat.primitives import serialization
-
-    found: list[str] = []
-    for kind, group in (("ed25519", keys.ed25519), ("rsa", keys.rsa)):
-        for key in group:
-            der = key.public_bytes(serialization.Encoding.DER,
-                                   serialization.PublicFormat.SubjectPublicKeyInfo)
-            found.append(f"{kind} sha256:{hashlib.sha256(der).hexdigest()[:16]}")
-    return found
-
-
-def _summary(options: ServeOptions, routes: list[Route], url: str, pollers: list[str],
-             recovered: int) -> list[str]:
-    base = url.removesuffix(WEBHOOK_PATH)
-    lines = [
-        f"webhook URL: {url}",
-        f"health: {base}{HEALTH_PATH}",
-        f"state file: {options.db}",
-        f"GHL API: {options.base_url or 'default (connection base URL)'}",
-        f"workers: {options.pool.workers}",
-        f"public keys: {', '.join(_fingerprints(options.keys))}",
-        f"recipes: {len(routes)} loaded from {options.recipes}",
-    ]
-    lines += [f"  {r.key}: {r.recipe.name!r} on {r.trigger.id}" for r in routes]
-    active = sorted({f"{r.trigger.id} ({r.trigger.event or r.trigger.kind})" for r in routes})
-    lines.append(f"triggers active: {', '.join(active)}")
-    lines.append(f"pollers: {', '.join(pollers) or 'none'}")
-    if recovered:
-        lines.append(f"recovered: {recovered} events left claimed by a stopped service")
-    return lines
-
-
 def serve(
     options: ServeOptions,
     catalog: Catalog,
@@ -317,24 +308,39 @@ def serve(
     :param filters: the expression filters recipes may use.
     :param out: where the start-up summary goes.
     :param on_ready: called with the webhook URL once the receiver listens.
-    :raises DocumentError: a recipe fails validation (nothing was started).
+    :raises DocumentError: a recipe or sync document fails validation (nothing was started).
+    :raises ConnectorError: a sync's partner has no webhook secret or API key, or the syncs
+        have no GHL location.
     :raises StoreError: the state file cannot be opened, or another service holds it.
     """
     routes = load_routes(options.recipes, catalog, filters)
+    syncs = load_syncs(options.recipes)
+    hooks = partner_hooks(syncs, catalog, secrets=options.webhook_secrets,
+                          api_keys=options.api_keys)
+    if syncs and options.sync_location is None:
+        raise ConnectorError(
+            f"serve: the syncs in {str(options.recipes)!r} need a GHL location [connect one"
+            " with `ghl-connector auth login`, or give --connection]"
+        )
+    register(*(hook.secret for hook in hooks.values()), *options.api_keys.values())
     with Store(options.db) as work_store, _Lock(options.db):
         with open_store(options.db) as receive_store:
-            return _run(options, catalog, routes, receive_store, work_store,
+            return _run(options, catalog, (routes, syncs), receive_store, work_store, hooks,
                         out=out, on_ready=on_ready, stop=stop or threading.Event())
 
 
-def _run(options: ServeOptions, catalog: Catalog, routes: list[Route], receive_store: Store,
-         work_store: Store, *, out: TextIO, on_ready: Callable[[str], None] | None,
-         stop: threading.Event) -> int:
+def _run(options: ServeOptions, catalog: Catalog, loaded: tuple[list[Route], list[SyncRoute]],
+         receive_store: Store, work_store: Store, hooks: Mapping[str, PartnerHook], *,
+         out: TextIO, on_ready: Callable[[str], None] | None, stop: threading.Event) -> int:
+    routes, sync_routes = loaded
     inbox = Inbox(work_store)
     recovered = recover(inbox)
     pool = WorkerPool(inbox, _unset, options.pool, name=f"serve-{os.getpid()}")
     engines = Engines(catalog, work_store, options, pool.sleep)
-    pool.handle = Dispatcher(catalog, routes, engines, History(work_store)).process
+    dispatcher = Dispatcher(catalog, routes, engines, History(work_store))
+    syncs = Syncs(sync_routes, engines(options.sync_location).runtime, work_store,
+                  location_id=options.sync_location) if sync_routes else None
+    pool.handle = _handler(dispatcher, syncs)
     writer = _WakingWriter(Inbox(receive_store), pool.wake)
 
     def health() -> tuple[bool, dict[str, Any]]:
@@ -347,7 +353,8 @@ def _run(options: ServeOptions, catalog: Catalog, routes: list[Route], receive_s
                          "workers": options.pool.workers, "in_flight": pool.in_flight,
                          "writer": "ok" if writer.alive and writer.healthy else "failing"}
 
-    app = ServiceApp(ReceiverApp(writer, Settings(options.keys, max_age=options.max_age)), health)
+    settings = Settings(options.keys, max_age=options.max_age)
+    app = ServiceApp(ReceiverApp(writer, settings, partners=hooks), health)
     sock = _bind(options.host, options.port)
     url = f"http://{options.host}:{sock.getsockname()[1]}{WEBHOOK_PATH}"
     writer.start()
@@ -359,7 +366,7 @@ def _run(options: ServeOptions, catalog: Catalog, routes: list[Route], receive_s
     try:
         if not server.started:
             raise ConnectorError(f"serve: {url}: the HTTP server did not start (see the log)")
-        lines = _summary(options, routes, url, pollers, recovered)
+        lines = summary(options, routes, sync_routes, url, pollers, recovered)
         out.write("\n".join(lines) + "\nready\n")
         out.flush()
         _log.info("serve: ready", extra={"fields": {"webhook_url": url, "recipes": len(routes)}})
@@ -381,6 +388,19 @@ def _run(options: ServeOptions, catalog: Catalog, routes: list[Route], receive_s
         _log.info("serve: stopped", extra={"fields": {"handed_back": handed,
                                                       "settled": dict(pool.settled)}})
     return status
+
+
+def _handler(dispatcher: Dispatcher, syncs: Syncs | None) -> Callable[[InboxEvent], Outcome]:
+    """Run an event's recipes, then apply it to the syncs (a sync that fails raises, so the
+    pool retries the event: runs that ended and syncs that audited it are skipped then)."""
+
+    def handle(event: InboxEvent) -> Outcome:
+        outcome = dispatcher.process(event)
+        if syncs is not None:
+            syncs.process(event)
+        return outcome
+
+    return handle
 
 
 def _unset(event: InboxEvent) -> Outcome:

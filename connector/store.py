@@ -219,6 +219,15 @@ MIGRATIONS: tuple[Migration, ...] = (
         );
         """,
     ),
+    Migration(
+        7,
+        "sync_audit_by_event",
+        # The service applies an inbox event to a sync once: it looks the event up in the
+        # sync's audit trail before applying it again (connector/syncserve.py).
+        """
+        CREATE INDEX sync_audit_by_event ON sync_audit (sync, event_id);
+        """,
+    ),
 )
 
 

@@ -1,4 +1,4 @@
-"""``ghl-connector serve --recipes DIR``: receiver, pollers and workers in one process."""
+"""``ghl-connector serve --recipes DIR``: receiver, pollers, workers and syncs in one process."""
 
 from __future__ import annotations
 
@@ -8,16 +8,19 @@ import sys
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Mapping
     from pathlib import Path
 
     from connector.catalog import Catalog
+    from connector.cli.servesandbox import PartnerSandbox
     from connector.hookspecs import RateLimit
     from connector.runtime import AuthProvider
     from connector.sandbox.server import SandboxServer
     from connector.service import ServeOptions
 
 __all__ = ["add_parser"]
+
+GHL_APP = "ghl"
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -29,16 +32,23 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
             "Check every recipe in DIR (any problem stops the start), then receive GHL "
             "webhooks at /webhooks/ghl, store each one before answering, and run every recipe "
             "whose trigger matches it, with the connection of the event's location. "
+            "Sync documents in DIR (name + sync:, e.g. recipes/sync_superphone.yaml) run "
+            "too: their partner's webhooks are received at /webhooks/<app> (HMAC-signed with "
+            "$CONNECTOR_<APP>_WEBHOOK_SECRET), stored the same way, and applied both ways with "
+            "$CONNECTOR_<APP>_API_KEY and the default connection's location. "
             "GET /healthz reports the inbox. Logs are JSON lines on stderr (secrets "
             "redacted). SIGTERM/SIGINT finish running work (--grace) and hand back the rest."
         ),
         epilog=(
             "examples:\n"
             "  ghl-connector serve --recipes recipes/ --port 8000\n"
-            "  ghl-connector serve --recipes recipes/ --sandbox     a local GHL stand-in\n"
+            "  ghl-connector serve --recipes recipes/ --sandbox     local GHL and partner"
+            " stand-ins\n"
+            "  CONNECTOR_SUPERPHONE_WEBHOOK_SECRET=... CONNECTOR_SUPERPHONE_API_KEY=... \\\n"
+            "      ghl-connector serve --recipes my-syncs/      (sync_superphone.yaml in it)\n"
             "  ghl-connector serve --recipes recipes/ --base-url http://127.0.0.1:8800 \\\n"
             "      --public-key sandbox-ed25519.pem\n"
-            "\nSee docs/service.md."
+            "\nSee docs/service.md and docs/sync.md (Running it)."
         ),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -54,14 +64,18 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
                         help="a trusted webhook public key file, Ed25519 or RSA (repeatable;"
                         " default: GHL's published keys)")
     parser.add_argument("--sandbox", action="store_true",
-                        help="demo/test mode: start a GHL sandbox in this process and use it"
-                        " (its keys, its token, its webhooks)")
-    parser.add_argument("--base-url", help="send GHL calls to this base URL (e.g. a sandbox)")
+                        help="demo/test mode: start a GHL sandbox, and the partner sandboxes"
+                        " the syncs name, in this process and use them (their keys, tokens"
+                        " and webhooks)")
+    parser.add_argument("--base-url", action="append", default=[], metavar="[APP=]URL",
+                        help="send GHL calls (or APP's, e.g. superphone=URL) to this base URL"
+                        " (repeatable)")
     parser.add_argument("--connection", metavar="NAME",
                         help="the connection for events whose location has none of its own"
                         " (default: $CONNECTOR_TOKEN, else the default connection)")
-    parser.add_argument("--rate-limit", metavar="N/SECONDS",
-                        help="GHL's per-location limit, if not 100/10 (e.g. a sandbox's)")
+    parser.add_argument("--rate-limit", action="append", default=[], metavar="[APP=]N/SECONDS",
+                        help="GHL's per-location limit, if not 100/10 (e.g. a sandbox's), or"
+                        " APP's (repeatable)")
     parser.add_argument("--max-age", type=float, default=300.0, metavar="SECONDS",
                         help="refuse webhooks whose timestamp is further from now (300; 0: off)")
     parser.add_argument("--poll-location", action="append", default=[], metavar="ID",
@@ -100,6 +114,9 @@ def run(args: argparse.Namespace) -> int:
     catalog = build_catalog(pm)
     filters = {**BUILTIN_FILTERS, **collect_filters(pm)}
     db = Path(args.db) if args.db else default_state_path()
+    urls = _per_app(args.base_url, "--base-url", catalog)
+    limits = {app: _rate_limit(text) for app, text in
+              _per_app(args.rate_limit, "--rate-limit", catalog).items()}
     options = ServeOptions(
         recipes=Path(args.recipes),
         db=db,
@@ -107,8 +124,10 @@ def run(args: argparse.Namespace) -> int:
         port=args.port,
         keys=load_keys(args.public_key) if args.public_key else default_keys(),
         pool=PoolSettings(workers=args.workers, grace=args.grace),
-        base_url=args.base_url,
-        rate_limit=_rate_limit(args.rate_limit) if args.rate_limit else None,
+        base_url=urls.pop(GHL_APP, None),
+        rate_limit=limits.pop(GHL_APP, None),
+        app_urls=urls,
+        app_limits=limits,
         max_age=args.max_age,
         poll_locations=tuple(args.poll_location),
         poll_interval=args.poll_interval,
@@ -116,16 +135,49 @@ def run(args: argparse.Namespace) -> int:
     if not args.sandbox:
         auth, location = _connections(args, db)
         options = dataclasses.replace(
-            options, auth=auth, poll_locations=options.poll_locations or location
+            options, auth=auth, poll_locations=options.poll_locations or location,
+            sync_location=location[0] if location else None,
         )
         return serve(options, catalog, filters, out=sys.stdout)
+    from contextlib import ExitStack
+
+    from connector.cli.servesandbox import start_partners, with_partners
     from connector.sandbox.config import SandboxConfig
     from connector.sandbox.server import SandboxServer
 
-    with SandboxServer(SandboxConfig(seed_contacts=5)) as sandbox:
-        options = _with_sandbox(options, sandbox, catalog)
-        return serve(options, catalog, filters, out=sys.stdout,
-                     on_ready=lambda url: sandbox.set_webhook_urls([url]))
+    with ExitStack() as stack:
+        sandbox = stack.enter_context(SandboxServer(SandboxConfig(seed_contacts=5)))
+        partners = start_partners(options.recipes, stack)
+        options = with_partners(_with_sandbox(options, sandbox, partners), partners)
+
+        def ready(url: str) -> None:
+            sandbox.set_webhook_urls([url])
+            for app, box in partners.items():
+                box.set_webhook_urls([url.replace("/webhooks/ghl", f"/webhooks/{app}")])
+
+        return serve(options, catalog, filters, out=sys.stdout, on_ready=ready)
+
+
+def _per_app(values: list[str], option: str, catalog: Catalog) -> dict[str, str]:
+    """App id -> value of ``APP=VALUE`` options; a plain value is GHL's.
+
+    :raises ConnectorError: an ``APP=`` names no app of the catalog, or the value is empty.
+    """
+    from connector.errors import ConnectorError
+
+    found: dict[str, str] = {}
+    for text in values:
+        name, sep, value = text.partition("=")
+        if not sep or "/" in name or ":" in name:
+            name, value = GHL_APP, text
+        try:
+            catalog.app(name)
+        except ConnectorError as exc:
+            raise ConnectorError(f"{option} {text!r}: {exc}") from exc
+        if not value:
+            raise ConnectorError(f"{option} {text!r}: no value [write APP=VALUE]")
+        found[name] = value
+    return found
 
 
 def _rate_limit(text: str) -> RateLimit:
@@ -174,8 +226,9 @@ def _connections(
 
 
 def _with_sandbox(options: ServeOptions, sandbox: SandboxServer,
-                  catalog: Catalog) -> ServeOptions:
-    """Point the service at an in-process sandbox: its URL, keys, token and limits."""
+                  partners: Mapping[str, PartnerSandbox]) -> ServeOptions:
+    """Point the service at an in-process sandbox: its URL, keys, token and limits (and the
+    partner sandboxes' API keys)."""
     import dataclasses
 
     from connector.credentials import StaticBearer, api_key_provider
@@ -185,7 +238,8 @@ def _with_sandbox(options: ServeOptions, sandbox: SandboxServer,
 
     register(sandbox.private_token)
     bearer = StaticBearer(sandbox.private_token)
-    provider = api_key_provider(lambda _app, _action: bearer)
+    keys = {app: box.api_key for app, box in partners.items()}
+    provider = api_key_provider(lambda _app, _action: bearer, keys=keys)
     pems = [(f"sandbox {kind} key", pem.encode()) for kind, pem in sandbox.public_keys.items()]
     config = sandbox.config
     return dataclasses.replace(
@@ -195,4 +249,5 @@ def _with_sandbox(options: ServeOptions, sandbox: SandboxServer,
         rate_limit=RateLimit(config.rate_limit_requests, config.rate_limit_seconds),
         auth=lambda _location: provider,
         poll_locations=options.poll_locations or (sandbox.location_id,),
+        sync_location=sandbox.location_id,
     )

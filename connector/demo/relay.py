@@ -2,8 +2,10 @@
 
 A :class:`Relay` is a small HTTP server on 127.0.0.1 taking ``POST /webhooks/<app>``. Each app
 has its own check of the raw body: GHL's Ed25519 (else RSA) signature against the given public
-keys (:func:`ghl_check`), a partner's ``sha256=<hex>`` HMAC of the body under its shared secret
-(:func:`hmac_check`). A verified body becomes a :class:`~connector.sync.Change`
+keys (:func:`~connector.partnerhooks.ghl_check`), a partner's ``sha256=<hex>`` HMAC of the body
+under its shared secret (:func:`~connector.partnerhooks.hmac_check`); GHL tasks are completed
+by :func:`connector.syncserve.ghl_task_reader` (all three shared with the service). A verified
+body becomes a :class:`~connector.sync.Change`
 (:mod:`connector.syncevent`) and is queued on every :class:`Lane` listening to that app; a lane
 is one sync engine fed from a thread of its own, so changes reach an engine in the order they
 arrived and the sandbox's delivery never waits for a sync. Unlike the service's receiver
@@ -17,65 +19,36 @@ returned.
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
 import logging
 import queue
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from typing import Any
 
 from connector.audit import AuditEntry, record
-from connector.errors import ConnectorError, RemoteError
-from connector.runtime import Runtime
-from connector.signature import PublicKeys, verify
+from connector.errors import ConnectorError
+from connector.partnerhooks import Check, ghl_check, hmac_check
 from connector.sync import Change, Outcome, SyncEngine
 from connector.syncevent import change_from_ghl, change_from_partner
 from connector.syncmap import digest, projection, record_time
-from connector.syncside import SyncSide
-from connector.syncspec import DEFAULT_ADAPTERS, other
+from connector.syncserve import Prepare, ghl_task_reader
+from connector.syncspec import other
 
 __all__ = [
     "LATE_ECHO", "WRITES", "Applied", "Check", "Echoes", "Lane", "Prepare", "Relay", "ghl_check",
     "ghl_task_reader", "hmac_check",
 ]  # fmt: skip
 
-Check = Callable[[bytes, Mapping[str, str]], bool]
-"""Whether a raw body and its (lower-cased) headers are authentic."""
-Prepare = Callable[[Change], Change]
-"""Completes a change before it is applied (e.g. reads the full record a webhook only names)."""
-
 WRITES = frozenset({"create", "update", "delete", "archive"})
 """Outcome actions that wrote on the other side."""
 LATE_ECHO = "echo: a state the sync wrote before its latest write, arriving late; not sent back"
 _MAX_BODY = 1_048_576
 _log = logging.getLogger(__name__)
-
-
-def ghl_check(keys: PublicKeys) -> Check:
-    """A check of GHL's webhook signatures (``x-ghl-signature``, else ``x-wh-signature``)."""
-
-    def check(body: bytes, headers: Mapping[str, str]) -> bool:
-        return verify(body, headers, keys).ok
-
-    return check
-
-
-def hmac_check(secret: str, header: str) -> Check:
-    """A check of ``<header>: sha256=<hex HMAC-SHA256 of the body under secret>``."""
-    name = header.lower()
-
-    def check(body: bytes, headers: Mapping[str, str]) -> bool:
-        given = headers.get(name)
-        expected = "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
-        return given is not None and hmac.compare_digest(expected, given.strip())
-
-    return check
 
 
 @dataclass(frozen=True, slots=True)
@@ -302,28 +275,6 @@ def _handler(relay: Relay) -> type[BaseHTTPRequestHandler]:
             return
 
     return Handler
-
-
-def ghl_task_reader(runtime: Runtime) -> Prepare:
-    """Completes GHL task changes with the task as GHL holds it now.
-
-    GHL's task webhooks carry only the task's text fields (``TaskComplete`` says nothing of
-    ``completed``), so the relay reads the task before the engine compares it.
-    """
-    side = SyncSide(runtime)
-
-    def prepare(change: Change) -> Change:
-        if change.object != "tasks" or change.record is None or not change.parent_id:
-            return change
-        adapter = DEFAULT_ADAPTERS["ghl"]["tasks"]
-        data = {adapter["id_input"]: change.record_id, adapter["parent_input"]: change.parent_id}
-        try:
-            found = side.call(adapter["get"], data).get(adapter["record_key"])
-        except RemoteError:
-            return change  # gone since: applied as the webhook told it; its delete follows
-        return replace(change, record={**change.record, **found}) if found else change
-
-    return prepare
 
 
 class Echoes:
