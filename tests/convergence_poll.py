@@ -16,7 +16,10 @@ def poll(w: World) -> list[Outcome]:
     """One reconciliation pass over contacts, then their tasks and notes; its outcomes."""
     before = len(w.tally.outcomes)
     known = w.links("contacts")  # links made during this pass are not checked for deletes
-    listed: dict[Side, list[dict[str, Any]]] = {"ghl": w.ghl_contacts(), "partner": w.sp_contacts()}
+    listed: dict[Side, list[dict[str, Any]]] = {
+        "ghl": w.ghl_contacts(),
+        "partner": w.partner_contacts(),
+    }
     for side in ("ghl", "partner"):
         for rec in listed[side]:
             _apply(w, Change(side, "contacts", str(rec["id"]), rec, event_id="poll"))
@@ -48,7 +51,7 @@ def _children(w: World, obj: str) -> None:
         for side in ("ghl", "partner"):
             own = str(row["ghl_id" if side == "ghl" else "partner_id"])
             try:
-                found = w.ghl_children(obj, own) if side == "ghl" else w.sp_children(obj, own)
+                found = w.children(side, obj, own)
             except RemoteError:
                 continue  # the contact is gone: its delete is applied by this or the next pass
             for rec in found:
