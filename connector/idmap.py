@@ -104,12 +104,19 @@ class Link:
             return self.with_side(side, seen=newest)
         return self.with_side(side, seen=newest, hash=None)
 
-    def last_changed(self, side: Side, stamp: float | None) -> float | None:
-        """When ``side``'s record, whose update time is now ``stamp``, was last changed by
-        someone else: if the sync was the last writer (``stamp`` is the time it saw after its
-        write), the source time of the change it wrote."""
-        if stamp is not None and stamp == self.written(side) and self.applied(side) is not None:
-            return self.applied(side)
+    def last_changed(
+        self, side: Side, stamp: float | None, held: str | None = None
+    ) -> float | None:
+        """When ``side``'s record, whose update time is now ``stamp`` and whose synced fields
+        hash to ``held``, was last changed by someone else: if the sync was the last writer
+        (``stamp`` is the time it saw after its write, or the record still holds exactly what
+        the sync last wrote: a save that changed none of those fields), the source time of
+        the change it wrote."""
+        applied = self.applied(side)
+        if applied is None or stamp is None:
+            return stamp
+        if stamp == self.written(side) or (held is not None and held == self.hash(side)):
+            return applied
         return stamp
 
     def with_side(self, side: Side, **values: float | str | None) -> Link:

@@ -208,7 +208,8 @@ class SyncEngine:
             if link.hash(target) == digest(wrote, self._region):
                 diffs = {}
             stamp = link.seen(target)
-        theirs = link.last_changed(target, stamp)
+        held = digest(projection(obj, target, current), self._region) if current else None
+        theirs = link.last_changed(target, stamp, held)
         if diffs and is_older(when, theirs, source):
             kept = {k: v for k, v in diffs.items() if owner(obj, target, k) == source}
             if not kept:
