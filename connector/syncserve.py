@@ -40,11 +40,12 @@ from connector.runtime import Runtime
 from connector.store import Store
 from connector.sync import Change, Outcome, SyncEngine
 from connector.syncevent import change_from_ghl, change_from_partner
+from connector.syncmap import record_time
 from connector.syncside import SyncSide
 from connector.syncspec import DEFAULT_ADAPTERS, SyncSpec, load_sync
 
 __all__ = [
-    "Prepare", "SyncRoute", "Syncs", "describe", "ghl_task_reader", "is_sync_document",
+    "Prepare", "SyncRoute", "Syncs", "describe", "ghl_child_reader", "is_sync_document",
     "load_syncs", "partner_hooks",
 ]
 
@@ -161,24 +162,31 @@ def describe(routes: Sequence[SyncRoute], base: str, location_id: str | None) ->
     return lines
 
 
-def ghl_task_reader(runtime: Runtime) -> Prepare:
-    """Completes GHL task changes with the task as GHL holds it now.
+def ghl_child_reader(runtime: Runtime) -> Prepare:
+    """Completes GHL task and note changes with the record as GHL holds it now.
 
     GHL's task webhooks carry only the task's text fields (``TaskComplete`` says nothing of
-    ``completed``), so the task is read before the engine compares it.
+    ``completed``), and its note webhooks no update time (only the event's ``timestamp``,
+    which may run ahead of the note's ``dateUpdated``: a later edit then looked older). So the
+    record is read before the engine compares it, and its ``dateUpdated`` is the change's time.
     """
     side = SyncSide(runtime)
 
     def prepare(change: Change) -> Change:
-        if change.object != "tasks" or change.record is None or not change.parent_id:
+        if change.object not in ("tasks", "notes") or change.record is None:
             return change
-        adapter = DEFAULT_ADAPTERS["ghl"]["tasks"]
+        if not change.parent_id:
+            return change
+        adapter = DEFAULT_ADAPTERS["ghl"][change.object]
         data = {adapter["id_input"]: change.record_id, adapter["parent_input"]: change.parent_id}
         try:
             found = side.call(adapter["get"], data).get(adapter["record_key"])
         except RemoteError:
             return change  # gone since: applied as the webhook told it; its delete follows
-        return replace(change, record={**change.record, **found}) if found else change
+        if not isinstance(found, dict) or not found:
+            return change
+        when = record_time(found.get(adapter["updated_field"])) or change.updated_at
+        return replace(change, record={**change.record, **found}, updated_at=when)
 
     return prepare
 
@@ -209,7 +217,7 @@ class Syncs:
         self.location_id = location_id
         self.partners = frozenset(r.spec.partner for r in self.routes)
         self._engines = [SyncEngine(r.spec, runtime, store) for r in self.routes]
-        self._prepare = ghl_task_reader(runtime)
+        self._prepare = ghl_child_reader(runtime)
 
     def __repr__(self) -> str:
         return f"Syncs({[r.name for r in self.routes]}, location={self.location_id!r})"

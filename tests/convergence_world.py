@@ -15,6 +15,7 @@ from connector.runtime import Runtime
 from connector.sandbox.server import SandboxServer
 from connector.sync import Change, Outcome, SyncEngine
 from connector.syncevent import change_from_ghl, change_from_partner
+from connector.syncserve import ghl_child_reader
 from connector.syncspec import Side
 
 
@@ -132,10 +133,13 @@ class World:
             self.tally.duplicated += times > 1
             queue.extend([item] * times)
         self._shuffle_nearby(queue)
+        read_ghl = ghl_child_reader(self.rt)  # as the service does: GHL's own record and time
         for side, body in queue:
             change = change_from_ghl(body) if side == "ghl" else change_from_partner(body)
             if change is None:
                 continue
+            if side == "ghl":
+                change = read_ghl(change)
             key = str(change.event_id)
             self.tally.delivered[key] = self.tally.delivered.get(key, 0) + 1
             self.apply(change)

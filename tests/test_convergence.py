@@ -6,6 +6,7 @@ loop and an audit row for every change."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -17,7 +18,9 @@ from connector.audit import entries
 from connector.sandbox.server import SandboxServer
 from connector.sandbox.superphone import SuperPhoneSandboxServer
 from connector.sync import Change
+from connector.syncevent import change_from_ghl
 from connector.syncmap import record_time
+from connector.syncserve import ghl_child_reader
 
 SEED = 20261123
 KINDS = [
@@ -152,3 +155,29 @@ def test_convergence_same_millisecond_edits_agree(world: World) -> None:
         "Gee",
         "Gee",
     )
+
+
+def test_convergence_late_ghl_note_webhook_does_not_hide_a_later_edit(world: World) -> None:
+    """A NoteUpdate webhook whose event time runs ahead of the note's dateUpdated (a late or
+    retried delivery) is read back first, so a later edit whose webhook was lost, found by a
+    poll, is not judged stale: SuperPhone ends with the newest body."""
+    w = world
+    gid, _ = linked_contact(w)
+    ref = {"contactId": gid}
+    note = w.rt.call("ghl.notes.create", {**ref, "body": "a"})["note"]
+    assert w.apply(Change("ghl", "notes", note["id"], note)).action == "create"
+    note = w.rt.call("ghl.notes.update", {**ref, "id": note["id"], "body": "b"})["note"]
+    late = record_time(note["dateUpdated"]) + 2.0  # type: ignore[operator]
+    webhook = {
+        "type": "NoteUpdate", "id": note["id"], "contactId": gid, "body": "b",
+        "webhookId": "late-note-1",
+        "timestamp": datetime.fromtimestamp(late, UTC).isoformat().replace("+00:00", "Z"),
+    }  # fmt: skip
+    change = change_from_ghl(webhook)
+    assert change is not None
+    assert w.apply(ghl_child_reader(w.rt)(change)).action == "update"
+    w.rt.call("ghl.notes.update", {**ref, "id": note["id"], "body": "c"})  # its webhook is lost
+    (polled,) = w.ghl_children("notes", gid)
+    out = w.apply(Change("ghl", "notes", polled["id"], polled, event_id="poll"))
+    assert (out.action, out.reason) == ("update", "changed")
+    assert w.peer.writes("updateNote") == 2

@@ -17,7 +17,7 @@ from connector.audit import entries
 from connector.catalog import build_catalog
 from connector.credentials import StaticBearer, api_key_provider
 from connector.demo.partners import PARTNERS
-from connector.demo.relay import Applied, Lane, Relay, ghl_check, ghl_task_reader, hmac_check
+from connector.demo.relay import Applied, Lane, Relay, ghl_check, ghl_child_reader, hmac_check
 from connector.retry import RetryPolicy
 from connector.runtime import Runtime, Settings
 from connector.signature import parse_keys
@@ -67,7 +67,7 @@ def applied() -> list[Applied]:
 def relay(ghl, partner, engine, runtime, applied):
     app, box = partner
     pems = [(name, pem.encode()) for name, pem in ghl.public_keys.items()]
-    lane = Lane(engine, applied.append, prepare={"ghl": ghl_task_reader(runtime)})
+    lane = Lane(engine, applied.append, prepare={"ghl": ghl_child_reader(runtime)})
     checks = {
         "ghl": ghl_check(parse_keys(pems)),
         app: hmac_check(box.webhook_secret, PARTNERS[app].signature_header),

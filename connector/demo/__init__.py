@@ -30,7 +30,7 @@ from connector.demo.relay import (
     Lane,
     Relay,
     ghl_check,
-    ghl_task_reader,
+    ghl_child_reader,
     hmac_check,
 )
 from connector.demo.scenario import Cast, Story
@@ -180,7 +180,7 @@ def _relay(
     pems = [(name, pem.encode()) for name, pem in ghl.public_keys.items()]
     checks: dict[str, Check] = {"ghl": ghl_check(parse_keys(pems))}
     lanes: dict[str, list[Lane]] = {"ghl": []}
-    prepare = {"ghl": ghl_task_reader(runtime)}
+    prepare = {"ghl": ghl_child_reader(runtime)}
     for cast in casts:
         lane = Lane(cast.engine, progress.applied_one, prepare=prepare)
         lanes["ghl"].append(lane)

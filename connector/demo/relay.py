@@ -4,7 +4,7 @@ A :class:`Relay` is a small HTTP server on 127.0.0.1 taking ``POST /webhooks/<ap
 has its own check of the raw body: GHL's Ed25519 (else RSA) signature against the given public
 keys (:func:`~connector.partnerhooks.ghl_check`), a partner's ``sha256=<hex>`` HMAC of the body
 under its shared secret (:func:`~connector.partnerhooks.hmac_check`); GHL tasks are completed
-by :func:`connector.syncserve.ghl_task_reader` (all three shared with the service). A verified
+by :func:`connector.syncserve.ghl_child_reader` (all three shared with the service). A verified
 body becomes a :class:`~connector.sync.Change`
 (:mod:`connector.syncevent`) and is queued on every :class:`Lane` listening to that app; a lane
 is one sync engine fed from a thread of its own, so changes reach an engine in the order they
@@ -36,12 +36,12 @@ from connector.partnerhooks import Check, ghl_check, hmac_check
 from connector.sync import Change, Outcome, SyncEngine
 from connector.syncevent import change_from_ghl, change_from_partner
 from connector.syncmap import digest, projection, record_time
-from connector.syncserve import Prepare, ghl_task_reader
+from connector.syncserve import Prepare, ghl_child_reader
 from connector.syncspec import other
 
 __all__ = [
     "LATE_ECHO", "WRITES", "Applied", "Check", "Echoes", "Lane", "Prepare", "Relay", "ghl_check",
-    "ghl_task_reader", "hmac_check",
+    "ghl_child_reader", "hmac_check",
 ]  # fmt: skip
 
 WRITES = frozenset({"create", "update", "delete", "archive"})
