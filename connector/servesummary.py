@@ -24,14 +24,21 @@ def fingerprints(keys: PublicKeys) -> list[str]:
     found: list[str] = []
     for kind, group in (("ed25519", keys.ed25519), ("rsa", keys.rsa)):
         for key in group:
-            der = key.public_bytes(serialization.Encoding.DER,
-                                   serialization.PublicFormat.SubjectPublicKeyInfo)
+            der = key.public_bytes(
+                serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+            )
             found.append(f"{kind} sha256:{hashlib.sha256(der).hexdigest()[:16]}")
     return found
 
 
-def summary(options: ServeOptions, routes: list[Route], syncs: list[SyncRoute], url: str,
-             pollers: list[str], recovered: int) -> list[str]:
+def summary(
+    options: ServeOptions,
+    routes: list[Route],
+    syncs: list[SyncRoute],
+    url: str,
+    pollers: list[str],
+    recovered: int,
+) -> list[str]:
     """The lines ``serve`` prints once it listens (before ``ready``): where it listens, what
     it trusts, and every recipe, trigger, poller and sync it runs."""
     base = url.removesuffix(WEBHOOK_PATH)

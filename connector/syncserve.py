@@ -45,8 +45,14 @@ from connector.syncside import SyncSide
 from connector.syncspec import DEFAULT_ADAPTERS, SyncSpec, load_sync
 
 __all__ = [
-    "Prepare", "SyncRoute", "Syncs", "describe", "ghl_child_reader", "is_sync_document",
-    "load_syncs", "partner_hooks",
+    "Prepare",
+    "SyncRoute",
+    "Syncs",
+    "describe",
+    "ghl_child_reader",
+    "is_sync_document",
+    "load_syncs",
+    "partner_hooks",
 ]
 
 Prepare = Callable[[Change], Change]
@@ -102,8 +108,13 @@ def load_syncs(directory: Path) -> list[SyncRoute]:
             continue
         if spec.name in names:
             message = f"sync name {spec.name!r} is also used by {names[spec.name].name!r}"
-            problems.append(Problem(Location(str(path), None, None, "name"), message,
-                                    "the name keys the id map: rename one"))
+            problems.append(
+                Problem(
+                    Location(str(path), None, None, "name"),
+                    message,
+                    "the name keys the id map: rename one",
+                )
+            )
             continue
         names[spec.name] = path
         found.append(SyncRoute(path, spec))
@@ -137,8 +148,11 @@ def partner_hooks(
         if lacks:
             missing.append(f"sync {route.name!r} ({route.file}) needs ${' and $'.join(lacks)}")
             continue
-        types = {str(t.event): t.id for t in catalog.triggers.values()
-                 if t.app == app and t.kind == "webhook" and t.event}
+        types = {
+            str(t.event): t.id
+            for t in catalog.triggers.values()
+            if t.app == app and t.kind == "webhook" and t.event
+        }
         hooks[app] = PartnerHook(app, secret, types)
     if missing:
         raise ConnectorError(
@@ -155,8 +169,9 @@ def describe(routes: Sequence[SyncRoute], base: str, location_id: str | None) ->
     lines = [f"syncs: {len(routes)} loaded, GHL location {location_id or 'any'}"]
     for route in routes:
         objects = ", ".join(route.spec.objects)
-        lines.append(f"  {route.name}: ghl <-> {route.spec.partner} ({objects})"
-                     f" from {route.file.name}")
+        lines.append(
+            f"  {route.name}: ghl <-> {route.spec.partner} ({objects}) from {route.file.name}"
+        )
     for app in sorted({r.spec.partner for r in routes}):
         lines.append(f"partner webhook URL ({app}): {base}/webhooks/{app}")
     return lines
@@ -265,8 +280,11 @@ class Syncs:
         if app is None:
             elsewhere = self.location_id and event.location_id not in (None, self.location_id)
             if elsewhere:
-                _log.debug("syncs: event %r is of location %r, not the syncs' one",
-                           event.webhook_id, event.location_id)
+                _log.debug(
+                    "syncs: event %r is of location %r, not the syncs' one",
+                    event.webhook_id,
+                    event.location_id,
+                )
                 return None
             change = change_from_ghl(payload)
             app = "ghl"
@@ -291,8 +309,7 @@ class Syncs:
             return
         event_id = f"{change.event_id}#parent"
         if not self._applied(spec.name, event_id):
-            engine.apply(Change(change.side, parent.name, change.parent_id, {},
-                                event_id=event_id))
+            engine.apply(Change(change.side, parent.name, change.parent_id, {}, event_id=event_id))
 
     def _applied(self, sync: str, event_id: str) -> bool:
         """Whether ``sync`` already audited the event (applied it, or decided to skip it)."""
@@ -301,4 +318,3 @@ class Syncs:
             (sync, event_id),
         )
         return bool(rows)
-

@@ -114,8 +114,10 @@ def child_mismatches(world: World, obj: str) -> list[str]:
         if pid is None or pid not in partner:
             problems.append(f"GHL {single} {gid} has no {label} twin ({pid})")
             continue
-        mine, theirs = _child_norm(world, obj, "ghl", rec), _child_norm(world, obj, "partner",
-                                                                         partner[pid])
+        mine, theirs = (
+            _child_norm(world, obj, "ghl", rec),
+            _child_norm(world, obj, "partner", partner[pid]),
+        )
         if mine != theirs and gid not in unwritable:
             problems.append(f"{single} {gid}: {mine} != {theirs}")
     for pid in partner:
@@ -149,14 +151,10 @@ def _unwritable(world: World, obj: str) -> set[str]:
     if obj != "notes" or world.partner.note_id is not None:
         return set()
     marker = f"not writable on {world.partner.app}: body"
-    return {
-        str(e.ghl_id) for e in entries(world.engine.store, obj=obj) if marker in e.reason
-    }
+    return {str(e.ghl_id) for e in entries(world.engine.store, obj=obj) if marker in e.reason}
 
 
-def _created_as_written(
-    world: World, obj: str, partner: dict[str, dict[str, Any]]
-) -> list[str]:
+def _created_as_written(world: World, obj: str, partner: dict[str, dict[str, Any]]) -> list[str]:
     """Notes the partner cannot update still hold exactly what they were created with."""
     if obj != "notes" or world.partner.note_id is not None:
         return []

@@ -21,9 +21,7 @@ class PartnerServer(Protocol):
         """The account's API key."""
         ...
 
-    def set_limits(
-        self, *, requests: int | None = None, seconds: float | None = None
-    ) -> object:
+    def set_limits(self, *, requests: int | None = None, seconds: float | None = None) -> object:
         """Change the rate limit."""
         ...
 

@@ -99,8 +99,9 @@ def test_convergence_linkedphone_tasks_complete_both_ways(world: World) -> None:
     gid, pid = linked_contact(w)
     due = "2026-12-01T10:00:00Z"
     mine = w.rt.call("linkedphone.tasks.create", {"contact_id": pid, "title": "Lp", "due_at": due})
-    theirs = w.rt.call("ghl.tasks.create", {"contactId": gid, "title": "Gh", "dueDate": due,
-                                             "completed": False})["task"]
+    theirs = w.rt.call(
+        "ghl.tasks.create", {"contactId": gid, "title": "Gh", "dueDate": due, "completed": False}
+    )["task"]
     settle(w)
     w.rt.call("linkedphone.tasks.complete", {"task_id": mine["task"]["id"]})
     w.rt.call("ghl.tasks.complete", {"contactId": gid, "taskId": theirs["id"], "completed": True})

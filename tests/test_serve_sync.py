@@ -44,9 +44,15 @@ def sync_folder(tmp_path: Path, *apps: str) -> Path:
 def serve_syncs(ghl: SandboxServer, tmp_path: Path, boxes: dict[str, Any]) -> ServeProcess:
     """A (not started) serve process for the syncs of ``boxes``, with their URLs and keys."""
     extra = [arg for app, box in boxes.items() for arg in ("--base-url", f"{app}={box.base_url}")]
-    proc = ServeProcess(sync_folder(tmp_path, *boxes), tmp_path / "home", base_url=ghl.base_url,
-                        token=ghl.private_token, location_id=ghl.location_id,
-                        public_keys=ghl.public_keys, extra=tuple(extra))
+    proc = ServeProcess(
+        sync_folder(tmp_path, *boxes),
+        tmp_path / "home",
+        base_url=ghl.base_url,
+        token=ghl.private_token,
+        location_id=ghl.location_id,
+        public_keys=ghl.public_keys,
+        extra=tuple(extra),
+    )
     for app, box in boxes.items():
         proc.env[f"CONNECTOR_{app.upper()}_API_KEY"] = box.api_key
         proc.env[f"CONNECTOR_{app.upper()}_WEBHOOK_SECRET"] = box.webhook_secret
@@ -109,10 +115,12 @@ def find_ghl(runtime: Runtime, email: str) -> dict[str, Any] | None:
 @pytest.fixture
 def runtime(ghl: SandboxServer, sp: Any, lp: Any) -> Iterator[Runtime]:
     """A runtime calling all three sandboxes (the test's own hands, not the service's)."""
-    settings = Settings(strict=True, location_id=ghl.location_id,
-                        base_urls={"ghl": ghl.base_url, "superphone": sp.base_url,
-                                   "linkedphone": lp.base_url},
-                        retry=RetryPolicy(attempts=3, base=0.01, cap=0.05))
+    settings = Settings(
+        strict=True,
+        location_id=ghl.location_id,
+        base_urls={"ghl": ghl.base_url, "superphone": sp.base_url, "linkedphone": lp.base_url},
+        retry=RetryPolicy(attempts=3, base=0.01, cap=0.05),
+    )
     bearer = StaticBearer(ghl.private_token)
     keys = {"superphone": sp.api_key, "linkedphone": lp.api_key}
     with Runtime(CATALOG, settings, auth=api_key_provider(lambda a, b: bearer, keys=keys)) as rt:
@@ -127,7 +135,8 @@ def test_serve_sync_partner_contact_change_reaches_ghl(
     boxes = {"superphone": sp}
     with serve_syncs(ghl, tmp_path, boxes) as proc:
         assert "  ghl-superphone: ghl <-> superphone (contacts, tasks, notes)" in "\n".join(
-            proc.summary)
+            proc.summary
+        )
         wire(proc, ghl, boxes)
         email = f"ana-{uuid.uuid4().hex[:6]}@example.org"
         made = kit.create_contact(runtime, {"first": "Ana", "last": "Lee", "email": email})
@@ -187,7 +196,10 @@ def test_serve_sync_task_of_an_unseen_contact_pulls_the_contact_first(
     copy = runtime.call("ghl.tasks.get", {"contactId": contact["id"], "taskId": link.ghl_id})
     assert copy["task"]["title"] == "Call Tia"
     rows = audit(proc.db, "superphone:%")
-    assert [(r["object"], r["action"]) for r in rows] == [("contacts", "create"), ("tasks", "create")]
+    assert [(r["object"], r["action"]) for r in rows] == [
+        ("contacts", "create"),
+        ("tasks", "create"),
+    ]
     assert rows[0]["event_id"] == rows[1]["event_id"] + "#parent"
 
 
@@ -196,8 +208,12 @@ def test_serve_sync_bad_signature_is_refused_and_not_stored(
 ) -> None:
     """A wrong or missing HMAC gets 401 and stores nothing; an unknown app gets 404."""
     with serve_syncs(ghl, tmp_path, {"superphone": sp}) as proc:
-        payload = {"eventId": "evt_forged", "type": "contact.created",
-                   "timestamp": "2030-01-01T00:00:00Z", "data": {"id": "c1"}}
+        payload = {
+            "eventId": "evt_forged",
+            "type": "contact.created",
+            "timestamp": "2030-01-01T00:00:00Z",
+            "data": {"id": "c1"},
+        }
         body, headers = signed("not-the-secret", "X-SuperPhone-Signature", payload)
         url = hook_url(proc, "superphone")
         assert httpx.post(url, content=body, headers=headers, timeout=10).status_code == 401
@@ -214,8 +230,12 @@ def test_serve_sync_duplicate_delivery_applies_once(
     """The same signed delivery twice: stored once, one GHL contact, one audit row."""
     made = PARTNERS["superphone"].create_contact(runtime, {
         "first": "Dup", "email": f"dup-{uuid.uuid4().hex[:6]}@example.org"})  # fmt: skip
-    payload = {"eventId": "evt_dup", "type": "contact.created",
-               "timestamp": made["updatedAt"], "data": made}
+    payload = {
+        "eventId": "evt_dup",
+        "type": "contact.created",
+        "timestamp": made["updatedAt"],
+        "data": made,
+    }
     with serve_syncs(ghl, tmp_path, {"superphone": sp}) as proc:
         body, headers = signed(sp.webhook_secret, "X-SuperPhone-Signature", payload)
         url = hook_url(proc, "superphone")
@@ -260,11 +280,20 @@ def test_serve_sync_kill9_mid_stream_then_restart_applies_each_change_once(
 def test_serve_sync_missing_secret_is_a_one_line_start_error(tmp_path: Path) -> None:
     """A sync whose partner secret is not set stops the start with one line, no traceback."""
     folder = sync_folder(tmp_path, "superphone")
-    env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT), "HOME": str(tmp_path),
-           "CONNECTOR_HOME": str(tmp_path / "home"), "CONNECTOR_SUPERPHONE_API_KEY": "sp_x"}
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "PYTHONPATH": str(ROOT),
+        "HOME": str(tmp_path),
+        "CONNECTOR_HOME": str(tmp_path / "home"),
+        "CONNECTOR_SUPERPHONE_API_KEY": "sp_x",
+    }
     done = subprocess.run(
         [sys.executable, "-m", "connector", "serve", "--recipes", str(folder), "--port", "0"],
-        capture_output=True, text=True, timeout=60, cwd=ROOT, env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=ROOT,
+        env=env,
     )
     assert done.returncode == 1
     lines = [line for line in done.stderr.splitlines() if not line.startswith("{")]
@@ -280,9 +309,22 @@ def test_serve_sync_invalid_document_is_reported_at_its_line(tmp_path: Path) -> 
     path = folder / DOCS["superphone"].name
     path.write_text(path.read_text().replace("direction: two_way", "direction: sideways", 1))
     done = subprocess.run(
-        [sys.executable, "-m", "connector", "serve", "--recipes", str(folder), "--port", "0",
-         "--db", str(tmp_path / "state.db")],
-        capture_output=True, text=True, timeout=60, cwd=ROOT,
+        [
+            sys.executable,
+            "-m",
+            "connector",
+            "serve",
+            "--recipes",
+            str(folder),
+            "--port",
+            "0",
+            "--db",
+            str(tmp_path / "state.db"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=ROOT,
         env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT), "HOME": str(tmp_path)},
     )
     assert done.returncode == 1
@@ -295,8 +337,15 @@ def test_serve_sync_sandbox_mode_starts_the_partner_sandboxes(tmp_path: Path) ->
     """`serve --sandbox` starts the SuperPhone sandbox a sync names, prints its URL and key,
     and a contact made there reaches the GHL sandbox (audited as a create)."""
     folder = sync_folder(tmp_path, "superphone")
-    proc = ServeProcess(folder, tmp_path / "home", base_url="http://127.0.0.1:9", token="unused",
-                        location_id="unused", public_keys={}, extra=("--sandbox",))
+    proc = ServeProcess(
+        folder,
+        tmp_path / "home",
+        base_url="http://127.0.0.1:9",
+        token="unused",
+        location_id="unused",
+        public_keys={},
+        extra=("--sandbox",),
+    )
     with proc:
         line = next(x for x in proc.summary if x.startswith("superphone sandbox: "))
         url, _, rest = line.removeprefix("superphone sandbox: ").partition(" (api key ")
@@ -306,6 +355,5 @@ def test_serve_sync_sandbox_mode_starts_the_partner_sandboxes(tmp_path: Path) ->
         with Runtime(CATALOG, settings, auth=auth) as rt:
             PARTNERS["superphone"].create_contact(rt, {
                 "first": "Sam", "email": f"sam-{uuid.uuid4().hex[:6]}@example.org"})  # fmt: skip
-        assert wait_for(lambda: [r["action"] for r in audit(proc.db, "superphone:%")]
-                        == ["create"])
+        assert wait_for(lambda: [r["action"] for r in audit(proc.db, "superphone:%")] == ["create"])
     assert "partner webhook URL (superphone): " in "\n".join(proc.summary)

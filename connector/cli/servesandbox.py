@@ -43,8 +43,9 @@ def _superphone(stack: ExitStack) -> PartnerSandbox:
     config = SuperPhoneConfig(seed_contacts=SEED_CONTACTS)
     box = stack.enter_context(SuperPhoneSandboxServer(config))
     limit = RateLimit(config.rate_limit_requests, config.rate_limit_seconds)
-    return PartnerSandbox("superphone", box.base_url, box.api_key, box.webhook_secret, limit,
-                          box.set_webhook_urls)
+    return PartnerSandbox(
+        "superphone", box.base_url, box.api_key, box.webhook_secret, limit, box.set_webhook_urls
+    )
 
 
 def _linkedphone(stack: ExitStack) -> PartnerSandbox:
@@ -54,8 +55,9 @@ def _linkedphone(stack: ExitStack) -> PartnerSandbox:
     config = LinkedPhoneConfig(seed_contacts=SEED_CONTACTS)
     box = stack.enter_context(LinkedPhoneSandboxServer(config))
     limit = RateLimit(config.rate_limit_requests, config.rate_limit_seconds)
-    return PartnerSandbox("linkedphone", box.base_url, box.api_key, box.webhook_secret, limit,
-                          box.set_webhook_urls)
+    return PartnerSandbox(
+        "linkedphone", box.base_url, box.api_key, box.webhook_secret, limit, box.set_webhook_urls
+    )
 
 
 _FACTORIES: Mapping[str, Callable[[ExitStack], PartnerSandbox]] = {
