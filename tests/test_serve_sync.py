@@ -357,3 +357,14 @@ def test_serve_sync_sandbox_mode_starts_the_partner_sandboxes(tmp_path: Path) ->
                 "first": "Sam", "email": f"sam-{uuid.uuid4().hex[:6]}@example.org"})  # fmt: skip
         assert wait_for(lambda: [r["action"] for r in audit(proc.db, "superphone:%")] == ["create"])
     assert "partner webhook URL (superphone): " in "\n".join(proc.summary)
+
+
+def test_serve_missing_recipes_folder_is_the_only_message(tmp_path: Path) -> None:
+    """`serve --recipes` naming no folder: one error line, exit 1, no warning before it."""
+    from conftest import run_cli
+
+    result = run_cli("serve", "--recipes", str(tmp_path / "nowhere"), "--port", "0")
+    assert result.status == 1
+    assert result.stderr.strip().splitlines() == [
+        f"error: {tmp_path / 'nowhere'}: not a folder of recipes"
+    ]

@@ -109,6 +109,10 @@ def run(args: argparse.Namespace) -> int:
     from connector.store import default_state_path
     from connector.worker import PoolSettings
 
+    if not Path(args.recipes).is_dir():  # before any warning about connections
+        from connector.errors import ConnectorError
+
+        raise ConnectorError(f"{args.recipes}: not a folder of recipes")
     configure_logging("DEBUG" if args.log_level == "DEBUG" else "INFO")
     pm = get_plugin_manager()
     catalog = build_catalog(pm)
