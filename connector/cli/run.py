@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import sys
 from typing import TYPE_CHECKING
+
+from connector.cli.appvalues import GHL_APP, per_app
 
 if TYPE_CHECKING:
     from connector.catalog import Catalog
@@ -15,9 +16,6 @@ if TYPE_CHECKING:
     from connector.runtime import Runtime
 
 __all__ = ["add_parser"]
-
-GHL_APP = "ghl"
-_APP_ID = re.compile(r"[a-z][a-z0-9_]*")
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -124,7 +122,7 @@ def _runtimes(
     """
     from connector.runtime import Runtime, Settings
 
-    urls = _base_urls(args.base_url, catalog)
+    urls = per_app(args.base_url, "--base-url", catalog)
     if args.dry_run:
         return Runtime(catalog, Settings(base_urls=urls)), None
     names = {step.connection for step in recipe.steps}
@@ -134,28 +132,6 @@ def _runtimes(
     named = {name: _connected(catalog, name, urls, ghl) for name in sorted(n for n in names if n)}
     default = _connected(catalog, None, urls, ghl) if None in names else next(iter(named.values()))
     return default, named
-
-
-def _base_urls(values: list[str] | None, catalog: Catalog) -> dict[str, str]:
-    """App id -> base URL from the ``--base-url`` values: ``APP=URL``, or a plain URL for GHL.
-
-    :raises ConnectorError: an ``APP=`` names no app of the catalog, or a URL is empty.
-    """
-    from connector.errors import ConnectorError
-
-    urls: dict[str, str] = {}
-    for value in values or []:
-        name, sep, url = value.partition("=")
-        if not (sep and _APP_ID.fullmatch(name)):
-            name, url = GHL_APP, value
-        try:
-            catalog.app(name)
-        except ConnectorError as exc:
-            raise ConnectorError(f"--base-url {value!r}: {exc}") from exc
-        if not url:
-            raise ConnectorError(f"--base-url {value!r}: no URL [write APP=URL or a plain URL]")
-        urls[name] = url
-    return urls
 
 
 def _uses_ghl(catalog: Catalog, recipe: Recipe) -> bool:

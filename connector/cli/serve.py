@@ -7,11 +7,12 @@ import logging
 import sys
 from typing import TYPE_CHECKING
 
+from connector.cli.appvalues import GHL_APP, per_app
+
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
     from pathlib import Path
 
-    from connector.catalog import Catalog
     from connector.cli.servesandbox import PartnerSandbox
     from connector.hookspecs import RateLimit
     from connector.runtime import AuthProvider
@@ -20,7 +21,6 @@ if TYPE_CHECKING:
 
 __all__ = ["add_parser"]
 
-GHL_APP = "ghl"
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -118,9 +118,9 @@ def run(args: argparse.Namespace) -> int:
     catalog = build_catalog(pm)
     filters = {**BUILTIN_FILTERS, **collect_filters(pm)}
     db = Path(args.db) if args.db else default_state_path()
-    urls = _per_app(args.base_url, "--base-url", catalog)
+    urls = per_app(args.base_url, "--base-url", catalog)
     limits = {app: _rate_limit(text) for app, text in
-              _per_app(args.rate_limit, "--rate-limit", catalog).items()}
+              per_app(args.rate_limit, "--rate-limit", catalog).items()}
     options = ServeOptions(
         recipes=Path(args.recipes),
         db=db,
@@ -160,28 +160,6 @@ def run(args: argparse.Namespace) -> int:
                 box.set_webhook_urls([url.replace("/webhooks/ghl", f"/webhooks/{app}")])
 
         return serve(options, catalog, filters, out=sys.stdout, on_ready=ready)
-
-
-def _per_app(values: list[str], option: str, catalog: Catalog) -> dict[str, str]:
-    """App id -> value of ``APP=VALUE`` options; a plain value is GHL's.
-
-    :raises ConnectorError: an ``APP=`` names no app of the catalog, or the value is empty.
-    """
-    from connector.errors import ConnectorError
-
-    found: dict[str, str] = {}
-    for text in values:
-        name, sep, value = text.partition("=")
-        if not sep or "/" in name or ":" in name:
-            name, value = GHL_APP, text
-        try:
-            catalog.app(name)
-        except ConnectorError as exc:
-            raise ConnectorError(f"{option} {text!r}: {exc}") from exc
-        if not value:
-            raise ConnectorError(f"{option} {text!r}: no value [write APP=VALUE]")
-        found[name] = value
-    return found
 
 
 def _rate_limit(text: str) -> RateLimit:
