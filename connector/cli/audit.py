@@ -8,6 +8,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
+from connector.cli.argtypes import positive
+
 if TYPE_CHECKING:
     from connector.audit import AuditEntry
 
@@ -35,23 +37,13 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         "--since", type=_moment, metavar="ISO", help="only entries at or after this time"
     )
     parser.add_argument(
-        "--limit", type=_positive, metavar="N", help="only the newest N entries (default: all)"
+        "--limit", type=positive, metavar="N", help="only the newest N entries (default: all)"
     )
     parser.add_argument(
         "--format", choices=("table", "csv", "jsonl"), default="table", help="output format"
     )
     parser.add_argument("--output", type=Path, metavar="FILE", help="write to FILE, not stdout")
     parser.set_defaults(func=run_audit)
-
-
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a positive whole number")
-    return value
 
 
 def _moment(text: str) -> float:

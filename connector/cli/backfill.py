@@ -8,16 +8,16 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
+from connector.cli.argtypes import GHL_APP, per_app, positive, rate_limits
+
 if TYPE_CHECKING:
     from connector.backfill import BackfillReport, Progress
     from connector.catalog import Catalog
-    from connector.hookspecs import RateLimit
     from connector.runtime import Runtime
 
 __all__ = ["add_parser"]
 
 PARTNERS = ("linkedphone", "superphone")
-_GHL = "ghl"
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -47,9 +47,9 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     parser.add_argument(
         "--sync", type=Path, metavar="FILE", help="the sync document (default: the shipped one)"
     )
-    parser.add_argument("--limit", type=_positive, metavar="N", help="at most N contacts")
+    parser.add_argument("--limit", type=positive, metavar="N", help="at most N contacts")
     parser.add_argument(
-        "--workers", type=_positive, default=16, metavar="N",
+        "--workers", type=positive, default=16, metavar="N",
         help="contacts copied at once, each by its own thread (default: 16)",
     )  # fmt: skip
     parser.add_argument(
@@ -67,16 +67,6 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     )  # fmt: skip
     parser.add_argument("--quiet", action="store_true", help="no progress lines")
     parser.set_defaults(func=run)
-
-
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a positive whole number")
-    return value
 
 
 def run(args: argparse.Namespace) -> int:
@@ -109,51 +99,14 @@ def _runtime(args: argparse.Namespace, catalog: Catalog) -> Runtime:
     from connector.credentials import api_key_provider, auth_from_args
     from connector.runtime import Runtime, Settings
 
-    urls = _per_app(args.base_url, catalog, "--base-url", plain=_GHL)
-    limits = {app: _rate(app, text) for app, text in _per_app(
-        args.rate_limit, catalog, "--rate-limit", plain=None).items()}  # fmt: skip
+    urls = per_app(args.base_url, "--base-url", catalog)
+    limits = rate_limits(args.rate_limit, catalog, plain=None)
     chosen = argparse.Namespace(token_env=None, connection=args.connection)
-    fallback, location_id, base_url = auth_from_args(chosen, catalog.app(_GHL))
-    if base_url and _GHL not in urls:
-        urls[_GHL] = base_url
+    fallback, location_id, base_url = auth_from_args(chosen, catalog.app(GHL_APP))
+    if base_url and GHL_APP not in urls:
+        urls[GHL_APP] = base_url
     settings = Settings(base_urls=urls, location_id=location_id, rate_limits=limits)
     return Runtime(catalog, settings, auth=api_key_provider(fallback))
-
-
-def _per_app(
-    values: list[str] | None, catalog: Catalog, option: str, *, plain: str | None
-) -> dict[str, str]:
-    """App id -> value from ``APP=VALUE`` options (a plain value is ``plain``'s, if allowed).
-
-    :raises ConnectorError: an unknown app, or a plain value where an app must be named.
-    """
-    from connector.errors import ConnectorError
-
-    found: dict[str, str] = {}
-    for text in values or []:
-        name, sep, value = text.partition("=")
-        if not sep or "/" in name or ":" in name:
-            if plain is None:
-                raise ConnectorError(f"{option} {text!r}: name the app [write APP=VALUE]")
-            name, value = plain, text
-        try:
-            catalog.app(name)
-        except ConnectorError as exc:
-            raise ConnectorError(f"{option} {text!r}: {exc}") from exc
-        found[name] = value
-    return found
-
-
-def _rate(app: str, text: str) -> RateLimit:
-    from connector.errors import ConnectorError
-    from connector.hookspecs import RateLimit
-    from connector.sandbox.config import parse_rate_limit
-
-    try:
-        requests, seconds = parse_rate_limit(text)
-    except ValueError as exc:
-        raise ConnectorError(f"--rate-limit {app}={text}: {exc}") from exc
-    return RateLimit(requests, seconds)
 
 
 class _Printer:

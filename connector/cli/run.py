@@ -7,7 +7,7 @@ import json
 import sys
 from typing import TYPE_CHECKING
 
-from connector.cli.appvalues import GHL_APP, per_app
+from connector.cli.argtypes import GHL_APP, per_app
 
 if TYPE_CHECKING:
     from connector.catalog import Catalog

@@ -8,6 +8,8 @@ import sys
 import time
 from typing import TYPE_CHECKING
 
+from connector.cli.argtypes import positive
+
 if TYPE_CHECKING:
     from connector.history import RunRecord, StepRecord
 
@@ -31,7 +33,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     parser.add_argument("--recipe", metavar="NAME", help="only runs of this recipe (its name)")
     parser.add_argument("--status", choices=_STATUSES, help="only runs with this status")
     parser.add_argument(
-        "--limit", type=_positive, default=20, metavar="N", help="at most N runs (default 20)"
+        "--limit", type=positive, default=20, metavar="N", help="at most N runs (default 20)"
     )
     parser.add_argument("--json", action="store_true", help="print a JSON list")
     parser.set_defaults(func=run_list)
@@ -40,16 +42,6 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     show.add_argument("id", metavar="ID", help="the run id (see 'ghl-connector runs')")
     show.add_argument("--json", action="store_true", help="print the run as JSON")
     show.set_defaults(func=run_show)
-
-
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a positive whole number")
-    return value
 
 
 def run_list(args: argparse.Namespace) -> int:

@@ -7,14 +7,13 @@ import logging
 import sys
 from typing import TYPE_CHECKING
 
-from connector.cli.appvalues import GHL_APP, per_app
+from connector.cli.argtypes import GHL_APP, per_app, positive, rate_limits
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
     from pathlib import Path
 
     from connector.cli.servesandbox import PartnerSandbox
-    from connector.hookspecs import RateLimit
     from connector.runtime import AuthProvider
     from connector.sandbox.server import SandboxServer
     from connector.service import ServeOptions
@@ -58,7 +57,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     parser.add_argument("--port", type=int, default=8000, help="0 picks a free port (8000)")
     parser.add_argument("--db", metavar="PATH",
                         help="the state file (default: $CONNECTOR_HOME/state.db)")
-    parser.add_argument("--workers", type=_positive, default=4, metavar="N",
+    parser.add_argument("--workers", type=positive, default=4, metavar="N",
                         help="events run in parallel (4); one contact's events run in order")
     parser.add_argument("--public-key", action="append", default=[], metavar="PEM",
                         help="a trusted webhook public key file, Ed25519 or RSA (repeatable;"
@@ -88,13 +87,6 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     parser.set_defaults(func=run)
 
 
-def _positive(text: str) -> int:
-    value = int(text) if text.isdigit() else 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a positive whole number")
-    return value
-
-
 def run(args: argparse.Namespace) -> int:
     """Start the service and run until stopped."""
     import dataclasses
@@ -119,8 +111,7 @@ def run(args: argparse.Namespace) -> int:
     filters = {**BUILTIN_FILTERS, **collect_filters(pm)}
     db = Path(args.db) if args.db else default_state_path()
     urls = per_app(args.base_url, "--base-url", catalog)
-    limits = {app: _rate_limit(text) for app, text in
-              per_app(args.rate_limit, "--rate-limit", catalog).items()}
+    limits = rate_limits(args.rate_limit, catalog)
     options = ServeOptions(
         recipes=Path(args.recipes),
         db=db,
@@ -160,18 +151,6 @@ def run(args: argparse.Namespace) -> int:
                 box.set_webhook_urls([url.replace("/webhooks/ghl", f"/webhooks/{app}")])
 
         return serve(options, catalog, filters, out=sys.stdout, on_ready=ready)
-
-
-def _rate_limit(text: str) -> RateLimit:
-    from connector.errors import ConnectorError
-    from connector.hookspecs import RateLimit
-    from connector.sandbox.config import parse_rate_limit
-
-    try:
-        requests, seconds = parse_rate_limit(text)
-    except ValueError as exc:
-        raise ConnectorError(f"--rate-limit: {exc}") from exc
-    return RateLimit(requests, seconds)
 
 
 def _connections(

@@ -1,0 +1,74 @@
+"""Command-line values several commands share: positive counts, and options given per app
+(``APP=VALUE``, or a plain value for GHL)."""
+
+from __future__ import annotations
+
+import argparse
+import re
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from connector.catalog import Catalog
+    from connector.hookspecs import RateLimit
+
+__all__ = ["GHL_APP", "per_app", "positive", "rate_limits"]
+
+GHL_APP = "ghl"
+_APP_ID = re.compile(r"[a-z][a-z0-9_]*")
+
+
+def positive(text: str) -> int:
+    """An argparse type: a whole number of at least 1."""
+    value = int(text) if text.isdigit() else 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a positive whole number")
+    return value
+
+
+def per_app(
+    values: list[str] | None, option: str, catalog: Catalog, *, plain: str | None = GHL_APP
+) -> dict[str, str]:
+    """App id -> value of the ``option`` values (``--base-url``, ``--rate-limit``): ``APP=VALUE``,
+    or a plain value (a URL with ``=`` in its query too), which is ``plain``'s app if allowed.
+
+    :raises ConnectorError: an ``APP=`` names no app of the catalog, a value is empty, or a
+        plain value where an app must be named.
+    """
+    from connector.errors import ConnectorError
+
+    found: dict[str, str] = {}
+    for text in values or []:
+        name, sep, value = text.partition("=")
+        if not (sep and _APP_ID.fullmatch(name)):
+            if plain is None:
+                raise ConnectorError(f"{option} {text!r}: name the app [write APP=VALUE]")
+            name, value = plain, text
+        try:
+            catalog.app(name)
+        except ConnectorError as exc:
+            raise ConnectorError(f"{option} {text!r}: {exc}") from exc
+        if not value:
+            raise ConnectorError(f"{option} {text!r}: no value [write APP=VALUE, or a plain value]")
+        found[name] = value
+    return found
+
+
+def rate_limits(
+    values: list[str] | None, catalog: Catalog, *, plain: str | None = GHL_APP
+) -> dict[str, RateLimit]:
+    """App id -> rate limit from ``--rate-limit [APP=]N/SECONDS`` values.
+
+    :raises ConnectorError: as :func:`per_app`, or a limit that is not ``N/SECONDS``.
+    """
+    from connector.errors import ConnectorError
+    from connector.hookspecs import RateLimit
+    from connector.sandbox.config import parse_rate_limit
+
+    limits: dict[str, RateLimit] = {}
+    for app, text in per_app(values, "--rate-limit", catalog, plain=plain).items():
+        try:
+            requests, seconds = parse_rate_limit(text)
+        except ValueError as exc:
+            raise ConnectorError(f"--rate-limit {app}={text}: {exc}") from exc
+        limits[app] = RateLimit(requests, seconds)
+    return limits
