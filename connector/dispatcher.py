@@ -28,6 +28,7 @@ from connector.catalog import Catalog
 from connector.engine import Engine, RunResult
 from connector.errors import ConnectorError, DocumentError, Location, Problem, RecipeError
 from connector.expression import compile_value
+from connector.footprints import Echo
 from connector.history import History
 from connector.hookspecs import Trigger
 from connector.inbox import InboxEvent
@@ -43,6 +44,7 @@ __all__ = [
     "Route",
     "contact_key",
     "enrich",
+    "event_app",
     "load_routes",
     "run_id_for",
 ]
@@ -117,8 +119,11 @@ def contact_key(payload: Mapping[str, Any]) -> str | None:
     data = payload.get("data")
     if "." in kind and isinstance(data, Mapping):
         noun = kind.partition(".")[0]
-        found = data.get("id") if noun == "contact" else (
-            data.get("contact_id") or data.get("contactId"))
+        found = (
+            data.get("id")
+            if noun == "contact"
+            else (data.get("contact_id") or data.get("contactId"))
+        )
     elif kind.startswith("Contact"):
         found = payload.get("id")
     elif isinstance(payload.get("appointment"), Mapping):
@@ -128,6 +133,13 @@ def contact_key(payload: Mapping[str, Any]) -> str | None:
     if not isinstance(found, str) or not found:
         return None
     return f"{payload.get('locationId') or ''}/{found}"
+
+
+def event_app(event_type: str | None) -> str:
+    """The app an inbox event came from: a partner's or a poller's type is a trigger id
+    (``superphone.tasks.created``), a GHL webhook's is GHL's own (``TaskCreate``)."""
+    kind = event_type or ""
+    return kind.partition(".")[0] if "." in kind else "ghl"
 
 
 def enrich(trigger: Trigger, payload: Mapping[str, Any], runtime: Runtime) -> dict[str, Any]:
@@ -220,12 +232,16 @@ class Dispatcher:
                 first = event_type not in self._ignored
                 self._ignored.add(event_type or "")
             if first:
-                _log.info("dispatcher: ignoring events of type %r (no trigger declares it)",
-                          event_type)
+                _log.info(
+                    "dispatcher: ignoring events of type %r (no trigger declares it)", event_type
+                )
         return list(found)
 
-    def process(self, event: InboxEvent) -> Outcome:
+    def process(self, event: InboxEvent, echo: Echo | None = None) -> Outcome:
         """Run every matching recipe that has not ended yet for ``event``.
+
+        :param echo: the pack's write the event echoes (recipes skip it unless they say
+            ``echoes: run``).
 
         :raises StoreError: the state file failed (retry the event later).
         :raises RemoteError: an enrichment fetch failed (retry the event later).
@@ -257,7 +273,7 @@ class Dispatcher:
                 if data is None:
                     data = enrich(route.trigger, payload, engine.runtime)
                     enriched[route.trigger.id] = data
-                result = engine.run(route.recipe, data, run_id=run_id)
+                result = engine.run(route.recipe, data, run_id=run_id, echo=echo)
             except (DocumentError, RecipeError) as exc:
                 dead.append(f"{route.key}: {exc}")
                 continue
@@ -271,9 +287,7 @@ class Dispatcher:
     def _statuses(self, webhook_id: str, routes: Iterable[Route]) -> dict[str, str]:
         ids = [run_id_for(webhook_id, r.key) for r in routes]
         marks = ", ".join("?" * len(ids))
-        rows = self.history.store.query(
-            f"SELECT id, status FROM runs WHERE id IN ({marks})", ids
-        )
+        rows = self.history.store.query(f"SELECT id, status FROM runs WHERE id IN ({marks})", ids)
         return {str(r["id"]): str(r["status"]) for r in rows}
 
 

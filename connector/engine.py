@@ -24,12 +24,14 @@ would send (token masked), using each output schema's examples as the step's out
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 import time
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any
 
 from connector.catalog import Catalog
@@ -42,6 +44,7 @@ from connector.errors import (
     RecipeError,
     StoreError,
 )
+from connector.footprints import OUTSIDE, Echo, Footprints, LoopDetected, Origin, acting
 from connector.history import History
 from connector.hookspecs import Action, Trigger
 from connector.ledger import Ledger
@@ -52,6 +55,8 @@ from connector.secrets import redact, register
 from connector.stepper import StepResult, StepRunner
 from connector.store import Store
 from connector.syntax import JSON, ExpressionError, json_type
+
+_log = logging.getLogger(__name__)
 
 __all__ = ["Engine", "RunResult", "StepResult", "check_event"]
 
@@ -135,6 +140,19 @@ def check_event(
     return dict(data)
 
 
+def recipe_key(recipe: Recipe) -> str:
+    """The recipe's key: its file name without suffix (its name when it has no file)."""
+    return Path(recipe.file).stem if recipe.file else recipe.name
+
+
+def _echo_reason(echo: Echo) -> str:
+    ago = max(0.0, time.time() - echo.at)
+    return (
+        f"echo of the pack's own write ({echo.writer}, {ago:.1f} s ago)"
+        " [set `echoes: run` under trigger to run on it]"
+    )
+
+
 def options_match(options: Mapping[str, JSON], payload: Mapping[str, Any]) -> str | None:
     """None when the event passes the trigger's options, else why it does not.
 
@@ -165,6 +183,8 @@ class Engine:
         None sends every step through ``runtime``.
     :param sleep: waits between retries (a service may pass one that wakes on shutdown).
     :param environ: where ``{{ env.NAME }}`` is read from (default: the process environment).
+    :param footprints: where the runs' writes are recorded, so their echoes are recognised and
+        loops stopped (see :mod:`connector.footprints`); None records none.
     """
 
     def __init__(
@@ -176,6 +196,7 @@ class Engine:
         runtimes: Mapping[str, Runtime] | None = None,
         sleep: Callable[[float], None] = time.sleep,
         environ: Mapping[str, str] | None = None,
+        footprints: Footprints | None = None,
     ) -> None:
         self.catalog = catalog
         self.runtime = runtime
@@ -185,6 +206,7 @@ class Engine:
         self.ledger = Ledger(store) if store is not None else None
         self._sleep = sleep
         self._environ = environ
+        self.footprints = footprints
         self._validators: dict[str, Validator] = {}
 
     def __repr__(self) -> str:
@@ -197,6 +219,7 @@ class Engine:
         *,
         run_id: str | None = None,
         dry_run: bool = False,
+        echo: Echo | None = None,
     ) -> RunResult:
         """Run ``recipe`` once for ``event``.
 
@@ -204,6 +227,8 @@ class Engine:
         :param run_id: the run's id; a run already recorded under it resumes, skipping the
             steps its ledger holds. Default: a new id.
         :param dry_run: send nothing, record nothing; return the requests instead.
+        :param echo: the pack's own write this event echoes (``trigger.origin``); unless the
+            recipe's trigger says ``echoes: run``, the run is skipped.
         :raises DocumentError: the event does not fit the trigger's payload schema.
         :raises RecipeError: the recipe names an unknown trigger, action or connection.
         :raises StoreError: the history could not be written.
@@ -212,7 +237,7 @@ class Engine:
         payload = check_event(trigger, event, self._validator(trigger))
         run_id = run_id or uuid.uuid4().hex
         context: dict[str, Any] = {
-            "trigger": payload,
+            "trigger": {**payload, "origin": echo.as_trigger() if echo else dict(OUTSIDE)},
             "steps": {},
             "vars": dict(recipe.vars),
             "env": self._env(recipe),
@@ -222,8 +247,17 @@ class Engine:
         if record is not None:
             executions = record.start(run_id, recipe.name, recipe.file, trigger.id, payload)
         base = RunResult(run_id, recipe.name, trigger.id, "running", (), None, dry_run, executions)
+        writer = f"recipe:{recipe_key(recipe)}"
+        origin = Origin(writer, run_id, (*(echo.chain if echo else ()), writer))
         try:
-            result = self._run(recipe, actions, context, base)
+            if echo is not None and recipe.trigger.echoes == "skip":
+                result = replace(base, status="skipped", error=_echo_reason(echo))
+            else:
+                with acting(origin, None if dry_run else self.footprints):
+                    result = self._run(recipe, actions, context, base)
+        except LoopDetected as exc:
+            _log.warning("%s: %s (run %s); the event is dead-lettered", writer, exc, run_id)
+            result = replace(base, status="dead_letter", error=str(exc))
         except ConnectorError as exc:
             if record is not None and not isinstance(exc, StoreError):
                 record.finish(run_id, "failed", str(exc))

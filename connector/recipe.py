@@ -77,6 +77,8 @@ class TriggerUse:
     use: str
     with_: CompiledValue
     location: Location
+    echoes: str = "skip"
+    """``skip``: an event that echoes the pack's own write is skipped; ``run``: run it."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -236,6 +238,7 @@ class _Builder:
             data["trigger"]["use"],
             self.compiled(data["trigger"].get("with", {}), ("trigger", "with")),
             self.doc.locate(("trigger",)),
+            str(data["trigger"].get("echoes", "skip")),
         )
         steps = tuple(self.step(index, spec, policy) for index, spec in enumerate(data["steps"]))
         self.check_unique_ids(steps)

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from connector.catalog import Catalog
 from connector.errors import ConnectorError, InputError, Location
 from connector.executor import Call, Executor, build_rest_request
+from connector.footprints import current, is_write
 from connector.hookspecs import Action, App, RateLimit
 from connector.request import Reply, RequestSpec
 from connector.schema import Validator, compile_validator, problems
@@ -121,7 +122,14 @@ class Runtime:
         """Call one action once and return its (checked) JSON output."""
         action = self.catalog.action(action_id)
         filled = self.prepare_input(action, data)
-        return self._send(action, filled).data
+        acting = current()
+        if acting is None or not is_write(action):
+            return self._send(action, filled).data
+        origin, footprints = acting
+        pending = footprints.before(origin, action, filled)
+        output = self._send(action, filled).data
+        footprints.after(pending, output)
+        return output
 
     def iterate(
         self, action_id: str, data: Mapping[str, Any], *, max_items: int | None = None

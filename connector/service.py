@@ -45,9 +45,16 @@ from typing import IO, Any, TextIO
 import uvicorn
 
 from connector.catalog import Catalog
-from connector.dispatcher import Dispatcher, Outcome, Route, load_routes
+from connector.dispatcher import Dispatcher, Outcome, Route, event_app, load_routes
 from connector.engine import Engine
 from connector.errors import ConnectorError, StoreError
+from connector.footprints import (
+    DEFAULT_LOOP_LIMIT,
+    DEFAULT_LOOP_WINDOW,
+    Echo,
+    Footprints,
+    LoopDetected,
+)
 from connector.history import History
 from connector.hookspecs import RateLimit
 from connector.inbox import Inbox, InboxEvent, InboxWriter, NewEvent
@@ -82,7 +89,8 @@ class ServeOptions:
     :param poll_locations: the locations polling triggers poll.
     :param app_urls: base URL overrides of other apps (partner sandboxes, tests).
     :param app_limits: rate limit overrides of other apps.
-    :param sync_location: the GHL location the syncs keep in step with their partners.
+    :param sync_location: the GHL location the syncs keep in step with their partners, and
+        where events that name no location (partner events) run their recipes.
     :param webhook_secrets: partner webhook secrets (sandbox mode; else from the environment).
     :param api_keys: partner API keys (sandbox mode; else from the environment); only checked
         here, ``auth`` sends them.
@@ -107,6 +115,8 @@ class ServeOptions:
     webhook_secrets: Mapping[str, str] = field(default_factory=dict, repr=False)
     api_keys: Mapping[str, str] = field(default_factory=dict, repr=False)
     banner: tuple[str, ...] = field(default=(), repr=False)
+    loop_limit: int = DEFAULT_LOOP_LIMIT
+    loop_window: float = DEFAULT_LOOP_WINDOW
 
 
 class Engines:
@@ -122,11 +132,13 @@ class Engines:
         store: Store,
         options: ServeOptions,
         sleep: Callable[[float], None],
+        footprints: Footprints | None = None,
     ) -> None:
         self.catalog = catalog
         self.store = store
         self.options = options
         self.sleep = sleep
+        self.footprints = footprints
         self._engines: dict[str | None, Engine] = {}
         self._lock = threading.Lock()
 
@@ -134,7 +146,10 @@ class Engines:
         return f"Engines(locations={sorted(map(str, self._engines))})"
 
     def __call__(self, location_id: str | None) -> Engine:
-        """The engine for ``location_id`` (created on first use)."""
+        """The engine for ``location_id`` (created on first use). An event that names no
+        location (a partner's) runs in the default connection's location, so a step writing
+        to GHL gets its ``locationId`` as it would from ``call``."""
+        location_id = location_id or self.options.sync_location
         with self._lock:
             engine = self._engines.get(location_id)
             if engine is None:
@@ -152,7 +167,9 @@ class Engines:
         )
         auth = options.auth(location_id) if options.auth is not None else None
         runtime = Runtime(self.catalog, settings, auth=auth)
-        return Engine(self.catalog, runtime, self.store, sleep=self.sleep)
+        return Engine(
+            self.catalog, runtime, self.store, sleep=self.sleep, footprints=self.footprints
+        )
 
     def close(self) -> None:
         """Close every runtime's HTTP clients."""
@@ -336,11 +353,13 @@ def _run(options: ServeOptions, catalog: Catalog, loaded: tuple[list[Route], lis
     inbox = Inbox(work_store)
     recovered = recover(inbox)
     pool = WorkerPool(inbox, _unset, options.pool, name=f"serve-{os.getpid()}")
-    engines = Engines(catalog, work_store, options, pool.sleep)
+    footprints = Footprints(work_store, loop_limit=options.loop_limit,
+                            loop_window=options.loop_window)
+    engines = Engines(catalog, work_store, options, pool.sleep, footprints)
     dispatcher = Dispatcher(catalog, routes, engines, History(work_store))
     syncs = Syncs(sync_routes, engines(options.sync_location).runtime, work_store,
-                  location_id=options.sync_location) if sync_routes else None
-    pool.handle = _handler(dispatcher, syncs)
+                  location_id=options.sync_location, footprints=footprints) if sync_routes else None
+    pool.handle = _handler(dispatcher, syncs, footprints)
     writer = _WakingWriter(Inbox(receive_store), pool.wake)
 
     def health() -> tuple[bool, dict[str, Any]]:
@@ -390,17 +409,37 @@ def _run(options: ServeOptions, catalog: Catalog, loaded: tuple[list[Route], lis
     return status
 
 
-def _handler(dispatcher: Dispatcher, syncs: Syncs | None) -> Callable[[InboxEvent], Outcome]:
-    """Run an event's recipes, then apply it to the syncs (a sync that fails raises, so the
-    pool retries the event: runs that ended and syncs that audited it are skipped then)."""
+def _handler(
+    dispatcher: Dispatcher, syncs: Syncs | None, footprints: Footprints
+) -> Callable[[InboxEvent], Outcome]:
+    """Tell whether an event echoes the pack's own write, run its recipes, then apply it to
+    the syncs (a sync that fails raises, so the pool retries the event: runs that ended and
+    syncs that audited it are skipped then; a loop makes the event dead at once)."""
 
     def handle(event: InboxEvent) -> Outcome:
-        outcome = dispatcher.process(event)
+        echo = _echo(footprints, event)
+        outcome = dispatcher.process(event, echo)
         if syncs is not None:
-            syncs.process(event)
+            try:
+                syncs.process(event, echo)
+            except LoopDetected as exc:
+                _log.warning("serve: %s; event %r is dead-lettered", exc, event.webhook_id)
+                error = "; ".join(filter(None, (outcome.error, str(exc))))
+                return Outcome("dead", outcome.runs, error)
         return outcome
 
     return handle
+
+
+def _echo(footprints: Footprints, event: InboxEvent) -> Echo | None:
+    """The pack's write ``event`` echoes (None: not an echo, or its body is not an object)."""
+    try:
+        payload = json.loads(event.body)
+    except ValueError:
+        return None
+    if not isinstance(payload, dict):
+        return None
+    return footprints.echo_of(event_app(event.type), payload, event.received_at)
 
 
 def _unset(event: InboxEvent) -> Outcome:

@@ -16,6 +16,7 @@ from typing import Any
 
 from connector.errors import AuthError, ConnectorError, RateLimitError, RemoteError
 from connector.expression import CompiledValue, Template, truthy
+from connector.footprints import LoopDetected
 from connector.history import History, StepRecord, cut, redacted_pair
 from connector.hookspecs import Action
 from connector.ledger import WHOLE, Ledger, LedgerKey, Redacted, repeat_safe
@@ -272,6 +273,10 @@ class StepRunner:
             attempt += 1
             try:
                 output: JSON = runtime.call(action.id, data)
+            except LoopDetected:
+                if self.ledger is not None:
+                    self.ledger.forget_intent(self.run_id, step.id, item)
+                raise
             except ConnectorError as exc:
                 if attempt > policy.retry or not retryable(exc):
                     if self.ledger is not None and _not_applied(exc):

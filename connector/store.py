@@ -228,6 +228,30 @@ MIGRATIONS: tuple[Migration, ...] = (
         CREATE INDEX sync_audit_by_event ON sync_audit (sync, event_id);
         """,
     ),
+    Migration(
+        8,
+        "footprints",
+        # Every write a recipe or a sync makes, so its echo is recognised and loops are
+        # stopped (connector/footprints.py). Field values are kept as keyed digests only.
+        """
+        CREATE TABLE footprints (
+            id      INTEGER PRIMARY KEY,
+            at      REAL NOT NULL,
+            app     TEXT NOT NULL,
+            record  TEXT,
+            writer  TEXT NOT NULL,
+            run     TEXT,
+            chain   TEXT NOT NULL,
+            fields  TEXT NOT NULL
+        );
+        CREATE INDEX footprints_by_record ON footprints (app, record, at);
+        CREATE INDEX footprints_by_writer ON footprints (writer, app, record, at);
+        CREATE TABLE footprint_salt (
+            id     INTEGER PRIMARY KEY CHECK (id = 1),
+            value  BLOB NOT NULL
+        );
+        """,
+    ),
 )
 
 
@@ -283,7 +307,9 @@ class Store:
         with _mapped(self.path, "open the state file"):
             _create_private(self.path)
             self._db = sqlite3.connect(
-                self.path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None,
+                self.path,
+                timeout=BUSY_TIMEOUT_MS / 1000,
+                isolation_level=None,
                 check_same_thread=False,
             )
         try:

@@ -34,6 +34,7 @@ from connector.credentials import api_key_env
 from connector.cursor import POLL_PREFIX
 from connector.document import load_yaml_file
 from connector.errors import ConnectorError, DocumentError, Location, Problem, RemoteError
+from connector.footprints import Echo, Footprints, LoopDetected, Origin, acting
 from connector.inbox import InboxEvent
 from connector.partnerhooks import SIGNATURE_HEADERS, PartnerHook, partner_of, webhook_secret_env
 from connector.runtime import Runtime
@@ -226,8 +227,10 @@ class Syncs:
         store: Store,
         *,
         location_id: str | None,
+        footprints: Footprints | None = None,
     ) -> None:
         self.routes = tuple(routes)
+        self.footprints = footprints
         self.store = store
         self.location_id = location_id
         self.partners = frozenset(r.spec.partner for r in self.routes)
@@ -237,10 +240,13 @@ class Syncs:
     def __repr__(self) -> str:
         return f"Syncs({[r.name for r in self.routes]}, location={self.location_id!r})"
 
-    def process(self, event: InboxEvent) -> list[Outcome]:
+    def process(self, event: InboxEvent, echo: Echo | None = None) -> list[Outcome]:
         """Apply the change ``event`` reports to every sync it concerns and that has not
         audited it yet; returns the outcomes of this attempt.
 
+        :param echo: the pack's write the event echoes: a sync skips the echoes of other
+            writers (recipes, other syncs); its own it recognises itself (and audits).
+        :raises LoopDetected: a sync's write was refused as a loop (the event is dead).
         :raises ConnectorError: applying failed for some sync (the worker retries the event
             with the inbox's backoff; syncs that applied it skip it then).
         """
@@ -250,18 +256,30 @@ class Syncs:
         app, change = found
         outcomes: list[Outcome] = []
         failed: list[str] = []
+        loops: list[LoopDetected] = []
         for engine in self._engines:
             spec = engine.spec
             if app not in ("ghl", spec.partner) or change.object not in spec.objects:
                 continue
+            writer = f"sync:{spec.name}"
+            if echo is not None and echo.writer != writer:
+                _log.info("syncs: %s skips event %r: echo of the pack's own write (%s)",
+                          writer, event.webhook_id, echo.writer)
+                continue
             if self._applied(spec.name, event.webhook_id):
                 continue
+            origin = Origin(writer, event.webhook_id, (*(echo.chain if echo else ()), writer))
             try:
-                prepared = self._prepare(change) if app == "ghl" else change
-                self._pull_parent(engine, prepared)
-                outcomes.append(engine.apply(prepared))
+                with acting(origin, self.footprints):
+                    prepared = self._prepare(change) if app == "ghl" else change
+                    self._pull_parent(engine, prepared)
+                    outcomes.append(engine.apply(prepared))
+            except LoopDetected as exc:
+                loops.append(exc)
             except ConnectorError as exc:
                 failed.append(f"sync {spec.name!r}: {exc}")
+        if loops:
+            raise LoopDetected("; ".join(str(e) for e in loops), loops[0].chain)
         if failed:
             raise ConnectorError(f"event {event.webhook_id!r}: " + "; ".join(failed))
         return outcomes

@@ -30,6 +30,7 @@ from connector.document import JsonPath, load_yaml, load_yaml_file, pointer
 from connector.errors import DocumentError, Location, Problem
 from connector.expression import BUILTIN_FILTERS, FilterSpec, Template
 from connector.expression import Path as ExprPath
+from connector.footprints import ORIGIN_SCHEMA
 from connector.recipe import ITEM, Draft, Recipe, Step, read_recipe
 from connector.schema import Validator, compile_validator, problems
 from connector.schemapath import Miss, follow, list_of
@@ -285,6 +286,8 @@ class _Checker:
             if trigger is None:
                 return None
             what = f"payload of {trigger.id}"
+            if node.segments[:1] == ("origin",):
+                return _followed({"properties": {"origin": ORIGIN_SCHEMA}}, node, 0, what)
             return _followed(trigger.payload_schema, node, 0, what)
         if node.root == "steps":
             return self.resolve_step(node, index)

@@ -11,7 +11,7 @@ if TYPE_CHECKING:
     from connector.catalog import Catalog
     from connector.hookspecs import RateLimit
 
-__all__ = ["GHL_APP", "per_app", "positive", "rate_limits"]
+__all__ = ["GHL_APP", "per_app", "per_window", "positive", "rate_limits"]
 
 GHL_APP = "ghl"
 _APP_ID = re.compile(r"[a-z][a-z0-9_]*")
@@ -22,6 +22,18 @@ def positive(text: str) -> int:
     value = int(text) if text.isdigit() else 0
     if value < 1:
         raise argparse.ArgumentTypeError(f"{text!r} is not a positive whole number")
+    return value
+
+
+def per_window(text: str) -> tuple[int, float]:
+    """An argparse type: ``N/SECONDS`` (a count of at least 1 in a window of seconds > 0)."""
+    count, sep, seconds = text.partition("/")
+    try:
+        value = (int(count), float(seconds))
+    except ValueError:
+        value = (0, 0.0)
+    if not sep or value[0] < 1 or not value[1] > 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not N/SECONDS (e.g. 10/60)")
     return value
 
 

@@ -7,7 +7,7 @@ import logging
 import sys
 from typing import TYPE_CHECKING
 
-from connector.cli.argtypes import GHL_APP, per_app, positive, rate_limits
+from connector.cli.argtypes import GHL_APP, per_app, per_window, positive, rate_limits
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
@@ -82,6 +82,10 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
                         " default connection's location)")
     parser.add_argument("--poll-interval", type=float, default=60.0, metavar="SECONDS",
                         help="seconds between polls (60)")
+    parser.add_argument("--loop-limit", type=per_window, default=None, metavar="N/SECONDS",
+                        help="loop protection: a recipe or sync that writes the same record"
+                        " more than N times in SECONDS stops, and the event is dead-lettered"
+                        " with 'loop detected' (10/60)")
     parser.add_argument("--grace", type=float, default=10.0, metavar="SECONDS",
                         help="on shutdown, how long running events may take to finish (10)")
     parser.set_defaults(func=run)
@@ -127,6 +131,10 @@ def run(args: argparse.Namespace) -> int:
         poll_locations=tuple(args.poll_location),
         poll_interval=args.poll_interval,
     )
+    if args.loop_limit is not None:
+        options = dataclasses.replace(
+            options, loop_limit=args.loop_limit[0], loop_window=args.loop_limit[1]
+        )
     if not args.sandbox:
         auth, location = _connections(args, db)
         options = dataclasses.replace(

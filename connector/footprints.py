@@ -1,0 +1,415 @@
+"""Footprints: every write the pack makes, so its echo is recognised and loops are stopped.
+
+A recipe or a sync that writes to an app (GHL, SuperPhone, LinkedPhone, a plugin's) soon hears
+about it again: the app sends a webhook for the change the pack itself made. Left alone, two
+recipes (or a recipe and a sync) that copy the same thing in opposite directions ping-pong
+forever. So every write made on behalf of a recipe run or a sync leaves a *footprint* in the
+state file: which app and record, who wrote it (``recipe:<key>`` or ``sync:<name>``), the chain
+of writers that led to it, when, and a digest of each field it wrote.
+
+An event is the pack's own **echo** (:meth:`Footprints.echo_of`) when the pack wrote its record
+(its ``id``, or ``data.id`` in a partner's envelope) within ``echo_window`` seconds before the
+event arrived, and every field the write set that the event carries still has the written
+value. A person's edit of a field the pack wrote is therefore never an echo. Values are compared
+after normalising: text trimmed and case-folded, dates as instants, phone numbers as digits, and
+a list matches when it holds every item written (tags added to a longer list).
+
+Loop protection (:meth:`Footprints.check`): before a write, the pack refuses it with
+:class:`LoopDetected` when the same writer already wrote the same record ``loop_limit`` times
+within ``loop_window`` seconds, or when the writer already appears ``loop_limit`` times in the
+chain of writes that caused the event it is handling.
+
+Writes are recorded only inside :func:`acting` (set by the recipe engine and the service's
+syncs); the runtime asks :func:`current` on every call. Field values are stored as salted
+digests, never in clear.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import hashlib
+import json
+import os
+import re
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from connector.errors import ConnectorError
+from connector.hookspecs import Action
+from connector.store import Store
+
+__all__ = [
+    "DEFAULT_ECHO_WINDOW",
+    "DEFAULT_LOOP_LIMIT",
+    "DEFAULT_LOOP_WINDOW",
+    "Echo",
+    "Footprints",
+    "LoopDetected",
+    "ORIGIN_SCHEMA",
+    "OUTSIDE",
+    "Origin",
+    "Pending",
+    "acting",
+    "current",
+    "is_write",
+    "record_of",
+]
+
+DEFAULT_ECHO_WINDOW = 120.0
+DEFAULT_LOOP_LIMIT = 10
+DEFAULT_LOOP_WINDOW = 60.0
+_KEEP = 86_400.0
+"""Footprints older than this (seconds) are pruned."""
+_READ_VERBS = re.compile(r"^(get|list|search|find|lookup|read|count)")
+_PHONE = re.compile(r"^\+?[\d\s().-]{7,}$")
+_ISO = re.compile(r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}")
+
+
+class LoopDetected(ConnectorError):
+    """A write refused because its writer keeps acting on the same record (see module doc)."""
+
+    def __init__(self, message: str, chain: Sequence[str]) -> None:
+        super().__init__(message)
+        self.chain = tuple(chain)
+
+
+@dataclass(frozen=True, slots=True)
+class Origin:
+    """Who is writing: ``recipe:<key>`` or ``sync:<name>``, the run (or event) it writes
+    for, and the chain of writers whose writes led to the event being handled (itself last)."""
+
+    writer: str
+    run: str | None = None
+    chain: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Echo:
+    """The pack's write an event echoes: who wrote the record, when, and the chain of writes."""
+
+    writer: str
+    run: str | None
+    at: float
+    chain: tuple[str, ...]
+
+    def as_trigger(self) -> dict[str, Any]:
+        """What ``trigger.origin`` holds for this echo."""
+        kind, _, name = self.writer.partition(":")
+        return {
+            "pack": True,
+            "by": kind,
+            "name": name,
+            "run": self.run,
+            "at": datetime.fromtimestamp(self.at).astimezone().isoformat(),
+            "chain": list(self.chain),
+        }
+
+
+OUTSIDE: dict[str, Any] = {"pack": False, "by": None, "name": None, "run": None, "at": None,
+                           "chain": []}  # fmt: skip
+"""``trigger.origin`` of an event that is not the pack's echo."""
+
+ORIGIN_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "description": "Where the change came from: the pack's own write (a recipe or a sync), or not.",
+    "properties": {
+        "pack": {"type": "boolean", "description": "True when the pack itself made this change."},
+        "by": {"type": ["string", "null"], "enum": ["recipe", "sync", None]},
+        "name": {"type": ["string", "null"], "description": "The recipe key or sync name."},
+        "run": {"type": ["string", "null"]},
+        "at": {"type": ["string", "null"], "format": "date-time"},
+        "chain": {"type": "array", "items": {"type": "string"}},
+    },
+}
+"""The schema of ``trigger.origin``, which recipes may read like any payload field."""
+
+
+@dataclass(frozen=True, slots=True)
+class Pending:
+    """A write about to be sent: its footprint row, completed by :meth:`Footprints.after`."""
+
+    row: int
+    app: str
+    record: str | None
+    writer: str
+    run: str | None
+    chain: str
+    fields: str
+    at: float
+
+
+def is_write(action: Action) -> bool:
+    """Whether calling ``action`` changes something (creates, updates, deletes)."""
+    if action.kind == "graphql":
+        options = action.options.get("graphql")
+        return isinstance(options, Mapping) and bool(options.get("mutation"))
+    if action.kind != "http" or action.method.upper() not in ("POST", "PUT", "PATCH", "DELETE"):
+        return False
+    verb = action.id.rpartition(".")[2]
+    return not _READ_VERBS.match(verb)
+
+
+def record_of(payload: Mapping[str, Any]) -> tuple[str | None, Mapping[str, Any]]:
+    """The record an event is about: its id and its fields (a partner's are under ``data``)."""
+    data = payload.get("data")
+    record: Mapping[str, Any] = data if isinstance(data, Mapping) and "id" in data else payload
+    found = record.get("id")
+    return (found if isinstance(found, str) and found else None), record
+
+
+class Footprints:
+    """The pack's writes, in the state file (table ``footprints``); thread-safe.
+
+    :param echo_window: how long (seconds) after a write its echo is expected.
+    :param loop_limit: writes by one writer to one record (or appearances of one writer in a
+        chain) that are allowed before the next is refused as a loop.
+    :param loop_window: the window (seconds) those writes are counted in.
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        *,
+        echo_window: float = DEFAULT_ECHO_WINDOW,
+        loop_limit: int = DEFAULT_LOOP_LIMIT,
+        loop_window: float = DEFAULT_LOOP_WINDOW,
+    ) -> None:
+        if echo_window <= 0 or loop_limit < 1 or loop_window <= 0:
+            raise ValueError("Footprints: windows must be > 0 and loop_limit >= 1")
+        self.store = store
+        self.echo_window = echo_window
+        self.loop_limit = loop_limit
+        self.loop_window = loop_window
+        self._salt = _salt(store)
+
+    def __repr__(self) -> str:
+        return f"Footprints(echo_window={self.echo_window}, loop_limit={self.loop_limit})"
+
+    # -- writes -----------------------------------------------------------------------------
+
+    def check(self, origin: Origin, app: str, target: str | None) -> None:
+        """Refuse the write when ``origin`` loops (see the module doc).
+
+        :raises LoopDetected: naming the record and the chain of writers.
+        """
+        writer = origin.writer
+        if origin.chain.count(writer) > self.loop_limit:
+            raise LoopDetected(
+                f"loop detected: {writer} acted again on a change its own writes caused"
+                f" ({origin.chain.count(writer) - 1} times): chain {' -> '.join(origin.chain)}",
+                origin.chain,
+            )
+        if target is None:
+            return
+        since = time.time() - self.loop_window
+        rows = self.store.query(
+            "SELECT COUNT(*) AS n FROM footprints"
+            " WHERE writer = ? AND app = ? AND record = ? AND at >= ?",
+            (writer, app, target, since),
+        )
+        if rows and int(rows[0]["n"]) >= self.loop_limit:
+            raise LoopDetected(
+                f"loop detected: {writer} already wrote {app} record {target!r}"
+                f" {int(rows[0]['n'])} times in {self.loop_window:g} s"
+                f" (limit {self.loop_limit}): chain {' -> '.join(origin.chain)}",
+                origin.chain,
+            )
+
+    def before(self, origin: Origin, action: Action, data: Mapping[str, Any]) -> Pending:
+        """Check for a loop, then record the write about to be sent (its record is known for
+        an update or delete; a create's is filled in by :meth:`after`).
+
+        :raises LoopDetected: the write would continue a loop.
+        """
+        target, own = _target(action, data)
+        self.check(origin, action.app, target if own else None)
+        fields = json.dumps(self._digests(_written(action, data)), sort_keys=True)
+        chain = json.dumps(list(origin.chain))
+        now = time.time()
+        with self.store.transaction(durable=False) as conn:
+            cursor = conn.execute(
+                "INSERT INTO footprints (at, app, record, writer, run, chain, fields)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (now, action.app, target, origin.writer, origin.run, chain, fields),
+            )
+            row = int(cursor.lastrowid or 0)
+            if row % 1000 == 0:
+                conn.execute("DELETE FROM footprints WHERE at < ?", (now - _KEEP,))
+        return Pending(row, action.app, target, origin.writer, origin.run, chain, fields, now)
+
+    def after(self, pending: Pending, output: Any) -> None:
+        """Add the records the answer names (a create's new id, an upsert's record)."""
+        found = [i for i in _answer_ids(output) if i != pending.record]
+        if not found:
+            return
+        with self.store.transaction(durable=False) as conn:
+            if pending.record is None:
+                conn.execute(
+                    "UPDATE footprints SET record = ? WHERE id = ?", (found[0], pending.row)
+                )
+                found = found[1:]
+            for record in found:
+                conn.execute(
+                    "INSERT INTO footprints (at, app, record, writer, run, chain, fields)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    (pending.at, pending.app, record, pending.writer, pending.run,
+                     pending.chain, pending.fields),
+                )  # fmt: skip
+
+    # -- events -----------------------------------------------------------------------------
+
+    def echo_of(self, app: str, payload: Mapping[str, Any], received_at: float) -> Echo | None:
+        """The pack's write that ``payload`` (an event of ``app``) echoes, or None."""
+        record, fields = record_of(payload)
+        since = received_at - self.echo_window
+        rows = self.store.query(
+            "SELECT at, record, writer, run, chain, fields FROM footprints"
+            " WHERE app = ? AND (record = ? OR record IS NULL) AND at >= ? AND at <= ?"
+            " ORDER BY at DESC LIMIT 20",
+            (app, record or "", since, received_at + self.echo_window),
+        )
+        for row in rows:
+            written: dict[str, Any] = json.loads(row["fields"])
+            if row["record"] is None and not written:
+                continue
+            if written and not written.keys() & fields.keys():
+                continue  # a write of other fields (a task of this contact): not its echo
+            if self._matches(written, fields):
+                chain = tuple(json.loads(row["chain"]))
+                return Echo(str(row["writer"]), row["run"], float(row["at"]), chain)
+        return None
+
+    # -- internals --------------------------------------------------------------------------
+
+    def _digests(self, fields: Mapping[str, Any]) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for name, value in fields.items():
+            if isinstance(value, list):
+                items = [self._digest(v) for v in value if _comparable(v)]
+                out[name] = items
+            elif _comparable(value):
+                out[name] = self._digest(value)
+        return out
+
+    def _digest(self, value: Any) -> str:
+        text = _normal(value)
+        return hashlib.blake2b(text.encode(), key=self._salt, digest_size=12).hexdigest()
+
+    def _matches(self, written: Mapping[str, Any], fields: Mapping[str, Any]) -> bool:
+        for name, digest in written.items():
+            if name not in fields:
+                continue
+            have = fields[name]
+            if isinstance(digest, list):
+                if not isinstance(have, list):
+                    return False
+                present = {self._digest(v) for v in have if _comparable(v)}
+                if not set(digest) <= present:
+                    return False
+            elif not _comparable(have) or self._digest(have) != digest:
+                return False
+        return True
+
+
+_current: contextvars.ContextVar[tuple[Origin, Footprints] | None] = contextvars.ContextVar(
+    "connector_acting", default=None
+)
+
+
+@contextlib.contextmanager
+def acting(origin: Origin, footprints: Footprints | None) -> Iterator[None]:
+    """Record every write made inside the block as ``origin``'s (nothing without footprints)."""
+    if footprints is None:
+        yield
+        return
+    token = _current.set((origin, footprints))
+    try:
+        yield
+    finally:
+        _current.reset(token)
+
+
+def current() -> tuple[Origin, Footprints] | None:
+    """The writer the calls of this thread (or task) are made for, if any."""
+    return _current.get()
+
+
+def _target(action: Action, data: Mapping[str, Any]) -> tuple[str | None, bool]:
+    """The record a write changes as far as the input names it, and whether it is the
+    record itself: the path's last parameter when the path ends with it
+    (``PUT /contacts/{contactId}``: itself), else its last parameter as the parent of what
+    is written (``POST /contacts/{contactId}/tags``: the contact's tags; a new task's own id
+    comes with the answer), else an ``id`` input (GraphQL: itself)."""
+    path = action.path.rstrip("/")
+    names = re.findall(r"{([^}]+)}", path)
+    if names:
+        value = data.get(names[-1])
+        found = str(value) if isinstance(value, str | int) and value != "" else None
+        return found, path.endswith("}")
+    if action.kind != "http":
+        value = data.get("id")
+        return (value if isinstance(value, str) and value else None), True
+    return None, False
+
+
+def _written(action: Action, data: Mapping[str, Any]) -> dict[str, Any]:
+    """The fields a write sets: its input less path parameters and the location."""
+    skip = {p.name for p in action.params if p.location == "path"}
+    if action.location_param:
+        skip.add(action.location_param)
+    skip.add("id")
+    return {k: v for k, v in data.items() if k not in skip and v is not None}
+
+
+def _answer_ids(output: Any) -> list[str]:
+    """Record ids an answer names: its ``id`` and its members' (``{"task": {"id": ...}}``)."""
+    found: list[str] = []
+    if not isinstance(output, Mapping):
+        return found
+    for value in (output, *output.values()):
+        if isinstance(value, Mapping):
+            got = value.get("id")
+            if isinstance(got, str) and got and got not in found:
+                found.append(got)
+    return found
+
+
+def _comparable(value: Any) -> bool:
+    return isinstance(value, str | int | float | bool) and not isinstance(value, list)
+
+
+def _normal(value: Any) -> str:
+    """A value as compared: text trimmed and case-folded, dates as UTC instants, phone
+    numbers as their digits."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(float(value))
+    text = str(value).strip()
+    if _ISO.match(text):
+        try:
+            moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+        except ValueError:
+            pass
+        else:
+            if moment.tzinfo is not None:
+                return f"@{moment.timestamp():.0f}"
+    if _PHONE.match(text) and sum(c.isdigit() for c in text) >= 7:
+        return "#" + "".join(c for c in text if c.isdigit())[-10:]
+    return text.casefold()
+
+
+def _salt(store: Store) -> bytes:
+    """A per-state-file key for the field digests (so stored digests reveal nothing)."""
+    rows = store.query("SELECT value FROM footprint_salt LIMIT 1")
+    if rows:
+        return bytes(rows[0]["value"])
+    salt = os.urandom(16)
+    with store.transaction() as conn:
+        conn.execute("INSERT OR IGNORE INTO footprint_salt (id, value) VALUES (1, ?)", (salt,))
+    rows = store.query("SELECT value FROM footprint_salt LIMIT 1")
+    return bytes(rows[0]["value"])
