@@ -36,7 +36,7 @@ import signal
 import socket
 import threading
 import time
-from collections.abc import Awaitable, Callable, Mapping, MutableMapping
+from collections.abc import Awaitable, Callable, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
@@ -48,6 +48,7 @@ from connector.catalog import Catalog
 from connector.dispatcher import Dispatcher, Outcome, Route, event_app, load_routes
 from connector.engine import Engine
 from connector.errors import ConnectorError, StoreError
+from connector.flows import crossings, recipe_flows, sync_flows
 from connector.footprints import (
     DEFAULT_LOOP_LIMIT,
     DEFAULT_LOOP_WINDOW,
@@ -340,6 +341,9 @@ def serve(
             " with `ghl-connector auth login`, or give --connection]"
         )
     register(*(hook.secret for hook in hooks.values()), *options.api_keys.values())
+    for warning in folder_crossings(routes, syncs, catalog):
+        out.write(f"warning: {warning}\n")
+        _log.warning("serve: %s", warning)
     with Store(options.db) as work_store, _Lock(options.db):
         with open_store(options.db) as receive_store:
             return _run(options, catalog, (routes, syncs), receive_store, work_store, hooks,
@@ -429,6 +433,19 @@ def _handler(
         return outcome
 
     return handle
+
+
+def folder_crossings(
+    routes: Sequence[Route], syncs: Sequence[SyncRoute], catalog: Catalog
+) -> list[str]:
+    """The warnings of :func:`connector.flows.crossings` for a folder's recipes and syncs."""
+    flows = [f for r in routes for f in recipe_flows(_file_name(r), r.recipe, catalog)]
+    flows += [f for s in syncs for f in sync_flows(s.file.name, s.spec)]
+    return crossings(flows)
+
+
+def _file_name(route: Route) -> str:
+    return Path(route.recipe.file).name if route.recipe.file else route.key
 
 
 def _echo(footprints: Footprints, event: InboxEvent) -> Echo | None:
