@@ -36,6 +36,7 @@ from connector.connection import (
     ConnectionStore,
     check_name,
 )
+from connector.credentials import CONNECTION_APP, app_token
 from connector.errors import AuthError, StoreError
 
 if TYPE_CHECKING:
@@ -264,12 +265,17 @@ class TokenManager:
     def provider(self, name: str | None = None) -> Callable[[App, Action], httpx.Auth | None]:
         """The runtime's auth provider: checks each action's scopes, then authenticates it.
 
-        Apps that take neither OAuth nor private tokens get no auth from here.
+        Apps that take neither OAuth nor private tokens get no auth from here. Stored
+        connections are HighLevel's: another app (a plugin's) gets its own token from
+        ``CONNECTOR_<APP>_TOKEN`` (see :func:`~connector.credentials.app_token`), never one
+        of them.
         """
 
         def for_action(app: App, action: Action) -> httpx.Auth | None:
             if not _AUTH_KINDS.intersection(app.auth):
                 return None
+            if app.id != CONNECTION_APP:
+                return app_token(app)
             connection = self.current(name)
             require_scopes(action.id, action.scopes, connection)
             return BearerAuth(self, connection.name)
@@ -309,6 +315,14 @@ class BearerAuth(httpx.Auth):
     def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
         """Authenticate ``request``; after a 401, refresh (single-flight) and retry once."""
         used = self._tokens.current(self.name)
+        bound = httpx.URL(used.base_url)
+        if used.kind != "env" and _origin(request.url) != _origin(bound):
+            raise AuthError(
+                f"connection {self.name!r} is for {bound.scheme}://{bound.netloc.decode()}, not"
+                f" {request.url.scheme}://{request.url.netloc.decode()}: its token is not sent"
+                " there [store a connection for that host (ghl-connector auth set-token"
+                " --base-url URL), or drop --base-url]"
+            )
         request.headers["Authorization"] = f"Bearer {used.access_token}"
         response = yield request
         if response.status_code != 401 or used.kind == "env" or not used.refreshable:
@@ -319,6 +333,12 @@ class BearerAuth(httpx.Auth):
         fresh = self._tokens.refresh(self.name, stale=used)
         request.headers["Authorization"] = f"Bearer {fresh.access_token}"
         yield request
+
+
+def _origin(url: httpx.URL) -> tuple[str, str, int | None]:
+    """Scheme, host and port (the scheme's default when none is written) of ``url``."""
+    default = {"https": 443, "http": 80}.get(url.scheme)
+    return url.scheme, url.host, url.port or default
 
 
 def login(

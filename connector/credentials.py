@@ -16,7 +16,19 @@ import httpx
 from connector.errors import AuthError
 from connector.hookspecs import Action, App
 
-__all__ = ["ApiKeyAuth", "StaticBearer", "api_key_env", "api_key_provider", "auth_from_args"]
+__all__ = [
+    "CONNECTION_APP",
+    "ApiKeyAuth",
+    "StaticBearer",
+    "api_key_env",
+    "api_key_provider",
+    "app_token",
+    "app_token_env",
+    "auth_from_args",
+]
+
+CONNECTION_APP = "ghl"
+"""The app stored connections belong to: their tokens are sent to HighLevel only."""
 
 AuthProvider = Callable[[App, Action], "httpx.Auth | None"]
 
@@ -53,6 +65,26 @@ class ApiKeyAuth(httpx.Auth):
 def api_key_env(app: App) -> str:
     """The environment variable that holds an API-key app's key: ``CONNECTOR_<APP>_API_KEY``."""
     return f"CONNECTOR_{app.id.upper()}_API_KEY"
+
+
+def app_token_env(app: App) -> str:
+    """The environment variable with the bearer token of an app other than HighLevel."""
+    return f"CONNECTOR_{app.id.upper()}_TOKEN"
+
+
+def app_token(app: App) -> StaticBearer:
+    """The bearer token of an app other than HighLevel (a plugin's), from
+    :func:`app_token_env`: stored connections are HighLevel's and never go to another app.
+
+    :raises AuthError: the variable is not set (before anything is sent).
+    """
+    token = os.environ.get(app_token_env(app))
+    if not token:
+        raise AuthError(
+            f"no credential for app {app.id!r} [set {app_token_env(app)} to its token; stored"
+            " connections are HighLevel's and are never sent to another app]"
+        )
+    return StaticBearer(token)
 
 
 def api_key_provider(
@@ -96,6 +128,9 @@ def auth_from_args(
         return None, None, None
     if "api_key" in app.auth and not args.token_env:
         return api_key_provider(), None, None
+    if app.id != CONNECTION_APP and not args.token_env:
+        sent_token = app_token(app)
+        return (lambda _app, _action: sent_token), None, None
     if args.token_env:
         token = os.environ.get(args.token_env)
         if not token:
