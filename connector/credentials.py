@@ -25,6 +25,7 @@ __all__ = [
     "app_token",
     "app_token_env",
     "auth_from_args",
+    "ghl_only",
 ]
 
 CONNECTION_APP = "ghl"
@@ -85,6 +86,18 @@ def app_token(app: App) -> StaticBearer:
             " connections are HighLevel's and are never sent to another app]"
         )
     return StaticBearer(token)
+
+
+def ghl_only(auth: httpx.Auth) -> AuthProvider:
+    """An auth provider that gives ``auth`` (a HighLevel token) to HighLevel's actions only:
+    other bearer apps get their own token (:func:`app_token`), apps without auth nothing."""
+
+    def provide(app: App, action: Action) -> httpx.Auth | None:
+        if "none" in app.auth or not app.auth:
+            return None
+        return auth if app.id == CONNECTION_APP else app_token(app)
+
+    return provide
 
 
 def api_key_provider(

@@ -200,7 +200,7 @@ def _with_sandbox(options: ServeOptions, sandbox: SandboxServer,
     partner sandboxes' API keys)."""
     import dataclasses
 
-    from connector.credentials import StaticBearer, api_key_provider
+    from connector.credentials import StaticBearer, api_key_provider, ghl_only
     from connector.hookspecs import RateLimit
     from connector.secrets import register
     from connector.signature import parse_keys
@@ -208,7 +208,7 @@ def _with_sandbox(options: ServeOptions, sandbox: SandboxServer,
     register(sandbox.private_token)
     bearer = StaticBearer(sandbox.private_token)
     keys = {app: box.api_key for app, box in partners.items()}
-    provider = api_key_provider(lambda _app, _action: bearer, keys=keys)
+    provider = api_key_provider(ghl_only(bearer), keys=keys)
     pems = [(f"sandbox {kind} key", pem.encode()) for kind, pem in sandbox.public_keys.items()]
     config = sandbox.config
     return dataclasses.replace(

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from connector.catalog import build_catalog
-from connector.credentials import StaticBearer, api_key_provider
+from connector.credentials import StaticBearer, api_key_provider, ghl_only
 from connector.demo.partners import PARTNERS, PartnerApp
 from connector.demo.relay import (
     WRITES,
@@ -170,7 +170,7 @@ def _runtime(
     )
     bearer = StaticBearer(ghl.private_token)
     keys = {k.app: b.api_key for k, b in zip(kits, boxes, strict=True)}
-    auth = api_key_provider(lambda app, action: bearer, keys=keys)
+    auth = api_key_provider(ghl_only(bearer), keys=keys)
     return Runtime(build_catalog(), settings, auth=auth)
 
 
