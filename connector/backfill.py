@@ -25,6 +25,7 @@ from typing import Any
 
 from connector.audit import AuditEntry, record, redacted
 from connector.errors import AuthError, ConnectorError, InputError, RemoteError, StoreError
+from connector.footprints import Footprints, Origin, acting
 from connector.idmap import IdMap, Link
 from connector.runtime import Runtime
 from connector.store import Store
@@ -173,6 +174,8 @@ class Backfill:
         self.spec = spec
         self.store = store
         self.ids = IdMap(store, spec.name)
+        self._writer = Origin(f"sync:{spec.name}", "backfill", (f"sync:{spec.name}",))
+        self._footprints = Footprints(store)
         self.workers = workers
         self.backlog = backlog or 4 * workers
         self._contacts = contacts
@@ -263,7 +266,8 @@ class Backfill:
             if stop.is_set():
                 continue  # drain, so the reader never waits on a full queue
             try:
-                self._contact(contact, tally)
+                with acting(self._writer, self._footprints):
+                    self._contact(contact, tally)
             except Exception as exc:  # the thread's top level: report it, never hang the reader
                 if not isinstance(exc, _FATAL):
                     log.exception("backfill: worker failed")
