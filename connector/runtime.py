@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from connector.catalog import Catalog
+from connector.drift import Drift
 from connector.errors import ConnectorError, InputError, Location
 from connector.executor import Call, Executor, build_rest_request
 from connector.footprints import current, is_write
@@ -72,6 +73,7 @@ class Runtime:
         self._clients: dict[str, HttpClient] = {}
         self._validators: dict[tuple[str, str], Validator] = {}
         self._warned: set[tuple[str, str]] = set()
+        self._drifts: dict[str, Drift] = {}
 
     # -- the parts of a call -------------------------------------------------------------
 
@@ -94,18 +96,23 @@ class Runtime:
         return build_rest_request(action, data)
 
     def check_output(self, action: Action, data: Any) -> None:
-        """Warn (or, strict, raise) when ``data`` does not match the action's output schema."""
-        found = problems(self._validator(action, "output"), data, _output_location)
-        if not found:
-            return
+        """Warn (or, strict, raise) when ``data`` does not match the action's output schema.
+
+        Warnings come once per action and field; the schema is then widened to accept what
+        came (:mod:`connector.drift`), so later pages with the same drift are checked at full
+        speed.
+        """
         if self.settings.strict:
-            detail = "; ".join(
-                f"{p.location.pointer or '(output)'}: {p.message}" for p in found[:5]
-            )
-            raise ConnectorError(
-                f"{action.id}: the response does not match the output schema: {detail}"
-            )
-        for p in found:
+            found = problems(self._validator(action, "output"), data, _output_location)
+            if found:
+                detail = "; ".join(
+                    f"{p.location.pointer or '(output)'}: {p.message}" for p in found[:5]
+                )
+                raise ConnectorError(
+                    f"{action.id}: the response does not match the output schema: {detail}"
+                )
+            return
+        for p in self._drift(action).check(data, _output_location):
             key = (action.id, p.location.pointer)
             if key not in self._warned:
                 self._warned.add(key)
@@ -222,6 +229,15 @@ class Runtime:
 
     def _base_url(self, app: App) -> str:
         return self.settings.base_urls.get(app.id, app.base_url)
+
+    def _drift(self, action: Action) -> Drift:
+        found = self._drifts.get(action.id)
+        if found is None:
+            with self._lock:
+                found = self._drifts.get(action.id)
+                if found is None:
+                    found = self._drifts[action.id] = Drift(action.output_schema)
+        return found
 
     def _validator(self, action: Action, part: str) -> Validator:
         key = (action.id, part)

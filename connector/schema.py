@@ -31,9 +31,11 @@ __all__ = [
     "Validator",
     "compile_validator",
     "document_problems",
+    "leaves",
     "load_schema",
     "problems",
     "raise_for_document",
+    "to_problem",
 ]
 
 
@@ -224,3 +226,9 @@ def _only_required(branch: Any) -> list[str] | None:
 def _short(value: Any) -> str:
     text = repr(value)
     return text if len(text) <= 60 else text[:57] + "..."
+
+
+leaves = _leaves
+"""The most specific errors of a validation (public name, for :mod:`connector.drift`)."""
+to_problem = _to_problem
+"""A jsonschema error as a located :class:`~connector.errors.Problem`."""
