@@ -95,15 +95,21 @@ def _describes(node: Mapping[str, Any]) -> bool:
 
 
 def _resolve(ref: str, root: Mapping[str, Any]) -> object | None:
+    """The schema a ``$ref`` names, resolved by jsonschema-path (JSON pointer escapes, and
+    ``$ref``s met on the way, followed); None when it names nothing this document holds."""
     if not ref.startswith("#"):
         return None
-    node: object = root
+    from jsonschema_path import SchemaPath
+
+    path = SchemaPath.from_dict(dict(root))
     for part in filter(None, ref[1:].split("/")):
         part = part.replace("~1", "/").replace("~0", "~")
-        if not isinstance(node, Mapping) or part not in node:
+        if part not in path:
             return None
-        node = node[part]
-    return node
+        path = path / part
+    with path.open() as contents:
+        found: object = contents
+    return found
 
 
 def _types(node: Mapping[str, Any]) -> set[str]:
