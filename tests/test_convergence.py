@@ -22,6 +22,8 @@ from connector.syncevent import change_from_ghl
 from connector.syncmap import record_time
 from connector.syncserve import ghl_child_reader
 
+pytestmark = pytest.mark.slow  # `pytest -m 'not slow'` leaves it out of the quick loop
+
 SEED = 20261123
 KINDS = [
     ("ghl_create", 3), ("partner_create", 3), ("twin_create", 1),

@@ -21,6 +21,8 @@ from connector.sandbox.linkedphone.server import LinkedPhoneSandboxServer
 from connector.sandbox.server import SandboxServer
 from connector.sync import Change
 
+pytestmark = pytest.mark.slow  # `pytest -m 'not slow'` leaves it out of the quick loop
+
 SEED = 20261124
 KINDS = [
     ("ghl_create", 3), ("partner_create", 3), ("twin_create", 1),

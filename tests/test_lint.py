@@ -9,6 +9,8 @@ import sys
 import pytest
 from conftest import ROOT
 
+pytestmark = pytest.mark.slow  # `pytest -m 'not slow'` leaves it out of the quick loop
+
 
 def test_lint_ruff_is_clean():
     """ruff (E, F, W, I, B, UP, ANN) finds nothing."""

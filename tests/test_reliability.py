@@ -12,6 +12,7 @@ import uuid
 from pathlib import Path
 
 import httpx
+import pytest
 
 from connector.sandbox.server import SandboxServer
 from connector.store import Store
@@ -25,6 +26,8 @@ from tests.test_service import (
     runs,
     serve_for,
 )
+
+pytestmark = pytest.mark.slow  # `pytest -m 'not slow'` leaves it out of the quick loop
 
 PATIENT = ONE_STEP.replace("retry: 4, backoff: 0.2", "retry: 10, backoff: 0.3")
 WORKERS = 4
