@@ -12,18 +12,15 @@ import threading
 import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from connector.catalog import Catalog, build_catalog
-from connector.credentials import StaticBearer
+from connector.catalog import Catalog
 from connector.engine import Engine
 from connector.footprints import Footprints, LoopDetected, Origin, acting
 from connector.recipe import parse_recipe
-from connector.retry import RetryPolicy
-from connector.runtime import Runtime, Settings
+from connector.runtime import Runtime
 from connector.sandbox.server import SandboxServer
 from connector.store import Store
 
@@ -51,28 +48,6 @@ def webhooks(ghl: SandboxServer) -> Iterator[SandboxServer]:
         ghl.set_webhook_urls([])
         server.shutdown()
         server.server_close()
-
-
-@pytest.fixture(scope="module")
-def catalog() -> Catalog:
-    return build_catalog()
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[Store]:
-    with Store(tmp_path / "state.db") as opened:
-        yield opened
-
-
-@pytest.fixture
-def runtime(ghl: SandboxServer, catalog: Catalog) -> Iterator[Runtime]:
-    bearer = StaticBearer(ghl.private_token)
-    settings = Settings(
-        base_urls={"ghl": ghl.base_url}, location_id=ghl.location_id,
-        retry=RetryPolicy(attempts=1),
-    )  # fmt: skip
-    with Runtime(catalog, settings, auth=lambda app, action: bearer) as opened:
-        yield opened
 
 
 def _bodies(ghl: SandboxServer, kind: str) -> list[dict[str, Any]]:

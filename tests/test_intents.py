@@ -4,19 +4,12 @@ repeated; without a way to look, the step fails with "outcome unknown"."""
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
-import pytest
-
-from connector.catalog import Catalog, build_catalog
-from connector.credentials import StaticBearer
+from connector.catalog import build_catalog
 from connector.engine import Engine
 from connector.ledger import WHOLE, Ledger, repeat_safe
 from connector.recipe import parse_recipe
-from connector.retry import RetryPolicy
-from connector.runtime import Runtime, Settings
 from connector.sandbox.server import SandboxServer
 from connector.store import Store
 
@@ -52,26 +45,6 @@ steps:
     use: ghl.campaigns.add
     with: {contactId: "{{ trigger.id }}", campaignId: camp1}
 """
-
-
-@pytest.fixture(scope="module")
-def catalog() -> Catalog:
-    return build_catalog()
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[Store]:
-    with Store(tmp_path / "state.db") as opened:
-        yield opened
-
-
-@pytest.fixture
-def runtime(ghl: SandboxServer, catalog: Catalog) -> Iterator[Runtime]:
-    bearer = StaticBearer(ghl.private_token)
-    settings = Settings(base_urls={"ghl": ghl.base_url}, location_id=ghl.location_id,
-                        retry=RetryPolicy(attempts=1))
-    with Runtime(catalog, settings, auth=lambda app, action: bearer) as made:
-        yield made
 
 
 def contact_event(ghl: SandboxServer) -> dict[str, Any]:

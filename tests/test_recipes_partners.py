@@ -15,7 +15,7 @@ from conftest import ROOT, run_cli
 from fixtures_linkedphone import Receiver as LpReceiver
 from fixtures_superphone import Receiver as SpReceiver
 
-from connector.catalog import Catalog, build_catalog
+from connector.catalog import Catalog
 from connector.credentials import StaticBearer, api_key_provider
 from connector.engine import Engine, RunResult
 from connector.history import History
@@ -38,17 +38,6 @@ LP_CONTACTS = "POST /contacts"
 LP_NOTES = "POST /contacts/{contact_id}/notes"
 LP_TAGS = "POST /contacts/{contact_id}/tags"
 LP_COMPLETE = "POST /tasks/{task_id}/complete"
-
-
-@pytest.fixture(scope="module")
-def catalog() -> Catalog:
-    return build_catalog()
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[Store]:
-    with Store(tmp_path / "state.db") as opened:
-        yield opened
 
 
 @pytest.fixture

@@ -14,13 +14,11 @@ from typing import Any
 import pytest
 from conftest import ROOT
 
-from connector.catalog import Catalog, build_catalog
-from connector.credentials import StaticBearer
+from connector.catalog import Catalog
 from connector.engine import Engine, RunResult
 from connector.history import History
 from connector.recipe import load_recipe
-from connector.retry import RetryPolicy
-from connector.runtime import Runtime, Settings
+from connector.runtime import Runtime
 from connector.sandbox.server import SandboxServer
 from connector.store import Store
 from connector.urlguard import allowing
@@ -31,27 +29,6 @@ EVENTS = ROOT / "tests" / "data" / "events"
 # Partner recipes run in tests/test_recipes_partners.py; sync documents in test_sync_recipes.py.
 OTHER_PREFIXES = ("superphone_", "linkedphone_", "sync_")
 SHIPPED = sorted(p for p in RECIPES.glob("*.yaml") if not p.stem.startswith(OTHER_PREFIXES))
-
-
-@pytest.fixture(scope="module")
-def catalog() -> Catalog:
-    return build_catalog()
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[Store]:
-    with Store(tmp_path / "state.db") as opened:
-        yield opened
-
-
-@pytest.fixture
-def runtime(ghl: SandboxServer, catalog: Catalog) -> Iterator[Runtime]:
-    bearer = StaticBearer(ghl.private_token)
-    settings = Settings(
-        base_urls={"ghl": ghl.base_url}, location_id=ghl.location_id, retry=RetryPolicy(1)
-    )
-    with Runtime(catalog, settings, auth=lambda app, action: bearer) as made:
-        yield made
 
 
 @pytest.fixture
