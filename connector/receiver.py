@@ -49,7 +49,7 @@ from connector.errors import StoreError
 from connector.inbox import Inbox, InboxWriter, NewEvent
 from connector.partnerhooks import PartnerHook
 from connector.secrets import install_redaction
-from connector.serving import bind_socket, loop_factory
+from connector.serving import Limits, bind_socket, guarded_server, loop_factory
 from connector.signature import (
     ED25519_HEADER,
     RSA_HEADER,
@@ -319,13 +319,11 @@ def open_store(path: str | Path, *, busy_timeout: float = DEFAULT_BUSY_TIMEOUT,
     return store
 
 
-def _uvicorn(app: ReceiverApp, *, own_logging: bool) -> uvicorn.Server:
-    config = uvicorn.Config(
-        app, http="httptools", lifespan="off", access_log=False, server_header=False,
-        log_level="info" if own_logging else "warning", timeout_graceful_shutdown=2,
+def _uvicorn(app: ReceiverApp, *, own_logging: bool, limits: Limits | None) -> uvicorn.Server:
+    return guarded_server(
+        app, limits, log_level="info" if own_logging else "warning", timeout_graceful_shutdown=2,
         log_config=uvicorn.config.LOGGING_CONFIG if own_logging else None,
     )
-    return uvicorn.Server(config)
 
 
 class ReceiverServer:
@@ -338,12 +336,14 @@ class ReceiverServer:
     :param settings: the checks' parameters.
     :param host: where to listen (tests and the demo stay on 127.0.0.1).
     :param port: 0 picks a free port.
+    :param limits: what one client may hold (deadlines, header and body budgets).
     """
 
     def __init__(self, store: Store, settings: Settings | None = None, *,
-                 host: str = "127.0.0.1", port: int = 0) -> None:
+                 host: str = "127.0.0.1", port: int = 0, limits: Limits | None = None) -> None:
         self.writer = InboxWriter(Inbox(store))
         self.app = ReceiverApp(self.writer, settings)
+        self.limits = limits
         self._host, self._port = host, port
         self._server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
@@ -356,7 +356,7 @@ class ReceiverServer:
         sock = bind_socket(self._host, self._port)
         self.url = f"http://{self._host}:{sock.getsockname()[1]}{WEBHOOK_PATH}"
         self.writer.start()
-        self._server = _uvicorn(self.app, own_logging=False)
+        self._server = _uvicorn(self.app, own_logging=False, limits=self.limits)
         started = threading.Event()
         self._thread = threading.Thread(target=self._run, args=(sock, started), daemon=True,
                                         name="ghl-receiver")
@@ -399,7 +399,7 @@ def serve(store: Store, settings: Settings, *, host: str, port: int, out: TextIO
     """Serve in the foreground until SIGINT/SIGTERM; print the webhook URL to ``out`` first."""
     sock = bind_socket(host, port)
     with InboxWriter(Inbox(store)) as writer:
-        server = _uvicorn(ReceiverApp(writer, settings), own_logging=True)
+        server = _uvicorn(ReceiverApp(writer, settings), own_logging=True, limits=None)
         out.write(f"http://{host}:{sock.getsockname()[1]}{WEBHOOK_PATH}\n")
         out.flush()
         with asyncio.Runner(loop_factory=loop_factory()) as runner:
