@@ -64,8 +64,11 @@ def hmac_check(secret: str, header: str) -> Check:
 
     def check(body: bytes, headers: Mapping[str, str]) -> bool:
         given = headers.get(name)
-        expected = "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
-        return given is not None and hmac.compare_digest(expected, given.strip())
+        if given is None:
+            return False
+        expected = b"sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest().encode()
+        # As bytes: compare_digest refuses str with non-ASCII characters (a TypeError).
+        return hmac.compare_digest(expected, given.strip().encode("utf-8", "surrogatepass"))
 
     return check
 

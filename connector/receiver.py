@@ -5,7 +5,8 @@ nothing is stored unless every check passed:
 
 - 413: the body is larger than ``max_body`` (by Content-Length, or counted while streaming);
 - 401: the signature is missing or wrong over the raw bytes;
-- 400: the body is not a JSON object, or its ``timestamp`` is not a date;
+- 400: the body is not a UTF-8 JSON object within :func:`~connector.payload.load_json`'s
+  limits, or its ``timestamp`` is not a date;
 - 401: its ``timestamp`` is further than ``max_age`` from now;
 - 429: the event could not be committed to the inbox (or checking it failed unexpectedly);
 - 200: stored, or already stored under the same ``webhookId``.
@@ -45,9 +46,10 @@ from typing import Any, TextIO
 
 import uvicorn
 
-from connector.errors import StoreError
+from connector.errors import DocumentError, StoreError
 from connector.inbox import Inbox, InboxWriter, NewEvent
 from connector.partnerhooks import PartnerHook
+from connector.payload import load_json
 from connector.secrets import install_redaction
 from connector.serving import Limits, bind_socket, guarded_server, loop_factory
 from connector.signature import (
@@ -199,7 +201,7 @@ class ReceiverApp:
                 raise _Rejected(401, f"signature: {verdict.value}")
         elif not hook.check(body, headers):
             raise _Rejected(401, f"signature: {hook.header} missing or wrong")
-        payload = _parse(body)
+        payload = _parse(body, settings.max_body)
         if settings.max_age > 0:
             _check_age(payload.get("timestamp"), received_at, settings.max_age)
         if hook is not None:
@@ -242,12 +244,11 @@ async def _read_body(receive: Receive, limit: int) -> bytes:
             return b"".join(chunks)
 
 
-def _parse(body: bytes) -> dict[str, Any]:
+def _parse(body: bytes, max_body: int) -> dict[str, Any]:
     try:
-        payload = json.loads(body)
-    except (ValueError, RecursionError) as exc:
-        # JSONDecodeError and UnicodeDecodeError are ValueErrors; deep nesting recurses.
-        raise _Rejected(400, f"body is not JSON: {type(exc).__name__}") from exc
+        payload = load_json(body, source="body", max_bytes=max_body)
+    except DocumentError as exc:
+        raise _Rejected(400, str(exc)) from exc
     if not isinstance(payload, dict):
         raise _Rejected(400, f"body is a JSON {type(payload).__name__}, not an object")
     return payload
@@ -276,11 +277,11 @@ def _epoch(value: object) -> float | None:
         return None
     try:
         moment = datetime.fromisoformat(value)
-    except ValueError:
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=UTC)
+        return moment.timestamp()
+    except (ValueError, OverflowError):  # not ISO 8601, or beyond what a datetime holds
         return None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return moment.timestamp()
 
 
 def _client(scope: Scope) -> str:
