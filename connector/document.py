@@ -147,7 +147,14 @@ def load_yaml(
             raise DocumentError(
                 [Problem(Location(file), f"not UTF-8 text ({exc.reason})")]
             ) from exc
-    loader = _GuardedLoader(text, max_depth)
+    try:
+        # The reader checks the characters as it is built: inside the try.
+        loader = _GuardedLoader(text, max_depth)
+    except yaml.reader.ReaderError as exc:
+        line = text.count("\n", 0, exc.position) + 1
+        column = exc.position - text.rfind("\n", 0, exc.position)
+        message = f"invalid YAML: character #x{exc.character:04x}: {exc.reason}"
+        raise DocumentError([Problem(Location(file, line, column), message)]) from None
     try:
         node = loader.get_single_node()
         if node is None:

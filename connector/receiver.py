@@ -338,12 +338,14 @@ class ReceiverServer:
     :param host: where to listen (tests and the demo stay on 127.0.0.1).
     :param port: 0 picks a free port.
     :param limits: what one client may hold (deadlines, header and body budgets).
+    :param partners: partner apps whose webhooks ``/webhooks/<app>`` takes.
     """
 
     def __init__(self, store: Store, settings: Settings | None = None, *,
-                 host: str = "127.0.0.1", port: int = 0, limits: Limits | None = None) -> None:
+                 host: str = "127.0.0.1", port: int = 0, limits: Limits | None = None,
+                 partners: Mapping[str, PartnerHook] | None = None) -> None:
         self.writer = InboxWriter(Inbox(store))
-        self.app = ReceiverApp(self.writer, settings)
+        self.app = ReceiverApp(self.writer, settings, partners=partners)
         self.limits = limits
         self._host, self._port = host, port
         self._server: uvicorn.Server | None = None

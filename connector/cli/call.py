@@ -85,6 +85,8 @@ def read_input(text: str) -> dict[str, Any]:
         source, data = "<stdin>", sys.stdin.buffer.read(MAX_BYTES + 1)
     elif text.startswith("@"):
         source = text[1:]
+        if not source:
+            raise DocumentError([Problem(Location("--input"), "no file name after '@'")])
         try:
             data = Path(source).read_bytes()
         except OSError as exc:
