@@ -16,6 +16,10 @@ as :class:`~connector.partnerhooks.PartnerHook` objects) through the same checks
 being the app's ``sha256=<hex>`` HMAC of the body (a missing one is wrong: fail closed); the
 stored ``webhookId`` is ``<app>:<event id>``. Other apps get 404.
 
+Before any of that, the HTTP layer (:func:`connector.serving.guarded_server`) bounds what a
+client without a signature can hold: 408 past the header or body deadline, 431 for oversized
+or too many headers, 503 for the largest unfinished bodies past the shared budget.
+
 A stale timestamp is a 401, like a bad signature: the signature proves who sent the bytes, the
 timestamp proves when, and a replayed delivery fails the second half of that authentication.
 GHL retries only after a 429, which is why a store failure (disk full, database locked or

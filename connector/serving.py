@@ -36,6 +36,7 @@ __all__ = ["GuardedProtocol", "Limits", "bind_socket", "guarded_server", "loop_f
 _log = logging.getLogger(__name__)
 # Unfinished bodies that peaked above this give their memory back once they are all gone.
 _TRIM_AFTER = 4 * 1024 * 1024
+_TRIM_DELAY = 0.5
 
 
 def bind_socket(host: str, port: int, *, backlog: int = 2048) -> socket.socket:
@@ -106,7 +107,12 @@ class _Budget:
     def release(self, holder: GuardedProtocol) -> None:
         self.used -= self.held.pop(holder, 0)
         if not self.used and self.high >= _TRIM_AFTER:
+            # Later: the apps still hold the bodies of the requests that just ended.
             self.high = 0
+            asyncio.get_running_loop().call_later(_TRIM_DELAY, self._trim_if_idle)
+
+    def _trim_if_idle(self) -> None:
+        if not self.used:
             _trim()
 
     def shed(self) -> None:
