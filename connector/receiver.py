@@ -3,10 +3,11 @@
 ``POST /webhooks/ghl`` runs these checks in order; the first that fails decides the answer, and
 nothing is stored unless every check passed:
 
+- 408, 431, 503: the HTTP layer (:func:`connector.serving.guarded_server`) cut a slow, oversized
+  or (past the shared budget of unfinished bodies) large request before the app saw it;
 - 413: the body is larger than ``max_body`` (by Content-Length, or counted while streaming);
 - 401: the signature is missing or wrong over the raw bytes;
-- 400: the body is not a UTF-8 JSON object within :func:`~connector.payload.load_json`'s
-  limits, or its ``timestamp`` is not a date;
+- 400: the body is no UTF-8 JSON object (:mod:`connector.payload`) or its ``timestamp`` no date;
 - 401: its ``timestamp`` is further than ``max_age`` from now;
 - 429: the event could not be committed to the inbox (or checking it failed unexpectedly);
 - 200: stored, or already stored under the same ``webhookId``.
@@ -15,10 +16,6 @@ nothing is stored unless every check passed:
 as :class:`~connector.partnerhooks.PartnerHook` objects) through the same checks, the signature
 being the app's ``sha256=<hex>`` HMAC of the body (a missing one is wrong: fail closed); the
 stored ``webhookId`` is ``<app>:<event id>``. Other apps get 404.
-
-Before any of that, the HTTP layer (:func:`connector.serving.guarded_server`) bounds what a
-client without a signature can hold: 408 past the header or body deadline, 431 for oversized
-or too many headers, 503 for the largest unfinished bodies past the shared budget.
 
 A stale timestamp is a 401, like a bad signature: the signature proves who sent the bytes, the
 timestamp proves when, and a replayed delivery fails the second half of that authentication.
@@ -281,9 +278,7 @@ def _epoch(value: object) -> float | None:
         return None
     try:
         moment = datetime.fromisoformat(value)
-        if moment.tzinfo is None:
-            moment = moment.replace(tzinfo=UTC)
-        return moment.timestamp()
+        return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp()
     except (ValueError, OverflowError):  # not ISO 8601, or beyond what a datetime holds
         return None
 
@@ -325,10 +320,9 @@ def open_store(path: str | Path, *, busy_timeout: float = DEFAULT_BUSY_TIMEOUT,
 
 
 def _uvicorn(app: ReceiverApp, *, own_logging: bool, limits: Limits | None) -> uvicorn.Server:
-    return guarded_server(
-        app, limits, log_level="info" if own_logging else "warning", timeout_graceful_shutdown=2,
-        log_config=uvicorn.config.LOGGING_CONFIG if own_logging else None,
-    )
+    return guarded_server(app, limits, log_level="info" if own_logging else "warning",
+                          log_config=uvicorn.config.LOGGING_CONFIG if own_logging else None,
+                          timeout_graceful_shutdown=2)
 
 
 class ReceiverServer:
@@ -350,8 +344,7 @@ class ReceiverServer:
                  partners: Mapping[str, PartnerHook] | None = None) -> None:
         self.writer = InboxWriter(Inbox(store))
         self.app = ReceiverApp(self.writer, settings, partners=partners)
-        self.limits = limits
-        self._host, self._port = host, port
+        self._host, self._port, self.limits = host, port, limits
         self._server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
         self.url = ""
