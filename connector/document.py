@@ -10,7 +10,9 @@ It is deliberately stricter than ``yaml.safe_load``:
   parsing, before anything is expanded);
 - explicit tags (``!!python/object``, ``!custom``, even ``!!str``) are refused;
 - duplicate keys are refused (YAML silently keeps the last one);
-- documents over :data:`MAX_BYTES` or nested deeper than :data:`MAX_DEPTH` are refused;
+- documents over :data:`MAX_BYTES` or nested deeper than :data:`MAX_DEPTH` are refused, and so
+  are integers of more than :data:`MAX_INT_DIGITS` characters (Python refuses to convert
+  more than 4,300 digits with a ``ValueError``; nothing legitimate comes near this limit);
 - timestamps stay strings, so the data is always plain JSON types.
 """
 
@@ -30,6 +32,7 @@ from connector.errors import DocumentError, Location, Problem
 __all__ = [
     "MAX_BYTES",
     "MAX_DEPTH",
+    "MAX_INT_DIGITS",
     "Document",
     "JsonPath",
     "load_yaml",
@@ -39,10 +42,12 @@ __all__ = [
 
 MAX_BYTES = 1024 * 1024
 MAX_DEPTH = 64
+MAX_INT_DIGITS = 100
 
 JsonPath = tuple[str | int, ...]
 
 _TIMESTAMP = "tag:yaml.org,2002:timestamp"
+_INT = "tag:yaml.org,2002:int"
 
 
 def pointer(path: JsonPath) -> str:
@@ -142,7 +147,14 @@ def load_yaml(
             raise DocumentError(
                 [Problem(Location(file), f"not UTF-8 text ({exc.reason})")]
             ) from exc
-    loader = _GuardedLoader(text, max_depth)
+    try:
+        # The reader checks the characters as it is built: inside the try.
+        loader = _GuardedLoader(text, max_depth)
+    except yaml.reader.ReaderError as exc:
+        line = text.count("\n", 0, exc.position) + 1
+        column = exc.position - text.rfind("\n", 0, exc.position)
+        message = f"invalid YAML: character #x{exc.character:04x}: {exc.reason}"
+        raise DocumentError([Problem(Location(file, line, column), message)]) from None
     try:
         node = loader.get_single_node()
         if node is None:
@@ -195,6 +207,11 @@ class _Builder:
             return [self.build(item, (*path, i)) for i, item in enumerate(node.value)]
         if node.tag == _TIMESTAMP:
             return str(node.value)
+        if node.tag == _INT and len(node.value) > MAX_INT_DIGITS:
+            raise _Refused(
+                node.start_mark,
+                f"an integer of {len(node.value)} characters; the limit is {MAX_INT_DIGITS}",
+            )
         return self.loader.construct_object(node, deep=True)
 
     def _pairs(self, node: MappingNode, path: JsonPath) -> Iterator[tuple[str, Any]]:

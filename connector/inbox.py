@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 import logging
 import queue
 import sqlite3
@@ -34,7 +35,16 @@ from connector.errors import StoreError
 from connector.secrets import redact
 from connector.store import Store
 
-__all__ = ["DEFAULT_LEASE", "Inbox", "InboxEvent", "InboxWriter", "NewEvent", "Status"]
+__all__ = [
+    "DEFAULT_LEASE",
+    "GHL_PREFIX",
+    "Inbox",
+    "InboxEvent",
+    "InboxWriter",
+    "NewEvent",
+    "Status",
+    "ghl_key",
+]
 
 Status = Literal["pending", "processing", "done", "dead"]
 DEFAULT_LEASE = 300.0
@@ -42,12 +52,28 @@ _MAX_ERROR_CHARS = 500
 _log = logging.getLogger(__name__)
 
 
+GHL_PREFIX = "ghl:"
+
+
+def ghl_key(webhook_id: str) -> str:
+    """The inbox key of a GHL ``webhookId``: the id itself, or ``ghl:<id>`` when it holds a ``:``.
+
+    Every other source's keys are ``<source>:<id>`` (``superphone:evt_1``, ``poll:...``,
+    ``sha256:...``), so a GHL id that looks like one is put in GHL's own namespace: it can
+    neither drop nor be dropped as a duplicate of another source's event. GHL's ids are UUIDs,
+    which stay as they always were stored.
+    """
+    return GHL_PREFIX + webhook_id if ":" in webhook_id else webhook_id
+
+
 @dataclass(frozen=True, slots=True)
 class NewEvent:
     """A verified webhook about to be stored.
 
-    :param webhook_id: the payload's ``webhookId``; see :meth:`from_payload` when it has none.
+    :param webhook_id: the inbox key (unique); see :meth:`from_payload` for GHL's.
     :param body: the request body, byte for byte.
+    :param legacy_id: the key this event had before GHL ids were namespaced (:func:`ghl_key`):
+        a row stored under it from a GHL delivery of the same ``webhookId`` is a duplicate.
     """
 
     webhook_id: str
@@ -55,25 +81,30 @@ class NewEvent:
     location_id: str | None
     body: bytes
     received_at: float
+    legacy_id: str | None = None
 
     def __repr__(self) -> str:
         return f"NewEvent({self.webhook_id!r}, type={self.type!r}, bytes={len(self.body)})"
 
     @classmethod
     def from_payload(cls, body: bytes, payload: dict[str, Any], received_at: float) -> NewEvent:
-        """Build from a parsed body. Without a string ``webhookId`` the key is the body's
-        SHA-256 (``sha256:<hex>``): a redelivery of the same bytes is still stored once."""
-        webhook_id = payload.get("webhookId")
-        if not isinstance(webhook_id, str) or not webhook_id:
-            webhook_id = "sha256:" + hashlib.sha256(body).hexdigest()
+        """Build from a parsed GHL body: the key is :func:`ghl_key` of its ``webhookId``, or
+        without a string one the body's SHA-256 (``sha256:<hex>``), so a redelivery of the same
+        bytes is still stored once."""
+        given = payload.get("webhookId")
+        if isinstance(given, str) and given:
+            key = ghl_key(given)
+        else:
+            given = key = "sha256:" + hashlib.sha256(body).hexdigest()
         kind = payload.get("type")
         location = payload.get("locationId")
         return cls(
-            webhook_id,
+            key,
             kind if isinstance(kind, str) else None,
             location if isinstance(location, str) else None,
             body,
             received_at,
+            given if key != given else None,
         )
 
 
@@ -140,7 +171,8 @@ class Inbox:
         """Store events in one transaction; for each, whether it was new (not a duplicate)."""
         with self.store.transaction() as db:
             return [
-                db.execute(
+                not (e.legacy_id is not None and _stored_as(db, e.legacy_id))
+                and db.execute(
                     _INSERT,
                     (e.webhook_id, e.type, e.location_id, e.received_at, e.body, e.received_at),
                 ).rowcount
@@ -257,6 +289,19 @@ class Inbox:
                 (status, error, retry_at, now if status in ("done", "dead") else None, event_id),
             ).rowcount
         return bool(changed)
+
+
+def _stored_as(db: sqlite3.Connection, legacy_id: str) -> bool:
+    """Whether a GHL delivery with ``webhookId`` = ``legacy_id`` was stored under that key
+    (before :func:`ghl_key`); another source's row with that key is not it."""
+    row = db.execute("SELECT body FROM inbox WHERE webhook_id = ?", (legacy_id,)).fetchone()
+    if row is None:
+        return False
+    try:
+        stored = json.loads(bytes(row[0]))
+    except (ValueError, RecursionError):
+        return False
+    return isinstance(stored, dict) and stored.get("webhookId") == legacy_id
 
 
 Outcome = bool | StoreError

@@ -8,7 +8,8 @@ secret is ``CONNECTOR_<APP>_WEBHOOK_SECRET`` (:func:`webhook_secret_env`).
 
 A verified delivery is stored in the inbox as a :class:`~connector.inbox.NewEvent` whose
 ``webhookId`` is ``<app>:<event id>`` (a redelivery is stored once; the prefix keeps apps apart,
-and :func:`partner_of` reads it back), and whose ``type`` is the id of the app's trigger that
+GHL's own ids with a ``:`` are put under ``ghl:`` by :func:`~connector.inbox.ghl_key`, and
+:func:`partner_of` reads the app back), and whose ``type`` is the id of the app's trigger that
 declares the event (``superphone.contacts.updated``), so recipes on partner triggers run from
 it like from a poller's events; an event no trigger declares keeps ``<app>:<type>``.
 """
@@ -64,8 +65,11 @@ def hmac_check(secret: str, header: str) -> Check:
 
     def check(body: bytes, headers: Mapping[str, str]) -> bool:
         given = headers.get(name)
-        expected = "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
-        return given is not None and hmac.compare_digest(expected, given.strip())
+        if given is None:
+            return False
+        expected = b"sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest().encode()
+        # As bytes: compare_digest refuses str with non-ASCII characters (a TypeError).
+        return hmac.compare_digest(expected, given.strip().encode("utf-8", "surrogatepass"))
 
     return check
 

@@ -3,9 +3,11 @@
 ``POST /webhooks/ghl`` runs these checks in order; the first that fails decides the answer, and
 nothing is stored unless every check passed:
 
+- 408, 431, 503: the HTTP layer (:func:`connector.serving.guarded_server`) cut a slow, oversized
+  or (past the shared budget of unfinished bodies) large request before the app saw it;
 - 413: the body is larger than ``max_body`` (by Content-Length, or counted while streaming);
 - 401: the signature is missing or wrong over the raw bytes;
-- 400: the body is not a JSON object, or its ``timestamp`` is not a date;
+- 400: the body is no UTF-8 JSON object (:mod:`connector.payload`) or its ``timestamp`` no date;
 - 401: its ``timestamp`` is further than ``max_age`` from now;
 - 429: the event could not be committed to the inbox (or checking it failed unexpectedly);
 - 200: stored, or already stored under the same ``webhookId``.
@@ -45,11 +47,12 @@ from typing import Any, TextIO
 
 import uvicorn
 
-from connector.errors import StoreError
+from connector.errors import DocumentError, StoreError
 from connector.inbox import Inbox, InboxWriter, NewEvent
 from connector.partnerhooks import PartnerHook
+from connector.payload import load_json
 from connector.secrets import install_redaction
-from connector.serving import bind_socket, loop_factory
+from connector.serving import Limits, bind_socket, guarded_server, loop_factory
 from connector.signature import (
     ED25519_HEADER,
     RSA_HEADER,
@@ -199,7 +202,7 @@ class ReceiverApp:
                 raise _Rejected(401, f"signature: {verdict.value}")
         elif not hook.check(body, headers):
             raise _Rejected(401, f"signature: {hook.header} missing or wrong")
-        payload = _parse(body)
+        payload = _parse(body, settings.max_body)
         if settings.max_age > 0:
             _check_age(payload.get("timestamp"), received_at, settings.max_age)
         if hook is not None:
@@ -242,12 +245,11 @@ async def _read_body(receive: Receive, limit: int) -> bytes:
             return b"".join(chunks)
 
 
-def _parse(body: bytes) -> dict[str, Any]:
+def _parse(body: bytes, max_body: int) -> dict[str, Any]:
     try:
-        payload = json.loads(body)
-    except (ValueError, RecursionError) as exc:
-        # JSONDecodeError and UnicodeDecodeError are ValueErrors; deep nesting recurses.
-        raise _Rejected(400, f"body is not JSON: {type(exc).__name__}") from exc
+        payload = load_json(body, source="body", max_bytes=max_body)
+    except DocumentError as exc:
+        raise _Rejected(400, str(exc)) from exc
     if not isinstance(payload, dict):
         raise _Rejected(400, f"body is a JSON {type(payload).__name__}, not an object")
     return payload
@@ -276,11 +278,9 @@ def _epoch(value: object) -> float | None:
         return None
     try:
         moment = datetime.fromisoformat(value)
-    except ValueError:
+        return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp()
+    except (ValueError, OverflowError):  # not ISO 8601, or beyond what a datetime holds
         return None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return moment.timestamp()
 
 
 def _client(scope: Scope) -> str:
@@ -319,13 +319,10 @@ def open_store(path: str | Path, *, busy_timeout: float = DEFAULT_BUSY_TIMEOUT,
     return store
 
 
-def _uvicorn(app: ReceiverApp, *, own_logging: bool) -> uvicorn.Server:
-    config = uvicorn.Config(
-        app, http="httptools", lifespan="off", access_log=False, server_header=False,
-        log_level="info" if own_logging else "warning", timeout_graceful_shutdown=2,
-        log_config=uvicorn.config.LOGGING_CONFIG if own_logging else None,
-    )
-    return uvicorn.Server(config)
+def _uvicorn(app: ReceiverApp, *, own_logging: bool, limits: Limits | None) -> uvicorn.Server:
+    return guarded_server(app, limits, log_level="info" if own_logging else "warning",
+                          log_config=uvicorn.config.LOGGING_CONFIG if own_logging else None,
+                          timeout_graceful_shutdown=2)
 
 
 class ReceiverServer:
@@ -338,13 +335,16 @@ class ReceiverServer:
     :param settings: the checks' parameters.
     :param host: where to listen (tests and the demo stay on 127.0.0.1).
     :param port: 0 picks a free port.
+    :param limits: what one client may hold (deadlines, header and body budgets).
+    :param partners: partner apps whose webhooks ``/webhooks/<app>`` takes.
     """
 
     def __init__(self, store: Store, settings: Settings | None = None, *,
-                 host: str = "127.0.0.1", port: int = 0) -> None:
+                 host: str = "127.0.0.1", port: int = 0, limits: Limits | None = None,
+                 partners: Mapping[str, PartnerHook] | None = None) -> None:
         self.writer = InboxWriter(Inbox(store))
-        self.app = ReceiverApp(self.writer, settings)
-        self._host, self._port = host, port
+        self.app = ReceiverApp(self.writer, settings, partners=partners)
+        self._host, self._port, self.limits = host, port, limits
         self._server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
         self.url = ""
@@ -356,7 +356,7 @@ class ReceiverServer:
         sock = bind_socket(self._host, self._port)
         self.url = f"http://{self._host}:{sock.getsockname()[1]}{WEBHOOK_PATH}"
         self.writer.start()
-        self._server = _uvicorn(self.app, own_logging=False)
+        self._server = _uvicorn(self.app, own_logging=False, limits=self.limits)
         started = threading.Event()
         self._thread = threading.Thread(target=self._run, args=(sock, started), daemon=True,
                                         name="ghl-receiver")
@@ -399,7 +399,7 @@ def serve(store: Store, settings: Settings, *, host: str, port: int, out: TextIO
     """Serve in the foreground until SIGINT/SIGTERM; print the webhook URL to ``out`` first."""
     sock = bind_socket(host, port)
     with InboxWriter(Inbox(store)) as writer:
-        server = _uvicorn(ReceiverApp(writer, settings), own_logging=True)
+        server = _uvicorn(ReceiverApp(writer, settings), own_logging=True, limits=None)
         out.write(f"http://{host}:{sock.getsockname()[1]}{WEBHOOK_PATH}\n")
         out.flush()
         with asyncio.Runner(loop_factory=loop_factory()) as runner:

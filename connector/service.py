@@ -65,6 +65,7 @@ from connector.runtime import AuthProvider, Runtime
 from connector.runtime import Settings as RuntimeSettings
 from connector.secrets import register
 from connector.servesummary import summary
+from connector.serving import guarded_server
 from connector.signature import PublicKeys, default_keys
 from connector.store import Store
 from connector.syncserve import SyncRoute, Syncs, load_syncs, partner_hooks
@@ -294,9 +295,7 @@ def _bind(host: str, port: int) -> socket.socket:
 
 def _serve_http(app: ServiceApp, sock: socket.socket) -> tuple[uvicorn.Server, threading.Thread]:
     """Run uvicorn in a thread (so this module, not uvicorn, owns the signals)."""
-    config = uvicorn.Config(app, http="httptools", lifespan="off", access_log=False,
-                            server_header=False, log_config=None, timeout_graceful_shutdown=2)
-    server = uvicorn.Server(config)
+    server = guarded_server(app, log_config=None, timeout_graceful_shutdown=2)
 
     def run() -> None:
         try:

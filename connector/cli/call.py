@@ -76,26 +76,27 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 
 
 def read_input(text: str) -> dict[str, Any]:
-    """Parse ``--input``: JSON text, ``@file`` or ``-`` (stdin); it must be a JSON object."""
-    source = "--input"
+    """Parse ``--input``: JSON text, ``@file`` or ``-`` (stdin); it must be a JSON object
+    within :func:`~connector.payload.load_json`'s limits."""
+    from connector.payload import MAX_BYTES, load_json
+
+    source, data = "--input", text.encode("utf-8", "surrogatepass")
     if text == "-":
-        source, text = "<stdin>", sys.stdin.read()
+        source, data = "<stdin>", sys.stdin.buffer.read(MAX_BYTES + 1)
     elif text.startswith("@"):
         source = text[1:]
+        if not source:
+            raise DocumentError([Problem(Location("--input"), "no file name after '@'")])
         try:
-            text = Path(source).read_text(encoding="utf-8")
+            data = Path(source).read_bytes()
         except OSError as exc:
             raise DocumentError(
                 [Problem(Location(source), f"cannot read: {exc.strerror}")]
             ) from None
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        where = Location(source, exc.lineno, exc.colno)
-        raise DocumentError([Problem(where, f"invalid JSON: {exc.msg}")]) from None
-    if not isinstance(data, dict):
+    value = load_json(data, source=source)
+    if not isinstance(value, dict):
         raise DocumentError([Problem(Location(source), "the input must be a JSON object")])
-    return data
+    return value
 
 
 def run(args: argparse.Namespace) -> int:

@@ -114,6 +114,7 @@ def run(args: argparse.Namespace) -> int:
     catalog = build_catalog(pm)
     filters = {**BUILTIN_FILTERS, **collect_filters(pm)}
     db = Path(args.db) if args.db else default_state_path()
+    _check_writable(db)
     urls = per_app(args.base_url, "--base-url", catalog)
     limits = rate_limits(args.rate_limit, catalog)
     options = ServeOptions(
@@ -159,6 +160,27 @@ def run(args: argparse.Namespace) -> int:
                 box.set_webhook_urls([url.replace("/webhooks/ghl", f"/webhooks/{app}")])
 
         return serve(options, catalog, filters, out=sys.stdout, on_ready=ready)
+
+
+def _check_writable(db: Path) -> None:
+    """Refuse a state file, folder or lock serve could not write, before anything starts
+    (otherwise it would start and then fail on every event, or on its lock with a traceback).
+
+    :raises StoreError: the first read-only one, in one line.
+    """
+    import os
+
+    from connector.errors import StoreError
+
+    folder = db.parent
+    beside = [db.with_name(db.name + suffix) for suffix in ("", "-wal", "-shm", ".serve.lock")]
+    for path, mode in ((folder, os.W_OK | os.X_OK), *((p, os.W_OK) for p in beside)):
+        if path.exists() and not os.access(path, mode):
+            kind = "folder" if path == folder else "file"
+            raise StoreError(
+                f"{path}: the state {kind} is read-only [serve writes the state file and its"
+                " lock beside it: give a writable --db or $CONNECTOR_HOME]"
+            )
 
 
 def _connections(
