@@ -45,6 +45,7 @@ __all__ = [
     "contact_key",
     "enrich",
     "event_app",
+    "event_payload",
     "load_routes",
     "run_id_for",
 ]
@@ -133,6 +134,17 @@ def contact_key(payload: Mapping[str, Any]) -> str | None:
     if not isinstance(found, str) or not found:
         return None
     return f"{payload.get('locationId') or ''}/{found}"
+
+
+def event_payload(event: InboxEvent) -> dict[str, Any] | str:
+    """A stored event's body as a JSON object, or why it is not one."""
+    try:
+        payload = json.loads(event.body)
+    except ValueError as exc:
+        return f"event {event.webhook_id!r}: body is not JSON: {exc}"
+    if not isinstance(payload, dict):
+        return f"event {event.webhook_id!r}: body is not an object"
+    return payload
 
 
 def event_app(event_type: str | None) -> str:
@@ -249,12 +261,9 @@ class Dispatcher:
         routes = self.routes_for(event.type)
         if not routes:
             return Outcome("done")
-        try:
-            payload = json.loads(event.body)
-        except ValueError as exc:
-            return Outcome("dead", error=f"event {event.webhook_id!r}: body is not JSON: {exc}")
-        if not isinstance(payload, dict):
-            return Outcome("dead", error=f"event {event.webhook_id!r}: body is not an object")
+        payload = event_payload(event)
+        if isinstance(payload, str):
+            return Outcome("dead", error=payload)
         statuses = self._statuses(event.webhook_id, routes)
         engine = self.engines(event.location_id)
         enriched: dict[str, dict[str, Any]] = {}

@@ -45,7 +45,14 @@ from typing import IO, Any, TextIO
 import uvicorn
 
 from connector.catalog import Catalog
-from connector.dispatcher import Dispatcher, Outcome, Route, event_app, load_routes
+from connector.dispatcher import (
+    Dispatcher,
+    Outcome,
+    Route,
+    event_app,
+    event_payload,
+    load_routes,
+)
 from connector.engine import Engine
 from connector.errors import ConnectorError, StoreError
 from connector.flows import crossings, recipe_flows, sync_flows
@@ -449,11 +456,8 @@ def _file_name(route: Route) -> str:
 
 def _echo(footprints: Footprints, event: InboxEvent) -> Echo | None:
     """The pack's write ``event`` echoes (None: not an echo, or its body is not an object)."""
-    try:
-        payload = json.loads(event.body)
-    except ValueError:
-        return None
-    if not isinstance(payload, dict):
+    payload = event_payload(event)
+    if isinstance(payload, str):
         return None
     return footprints.echo_of(event_app(event.type), payload, event.received_at)
 

@@ -22,7 +22,6 @@ pulls its parent contact (read from its app and applied as a change of its own, 
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 from collections.abc import Callable, Mapping, Sequence
@@ -32,6 +31,7 @@ from pathlib import Path
 from connector.catalog import Catalog
 from connector.credentials import api_key_env
 from connector.cursor import POLL_PREFIX
+from connector.dispatcher import event_payload
 from connector.document import load_yaml_file
 from connector.errors import ConnectorError, DocumentError, Location, Problem, RemoteError
 from connector.footprints import Echo, Footprints, LoopDetected, Origin, acting
@@ -289,11 +289,8 @@ class Syncs:
         if event.webhook_id.startswith(POLL_PREFIX):
             return None
         app = partner_of(event.webhook_id, self.partners)
-        try:
-            payload = json.loads(event.body)
-        except ValueError:
-            return None
-        if not isinstance(payload, dict):
+        payload = event_payload(event)
+        if isinstance(payload, str):
             return None
         if app is None:
             elsewhere = self.location_id and event.location_id not in (None, self.location_id)

@@ -18,7 +18,6 @@ kill loses nothing either: claims left by a dead process are released at the nex
 from __future__ import annotations
 
 import collections
-import json
 import logging
 import random
 import threading
@@ -27,7 +26,7 @@ import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from connector.dispatcher import Outcome, contact_key
+from connector.dispatcher import Outcome, contact_key, event_payload
 from connector.errors import ConnectorError, StoreError
 from connector.inbox import Inbox, InboxEvent
 
@@ -298,10 +297,7 @@ class WorkerPool:
 
 def _ordering_key(event: InboxEvent) -> str:
     """Events with the same key run in order on one lane: the contact, else the event."""
-    try:
-        payload = json.loads(event.body)
-    except ValueError:
-        return event.webhook_id
+    payload = event_payload(event)
     key = contact_key(payload) if isinstance(payload, dict) else None
     return key or event.webhook_id
 
