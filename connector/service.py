@@ -270,7 +270,13 @@ class _Lock:
         self._file: IO[bytes] | None = None
 
     def __enter__(self) -> _Lock:
-        self._file = open(self.path, "ab")  # noqa: SIM115  # held until __exit__
+        try:
+            self._file = open(self.path, "ab")  # noqa: SIM115  # held until __exit__
+        except OSError as exc:
+            raise StoreError(
+                f"{self.path}: cannot open the serve lock: {exc.strerror or exc}"
+                " [check the folder's permissions, or give another --db]"
+            ) from exc
         try:
             fcntl.flock(self._file.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError as exc:
