@@ -203,8 +203,14 @@ def _with_sandbox(options: ServeOptions, sandbox: SandboxServer,
     provider = api_key_provider(lambda _app, _action: bearer, keys=keys)
     pems = [(f"sandbox {kind} key", pem.encode()) for kind, pem in sandbox.public_keys.items()]
     config = sandbox.config
+    banner = (
+        f"ghl sandbox: {sandbox.base_url} (location {sandbox.location_id}, private token"
+        f" {sandbox.private_token}, OAuth client {config.client_id} / {config.client_secret};"
+        " this sandbox's own: another sandbox's token is refused)"
+    )
     return dataclasses.replace(
         options,
+        banner=(*options.banner, banner),
         keys=parse_keys(pems),
         base_url=sandbox.base_url,
         rate_limit=RateLimit(config.rate_limit_requests, config.rate_limit_seconds),
