@@ -55,3 +55,20 @@ def test_cli_sandbox_bad_rate_limit_is_one_line():
                             cwd=ROOT, capture_output=True, text=True, timeout=30)
     assert result.returncode == 1
     assert result.stderr == "error: --rate-limit: rate limit 'ten' is not N/SECONDS [e.g. '100/10']\n"
+
+
+def test_cli_sandbox_port_in_use_is_one_line():
+    """`sandbox --port N` on a port something listens on: one error line naming it, no traceback."""
+    import socket
+
+    from conftest import run_cli
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        port = taken.getsockname()[1]
+        result = run_cli("sandbox", "--port", str(port), timeout=30)
+    assert result.status == 1, result
+    assert result.stderr.strip().splitlines() == [
+        f"error: 127.0.0.1:{port}: cannot listen: Address already in use [use another --port]"
+    ]
