@@ -159,12 +159,24 @@ class History:
     def start(
         self, run_id: str, recipe: str, recipe_file: str | None, trigger: str, event: JSON
     ) -> int:
-        """Record that run ``run_id`` starts (again); returns how many times it has started."""
+        """Record that run ``run_id`` starts (again); returns how many times it has started.
+
+        :raises StoreError: ``run_id`` was recorded for another event (a run resumes only with
+            the event it started with: its recorded steps were made for that one).
+        """
         text, _ = capped(event)
         now = time.time()
         # Not flushed: a start lost to a power cut only means the run starts afresh; the run's
         # durable finish flushes it with its steps.
         with self.store.transaction(durable=False) as db:
+            known = db.execute("SELECT event FROM runs WHERE id = ?", (run_id,)).fetchone()
+            if known is not None and known[0] != text:
+                raise StoreError(
+                    f"run {run_id!r} was started with another event; resuming it with a"
+                    " different one is refused (its completed steps were made for the first"
+                    " event) [leave out --run-id to start a new run, or give the run's own"
+                    f" event: `ghl-connector runs show {run_id} --json`]"
+                )
             db.execute(
                 "INSERT INTO runs (id, recipe, recipe_file, trigger, event, status, started_at)"
                 " VALUES (?, ?, ?, ?, ?, 'running', ?)"
@@ -231,19 +243,38 @@ class History:
         return [_run(row) for row in rows]
 
     def get(self, run_id: str) -> RunRecord:
-        """One run with its steps in order.
+        """One run with its steps in order, by its id or a prefix that only it has (as git
+        takes a commit's).
 
-        :raises StoreError: if there is no such run (the hint says how to list them).
+        :raises StoreError: if there is no such run, or the prefix is not unique (the hint says
+            how to list them).
         """
         rows = self.store.query("SELECT * FROM runs WHERE id = ?", (run_id,))
         if not rows:
-            raise StoreError(
-                f"no run with id {run_id!r} [list recent runs with `ghl-connector runs`]"
-            )
+            rows = self._by_prefix(run_id)
+        run_id = rows[0]["id"]
         steps = self.store.query(
             "SELECT * FROM run_steps WHERE run_id = ? ORDER BY position, item", (run_id,)
         )
         return replace(_run(rows[0]), steps=tuple(_step(row) for row in steps))
+
+    def _by_prefix(self, prefix: str) -> list[sqlite3.Row]:
+        """The one run whose id starts with ``prefix``, as a one-row list."""
+        rows = self.store.query(
+            "SELECT * FROM runs WHERE substr(id, 1, ?) = ? ORDER BY started_at DESC LIMIT 6",
+            (len(prefix), prefix),
+        ) if prefix else []
+        if not rows:
+            raise StoreError(
+                f"no run with id {prefix!r} [list recent runs with `ghl-connector runs`]"
+            )
+        if len(rows) > 1:
+            some = ", ".join(str(row["id"]) for row in rows[:5])
+            more = ", ..." if len(rows) > 5 else ""
+            raise StoreError(
+                f"run id {prefix!r} is ambiguous: it starts {some}{more} [give more characters]"
+            )
+        return rows
 
 
 def _run(row: sqlite3.Row) -> RunRecord:
