@@ -159,24 +159,12 @@ class History:
     def start(
         self, run_id: str, recipe: str, recipe_file: str | None, trigger: str, event: JSON
     ) -> int:
-        """Record that run ``run_id`` starts (again); returns how many times it has started.
-
-        :raises StoreError: ``run_id`` was recorded for another event (a run resumes only with
-            the event it started with: its recorded steps were made for that one).
-        """
+        """Record that run ``run_id`` starts (again); returns how many times it has started."""
         text, _ = capped(event)
         now = time.time()
         # Not flushed: a start lost to a power cut only means the run starts afresh; the run's
         # durable finish flushes it with its steps.
         with self.store.transaction(durable=False) as db:
-            known = db.execute("SELECT event FROM runs WHERE id = ?", (run_id,)).fetchone()
-            if known is not None and known[0] != text:
-                raise StoreError(
-                    f"run {run_id!r} was started with another event; resuming it with a"
-                    " different one is refused (its completed steps were made for the first"
-                    " event) [leave out --run-id to start a new run, or give the run's own"
-                    f" event: `ghl-connector runs show {run_id} --json`]"
-                )
             db.execute(
                 "INSERT INTO runs (id, recipe, recipe_file, trigger, event, status, started_at)"
                 " VALUES (?, ?, ?, ?, ?, 'running', ?)"
@@ -186,6 +174,23 @@ class History:
             )
             row = db.execute("SELECT executions FROM runs WHERE id = ?", (run_id,)).fetchone()
         return int(row[0])
+
+    def check_same_event(self, run_id: str, event: JSON) -> None:
+        """Refuse to resume ``run_id`` (from the command line) with an event other than the one
+        it was recorded with: its completed steps were made for that one. (The service resumes
+        with the event enriched afresh, which may differ, so it does not call this.)
+
+        :raises StoreError: the run exists and its event differs.
+        """
+        text, _ = capped(event)
+        rows = self.store.query("SELECT event FROM runs WHERE id = ?", (run_id,))
+        if rows and rows[0]["event"] != text:
+            raise StoreError(
+                f"run {run_id!r} was started with another event; resuming it with a different"
+                " one is refused (its completed steps were made for the first event) [leave"
+                " out --run-id to start a new run, or give the run's own event: `ghl-connector"
+                f" runs show {run_id} --json`]"
+            )
 
     @staticmethod
     def write_step(db: sqlite3.Connection, run_id: str, record: StepRecord) -> None:

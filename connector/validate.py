@@ -31,7 +31,7 @@ from connector.errors import DocumentError, Location, Problem
 from connector.expression import BUILTIN_FILTERS, FilterSpec, Template
 from connector.expression import Path as ExprPath
 from connector.recipe import ITEM, Draft, Recipe, Step, read_recipe
-from connector.schema import Validator, compile_validator, problems
+from connector.schema import Validator, compile_validator, input_problem, problems
 from connector.schemapath import Miss, follow, list_of
 
 __all__ = ["Report", "check_recipe", "validate_file", "validate_text"]
@@ -256,9 +256,9 @@ class _Checker:
         top = pointer(path)
         for found in problems(validator, instance, lambda p: self.recipe.locate((*path, *p))):
             if found.location.pointer not in dynamic:
-                self.problems.append(
-                    _as_input_problem(found, top, schema, key, self.recipe.trigger.use)
-                )
+                owner = key or f"trigger {self.recipe.trigger.use}"
+                noun = "input" if key else "option"
+                self.problems.append(input_problem(found, top, schema, owner, noun))
 
     def _validator(self, key: str | None, schema: Mapping[str, Any]) -> Validator:
         if key is None:
@@ -344,24 +344,6 @@ def _followed(
         return found
     before = ExprPath(node.root, node.segments[: skip + found.depth], node.column).text
     return _problem(f"{before} {found.message} ({what})", found.hint)
-
-
-def _as_input_problem(
-    found: Problem, top: str, schema: Mapping[str, Any], key: str | None, trigger: str
-) -> Problem:
-    """Schema wording turned into input wording for the fields right under ``with``."""
-    where = found.location
-    name = where.pointer[len(top) + 1 :]
-    if not where.pointer.startswith(top + ".") or not name.isidentifier():
-        return found
-    noun, owner = ("input", key) if key else ("option", f"trigger {trigger}")
-    known = sorted(schema.get("properties") or {})
-    if found.message == "required field is missing":
-        return Problem(where, f"missing required {noun} {name!r} for {owner}", found.hint)
-    if found.message == f"unknown field {name!r}":
-        listed = f"{noun}s: {', '.join(known)}" if known else f"it takes no {noun}s"
-        return Problem(where, f"unknown {noun} {name!r} for {owner}", found.hint or listed)
-    return found
 
 
 def _check_vars(values: Mapping[str, Any], node: ExprPath) -> Problem | None:

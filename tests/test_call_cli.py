@@ -52,3 +52,34 @@ def test_call_dry_run_without_a_connection_marks_what_it_invents(tmp_path: Path)
                     "--dry-run", "--location-id", "LOC1", env=env)
     assert json.loads(given.stdout)["json"]["locationId"] == "LOC1"
     assert "placeholders" not in json.loads(given.stdout)
+
+
+CREATE_RECIPE = """\
+name: typo
+trigger: {use: ghl.contacts.created}
+steps:
+  - id: make
+    use: ghl.contacts.create
+    with: {emial: a@example.com, firstName: 5, locationId: LOC1}
+"""
+
+
+def test_call_input_errors_read_as_validate_errors(tmp_path: Path) -> None:
+    """The same bad input gets the same words from `call` and `validate`: a did-you-mean for a
+    misspelt field, and types in the schema's words (never Python's list notation)."""
+    recipe = tmp_path / "typo.yaml"
+    recipe.write_text(CREATE_RECIPE)
+    checked = run_cli("validate", str(recipe))
+    assert checked.status == 1
+    expected = [
+        "unknown input 'emial' for ghl.contacts.create [did you mean 'email'?]",
+        "5 is not of type 'string' or 'null'",
+    ]
+    assert [line.split(": ", 2)[2] for line in checked.stdout.splitlines()] == expected
+    given = '{"emial": "a@example.com", "firstName": 5, "locationId": "LOC1"}'
+    called = run_cli("call", "ghl.contacts.create", "--input", given, "--dry-run")
+    assert called.status == 1
+    assert called.stderr.strip() == (
+        f"error: invalid input for ghl.contacts.create: emial: {expected[0]}; firstName: {expected[1]}"
+    )
+    assert "[" + "'string', 'null'" not in checked.stdout + called.stderr

@@ -81,7 +81,8 @@ def run(args: argparse.Namespace) -> int:
 
     from connector.catalog import build_catalog
     from connector.document import load_yaml_file
-    from connector.engine import Engine
+    from connector.engine import Engine, check_event
+    from connector.history import History
     from connector.store import Store
     from connector.validate import validate_file
 
@@ -98,6 +99,9 @@ def run(args: argparse.Namespace) -> int:
     runtime, runtimes = _runtimes(args, catalog, recipe)
     store = None if args.dry_run else Store()
     try:
+        if store is not None and args.run_id:
+            trigger = catalog.trigger(recipe.trigger.use)
+            History(store).check_same_event(args.run_id, check_event(trigger, event))
         engine = Engine(catalog, runtime, store, runtimes=runtimes)
         result = engine.run(recipe, event, run_id=args.run_id, dry_run=args.dry_run)
     finally:
