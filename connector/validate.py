@@ -136,11 +136,27 @@ def validate_text(
 
 
 def _report(draft: Draft, file: str | None, catalog: Catalog) -> Report:
+    given = tuple(_placed(problem) for problem in draft.problems)
     if draft.recipe is None:
-        return Report(file, draft.problems)
+        return Report(file, given)
     checked = check_recipe(draft.recipe, catalog, skip=draft.broken)
-    found = sorted([*draft.problems, *checked.problems], key=_order)
+    found = sorted([*given, *checked.problems], key=_order)
     return Report(file, tuple(found), checked.warnings, checked.scopes, draft.recipe)
+
+
+_ON_ERROR_KEYS = ("retry", "backoff", "then")
+"""Keys that belong under ``on_error:`` and are often written beside it."""
+
+
+def _placed(problem: Problem) -> Problem:
+    """An unknown ``retry:`` (``backoff:``, ``then:``) on a step or the recipe, with a hint
+    saying where it goes."""
+    name = problem.location.pointer.rpartition(".")[2]
+    if problem.hint or name not in _ON_ERROR_KEYS or problem.message != f"unknown field {name!r}":
+        return problem
+    example = {"retry": "retry: 3", "backoff": "backoff: 2", "then": "then: dead_letter"}[name]
+    hint = f"{name} goes under on_error, on the step or the recipe: on_error: {{{example}}}"
+    return Problem(problem.location, problem.message, hint)
 
 
 def _order(problem: Problem) -> tuple[int, int, str]:

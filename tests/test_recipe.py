@@ -129,14 +129,17 @@ def test_recipe_reports_every_expression_error_at_once():
 
 
 def test_recipe_unquoted_braces_are_a_yaml_mapping():
-    """An unquoted {{ ... }} is YAML flow syntax: the schema reports it at its line."""
+    """An unquoted {{ ... }} is YAML flow syntax: reported at its line, with how to quote it."""
     text = (
         "name: t\ntrigger: {use: ghl.contacts.created}\nsteps:\n"
         "  - id: a\n    use: ghl.notes.create\n    if: {{ trigger.x }}\n"
     )
     with pytest.raises(DocumentError) as exc:
         parse_recipe(text, file="t.yaml")
-    assert _problems(exc) == ["t.yaml:6:10: mapping keys must be plain text"]
+    assert _problems(exc) == [
+        "t.yaml:6:9: an unquoted '{{': YAML reads it as a mapping"
+        ' [put an expression that is the whole value in quotes: "{{ trigger.id }}"]'
+    ]
 
 
 def test_recipe_expression_error_in_a_block_has_its_own_line():
