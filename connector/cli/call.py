@@ -111,6 +111,9 @@ def run(args: argparse.Namespace) -> int:
     catalog = build_catalog()
     action = catalog.action(args.action)
     app = catalog.app(action.app)
+    if action.deprecated:  # worded as validate's warning for a step that uses it
+        instead = f" [use {action.use_instead!r} instead]" if action.use_instead else ""
+        print(f"warning: action {action.id!r} is deprecated{instead}", file=sys.stderr)
     invented: dict[str, str] = {}
     if args.dry_run:
         auth = None
