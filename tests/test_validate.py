@@ -41,7 +41,7 @@ EXPECTED: dict[str, list[str]] = {
     ],
     "env_not_allowed": [
         "10:24: steps[0].with.body: environment variable 'OWNER_EMAIL' is not allowed "
-        "[allowed: SUPPORT_EMAIL]"
+        "[allowed: RECIPE_SUPPORT_EMAIL]"
     ],
     "expression_syntax": ["9:20: steps[0].with.body: '{{' is never closed by '}}'"],
     "filter_arguments": ["9:33: steps[0].with.body: filter 'lower' takes 0 argument(s), got 1"],
@@ -62,7 +62,7 @@ EXPECTED: dict[str, list[str]] = {
         "7:19: steps[0].for_each: for_each cannot read 'item': the list comes first"
     ],
     "reserved_env": [
-        "4:22: env[1]: environment variable 'CONNECTOR_TOKEN' is reserved for the connector "
+        "4:29: env[1]: environment variable 'CONNECTOR_TOKEN' is reserved for the connector "
         "itself [CONNECTOR_* variables may hold tokens and keys; recipes cannot read them]"
     ],
     "item_outside_for_each": [
@@ -521,3 +521,23 @@ def test_validate_a_folder_checks_every_recipe_in_it(tmp_path: Path) -> None:
     shipped = run_cli("validate", str(ROOT / "recipes"))
     assert shipped.status == 0, shipped
     assert len(shipped.stdout.splitlines()) == len(list((ROOT / "recipes").glob("*.yaml")))
+
+
+def test_validate_env_reads_only_recipe_variables_or_the_operators_list(tmp_path: Path) -> None:
+    """A recipe listing GHL_CLIENT_SECRET in `env:` is refused at validate time, saying how to
+    fix it; RECIPE_* names pass, and so does a name $CONNECTOR_RECIPE_ENV allows."""
+    path = tmp_path / "t.yaml"
+    path.write_text(
+        "name: t\ntrigger: {use: ghl.contacts.created}\nenv: [RECIPE_SITE, GHL_CLIENT_SECRET]\n"
+        "steps:\n  - id: a\n    use: ghl.notes.create\n"
+        '    with: {contactId: "{{ trigger.id }}", body: "{{ env.GHL_CLIENT_SECRET }}"}\n'
+    )
+    refused = run_cli("validate", str(path))
+    assert refused.status == 1
+    assert refused.stdout.splitlines() == [
+        f"{path}:3:20: env[1]: environment variable 'GHL_CLIENT_SECRET' is not allowed: recipes"
+        " read only RECIPE_* variables and those $CONNECTOR_RECIPE_ENV lists [rename it"
+        " RECIPE_GHL_CLIENT_SECRET, or allow it with CONNECTOR_RECIPE_ENV=GHL_CLIENT_SECRET]"
+    ]
+    allowed = run_cli("validate", str(path), env={"CONNECTOR_RECIPE_ENV": "OTHER, GHL_CLIENT_SECRET"})
+    assert allowed.status == 0, allowed
