@@ -108,3 +108,41 @@ def test_replay_looks_up_unknown_outcomes_and_repeats_only_what_did_not_happen(
     assert ghl.writes(TASKS) == 2
     shown = json.loads(run_cli("runs", "show", "applied", "--json", env=env).stdout)
     assert shown["status"] == "succeeded"
+
+
+CAMPAIGN = """\
+name: Join campaign
+trigger: {use: ghl.contacts.created}
+on_error: {retry: 0, backoff: 0, then: dead_letter}
+steps:
+  - id: join
+    use: ghl.campaigns.add
+    with: {contactId: "{{ trigger.id }}", campaignId: camp1}
+"""
+
+
+def test_replay_all_leaves_a_call_that_cannot_be_looked_up_dead_until_named(
+    ghl: SandboxServer, tmp_path: Path, env: dict[str, str]
+) -> None:
+    """An unknown outcome with no verify read is not repeated by `--all` (the run stays dead,
+    saying why); `--id RUN` is the person's word and makes it again."""
+    route = "POST /contacts/{contactId}/campaigns/{campaignId}"
+    recipe = tmp_path / "join.yaml"
+    recipe.write_text(CAMPAIGN)
+    ghl.set_faults({"route": route, "ambiguous_rate": 1.0, "count": 1})
+    cut = run_cli("run", str(recipe), "--event", str(contact_event(ghl, tmp_path, 2, "Di")),
+                  "--base-url", ghl.base_url, "--run-id", "join-1", env=env)
+    assert cut.status == 1, cut
+    ghl.clear_faults()
+    everything = run_cli("replay", "--all", "--base-url", ghl.base_url, env=env)
+    assert everything.status == 0, everything
+    assert ("run join-1 step join (ghl.campaigns.add): outcome unknown; no way to look it up (no"
+            " verify read): left dead [check the record, then `ghl-connector replay --id"
+            " join-1`]") in everything.stdout.splitlines()
+    assert "0 dead letters re-queued" in everything.stdout
+    assert [r["runs"][0]["run_id"] for r in dead(env)] == ["join-1"]
+    assert ghl.writes(route) == 1
+    named = run_cli("replay", "--id", "join-1", "--base-url", ghl.base_url, env=env)
+    assert named.status == 0, named
+    assert "run join-1: succeeded" in named.stdout
+    assert dead(env) == []
