@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 import httpx
+import pytest
 from conftest import ROOT
 
 
@@ -72,3 +73,21 @@ def test_cli_sandbox_port_in_use_is_one_line():
     assert result.stderr.strip().splitlines() == [
         f"error: 127.0.0.1:{port}: cannot listen: Address already in use [use another --port]"
     ]
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (("sandbox", "--port", "99999"), "argument --port: '99999' is not a port"),
+        (("sandbox", "--seed-contacts", "-3"), "argument --seed-contacts: '-3' is not a whole"),
+        (("sandbox", "--token-lifetime", "nan"), "argument --token-lifetime: 'nan' is not a"),
+        (("serve", "--recipes", ".", "--port", "70000"), "argument --port: '70000' is not a port"),
+    ],
+)
+def test_cli_server_options_out_of_range_are_usage_errors(args, expected):
+    """A port out of range or a negative count is a usage error (exit 2), not a traceback."""
+    from conftest import run_cli
+
+    result = run_cli(*args, timeout=30)
+    assert result.status == 2, result
+    assert expected in result.stderr and "Traceback" not in result.stderr

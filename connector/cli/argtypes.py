@@ -11,7 +11,7 @@ if TYPE_CHECKING:
     from connector.catalog import Catalog
     from connector.hookspecs import RateLimit
 
-__all__ = ["GHL_APP", "per_app", "positive", "rate_limits"]
+__all__ = ["GHL_APP", "count", "per_app", "port", "positive", "rate_limits", "seconds"]
 
 GHL_APP = "ghl"
 _APP_ID = re.compile(r"[a-z][a-z0-9_]*")
@@ -22,6 +22,31 @@ def positive(text: str) -> int:
     value = int(text) if text.isdigit() else 0
     if value < 1:
         raise argparse.ArgumentTypeError(f"{text!r} is not a positive whole number")
+    return value
+
+
+def count(text: str) -> int:
+    """An argparse type: a whole number of at least 0."""
+    if not text.isdigit():
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of 0 or more")
+    return int(text)
+
+
+def port(text: str) -> int:
+    """An argparse type: a TCP port, 0 (a free one) to 65535."""
+    if not text.isdigit() or int(text) > 65535:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port (0 to 65535; 0: a free one)")
+    return int(text)
+
+
+def seconds(text: str) -> float:
+    """An argparse type: a number of seconds above 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0.0
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds above 0")
     return value
 
 
