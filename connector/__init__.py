@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from connector.plugins import get_plugin_manager
     from connector.request import Reply, RequestSpec
     from connector.runtime import Runtime, Settings
+    from connector.syntax import ExpressionError, FilterSpec
 
 __all__ = [
     "PROJECT_NAME",
@@ -41,6 +42,8 @@ __all__ = [
     "Catalog",
     "ConnectorError",
     "DocumentError",
+    "ExpressionError",
+    "FilterSpec",
     "InputError",
     "Location",
     "Manifest",
@@ -78,6 +81,8 @@ _LAZY = {
     "RequestSpec": "connector.request",
     "Runtime": "connector.runtime",
     "Settings": "connector.runtime",
+    "ExpressionError": "connector.syntax",
+    "FilterSpec": "connector.syntax",
 }
 
 

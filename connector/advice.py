@@ -31,7 +31,7 @@ _PATTERNS = {
     ),
     "^[A-Z_][A-Z0-9_]*$": (
         "is not a valid environment variable name",
-        "use capital letters, digits and _ (e.g. SUPPORT_EMAIL)",
+        "use capital letters, digits and _ (e.g. RECIPE_SUPPORT_EMAIL)",
     ),
 }
 

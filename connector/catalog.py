@@ -16,6 +16,7 @@ import pluggy
 from connector.errors import ConnectorError
 from connector.hookspecs import Action, App, Trigger
 from connector.plugins import (
+    PluginManager,
     collect_actions,
     collect_apps,
     collect_executors,
@@ -46,32 +47,42 @@ class Catalog:
     triggers: Mapping[str, Trigger]
     filters: Mapping[str, FilterSpec] = field(default_factory=dict)
     executors: Mapping[str, Executor] = field(default_factory=dict)
+    skipped: Mapping[str, str] = field(default_factory=dict)
+    """Plugins left out because they are broken (name -> why): an unknown id may be theirs."""
 
     def action(self, action_id: str) -> Action:
         """The action ``action_id``; unknown ids raise with a hint."""
         try:
             return self.actions[action_id]
         except KeyError:
-            raise ConnectorError(_unknown("action", action_id, self.actions)) from None
+            message = _unknown("action", action_id, self.actions, self.skipped)
+            raise ConnectorError(message) from None
 
     def trigger(self, trigger_id: str) -> Trigger:
         """The trigger ``trigger_id``; unknown ids raise with a hint."""
         try:
             return self.triggers[trigger_id]
         except KeyError:
-            raise ConnectorError(_unknown("trigger", trigger_id, self.triggers)) from None
+            message = _unknown("trigger", trigger_id, self.triggers, self.skipped)
+            raise ConnectorError(message) from None
 
     def app(self, app_id: str) -> App:
         """The app ``app_id``; unknown ids raise with a hint."""
         try:
             return self.apps[app_id]
         except KeyError:
-            raise ConnectorError(_unknown("app", app_id, self.apps)) from None
+            message = _unknown("app", app_id, self.apps, self.skipped)
+            raise ConnectorError(message) from None
 
 
-def _unknown(kind: str, name: str, known: Mapping[str, object]) -> str:
+def _unknown(
+    kind: str, name: str, known: Mapping[str, object], skipped: Mapping[str, str]
+) -> str:
     hint = did_you_mean(name, known)
     text = f"unknown {kind} {name!r}"
+    if skipped:
+        broken = "; ".join(f"plugin {p!r} was skipped: {why}" for p, why in skipped.items())
+        return f"{text} [{hint + ' ' if hint else ''}it may be a broken plugin's: {broken}]"
     return f"{text} ({hint})" if hint else f"{text} [see `ghl-connector catalog`]"
 
 
@@ -79,10 +90,8 @@ def build_catalog(pm: pluggy.PluginManager | None = None) -> Catalog:
     """Collect the catalog from ``pm`` (default: a new manager with entry points)."""
     pm = pm or get_plugin_manager()
     apps = collect_apps(pm)
-    return Catalog(
-        apps,
-        collect_actions(pm, apps),
-        collect_triggers(pm, apps),
-        collect_filters(pm),
-        collect_executors(pm),
-    )
+    actions = collect_actions(pm, apps)
+    triggers = collect_triggers(pm, apps)
+    filters, executors = collect_filters(pm), collect_executors(pm)
+    skipped = dict(pm.skipped) if isinstance(pm, PluginManager) else {}
+    return Catalog(apps, actions, triggers, filters, executors, skipped)

@@ -48,6 +48,10 @@ JsonPath = tuple[str | int, ...]
 
 _TIMESTAMP = "tag:yaml.org,2002:timestamp"
 _INT = "tag:yaml.org,2002:int"
+_UNQUOTED_EXPRESSION = (
+    "an unquoted '{{': YAML reads it as a mapping",
+    'put an expression that is the whole value in quotes: "{{ trigger.id }}"',
+)
 
 
 def pointer(path: JsonPath) -> str:
@@ -117,9 +121,10 @@ def _explicit_tag(event: ScalarEvent | CollectionStartEvent) -> bool:
 
 
 class _Refused(Exception):
-    def __init__(self, mark: Any, message: str) -> None:
+    def __init__(self, mark: Any, message: str, hint: str | None = None) -> None:
         self.mark = mark
         self.message = message
+        self.hint = hint
 
 
 def load_yaml(
@@ -163,11 +168,11 @@ def load_yaml(
         data = builder.build(node, ())
         return Document(data, file, builder.positions)
     except _Refused as exc:
-        raise DocumentError([_problem_at(file, exc.mark, exc.message)]) from None
+        raise DocumentError([_problem_at(file, exc.mark, exc.message, exc.hint)]) from None
     except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        message = f"invalid YAML: {exc.problem or exc.context}"
-        raise DocumentError([_problem_at(file, mark, message)]) from None
+        from connector.yamlmessage import explain
+
+        raise DocumentError([_problem_at(file, *explain(exc))]) from None
     except yaml.YAMLError as exc:
         raise DocumentError([Problem(Location(file), f"invalid YAML: {exc}")]) from None
     finally:
@@ -185,10 +190,12 @@ def load_yaml_file(path: Path, **limits: int) -> Document:
     return load_yaml(raw, file=str(path), **limits)
 
 
-def _problem_at(file: str | None, mark: yaml.Mark | None, message: str) -> Problem:
+def _problem_at(
+    file: str | None, mark: yaml.Mark | None, message: str, hint: str | None = None
+) -> Problem:
     if mark is None:
-        return Problem(Location(file), message)
-    return Problem(Location(file, mark.line + 1, mark.column + 1), message)
+        return Problem(Location(file), message, hint)
+    return Problem(Location(file, mark.line + 1, mark.column + 1), message, hint)
 
 
 class _Builder:
@@ -217,6 +224,8 @@ class _Builder:
     def _pairs(self, node: MappingNode, path: JsonPath) -> Iterator[tuple[str, Any]]:
         seen: dict[str, int] = {}
         for key_node, value_node in node.value:
+            if isinstance(key_node, MappingNode) and node.flow_style and key_node.flow_style:
+                raise _Refused(node.start_mark, *_UNQUOTED_EXPRESSION)
             if not isinstance(key_node, ScalarNode):
                 raise _Refused(key_node.start_mark, "mapping keys must be plain text")
             key = str(self.loader.construct_object(key_node))

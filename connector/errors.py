@@ -110,7 +110,7 @@ class InputError(ConnectorError):
         self.action_id = action_id
         self.problems = tuple(problems)
         lines = "; ".join(
-            f"{p.location.pointer or '(input)'}: {p.message}" + (f" ({p.hint})" if p.hint else "")
+            f"{p.location.pointer or '(input)'}: {p.message}" + (f" [{p.hint}]" if p.hint else "")
             for p in problems
         )
         super().__init__(f"invalid input for {action_id}: {lines}")

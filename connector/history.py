@@ -175,6 +175,23 @@ class History:
             row = db.execute("SELECT executions FROM runs WHERE id = ?", (run_id,)).fetchone()
         return int(row[0])
 
+    def check_same_event(self, run_id: str, event: JSON) -> None:
+        """Refuse to resume ``run_id`` (from the command line) with an event other than the one
+        it was recorded with: its completed steps were made for that one. (The service resumes
+        with the event enriched afresh, which may differ, so it does not call this.)
+
+        :raises StoreError: the run exists and its event differs.
+        """
+        text, _ = capped(event)
+        rows = self.store.query("SELECT event FROM runs WHERE id = ?", (run_id,))
+        if rows and rows[0]["event"] != text:
+            raise StoreError(
+                f"run {run_id!r} was started with another event; resuming it with a different"
+                " one is refused (its completed steps were made for the first event) [leave"
+                " out --run-id to start a new run, or give the run's own event: `ghl-connector"
+                f" runs show {run_id} --json`]"
+            )
+
     @staticmethod
     def write_step(db: sqlite3.Connection, run_id: str, record: StepRecord) -> None:
         """Record one step (or item) inside the caller's transaction."""
@@ -231,19 +248,38 @@ class History:
         return [_run(row) for row in rows]
 
     def get(self, run_id: str) -> RunRecord:
-        """One run with its steps in order.
+        """One run with its steps in order, by its id or a prefix that only it has (as git
+        takes a commit's).
 
-        :raises StoreError: if there is no such run (the hint says how to list them).
+        :raises StoreError: if there is no such run, or the prefix is not unique (the hint says
+            how to list them).
         """
         rows = self.store.query("SELECT * FROM runs WHERE id = ?", (run_id,))
         if not rows:
-            raise StoreError(
-                f"no run with id {run_id!r} [list recent runs with `ghl-connector runs`]"
-            )
+            rows = self._by_prefix(run_id)
+        run_id = rows[0]["id"]
         steps = self.store.query(
             "SELECT * FROM run_steps WHERE run_id = ? ORDER BY position, item", (run_id,)
         )
         return replace(_run(rows[0]), steps=tuple(_step(row) for row in steps))
+
+    def _by_prefix(self, prefix: str) -> list[sqlite3.Row]:
+        """The one run whose id starts with ``prefix``, as a one-row list."""
+        rows = self.store.query(
+            "SELECT * FROM runs WHERE substr(id, 1, ?) = ? ORDER BY started_at DESC LIMIT 6",
+            (len(prefix), prefix),
+        ) if prefix else []
+        if not rows:
+            raise StoreError(
+                f"no run with id {prefix!r} [list recent runs with `ghl-connector runs`]"
+            )
+        if len(rows) > 1:
+            some = ", ".join(str(row["id"]) for row in rows[:5])
+            more = ", ..." if len(rows) > 5 else ""
+            raise StoreError(
+                f"run id {prefix!r} is ambiguous: it starts {some}{more} [give more characters]"
+            )
+        return rows
 
 
 def _run(row: sqlite3.Row) -> RunRecord:

@@ -126,7 +126,7 @@ class _Builder:
             return None
         props = schema.get("properties", {})
         input_schema, output_schema = props.get("input", {}), props.get("output", {})
-        method = spec.get("method", "GET")
+        method = spec.get("method", "POST" if spec.get("kind") == "graphql" else "GET")
         params = tuple(_param(name, raw) for name, raw in spec.get("params", {}).items())
         body = spec.get("body", "json" if method in _BODY_METHODS else "none") == "json"
         self._check_params(where, spec, input_schema, params, body)

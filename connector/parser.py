@@ -101,6 +101,8 @@ def _tokenize(text: str, start: int) -> list[_Token]:
             end = match.end()
         else:
             op = next((op for op in _OPERATORS if text.startswith(op, pos)), None)
+            if op is None and "}}" not in text[pos:]:
+                raise ExpressionError("'{{' is never closed by '}}'", column=start - 1)
             if op is None:
                 raise ExpressionError(f"unexpected character {char!r}", column=pos + 1)
             tokens.append(_Token("op", op, pos + 1))

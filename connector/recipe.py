@@ -14,6 +14,7 @@ Checks that need the catalog (unknown actions, inputs, paths into payloads and o
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import cache
@@ -39,6 +40,8 @@ from connector.syntax import JSON, ExpressionError, json_type
 
 __all__ = [
     "ITEM",
+    "RECIPE_ENV_ALLOW",
+    "RECIPE_ENV_PREFIX",
     "RESERVED_ENV_PREFIX",
     "Draft",
     "OnError",
@@ -55,6 +58,12 @@ ITEM = "item"
 
 RESERVED_ENV_PREFIX = "CONNECTOR_"
 """Environment variables a recipe's ``env`` list may not name (the connector's own settings)."""
+
+RECIPE_ENV_PREFIX = "RECIPE_"
+"""Environment variables a recipe's ``env`` list may name: ``RECIPE_*`` (and the allow-list)."""
+
+RECIPE_ENV_ALLOW = "CONNECTOR_RECIPE_ENV"
+"""The operator's allow-list: more variable names (comma-separated) recipes may read."""
 
 _RECIPE_DEFAULTS = {"retry": 3, "backoff": 2.0, "then": "dead_letter"}
 
@@ -336,14 +345,28 @@ class _Builder:
         self.problems.append(Problem(where, detail, hint))
 
     def check_env(self) -> None:
+        """Recipes read ``RECIPE_*`` variables and those the operator allows, never the
+        connector's own (``CONNECTOR_*``) nor anything else of the process (a client secret)."""
+        allowed = {n.strip() for n in os.environ.get(RECIPE_ENV_ALLOW, "").split(",")} - {""}
         for index, name in enumerate(self.env):
+            where = self.doc.locate(("env", index))
             if name.startswith(RESERVED_ENV_PREFIX):
                 self.problems.append(
                     Problem(
-                        self.doc.locate(("env", index)),
+                        where,
                         f"environment variable {name!r} is reserved for the connector itself",
                         f"{RESERVED_ENV_PREFIX}* variables may hold tokens and keys; "
                         "recipes cannot read them",
+                    )
+                )
+            elif not name.startswith(RECIPE_ENV_PREFIX) and name not in allowed:
+                self.problems.append(
+                    Problem(
+                        where,
+                        f"environment variable {name!r} is not allowed: recipes read only"
+                        f" {RECIPE_ENV_PREFIX}* variables and those ${RECIPE_ENV_ALLOW} lists",
+                        f"rename it {RECIPE_ENV_PREFIX}{name}, or allow it with"
+                        f" {RECIPE_ENV_ALLOW}={name}",
                     )
                 )
 

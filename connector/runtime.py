@@ -21,7 +21,7 @@ from connector.executor import Call, Executor, build_rest_request
 from connector.footprints import current, is_write
 from connector.hookspecs import Action, App, RateLimit
 from connector.request import Reply, RequestSpec
-from connector.schema import Validator, compile_validator, problems
+from connector.schema import Validator, compile_validator, input_problem, problems
 
 if TYPE_CHECKING:
     import httpx
@@ -88,7 +88,8 @@ class Runtime:
             filled[action.location_param] = location
         found = problems(self._validator(action, "input"), filled, _input_location)
         if found:
-            raise InputError(action.id, found)
+            schema = action.input_schema
+            raise InputError(action.id, [input_problem(p, "", schema, action.id) for p in found])
         return filled
 
     def build_request(self, action: Action, data: Mapping[str, Any]) -> RequestSpec:

@@ -65,4 +65,6 @@ def _object(schema: Mapping[str, Any], required_only: bool, depth: int) -> dict[
     props: Mapping[str, Any] = schema.get("properties", {})
     required = set(schema.get("required", ()))
     names = [n for n in props if n in required] if required_only else list(props)
+    if len(names) < schema.get("minProperties", 0):  # "at least one of these" inputs
+        names += [n for n in props if n not in names][: schema["minProperties"] - len(names)]
     return {n: sample(props[n], required_only=required_only, depth=depth + 1) for n in names}

@@ -32,6 +32,7 @@ __all__ = [
     "compile_validator",
     "document_problems",
     "leaves",
+    "input_problem",
     "load_schema",
     "problems",
     "raise_for_document",
@@ -184,6 +185,30 @@ def _to_problem(err: ValidationError, locate: Callable[[JsonPath], Location]) ->
     return Problem(locate(path), message)
 
 
+def input_problem(
+    found: Problem, top: str, schema: Mapping[str, Any], owner: str, noun: str = "input"
+) -> Problem:
+    """Schema wording turned into input wording for a field right under ``top`` (the pointer
+    of the input object: ``steps[0].with`` in a recipe, ``""`` for ``call``'s input), so
+    ``validate`` and ``call`` word an input's problems alike.
+
+    :param owner: what takes the input (an action id, ``trigger ghl.contacts.created``).
+    :param noun: ``input`` (an action's) or ``option`` (a trigger's).
+    """
+    where = found.location
+    prefix = f"{top}." if top else ""
+    name = where.pointer[len(prefix) :]
+    if not where.pointer.startswith(prefix) or not name.isidentifier():
+        return found
+    known = sorted(schema.get("properties") or {})
+    if found.message == "required field is missing":
+        return Problem(where, f"missing required {noun} {name!r} for {owner}", found.hint)
+    if found.message == f"unknown field {name!r}":
+        listed = f"{noun}s: {', '.join(known)}" if known else f"it takes no {noun}s"
+        return Problem(where, f"unknown {noun} {name!r} for {owner}", found.hint or listed)
+    return found
+
+
 def _extra_keys(err: ValidationError) -> list[str]:
     schema = err.schema if isinstance(err.schema, Mapping) else {}
     known = schema.get("properties", {})
@@ -211,7 +236,10 @@ def _message(err: ValidationError) -> str:
     if err.validator == "required":
         return str(err.message).replace(" is a required property", " is required")
     if err.validator == "type":
-        return f"{_short(err.instance)} is not of type {err.validator_value!r}"
+        kinds = err.validator_value
+        kinds = [kinds] if isinstance(kinds, str) else kinds
+        wanted = " or ".join(repr(str(kind)) for kind in _listed(kinds))
+        return f"{_short(err.instance)} is not of type {wanted}"
     text = str(err.message)
     return text if len(text) <= 200 else text[:197] + "..."
 

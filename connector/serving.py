@@ -31,6 +31,8 @@ from typing import Any, ClassVar
 import uvicorn
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
+from connector.errors import ConnectorError
+
 __all__ = ["GuardedProtocol", "Limits", "bind_socket", "guarded_server", "loop_factory"]
 
 _log = logging.getLogger(__name__)
@@ -40,13 +42,22 @@ _TRIM_DELAY = 0.5
 
 
 def bind_socket(host: str, port: int, *, backlog: int = 2048) -> socket.socket:
-    """A listening TCP socket on ``host:port`` (port 0: a free one), inheritable by workers."""
+    """A listening TCP socket on ``host:port`` (port 0: a free one), inheritable by workers.
+
+    :raises ConnectorError: the address cannot be listened on (in use, not this machine's).
+    """
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((host, port))
-    # Listen now, so clients that read the banner can connect before uvicorn takes over.
-    sock.listen(backlog)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+        # Listen now, so clients that read the banner can connect before uvicorn takes over.
+        sock.listen(backlog)
+    except OSError as exc:
+        sock.close()
+        raise ConnectorError(
+            f"{host}:{port}: cannot listen: {exc.strerror or exc} [use another --port]"
+        ) from exc
     sock.set_inheritable(True)
     return sock
 

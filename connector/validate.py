@@ -32,7 +32,7 @@ from connector.expression import BUILTIN_FILTERS, FilterSpec, Template
 from connector.expression import Path as ExprPath
 from connector.footprints import ORIGIN_SCHEMA
 from connector.recipe import ITEM, Draft, Recipe, Step, read_recipe
-from connector.schema import Validator, compile_validator, problems
+from connector.schema import Validator, compile_validator, input_problem, problems
 from connector.schemapath import Miss, follow, list_of
 
 __all__ = ["Report", "check_recipe", "validate_file", "validate_text"]
@@ -137,11 +137,27 @@ def validate_text(
 
 
 def _report(draft: Draft, file: str | None, catalog: Catalog) -> Report:
+    given = tuple(_placed(problem) for problem in draft.problems)
     if draft.recipe is None:
-        return Report(file, draft.problems)
+        return Report(file, given)
     checked = check_recipe(draft.recipe, catalog, skip=draft.broken)
-    found = sorted([*draft.problems, *checked.problems], key=_order)
+    found = sorted([*given, *checked.problems], key=_order)
     return Report(file, tuple(found), checked.warnings, checked.scopes, draft.recipe)
+
+
+_ON_ERROR_KEYS = ("retry", "backoff", "then")
+"""Keys that belong under ``on_error:`` and are often written beside it."""
+
+
+def _placed(problem: Problem) -> Problem:
+    """An unknown ``retry:`` (``backoff:``, ``then:``) on a step or the recipe, with a hint
+    saying where it goes."""
+    name = problem.location.pointer.rpartition(".")[2]
+    if problem.hint or name not in _ON_ERROR_KEYS or problem.message != f"unknown field {name!r}":
+        return problem
+    example = {"retry": "retry: 3", "backoff": "backoff: 2", "then": "then: dead_letter"}[name]
+    hint = f"{name} goes under on_error, on the step or the recipe: on_error: {{{example}}}"
+    return Problem(problem.location, problem.message, hint)
 
 
 def _order(problem: Problem) -> tuple[int, int, str]:
@@ -257,9 +273,9 @@ class _Checker:
         top = pointer(path)
         for found in problems(validator, instance, lambda p: self.recipe.locate((*path, *p))):
             if found.location.pointer not in dynamic:
-                self.problems.append(
-                    _as_input_problem(found, top, schema, key, self.recipe.trigger.use)
-                )
+                owner = key or f"trigger {self.recipe.trigger.use}"
+                noun = "input" if key else "option"
+                self.problems.append(input_problem(found, top, schema, owner, noun))
 
     def _validator(self, key: str | None, schema: Mapping[str, Any]) -> Validator:
         if key is None:
@@ -347,24 +363,6 @@ def _followed(
         return found
     before = ExprPath(node.root, node.segments[: skip + found.depth], node.column).text
     return _problem(f"{before} {found.message} ({what})", found.hint)
-
-
-def _as_input_problem(
-    found: Problem, top: str, schema: Mapping[str, Any], key: str | None, trigger: str
-) -> Problem:
-    """Schema wording turned into input wording for the fields right under ``with``."""
-    where = found.location
-    name = where.pointer[len(top) + 1 :]
-    if not where.pointer.startswith(top + ".") or not name.isidentifier():
-        return found
-    noun, owner = ("input", key) if key else ("option", f"trigger {trigger}")
-    known = sorted(schema.get("properties") or {})
-    if found.message == "required field is missing":
-        return Problem(where, f"missing required {noun} {name!r} for {owner}", found.hint)
-    if found.message == f"unknown field {name!r}":
-        listed = f"{noun}s: {', '.join(known)}" if known else f"it takes no {noun}s"
-        return Problem(where, f"unknown {noun} {name!r} for {owner}", found.hint or listed)
-    return found
 
 
 def _check_vars(values: Mapping[str, Any], node: ExprPath) -> Problem | None:

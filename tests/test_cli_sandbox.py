@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 import httpx
+import pytest
 from conftest import ROOT
 
 
@@ -55,3 +56,38 @@ def test_cli_sandbox_bad_rate_limit_is_one_line():
                             cwd=ROOT, capture_output=True, text=True, timeout=30)
     assert result.returncode == 1
     assert result.stderr == "error: --rate-limit: rate limit 'ten' is not N/SECONDS [e.g. '100/10']\n"
+
+
+def test_cli_sandbox_port_in_use_is_one_line():
+    """`sandbox --port N` on a port something listens on: one error line naming it, no traceback."""
+    import socket
+
+    from conftest import run_cli
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        port = taken.getsockname()[1]
+        result = run_cli("sandbox", "--port", str(port), timeout=30)
+    assert result.status == 1, result
+    assert result.stderr.strip().splitlines() == [
+        f"error: 127.0.0.1:{port}: cannot listen: Address already in use [use another --port]"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (("sandbox", "--port", "99999"), "argument --port: '99999' is not a port"),
+        (("sandbox", "--seed-contacts", "-3"), "argument --seed-contacts: '-3' is not a whole"),
+        (("sandbox", "--token-lifetime", "nan"), "argument --token-lifetime: 'nan' is not a"),
+        (("serve", "--recipes", ".", "--port", "70000"), "argument --port: '70000' is not a port"),
+    ],
+)
+def test_cli_server_options_out_of_range_are_usage_errors(args, expected):
+    """A port out of range or a negative count is a usage error (exit 2), not a traceback."""
+    from conftest import run_cli
+
+    result = run_cli(*args, timeout=30)
+    assert result.status == 2, result
+    assert expected in result.stderr and "Traceback" not in result.stderr

@@ -47,7 +47,7 @@ def engine(ghl: SandboxServer, catalog: Catalog, store: Store) -> Iterator[Engin
         retry=RetryPolicy(attempts=1),  # the engine's own retries are under test
     )
     with Runtime(catalog, settings, auth=lambda app, action: bearer) as runtime:
-        yield Engine(catalog, runtime, store, environ={"SANDBOX_TOKEN": ghl.private_token})
+        yield Engine(catalog, runtime, store, environ={"RECIPE_SANDBOX_TOKEN": ghl.private_token})
 
 
 def contact_ids(ghl: SandboxServer) -> list[str]:
@@ -311,15 +311,15 @@ def test_engine_keeps_secrets_out_of_the_state_file(
   - id: fetch
     use: http.request
     with:
-      url: "{{ env.BASE }}/contacts/{{ trigger.id }}"
-      headers: {Authorization: "Bearer {{ env.SANDBOX_TOKEN }}", Version: "2021-07-28"}
+      url: "{{ env.RECIPE_BASE }}/contacts/{{ trigger.id }}"
+      headers: {Authorization: "Bearer {{ env.RECIPE_SANDBOX_TOKEN }}", Version: "2021-07-28"}
 """
     token = ghl.private_token
-    environ = {"SANDBOX_TOKEN": token, "BASE": ghl.base_url}
+    environ = {"RECIPE_SANDBOX_TOKEN": token, "RECIPE_BASE": ghl.base_url}
     engine = Engine(engine.catalog, engine.runtime, store, environ=environ)
     ev = event(ghl, note=f"Authorization: Bearer {token}", other=token)
     with allowing("127.0.0.1"):
-        result = engine.run(recipe(steps, head="env: [SANDBOX_TOKEN, BASE]\n"), ev)
+        result = engine.run(recipe(steps, head="env: [RECIPE_SANDBOX_TOKEN, RECIPE_BASE]\n"), ev)
     assert result.status == "succeeded", result.error
     assert result.outputs["fetch"]["status"] == 200
     store.close()

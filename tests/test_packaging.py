@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import site
 import subprocess
 import sys
 import venv
+from pathlib import Path
 
 import pytest
 from conftest import ROOT
@@ -25,12 +27,27 @@ def wheel(tmp_path_factory):
     return built
 
 
+def borrow_dependencies(python) -> None:
+    """Let the fresh venv import the dependencies installed for this test run (the running
+    interpreter's site-packages, after its own), not whatever the base interpreter has.
+
+    A ``.pth`` line only adds a folder to ``sys.path``: the ``.pth`` files inside it (such as
+    this checkout's editable install) are not run, so ``connector`` comes from the wheel alone.
+    """
+    purelib = subprocess.run(
+        [python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+        capture_output=True, text=True, check=True,
+    ).stdout.strip()
+    ours = [path for path in site.getsitepackages() if path != purelib]
+    (Path(purelib) / "borrowed-dependencies.pth").write_text("\n".join(ours) + "\n")
+
+
 def test_packaging_wheel_installs_and_runs_catalog(wheel, tmp_path):
     """Installed from the wheel into a fresh venv, `ghl-connector catalog` finds the manifest."""
     env_dir = tmp_path / "venv"
-    # Dependencies come from this interpreter's site-packages; the package itself only from the wheel.
-    venv.EnvBuilder(system_site_packages=True, with_pip=False).create(env_dir)
+    venv.EnvBuilder(with_pip=False).create(env_dir)
     python = env_dir / "bin" / "python"
+    borrow_dependencies(python)
     subprocess.run(
         [
             sys.executable,
@@ -57,6 +74,12 @@ def test_packaging_wheel_installs_and_runs_catalog(wheel, tmp_path):
         check=True,
     )
     assert where.stdout.startswith(str(env_dir)), where.stdout
+    check = subprocess.run(
+        [sys.executable, "-m", "pip", "--python", str(python), "check"],
+        capture_output=True,
+        text=True,
+    )
+    assert check.returncode == 0, check.stdout + check.stderr
     result = subprocess.run(
         [env_dir / "bin" / "ghl-connector", "catalog", "--json"],
         cwd=elsewhere,

@@ -29,7 +29,7 @@ def test_recipe_load_builds_frozen_steps():
     assert [s.id for s in recipe.steps] == ["contact", "note"]
     assert [s.use for s in recipe.steps] == ["ghl.contacts.get", "ghl.notes.create"]
     assert recipe.vars == {"greeting": "Welcome aboard"}
-    assert recipe.env == ("SUPPORT_EMAIL",)
+    assert recipe.env == ("RECIPE_SUPPORT_EMAIL",)
     assert recipe.file == str(GOOD / "contact_note.yaml")
     note = recipe.steps[1]
     assert isinstance(note.if_, Template) and note.for_each is None
@@ -70,7 +70,7 @@ def test_recipe_expressions_are_compiled_and_render():
         "trigger": {"id": "c1", "tags": ["vip"]},
         "steps": {"contact": {"contact": {"id": "c1", "email": "a@b.co", "firstName": None}}},
         "vars": dict(recipe.vars),
-        "env": {"SUPPORT_EMAIL": "help@x.co"},
+        "env": {"RECIPE_SUPPORT_EMAIL": "help@x.co"},
     }
     note = recipe.steps[1]
     assert note.if_ is not None and note.if_.render(context) is True
@@ -129,14 +129,17 @@ def test_recipe_reports_every_expression_error_at_once():
 
 
 def test_recipe_unquoted_braces_are_a_yaml_mapping():
-    """An unquoted {{ ... }} is YAML flow syntax: the schema reports it at its line."""
+    """An unquoted {{ ... }} is YAML flow syntax: reported at its line, with how to quote it."""
     text = (
         "name: t\ntrigger: {use: ghl.contacts.created}\nsteps:\n"
         "  - id: a\n    use: ghl.notes.create\n    if: {{ trigger.x }}\n"
     )
     with pytest.raises(DocumentError) as exc:
         parse_recipe(text, file="t.yaml")
-    assert _problems(exc) == ["t.yaml:6:10: mapping keys must be plain text"]
+    assert _problems(exc) == [
+        "t.yaml:6:9: an unquoted '{{': YAML reads it as a mapping"
+        ' [put an expression that is the whole value in quotes: "{{ trigger.id }}"]'
+    ]
 
 
 def test_recipe_expression_error_in_a_block_has_its_own_line():
@@ -178,7 +181,7 @@ def test_recipe_schema_problems_are_all_listed():
         "t.yaml:4:43: steps[0].retry: unknown field 'retry'",
         "t.yaml:5:18: on_error.then: 'explode' is not one of ['dead_letter', 'stop']",
         "t.yaml:6:7: env[0]: 'lower_case' is not a valid environment variable name "
-        "[use capital letters, digits and _ (e.g. SUPPORT_EMAIL)]",
+        "[use capital letters, digits and _ (e.g. RECIPE_SUPPORT_EMAIL)]",
     ]
 
 

@@ -220,7 +220,7 @@ def test_recipes_shipped_run_note_mirror(
     receiver: tuple[str, list[tuple[dict[str, str], Any]]],
     tmp_path: Path,
 ) -> None:
-    """A new note is POSTed with its contact to $NOTE_MIRROR_URL; the token is not stored."""
+    """A new note is POSTed with its contact to $RECIPE_NOTE_MIRROR_URL; the token is not stored."""
     url, received = receiver
     created = runtime.call("ghl.notes.create", {"contactId": contact["id"], "body": "Wants a call"})
     note = created["note"]
@@ -228,7 +228,7 @@ def test_recipes_shipped_run_note_mirror(
         "note_created", id=note["id"], contactId=contact["id"], locationId=ghl.location_id
     )
     token = "mirror-token-0123456789"
-    environ = {"NOTE_MIRROR_URL": url, "NOTE_MIRROR_TOKEN": token}
+    environ = {"RECIPE_NOTE_MIRROR_URL": url, "RECIPE_NOTE_MIRROR_TOKEN": token}
     with allowing("127.0.0.1"):
         result = run("note_mirror", event, catalog, runtime, store, environ)
     ((headers, body),) = received

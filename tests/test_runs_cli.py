@@ -209,3 +209,42 @@ def re_search(pattern: str, text: str) -> bool:
     import re
 
     return re.search(pattern, text) is not None
+
+
+def test_run_cli_resume_with_another_event_is_refused(
+    files: tuple[Path, Path], env: dict[str, str], ghl: SandboxServer, tmp_path: Path
+) -> None:
+    """`run --run-id ID --event OTHER` exits 1 saying why; the run keeps its first event."""
+    recipe, event = files
+    first = run_cli("run", str(recipe), "--event", str(event), "--base-url", ghl.base_url,
+                    "--run-id", "same-1", env=env)
+    assert first.status == 0, first
+    other = tmp_path / "other.json"
+    other.write_text(event.read_text().replace('"Ada"', '"Bea"'))
+    again = run_cli("run", str(recipe), "--event", str(other), "--base-url", ghl.base_url,
+                    "--run-id", "same-1", env=env)
+    assert again.status == 1, again
+    assert "run 'same-1' was started with another event" in again.stderr
+    assert "leave out --run-id" in again.stderr and "Traceback" not in again.stderr
+    detail = json.loads(run_cli("runs", "show", "same-1", "--json", env=env).stdout)
+    assert detail["event"]["firstName"] == "Ada"
+    assert (detail["status"], detail["executions"]) == ("succeeded", 1)
+    assert ghl.writes(TASKS) == 1
+
+
+def test_runs_cli_show_takes_a_unique_prefix(
+    files: tuple[Path, Path], env: dict[str, str], ghl: SandboxServer
+) -> None:
+    """`runs show` takes a prefix only one run id has; a shared prefix is refused, listing them."""
+    recipe, event = files
+    for run_id in ("abc123", "abd456"):
+        done = run_cli("run", str(recipe), "--event", str(event), "--base-url", ghl.base_url,
+                       "--run-id", run_id, env=env)
+        assert done.status == 0, done
+    shown = run_cli("runs", "show", "abc", "--json", env=env)
+    assert shown.status == 0, shown
+    assert json.loads(shown.stdout)["id"] == "abc123"
+    shared = run_cli("runs", "show", "ab", env=env)
+    assert shared.status == 1
+    assert "run id 'ab' is ambiguous" in shared.stderr
+    assert "abc123" in shared.stderr and "abd456" in shared.stderr

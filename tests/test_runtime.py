@@ -46,8 +46,9 @@ def test_runtime_input_errors_list_every_field(api):
             "ghl.tasks.create", {"contactId": "c1", "title": 5, "dueDate": "x", "bogus": 1}
         )
     assert str(info.value) == (
-        "invalid input for ghl.tasks.create: bogus: unknown field 'bogus'; "
-        "completed: required field is missing; title: 5 is not of type 'string'"
+        "invalid input for ghl.tasks.create: bogus: unknown input 'bogus' for ghl.tasks.create"
+        " [inputs: assignedTo, body, completed, contactId, dueDate, title]; completed: missing"
+        " required input 'completed' for ghl.tasks.create; title: 5 is not of type 'string'"
     )
     assert api.requests == []
 

@@ -41,7 +41,7 @@ EXPECTED: dict[str, list[str]] = {
     ],
     "env_not_allowed": [
         "10:24: steps[0].with.body: environment variable 'OWNER_EMAIL' is not allowed "
-        "[allowed: SUPPORT_EMAIL]"
+        "[allowed: RECIPE_SUPPORT_EMAIL]"
     ],
     "expression_syntax": ["9:20: steps[0].with.body: '{{' is never closed by '}}'"],
     "filter_arguments": ["9:33: steps[0].with.body: filter 'lower' takes 0 argument(s), got 1"],
@@ -62,7 +62,7 @@ EXPECTED: dict[str, list[str]] = {
         "7:19: steps[0].for_each: for_each cannot read 'item': the list comes first"
     ],
     "reserved_env": [
-        "4:22: env[1]: environment variable 'CONNECTOR_TOKEN' is reserved for the connector "
+        "4:29: env[1]: environment variable 'CONNECTOR_TOKEN' is reserved for the connector "
         "itself [CONNECTOR_* variables may hold tokens and keys; recipes cannot read them]"
     ],
     "item_outside_for_each": [
@@ -134,7 +134,7 @@ EXPECTED: dict[str, list[str]] = {
         "11:18: steps[0].with.tags[0]: vars has no field 'welcome_tg' [did you mean 'welcome_tag'?]"
     ],
     "wrong_literal_type": ["11:18: steps[0].with.completed: 'no' is not of type 'boolean'"],
-    "yaml_syntax": ["8:1: invalid YAML: found unexpected end of stream"],
+    "yaml_syntax": ["7:23: invalid YAML: this quoted value is never closed [add the closing quote]"],
 }
 
 
@@ -449,3 +449,95 @@ def test_validate_schemapath_follows_json_schema(segments, expected):
     if isinstance(found, Miss):
         found = f"0+{found.depth}: {found.message}" + (f" [{found.hint}]" if found.hint else "")
     assert found == expected
+
+
+HEAD = "name: t\ntrigger: {use: ghl.contacts.created}\nsteps:\n  - id: a\n    use: ghl.contacts.get\n"
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (
+            "name: t\ntrigger: {use: ghl.contacts.created\nsteps: []\n",
+            "t.yaml:2:10: invalid YAML: this '{' is never closed by '}' [close it, or quote a"
+            " value that starts with a character YAML reserves ({ [ * & ! % @ `); an"
+            ' expression goes in quotes: "{{ ... }}"]',
+        ),
+        (
+            "name: t\n  trigger: x\n",
+            "t.yaml:2:10: invalid YAML: a ':' where no key can start [indent this line like the"
+            " keys above it, or quote a value that contains ': ']",
+        ),
+        (
+            "name: t\n\tsteps: []\n",
+            "t.yaml:2:1: invalid YAML: a tab character [YAML indents with spaces only]",
+        ),
+        (
+            HEAD + "    with:\n      contactId: {{ trigger.id }}\n",
+            "t.yaml:7:18: an unquoted '{{': YAML reads it as a mapping [put an expression that"
+            ' is the whole value in quotes: "{{ trigger.id }}"]',
+        ),
+        (
+            HEAD + "    retry: 3\n    with: {contactId: \"{{ trigger.id }}\"}\n",
+            "t.yaml:6:12: steps[0].retry: unknown field 'retry' [retry goes under on_error, on"
+            " the step or the recipe: on_error: {retry: 3}]",
+        ),
+        (
+            HEAD + '    with: {contactId: "{{ trigger.id !"}\n',
+            "t.yaml:6:24: steps[0].with.contactId: '{{' is never closed by '}}'",
+        ),
+    ],
+    ids=["unclosed_flow", "indented_key", "tab", "unquoted_expression", "step_retry",
+         "never_closed"],
+)
+def test_validate_yaml_and_placement_mistakes_in_plain_words(text: str, expected: str,
+                                                             tmp_path: Path) -> None:
+    """Syntax errors say where the problem started and how to fix it, not PyYAML's words;
+    a step-level retry says where it goes; '{{' without '}}' says so whatever follows it."""
+    path = tmp_path / "t.yaml"
+    path.write_text(text)
+    result = run_cli("validate", "t.yaml", cwd=tmp_path)
+    assert result.status == 1
+    assert result.stdout.splitlines() == [expected]
+
+
+def test_validate_a_folder_checks_every_recipe_in_it(tmp_path: Path) -> None:
+    """`validate DIR` checks each *.yaml/*.yml of the folder, as serve loads them; an empty
+    folder is one problem; the shipped recipes/ folder passes."""
+    (tmp_path / "a.yaml").write_text(HEAD + '    with: {contactId: "{{ trigger.id }}"}\n')
+    (tmp_path / "b.yml").write_text(HEAD + "    with: {contactId: 5}\n")
+    (tmp_path / "notes.txt").write_text("not a recipe")
+    result = run_cli("validate", str(tmp_path))
+    assert result.status == 1, result
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith(f"OK {tmp_path / 'a.yaml'}: ")
+    assert lines[1] == f"{tmp_path / 'b.yml'}:6:23: steps[0].with.contactId: 5 is not of type 'string'"
+    assert len(lines) == 2
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    result = run_cli("validate", str(empty))
+    assert result.status == 1
+    assert result.stdout.strip() == f"{empty}: no recipe (*.yaml) in this folder"
+    shipped = run_cli("validate", str(ROOT / "recipes"))
+    assert shipped.status == 0, shipped
+    assert len(shipped.stdout.splitlines()) == len(list((ROOT / "recipes").glob("*.yaml")))
+
+
+def test_validate_env_reads_only_recipe_variables_or_the_operators_list(tmp_path: Path) -> None:
+    """A recipe listing GHL_CLIENT_SECRET in `env:` is refused at validate time, saying how to
+    fix it; RECIPE_* names pass, and so does a name $CONNECTOR_RECIPE_ENV allows."""
+    path = tmp_path / "t.yaml"
+    path.write_text(
+        "name: t\ntrigger: {use: ghl.contacts.created}\nenv: [RECIPE_SITE, GHL_CLIENT_SECRET]\n"
+        "steps:\n  - id: a\n    use: ghl.notes.create\n"
+        '    with: {contactId: "{{ trigger.id }}", body: "{{ env.GHL_CLIENT_SECRET }}"}\n'
+    )
+    refused = run_cli("validate", str(path))
+    assert refused.status == 1
+    assert refused.stdout.splitlines() == [
+        f"{path}:3:20: env[1]: environment variable 'GHL_CLIENT_SECRET' is not allowed: recipes"
+        " read only RECIPE_* variables and those $CONNECTOR_RECIPE_ENV lists [rename it"
+        " RECIPE_GHL_CLIENT_SECRET, or allow it with CONNECTOR_RECIPE_ENV=GHL_CLIENT_SECRET]"
+    ]
+    allowed = run_cli("validate", str(path), env={"CONNECTOR_RECIPE_ENV": "OTHER, GHL_CLIENT_SECRET"})
+    assert allowed.status == 0, allowed

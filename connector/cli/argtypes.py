@@ -11,7 +11,9 @@ if TYPE_CHECKING:
     from connector.catalog import Catalog
     from connector.hookspecs import RateLimit
 
-__all__ = ["GHL_APP", "per_app", "per_window", "positive", "rate_limits"]
+__all__ = [
+    "GHL_APP", "count", "per_app", "per_window", "port", "positive", "rate_limits", "seconds",
+]  # fmt: skip
 
 GHL_APP = "ghl"
 _APP_ID = re.compile(r"[a-z][a-z0-9_]*")
@@ -34,6 +36,31 @@ def per_window(text: str) -> tuple[int, float]:
         value = (0, 0.0)
     if not sep or value[0] < 1 or not value[1] > 0:
         raise argparse.ArgumentTypeError(f"{text!r} is not N/SECONDS (e.g. 10/60)")
+    return value
+
+
+def count(text: str) -> int:
+    """An argparse type: a whole number of at least 0."""
+    if not text.isdigit():
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of 0 or more")
+    return int(text)
+
+
+def port(text: str) -> int:
+    """An argparse type: a TCP port, 0 (a free one) to 65535."""
+    if not text.isdigit() or int(text) > 65535:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port (0 to 65535; 0: a free one)")
+    return int(text)
+
+
+def seconds(text: str) -> float:
+    """An argparse type: a number of seconds above 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0.0
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds above 0")
     return value
 
 

@@ -6,9 +6,12 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from connector.errors import DocumentError, Location, Problem
+
+if TYPE_CHECKING:
+    from connector.hookspecs import App
 
 __all__ = ["add_parser"]
 
@@ -109,7 +112,22 @@ def run(args: argparse.Namespace) -> int:
     catalog = build_catalog()
     action = catalog.action(args.action)
     app = catalog.app(action.app)
-    auth, location_id, base_url = (None, None, None) if args.dry_run else auth_from_args(args, app)
+    if action.deprecated:  # worded as validate's warning for a step that uses it
+        instead = f" [use {action.use_instead!r} instead]" if action.use_instead else ""
+        print(f"warning: action {action.id!r} is deprecated{instead}", file=sys.stderr)
+    invented: dict[str, str] = {}
+    if args.dry_run:
+        auth = None
+        location_id, base_url = _credential_context(args, app)
+        param = action.location_param
+        if param and param not in data and not (args.location_id or location_id):
+            data[param] = f"<{param}>"
+            invented[param] = (
+                "invented by the dry run: no connection to take it from [a real call takes it"
+                " from --location-id or the connection's location]"
+            )
+    else:
+        auth, location_id, base_url = auth_from_args(args, app)
     base_url = args.base_url or base_url
     settings = Settings(
         strict=args.strict,
@@ -119,12 +137,28 @@ def run(args: argparse.Namespace) -> int:
     )
     with Runtime(catalog, settings, auth=auth) as runtime:
         if args.dry_run:
-            _dump(runtime.dry_run(action.id, data))
+            preview = runtime.dry_run(action.id, data)
+            _dump({**preview, "placeholders": invented} if invented else preview)
         elif args.all_pages:
             _dump_stream(runtime.iterate(action.id, data, max_items=args.max_items))
         else:
             _dump(runtime.call(action.id, data))
     return 0
+
+
+def _credential_context(args: argparse.Namespace, app: App) -> tuple[str | None, str | None]:
+    """The location and base URL a real call would take from its credential, read without
+    using the credential (a dry run sends nothing); (None, None) when there is none to read."""
+    from connector.connection import ConnectionStore
+    from connector.errors import ConnectorError
+
+    if args.token_env or "none" in app.auth or "api_key" in app.auth:
+        return None, None  # as in auth_from_args: no stored connection is used
+    try:
+        connection = ConnectionStore.open().resolve(getattr(args, "connection", None))
+    except ConnectorError:
+        return None, None
+    return connection.location_id, connection.base_url
 
 
 def _dump(value: Any) -> None:

@@ -17,7 +17,9 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         help="list the actions and triggers the pack provides",
         description="List every action and trigger, or show one with its inputs and output.",
         epilog="examples:\n  ghl-connector catalog --app ghl\n  ghl-connector catalog --json\n"
-        "  ghl-connector catalog show ghl.contacts.create",
+        "  ghl-connector catalog show ghl.contacts.create\n"
+        "  ghl-connector catalog show ghl.contacts.created --sample > event.json\n"
+        "  ghl-connector catalog show ghl.notes.create --sample > input.json",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--app", help="only this app's entries (e.g. ghl)")
@@ -27,6 +29,12 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     show = inner.add_parser("show", help="one action or trigger in detail")
     show.add_argument("id", help="action or trigger id, e.g. ghl.contacts.get")
     show.add_argument("--json", action="store_true", help="print the full entry as JSON")
+    show.add_argument(
+        "--sample",
+        action="store_true",
+        help="print only a sample to start from: a trigger's event (for 'run --event FILE') or"
+        " an action's input (for 'call --input @FILE')",
+    )
     show.set_defaults(func=run_show)
 
 
@@ -99,8 +107,10 @@ def run_show(args: argparse.Namespace) -> int:
     catalog = build_catalog()
     if args.id in catalog.triggers:
         text, data = describe_trigger(catalog.trigger(args.id))
+        example = data["example_event"]
     elif args.id in catalog.actions:
         text, data = describe_action(catalog.action(args.id))
+        example = data["example_input"]
     else:
         from connector.catalog import did_you_mean
         from connector.errors import ConnectorError
@@ -108,8 +118,8 @@ def run_show(args: argparse.Namespace) -> int:
         hint = did_you_mean(args.id, [*catalog.actions, *catalog.triggers])
         where = f" ({hint})" if hint else " [see `ghl-connector catalog`]"
         raise ConnectorError(f"unknown action or trigger {args.id!r}{where}")
-    if args.json:
-        json.dump(data, sys.stdout, indent=2)
+    if args.sample or args.json:
+        json.dump(example if args.sample else data, sys.stdout, indent=2)
         sys.stdout.write("\n")
     else:
         sys.stdout.write(text)

@@ -35,7 +35,7 @@ def describe_action(action: Action) -> tuple[str, dict[str, Any]]:
     lines.append("output:")
     lines += _shape(action.output_schema, "  ")
     lines.append("")
-    lines.append("example input:")
+    lines.append(f"example input (`catalog show {action.id} --sample > input.json`):")
     lines.append("  " + json.dumps(example))
     data = {
         "id": action.id,
@@ -58,12 +58,16 @@ def describe_action(action: Action) -> tuple[str, dict[str, Any]]:
 
 
 def describe_trigger(trigger: Trigger) -> tuple[str, dict[str, Any]]:
-    """Text and JSON for one trigger: event, scopes and payload shape."""
+    """Text and JSON for one trigger: event, scopes, payload shape and an example event."""
+    example = sample(trigger.payload_schema)
     lines = [f"{trigger.id}: {trigger.title}", f"  {trigger.kind} trigger"]
     if trigger.event:
         lines.append(f"  event: {trigger.event}")
     lines.append(f"  scopes: {' '.join(trigger.scopes) or 'none'}")
     lines += ["", "payload:", *_shape(trigger.payload_schema, "  ")]
+    lines += ["", f"example event (`catalog show {trigger.id} --sample > event.json`):"]
+    shown = json.dumps(example)
+    lines.append("  " + (shown if len(shown) <= 400 else shown[:397] + "..."))
     data = {
         "id": trigger.id,
         "app": trigger.app,
@@ -72,6 +76,7 @@ def describe_trigger(trigger: Trigger) -> tuple[str, dict[str, Any]]:
         "event": trigger.event,
         "scopes": list(trigger.scopes),
         "payload_schema": trigger.payload_schema,
+        "example_event": example,
     }
     return "\n".join(lines) + "\n", data
 

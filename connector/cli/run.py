@@ -15,7 +15,7 @@ if TYPE_CHECKING:
     from connector.recipe import Recipe
     from connector.runtime import Runtime
 
-__all__ = ["add_parser"]
+__all__ = ["add_parser", "connected", "runtimes_for"]
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -81,7 +81,8 @@ def run(args: argparse.Namespace) -> int:
 
     from connector.catalog import build_catalog
     from connector.document import load_yaml_file
-    from connector.engine import Engine
+    from connector.engine import Engine, check_event
+    from connector.history import History
     from connector.store import Store
     from connector.validate import validate_file
 
@@ -95,9 +96,12 @@ def run(args: argparse.Namespace) -> int:
     if recipe is None:  # a report without problems always holds its recipe
         raise AssertionError("validate_file returned no recipe and no problem")
     event = load_yaml_file(Path(args.event))
-    runtime, runtimes = _runtimes(args, catalog, recipe)
+    runtime, runtimes = runtimes_for(args, catalog, recipe)
     store = None if args.dry_run else Store()
     try:
+        if store is not None and args.run_id:
+            trigger = catalog.trigger(recipe.trigger.use)
+            History(store).check_same_event(args.run_id, check_event(trigger, event))
         engine = Engine(catalog, runtime, store, runtimes=runtimes)
         result = engine.run(recipe, event, run_id=args.run_id, dry_run=args.dry_run)
     finally:
@@ -113,7 +117,7 @@ def run(args: argparse.Namespace) -> int:
     return 0 if result.ok else 1
 
 
-def _runtimes(
+def runtimes_for(
     args: argparse.Namespace, catalog: Catalog, recipe: Recipe
 ) -> tuple[Runtime, dict[str, Runtime] | None]:
     """The default runtime, and one per connection the steps name (None: all use the default).
@@ -128,9 +132,9 @@ def _runtimes(
     names = {step.connection for step in recipe.steps}
     ghl = _uses_ghl(catalog, recipe)
     if args.connection or names <= {None}:
-        return _connected(catalog, args.connection, urls, ghl), None
-    named = {name: _connected(catalog, name, urls, ghl) for name in sorted(n for n in names if n)}
-    default = _connected(catalog, None, urls, ghl) if None in names else next(iter(named.values()))
+        return connected(catalog, args.connection, urls, ghl), None
+    named = {name: connected(catalog, name, urls, ghl) for name in sorted(n for n in names if n)}
+    default = connected(catalog, None, urls, ghl) if None in names else next(iter(named.values()))
     return default, named
 
 
@@ -140,7 +144,7 @@ def _uses_ghl(catalog: Catalog, recipe: Recipe) -> bool:
     return not all("api_key" in catalog.app(app).auth for app in apps)
 
 
-def _connected(
+def connected(
     catalog: Catalog, connection: str | None, urls: dict[str, str], ghl: bool
 ) -> Runtime:
     """A runtime for ``connection``: GHL calls use it, API-key apps their own key.

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from connector.cli.argtypes import count, port, positive, seconds
+
 __all__ = ["add_parser"]
 
 
@@ -30,10 +32,10 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     parser.add_argument(
         "--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)"
     )
-    parser.add_argument("--port", type=int, default=0, help="port (default: a free one)")
+    parser.add_argument("--port", type=port, default=0, help="port (default: a free one)")
     parser.add_argument(
         "--seed-contacts",
-        type=int,
+        type=count,
         default=10,
         metavar="N",
         help="contacts to start with (default 10)",
@@ -53,19 +55,19 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     )
     parser.add_argument(
         "--daily-quota",
-        type=int,
+        type=positive,
         default=200_000,
         metavar="N",
         help="requests per location per day (default 200000)",
     )
     parser.add_argument(
         "--token-lifetime",
-        type=float,
+        type=seconds,
         default=86399.0,
         metavar="SECONDS",
         help="OAuth access-token lifetime (default 86399, as GHL)",
     )
-    parser.add_argument("--seed", type=int, default=0, help="random seed for ids and faults")
+    parser.add_argument("--seed", type=count, default=0, help="random seed for ids and faults")
     parser.set_defaults(func=run)
 
 

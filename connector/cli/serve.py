@@ -7,7 +7,7 @@ import logging
 import sys
 from typing import TYPE_CHECKING
 
-from connector.cli.argtypes import GHL_APP, per_app, per_window, positive, rate_limits
+from connector.cli.argtypes import GHL_APP, per_app, per_window, port, positive, rate_limits
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
@@ -54,7 +54,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     parser.add_argument("--recipes", required=True, metavar="DIR",
                         help="the folder of recipe files (*.yaml)")
     parser.add_argument("--host", default="127.0.0.1", help="where to listen (127.0.0.1)")
-    parser.add_argument("--port", type=int, default=8000, help="0 picks a free port (8000)")
+    parser.add_argument("--port", type=port, default=8000, help="0 picks a free port (8000)")
     parser.add_argument("--db", metavar="PATH",
                         help="the state file (default: $CONNECTOR_HOME/state.db)")
     parser.add_argument("--workers", type=positive, default=4, metavar="N",
@@ -233,8 +233,14 @@ def _with_sandbox(options: ServeOptions, sandbox: SandboxServer,
     provider = api_key_provider(ghl_only(bearer), keys=keys)
     pems = [(f"sandbox {kind} key", pem.encode()) for kind, pem in sandbox.public_keys.items()]
     config = sandbox.config
+    banner = (
+        f"ghl sandbox: {sandbox.base_url} (location {sandbox.location_id}, private token"
+        f" {sandbox.private_token}, OAuth client {config.client_id} / {config.client_secret};"
+        " this sandbox's own: another sandbox's token is refused)"
+    )
     return dataclasses.replace(
         options,
+        banner=(*options.banner, banner),
         keys=parse_keys(pems),
         base_url=sandbox.base_url,
         rate_limit=RateLimit(config.rate_limit_requests, config.rate_limit_seconds),

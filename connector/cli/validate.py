@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -25,11 +26,13 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
             "Every problem is listed as FILE:LINE:COL: PATH: MESSAGE [HINT]; "
             "the exit status is 1 if there is any."
         ),
-        epilog="examples:\n  ghl-connector validate recipes/*.yaml\n"
+        epilog="examples:\n  ghl-connector validate recipes/\n"
+        "  ghl-connector validate recipes/*.yaml\n"
         "  ghl-connector validate my_recipe.yaml --json",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("recipes", nargs="+", metavar="RECIPE", help="recipe YAML files")
+    parser.add_argument("recipes", nargs="+", metavar="RECIPE",
+                        help="recipe YAML files, or folders of them (every *.yaml, *.yml)")
     parser.add_argument(
         "--json", action="store_true", help="print problems, warnings and scopes as JSON"
     )
@@ -38,20 +41,34 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 
 def run(args: argparse.Namespace) -> int:
     """Check every recipe given; print the problems (or an OK line per recipe)."""
-    from pathlib import Path
-
     from connector.catalog import build_catalog
-    from connector.validate import validate_file
+    from connector.errors import Location, Problem
+    from connector.validate import Report, validate_file
 
     catalog = build_catalog()
     filters = catalog.filters  # built-in filters and every plugin's
-    reports = [validate_file(Path(name), catalog, filters=filters) for name in args.recipes]
+    reports: list[Report] = []
+    for name in args.recipes:
+        files = _recipe_files(Path(name))
+        if not files:
+            where = Location(name)
+            reports.append(Report(name, (Problem(where, "no recipe (*.yaml) in this folder"),)))
+        reports += [validate_file(path, catalog, filters=filters) for path in files]
     if args.json:
         json.dump(_as_json(reports), sys.stdout, indent=2)
         sys.stdout.write("\n")
     else:
         _print(reports)
     return 0 if all(report.ok for report in reports) else 1
+
+
+def _recipe_files(path: Path) -> list[Path]:
+    """``path`` itself, or every recipe of the folder ``path`` (as ``serve`` reads them)."""
+    from connector.dispatcher import RECIPE_SUFFIXES
+
+    if not path.is_dir():
+        return [path]
+    return sorted(p for p in path.iterdir() if p.suffix in RECIPE_SUFFIXES and p.is_file())
 
 
 def _print(reports: list[Report]) -> None:
@@ -67,7 +84,7 @@ def _print(reports: list[Report]) -> None:
             count += len(report.problems)
             for problem in report.problems:
                 print(problem)
-            if not report.complete:
+            if not report.complete and not Path(report.file or "").is_dir():
                 print(
                     f"note: {report.file}: fix the problems above to have ids, inputs and "
                     "expressions checked too",
