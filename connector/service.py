@@ -353,7 +353,9 @@ def serve(
             " with `ghl-connector auth login`, or give --connection]"
         )
     register(*(hook.secret for hook in hooks.values()), *options.api_keys.values())
-    for warning in folder_crossings(routes, syncs, catalog):
+    unset = [(_file_name(r), n) for r in routes for n in r.recipe.env if n not in os.environ]
+    warnings = [f"{file} reads ${name}, which is not set" for file, name in unset]
+    for warning in [*warnings, *folder_crossings(routes, syncs, catalog)]:
         out.write(f"warning: {warning}\n")
         _log.warning("serve: %s", warning)
     with Store(options.db) as work_store, _Lock(options.db):
