@@ -96,7 +96,7 @@ def crossings(flows: Sequence[Flow]) -> list[str]:
             f"{_name(source)} and {_name(target)} are copied both ways by different files:"
             f" {_name(source)} -> {target[0]} by {there}; {_name(target)} -> {source[0]} by"
             f" {again} [the pack skips its own echoes and stops loops, but a change may be"
-            " copied twice: keep the sync or the recipes]"
+            " copied twice: to copy each change once, keep one file per direction]"
         )
     return warnings
 

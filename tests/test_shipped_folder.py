@@ -138,6 +138,11 @@ def _quiet(service: Service, ghl_url: str, *, settle: float = 6.0, limit: float 
 
 
 def test_the_shipped_folder_runs_without_loops_or_dead_letters(service: Service) -> None:
+    assert (
+        "warning: ghl tasks and superphone tasks are copied both ways by different files: ghl"
+        " tasks -> superphone by superphone_task_completed_from_ghl.yaml,"
+        " superphone_task_from_ghl.yaml, sync_superphone.yaml;"
+    ) in "\n".join(service.summary)
     runtime, ghl_url = _runtime(service)
     with runtime:
         # SuperPhone: a contact, its task and its note.

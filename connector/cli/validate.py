@@ -9,7 +9,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from connector.catalog import Catalog
     from connector.errors import Problem
+    from connector.flows import Flow
     from connector.validate import Report
 
 __all__ = ["add_parser"]
@@ -54,12 +56,33 @@ def run(args: argparse.Namespace) -> int:
             where = Location(name)
             reports.append(Report(name, (Problem(where, "no recipe (*.yaml) in this folder"),)))
         reports += [validate_file(path, catalog, filters=filters) for path in files]
+    crossings = _crossings(reports, catalog)
     if args.json:
-        json.dump(_as_json(reports), sys.stdout, indent=2)
+        json.dump({**_as_json(reports), "crossings": crossings}, sys.stdout, indent=2)
         sys.stdout.write("\n")
     else:
         _print(reports)
+        for warning in crossings:
+            print(f"warning: {warning}")
     return 0 if all(report.ok for report in reports) else 1
+
+
+def _crossings(reports: list[Report], catalog: Catalog) -> list[str]:
+    """What the recipes and sync documents checked together copy both ways (as ``serve``
+    warns at start), from the files that passed."""
+    from connector.flows import crossings, recipe_flows, sync_flows
+    from connector.syncspec import load_sync
+
+    flows: list[Flow] = []
+    for report in reports:
+        if not report.ok or report.file is None:
+            continue
+        name = Path(report.file).name
+        if report.recipe is not None:
+            flows += recipe_flows(name, report.recipe, catalog)
+        else:
+            flows += sync_flows(name, load_sync(Path(report.file)))
+    return crossings(flows)
 
 
 def _recipe_files(path: Path) -> list[Path]:
