@@ -197,7 +197,7 @@ class HttpClient:
             headers["Content-Type"] = "application/json"
         return httpx.Request(
             request.method.upper(),
-            self._base + request.target,
+            request.wire_url(self._base),
             headers=headers,
             content=content.encode() if content is not None else None,
             extensions={"timeout": self._timeouts},
