@@ -37,6 +37,7 @@ from connector.errors import (
     ResponseLimitError,
 )
 from connector.request import Reply
+from connector.secrets import is_secret_name
 from connector.transport import (
     MAX_BODY,
     BodyTooLarge,
@@ -69,7 +70,6 @@ MAX_REDIRECTS = 5
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 _CREDENTIAL_HEADERS = frozenset({"authorization", "cookie", "proxy-authorization"})
 _CONNECTOR_HEADERS = frozenset({"host", "content-length", "transfer-encoding", "connection"})
-_SECRET_WORDS = ("auth", "cookie", "token", "key", "secret", "signature", "password")
 _CUT = 200
 
 ClientFactory = Callable[[float], httpx.Client]
@@ -139,8 +139,9 @@ def execute_http_request(
 def preview_http_request(action: Action, data: Mapping[str, Any]) -> dict[str, Any]:
     """What ``--dry-run`` shows for the validated input ``data``; nothing is resolved or sent.
 
-    :returns: ``{action, method, url, headers, json?}`` with credential-like header values
-        (names containing auth, cookie, token, key, secret, signature, password) masked.
+    :returns: ``{action, method, url, headers, json?}`` with secret-named header values
+        masked (:func:`connector.secrets.is_secret_name`; the runtime masks query values and
+        body fields by the same rule).
     :raises InputError: the URL cannot be parsed.
     """
     try:
@@ -148,7 +149,7 @@ def preview_http_request(action: Action, data: Mapping[str, Any]) -> dict[str, A
     except httpx.InvalidURL as exc:
         raise InputError(action.id, [Problem(Location(pointer="/url"), str(exc))]) from exc
     headers = {
-        name: "****" if any(word in name.lower() for word in _SECRET_WORDS) else value
+        name: "****" if is_secret_name(name) else value
         for name, value in dict(data.get("headers") or {}).items()
     }
     out: dict[str, Any] = {
