@@ -7,7 +7,7 @@ server name stay the URL's host, so certificates are still verified against it).
 are not followed by httpx: up to :data:`MAX_REDIRECTS` are followed here, each target checked
 by the guard first; credentials (``Authorization``, ``Cookie``) are dropped when a redirect
 leaves the origin. No retries and no rate limit: a generic request may not be safe to repeat.
-The whole call (redirects included) is held to :class:`~connector.transport.ResponseLimits`,
+The whole call (redirects included) is held to :class:`~connector.limits.ResponseLimits`,
 the same total deadline and decoded-body cap as every other outgoing call.
 
 The output is ``{status, headers, json, text}``. A 4xx/5xx answer raises
@@ -36,9 +36,7 @@ from connector.errors import (
     RemoteError,
     ResponseLimitError,
 )
-from connector.request import Reply
-from connector.secrets import is_secret_name
-from connector.transport import (
+from connector.limits import (
     MAX_BODY,
     BodyTooLarge,
     DeadlineExceeded,
@@ -46,6 +44,8 @@ from connector.transport import (
     ResponseLimits,
     read_limited,
 )
+from connector.request import Reply
+from connector.secrets import is_secret_name
 from connector.urlguard import IPAddress, Target, UrlGuard, safe_url
 
 if TYPE_CHECKING:

@@ -12,7 +12,7 @@ What is retried (with the backoff of :class:`~connector.retry.RetryPolicy`):
   timeout) and 429 (GHL refuses a rate-limited request before doing anything), unless the
   caller says a retry is safe (``retry_unsafe=True``, e.g. an upsert).
 
-Every attempt is held to :class:`~connector.transport.ResponseLimits`: a total deadline (by
+Every attempt is held to :class:`~connector.limits.ResponseLimits`: a total deadline (by
 default four times the timeout) and a cap on the decoded body (10 MiB). Past either, the call
 fails with :class:`~connector.errors.ResponseLimitError`, never retried (the same server would
 answer the same way).
@@ -33,18 +33,18 @@ from types import TracebackType
 import httpx
 
 from connector.errors import AuthError, RateLimitError, RemoteError, ResponseLimitError
-from connector.ratelimit import RateLimiter
-from connector.request import Reply, RequestSpec
-from connector.retry import Backoff, RetryPolicy, parse_retry_after
-from connector.transport import (
+from connector.limits import (
     DEADLINE_EXTENSION,
     BodyTooLarge,
     DeadlineExceeded,
     DeadlineWatch,
-    KeepAliveTransport,
     ResponseLimits,
     read_limited,
 )
+from connector.ratelimit import RateLimiter
+from connector.request import Reply, RequestSpec
+from connector.retry import Backoff, RetryPolicy, parse_retry_after
+from connector.transport import KeepAliveTransport
 
 __all__ = ["BODY_CUT", "IDEMPOTENT_METHODS", "RETRY_STATUSES", "HttpClient"]
 

@@ -17,7 +17,6 @@ import socket
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import tracemalloc
 from collections.abc import Callable, Iterator
@@ -25,15 +24,16 @@ from pathlib import Path
 
 import pytest
 from conftest import ROOT
+from test_transport import RawServer
 
 from connector import urlguard
 from connector.catalog import build_catalog
 from connector.errors import ConnectorError, ResponseLimitError
 from connector.http import HttpClient
+from connector.limits import MAX_BODY, ResponseLimits
 from connector.request import RequestSpec
 from connector.retry import RetryPolicy
 from connector.runtime import Runtime, Settings
-from connector.transport import MAX_BODY, ResponseLimits
 
 MiB = 1024 * 1024
 BLOCK = b"x" * 65536
@@ -86,42 +86,24 @@ def drip_head(conn: socket.socket) -> None:
         time.sleep(1.0)
 
 
-class HostileServer:
+class HostileServer(RawServer):
     """Answers every request with ``behave(conn)`` until the client goes away."""
 
     def __init__(self, behave: Callable[[socket.socket], None]) -> None:
         self.behave = behave
-        self._sock = socket.create_server(("127.0.0.1", 0))
-        self.port = self._sock.getsockname()[1]
-        self.url = f"http://127.0.0.1:{self.port}"
-        self._open: list[socket.socket] = []
-        threading.Thread(target=self._accept, daemon=True).start()
+        super().__init__(lambda head: None)
 
-    def _accept(self) -> None:
-        while True:
-            try:
-                conn, _ = self._sock.accept()
-            except OSError:
-                return
-            self._open.append(conn)
-            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
-
-    def _serve(self, conn: socket.socket) -> None:
-        try:
-            with conn:
-                if _head(conn):
-                    self.behave(conn)
-        except OSError:  # the client gave up: what we want
-            return
+    def _answer(self, conn: socket.socket) -> None:
+        if _head(conn):
+            self.behave(conn)
 
     def close(self) -> None:
-        self._sock.close()
         for conn in self._open:
             try:
                 conn.shutdown(socket.SHUT_RDWR)
             except OSError:
                 pass
-            conn.close()
+        super().close()
 
 
 @pytest.fixture
