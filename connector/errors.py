@@ -11,7 +11,8 @@ ConnectorError          base; .location: Location | None
 ├── InputError          an action's input (or a CLI argument) fails validation
 ├── RemoteError         remote API failed: status >= 400, timeout, connection (.method .url .status)
 │   ├── RateLimitError  the remote answered 429, or our own limiter's daily quota ran out
-│   └── AuthError       token missing, rejected, or its refresh refused
+│   ├── AuthError       token missing, rejected, or its refresh refused
+│   └── ResponseLimitError  an answer over the body cap, or not complete by the deadline
 └── StoreError          persisted state could not be read or written
 ```
 
@@ -36,6 +37,7 @@ __all__ = [
     "RateLimitError",
     "RecipeError",
     "RemoteError",
+    "ResponseLimitError",
     "StoreError",
 ]
 
@@ -152,6 +154,32 @@ class RateLimitError(RemoteError):
 
 class AuthError(RemoteError):
     """A token is missing, was rejected, or could not be refreshed."""
+
+
+class ResponseLimitError(RemoteError):
+    """An answer too big or too slow: its decoded body passed the size cap, or the exchange
+    was not complete by its total deadline. Never retried: the server would do it again."""
+
+    @classmethod
+    def too_large(cls, method: str, url: str, status: int, limit: int) -> ResponseLimitError:
+        """The decoded body of a ``status`` answer passed ``limit`` bytes."""
+        return cls(
+            f"{method} {url} -> {status}: response body larger than {limit} bytes (decoded) "
+            "[CONNECTOR_HTTP_MAX_BODY sets the cap]",
+            method=method,
+            url=url,
+            status=status,
+        )
+
+    @classmethod
+    def too_slow(cls, method: str, url: str, seconds: float) -> ResponseLimitError:
+        """No complete answer within ``seconds``, the exchange's total deadline."""
+        return cls(
+            f"{method} {url} -> no complete answer within {seconds:g}s, the total deadline "
+            "[the server stalls or is too slow; CONNECTOR_HTTP_DEADLINE sets the deadline]",
+            method=method,
+            url=url,
+        )
 
 
 class StoreError(ConnectorError):

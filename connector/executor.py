@@ -63,8 +63,12 @@ class Executor(Protocol):
 
 
 def build_rest_request(action: Action, data: Mapping[str, Any]) -> RequestSpec:
-    """The request for a validated flat input: path, query, headers and body from ``params``."""
-    path_values: dict[str, Any] = {}
+    """The request for a validated flat input: path, query, headers and body from ``params``.
+
+    :raises InputError: a path parameter that would change which endpoint is called
+        (``..``, ``%2e%2E``, a ``/``, an empty string: see :func:`~connector.request.path_segment`).
+    """
+    path_values: dict[str, tuple[str, Any]] = {}
     query: list[tuple[str, str]] = []
     headers: dict[str, str] = {}
     body: dict[str, Any] = {}
@@ -74,7 +78,7 @@ def build_rest_request(action: Action, data: Mapping[str, Any]) -> RequestSpec:
         if param is None:
             body[name] = value
         elif param.location == "path":
-            path_values[param.wire_name] = value
+            path_values[param.wire_name] = (name, value)
         elif param.location == "query":
             query.extend((param.wire_name, _query_text(v)) for v in _as_list(value))
         elif param.location == "header":
@@ -82,7 +86,7 @@ def build_rest_request(action: Action, data: Mapping[str, Any]) -> RequestSpec:
         else:
             body[param.wire_name] = value
     json_body = body if action.body else None
-    path = fill_path(action.path, path_values)
+    path = fill_path(action.path, path_values, action_id=action.id)
     return RequestSpec(action.method, path, tuple(query), json_body, headers)
 
 

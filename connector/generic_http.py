@@ -7,6 +7,8 @@ server name stay the URL's host, so certificates are still verified against it).
 are not followed by httpx: up to :data:`MAX_REDIRECTS` are followed here, each target checked
 by the guard first; credentials (``Authorization``, ``Cookie``) are dropped when a redirect
 leaves the origin. No retries and no rate limit: a generic request may not be safe to repeat.
+The whole call (redirects included) is held to :class:`~connector.limits.ResponseLimits`,
+the same total deadline and decoded-body cap as every other outgoing call.
 
 The output is ``{status, headers, json, text}``. A 4xx/5xx answer raises
 :class:`~connector.errors.RemoteError` unless the input sets ``accept_errors``. httpx
@@ -32,8 +34,18 @@ from connector.errors import (
     Problem,
     RateLimitError,
     RemoteError,
+    ResponseLimitError,
+)
+from connector.limits import (
+    MAX_BODY,
+    BodyTooLarge,
+    DeadlineExceeded,
+    DeadlineWatch,
+    ResponseLimits,
+    read_limited,
 )
 from connector.request import Reply
+from connector.secrets import is_secret_name
 from connector.urlguard import IPAddress, Target, UrlGuard, safe_url
 
 if TYPE_CHECKING:
@@ -54,13 +66,10 @@ __all__ = [
 
 DEFAULT_TIMEOUT = 30.0
 MAX_REDIRECTS = 5
-MAX_BODY = 10 * 1024 * 1024
-"""Largest response body read, in bytes; a larger one fails the call."""
 
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 _CREDENTIAL_HEADERS = frozenset({"authorization", "cookie", "proxy-authorization"})
 _CONNECTOR_HEADERS = frozenset({"host", "content-length", "transfer-encoding", "connection"})
-_SECRET_WORDS = ("auth", "cookie", "token", "key", "secret", "signature", "password")
 _CUT = 200
 
 ClientFactory = Callable[[float], httpx.Client]
@@ -99,15 +108,20 @@ def execute_http_request(
     :param guard: the URL guard (default: :meth:`UrlGuard.from_config`).
     :raises InputError: a header the connector sets itself is given.
     :raises ConnectorError: the URL or a redirect target is refused.
-    :raises RemoteError: no answer, too many redirects, a too large body, or a 4xx/5xx answer.
+    :raises ResponseLimitError: a body over the cap, or no complete answer by the deadline.
+    :raises RemoteError: no answer, too many redirects, or a 4xx/5xx answer.
     """
     guard = guard or UrlGuard.from_config()
     hop, target = _first_hop(action, data, guard)
     timeout = float(data.get("timeout_seconds") or settings.timeout or DEFAULT_TIMEOUT)
+    limits = ResponseLimits.from_env()
     started = time.perf_counter()
-    with (client_factory or new_client)(timeout) as client:
+    seconds = limits.seconds(timeout)
+    watch = DeadlineWatch(time.monotonic() + seconds)
+    exchange = _Exchange(timeout, limits, seconds, watch)
+    with (client_factory or new_client)(timeout) as client, watch:
         for count in range(MAX_REDIRECTS + 1):
-            response, content = _send(client, hop, target, timeout)
+            response, content = _send(client, hop, target, exchange)
             location = response.headers.get("location")
             if response.status_code not in REDIRECT_STATUSES or not location:
                 elapsed = (time.perf_counter() - started) * 1000
@@ -125,8 +139,9 @@ def execute_http_request(
 def preview_http_request(action: Action, data: Mapping[str, Any]) -> dict[str, Any]:
     """What ``--dry-run`` shows for the validated input ``data``; nothing is resolved or sent.
 
-    :returns: ``{action, method, url, headers, json?}`` with credential-like header values
-        (names containing auth, cookie, token, key, secret, signature, password) masked.
+    :returns: ``{action, method, url, headers, json?}`` with secret-named header values
+        masked (:func:`connector.secrets.is_secret_name`; the runtime masks query values and
+        body fields by the same rule).
     :raises InputError: the URL cannot be parsed.
     """
     try:
@@ -134,7 +149,7 @@ def preview_http_request(action: Action, data: Mapping[str, Any]) -> dict[str, A
     except httpx.InvalidURL as exc:
         raise InputError(action.id, [Problem(Location(pointer="/url"), str(exc))]) from exc
     headers = {
-        name: "****" if any(word in name.lower() for word in _SECRET_WORDS) else value
+        name: "****" if is_secret_name(name) else value
         for name, value in dict(data.get("headers") or {}).items()
     }
     out: dict[str, Any] = {
@@ -165,23 +180,37 @@ def _first_hop(action: Action, data: Mapping[str, Any], guard: UrlGuard) -> tupl
     return _Hop(method, url, headers, body), Target(url, checked.addresses)
 
 
+@dataclass(frozen=True, slots=True)
+class _Exchange:
+    """What every hop of one call is held to: timeout, limits, and the deadline's watch."""
+
+    timeout: float
+    limits: ResponseLimits
+    seconds: float
+    watch: DeadlineWatch
+
+
 def _send(
-    client: httpx.Client, hop: _Hop, target: Target, timeout: float
+    client: httpx.Client, hop: _Hop, target: Target, exchange: _Exchange
 ) -> tuple[httpx.Response, bytes]:
     """Send ``hop`` to the first checked address that accepts a connection; read the body."""
     failure: httpx.ConnectError | None = None
     for address in target.addresses:
-        with _map_httpx_errors(hop, timeout):
+        with _map_httpx_errors(hop, exchange):
+            if exchange.watch.fired:
+                raise DeadlineExceeded()
             try:
-                response = client.send(_build(client, hop, address), stream=True)
+                request = _build(client, hop, address, exchange.watch)
+                response = client.send(request, stream=True)
             except httpx.ConnectError as exc:
                 failure = exc
                 continue
-            try:
-                redirect = response.status_code in REDIRECT_STATUSES
-                return response, b"" if redirect else _read(response, hop)
-            finally:
+            if response.status_code in REDIRECT_STATUSES:
                 response.close()
+                return response, b""
+            deadline = exchange.watch.deadline
+            full = read_limited(response, max_body=exchange.limits.max_body, deadline=deadline)
+            return full, full.content
     addresses = ", ".join(str(a) for a in target.addresses)
     reason = " ".join(str(failure).split())[:_CUT] or type(failure).__name__
     raise RemoteError(
@@ -191,11 +220,13 @@ def _send(
     ) from failure
 
 
-def _build(client: httpx.Client, hop: _Hop, address: IPAddress) -> httpx.Request:
+def _build(
+    client: httpx.Client, hop: _Hop, address: IPAddress, watch: DeadlineWatch
+) -> httpx.Request:
     """The request to ``address``, still naming the URL's host (Host header, TLS server name)."""
     pinned = hop.url.copy_with(host=str(address))
     headers = {**hop.headers, "Host": hop.url.netloc.decode("ascii")}
-    extensions = {}
+    extensions = watch.extensions()
     if hop.url.scheme == "https":
         extensions["sni_hostname"] = hop.url.raw_host.decode("ascii")
     return client.build_request(
@@ -203,32 +234,26 @@ def _build(client: httpx.Client, hop: _Hop, address: IPAddress) -> httpx.Request
     )
 
 
-def _read(response: httpx.Response, hop: _Hop) -> bytes:
-    chunks: list[bytes] = []
-    size = 0
-    for chunk in response.iter_bytes():
-        size += len(chunk)
-        if size > MAX_BODY:
-            raise RemoteError(
-                f"{hop.method} {safe_url(hop.url)} -> {response.status_code}: response body "
-                f"larger than {MAX_BODY} bytes",
-                method=hop.method,
-                url=safe_url(hop.url),
-                status=response.status_code,
-            )
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
 @contextmanager
-def _map_httpx_errors(hop: _Hop, timeout: float) -> Iterator[None]:
+def _map_httpx_errors(hop: _Hop, exchange: _Exchange) -> Iterator[None]:
     """Translate httpx exceptions (other than a refused connection) into RemoteError."""
     method, url = hop.method, safe_url(hop.url)
     try:
-        yield
+        try:
+            yield
+        except httpx.HTTPError as exc:
+            explained = exchange.watch.explain(exc)
+            if explained is exc:
+                raise
+            raise explained from exc
+    except BodyTooLarge as exc:
+        max_body = exchange.limits.max_body
+        raise ResponseLimitError.too_large(method, url, exc.status, max_body) from None
+    except DeadlineExceeded:
+        raise ResponseLimitError.too_slow(method, url, exchange.seconds) from None
     except httpx.TimeoutException as exc:
         raise RemoteError(
-            f"{method} {url} -> timed out after {timeout:g}s", method=method, url=url
+            f"{method} {url} -> timed out after {exchange.timeout:g}s", method=method, url=url
         ) from exc
     except httpx.TransportError as exc:
         if isinstance(exc, httpx.ConnectError):

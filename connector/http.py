@@ -11,6 +11,11 @@ What is retried (with the backoff of :class:`~connector.retry.RetryPolicy`):
 - for POST/PATCH only what provably did not reach the server (connect error, connect or pool
   timeout) and 429 (GHL refuses a rate-limited request before doing anything), unless the
   caller says a retry is safe (``retry_unsafe=True``, e.g. an upsert).
+
+Every attempt is held to :class:`~connector.limits.ResponseLimits`: a total deadline (by
+default four times the timeout) and a cap on the decoded body (10 MiB). Past either, the call
+fails with :class:`~connector.errors.ResponseLimitError`, never retried (the same server would
+answer the same way).
 """
 
 from __future__ import annotations
@@ -27,7 +32,15 @@ from types import TracebackType
 
 import httpx
 
-from connector.errors import AuthError, RateLimitError, RemoteError
+from connector.errors import AuthError, RateLimitError, RemoteError, ResponseLimitError
+from connector.limits import (
+    DEADLINE_EXTENSION,
+    BodyTooLarge,
+    DeadlineExceeded,
+    DeadlineWatch,
+    ResponseLimits,
+    read_limited,
+)
 from connector.ratelimit import RateLimiter
 from connector.request import Reply, RequestSpec
 from connector.retry import Backoff, RetryPolicy, parse_retry_after
@@ -77,6 +90,8 @@ class HttpClient:
     :param retry: the retry policy (default: :class:`RetryPolicy` defaults).
     :param transport: an httpx transport (default: :class:`~connector.transport.KeepAliveTransport`,
         or httpx's own when the environment names a proxy).
+    :param limits: body cap and total deadline (default: from the environment,
+        :meth:`ResponseLimits.from_env`).
     """
 
     def __init__(
@@ -88,9 +103,12 @@ class HttpClient:
         limiter: RateLimiter | None = None,
         retry: RetryPolicy | None = None,
         transport: httpx.BaseTransport | None = None,
+        limits: ResponseLimits | None = None,
     ) -> None:
         self.base_url = base_url
         self.timeout = timeout
+        self.limits = limits or ResponseLimits.from_env()
+        self._deadline_seconds = self.limits.seconds(timeout)
         self.limiter = limiter
         self.retry = retry or RetryPolicy()
         self._backoff = Backoff(self.retry)
@@ -101,9 +119,14 @@ class HttpClient:
         transport = transport or _default_transport()
         # Without a proxy, requests go straight to the transport (httpx.Client's URL merging,
         # cookie jar and hooks cost as much CPU as the exchange itself); with one, through a
-        # Client, which picks the proxy per URL and honours NO_PROXY.
-        self._client = httpx.Client(transport=transport, timeout=timeout, follow_redirects=False)
-        self._exchange = self._client.send if transport is None else transport.handle_request
+        # Client, which picks the proxy per URL and honours NO_PROXY. Its connections are not
+        # kept alive: the deadline watch can only stop connections it saw open.
+        self._client = httpx.Client(
+            transport=transport,
+            timeout=timeout,
+            follow_redirects=False,
+            limits=httpx.Limits(max_keepalive_connections=0),
+        )
         self._transport = transport
 
     def __repr__(self) -> str:
@@ -179,12 +202,24 @@ class HttpClient:
         return nullcontext() if self.limiter is None else self.limiter.slot(key)
 
     def _attempt(self, request: RequestSpec, auth: httpx.Auth | None) -> httpx.Response:
-        """One try: build, authenticate, send and read the whole body."""
-        with _map_httpx_errors(request, self.timeout):
+        """One try: build, authenticate, send and read the whole body, by the deadline."""
+        deadline = time.monotonic() + self._deadline_seconds
+        with _map_httpx_errors(request, self.timeout, self._deadline_seconds, self.limits):
             built = self._build(request)
             if auth is None:
-                return self._read(self._exchange(built))
-            return self._authenticated(built, auth)
+                return self._exchange(built, deadline)
+            return self._authenticated(built, auth, deadline)
+
+    def _exchange(self, request: httpx.Request, deadline: float) -> httpx.Response:
+        """Send one httpx request and read its body under the limits."""
+        if self._transport is not None:
+            request.extensions[DEADLINE_EXTENSION] = deadline
+            response = self._transport.handle_request(request)
+            return read_limited(response, max_body=self.limits.max_body, deadline=deadline)
+        with DeadlineWatch(deadline) as watch:
+            request.extensions.update(watch.extensions())
+            response = self._client.send(request, stream=True)
+            return read_limited(response, max_body=self.limits.max_body, deadline=deadline)
 
     def _build(self, request: RequestSpec) -> httpx.Request:
         """The httpx request: the app's headers, then the request's; the JSON body encoded."""
@@ -197,31 +232,28 @@ class HttpClient:
             headers["Content-Type"] = "application/json"
         return httpx.Request(
             request.method.upper(),
-            self._base + request.target,
+            request.wire_url(self._base),
             headers=headers,
             content=content.encode() if content is not None else None,
             extensions={"timeout": self._timeouts},
         )
 
-    def _authenticated(self, request: httpx.Request, auth: httpx.Auth) -> httpx.Response:
+    def _authenticated(
+        self, request: httpx.Request, auth: httpx.Auth, deadline: float
+    ) -> httpx.Response:
         """Run ``auth``'s flow: send what it yields, hand it each response, until it stops
         (httpx.Client's loop, without the client)."""
         flow = auth.sync_auth_flow(request)
         try:
             request = next(flow)
             while True:
-                response = self._read(self._exchange(request))
+                response = self._exchange(request, deadline)
                 try:
                     request = flow.send(response)
                 except StopIteration:
                     return response
         finally:
             flow.close()
-
-    @staticmethod
-    def _read(response: httpx.Response) -> httpx.Response:
-        response.read()
-        return response
 
     def _pause(
         self, method: str, path: str, outcome: str, attempt: int, retry_after: float | None
@@ -243,8 +275,11 @@ def _default_transport() -> httpx.BaseTransport | None:
 
 
 @contextmanager
-def _map_httpx_errors(request: RequestSpec, timeout: float) -> Iterator[None]:
-    """Translate httpx exceptions raised inside into :class:`_NoResponse` (a RemoteError)."""
+def _map_httpx_errors(
+    request: RequestSpec, timeout: float, deadline_seconds: float, limits: ResponseLimits
+) -> Iterator[None]:
+    """Translate httpx exceptions raised inside into :class:`_NoResponse` (a RemoteError), or
+    :class:`ResponseLimitError` past the deadline or the body cap."""
     method, path = request.method.upper(), request.path
 
     def failed(what: str, *, sent: bool) -> _NoResponse:
@@ -252,6 +287,10 @@ def _map_httpx_errors(request: RequestSpec, timeout: float) -> Iterator[None]:
 
     try:
         yield
+    except BodyTooLarge as exc:
+        raise ResponseLimitError.too_large(method, path, exc.status, limits.max_body) from None
+    except DeadlineExceeded:
+        raise ResponseLimitError.too_slow(method, path, deadline_seconds) from None
     except httpx.ConnectTimeout as exc:
         what = f"timed out after {timeout:g}s [while connecting to {_host(exc)}]"
         raise failed(what, sent=False) from exc

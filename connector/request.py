@@ -8,12 +8,21 @@ Credentials are never part of a RequestSpec: the HTTP layer adds them when sendi
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import quote, urlencode
+from urllib.parse import quote, unquote, urlencode
 
-__all__ = ["Reply", "RequestSpec"]
+import httpx
+
+from connector.errors import InputError, Location, Problem
+
+__all__ = ["Reply", "RequestSpec", "fill_path", "path_segment"]
+
+_DOT_SEGMENTS = frozenset({".", ".."})
+_SEPARATORS = ("/", "\\")
+_DECODE_ROUNDS = 4
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,8 +48,17 @@ class RequestSpec:
         return f"{self.path}?{urlencode(self.query)}" if self.query else self.path
 
     def url(self, base_url: str) -> str:
-        """The absolute URL against ``base_url``."""
-        return base_url.rstrip("/") + self.target
+        """The absolute URL against ``base_url``, as ``--dry-run`` prints it: the text of
+        :meth:`wire_url`, which the HTTP client sends, so the two cannot differ."""
+        return str(self.wire_url(base_url))
+
+    def wire_url(self, base_url: str) -> httpx.URL:
+        """The URL that is sent: the one place a request's URL is made.
+
+        It is parsed as httpx parses it (dot segments of the base URL resolved, say); a path
+        parameter never adds or removes a segment (see :func:`path_segment`).
+        """
+        return httpx.URL(base_url.rstrip("/") + self.target)
 
     def with_query(self, **values: str) -> RequestSpec:
         """A copy with the given query parameters set (replacing same-named ones)."""
@@ -56,12 +74,60 @@ class RequestSpec:
         return RequestSpec(self.method, self.path, self.query, body, self.headers)
 
 
-def fill_path(template: str, values: Mapping[str, Any]) -> str:
-    """Fill ``{name}`` placeholders of a path template, percent-encoding each value."""
+def fill_path(template: str, values: Mapping[str, Any], *, action_id: str) -> str:
+    """Fill ``{name}`` placeholders of a path template, each value one encoded segment.
+
+    :param values: wire name -> (input field, value); the field names the error.
+    :raises InputError: a value that could change which endpoint is called.
+    """
     out = template
-    for name, value in values.items():
-        out = out.replace("{" + name + "}", quote(str(value), safe=""))
+    for name, (field_name, value) in values.items():
+        out = out.replace("{" + name + "}", path_segment(action_id, field_name, value))
     return out
+
+
+def path_segment(action_id: str, field_name: str, value: Any) -> str:
+    """``value`` percent-encoded as one path segment that cannot move the call elsewhere.
+
+    Refused, with an :class:`~connector.errors.InputError` naming ``field_name``: the empty
+    string, and any value that is, or decodes to (percent-decoding repeated, Unicode NFKC
+    folding, a NUL cut or surrounding blanks), ``.`` or ``..`` or holds ``/`` or ``\\``.
+    URL normalisation (httpx's, a proxy's, the server's) would turn those into another path:
+    ``tasks/..`` is the contact itself.
+    """
+    text = str(value)
+    reason = _moving(text)
+    if reason is not None:
+        problem = Problem(
+            Location(pointer=f"/{field_name}"),
+            f"{text!r} {reason}",
+            "a path parameter must name one item, never a path",
+        )
+        raise InputError(action_id, [problem])
+    return quote(text, safe="")
+
+
+def _moving(text: str) -> str | None:
+    """Why ``text`` would change the path it is put in, or None."""
+    if not text:
+        return "is empty"
+    for form in _readings(text):
+        if any(sep in form for sep in _SEPARATORS):
+            return "holds a path separator ('/' or '\\'), in some encoding"
+        if form in _DOT_SEGMENTS or form.split("\0", 1)[0].strip() in _DOT_SEGMENTS:
+            return "is a dot segment ('.' or '..'), in some encoding"
+    return None
+
+
+def _readings(text: str) -> list[str]:
+    """``text`` as servers may read it: decoded again and again, and NFKC-folded."""
+    forms = [text]
+    for _ in range(_DECODE_ROUNDS):
+        decoded = unquote(forms[-1]) if "%" in forms[-1] else forms[-1]
+        if decoded == forms[-1]:
+            break
+        forms.append(decoded)
+    return forms + [unicodedata.normalize("NFKC", form) for form in forms]
 
 
 @dataclass(frozen=True, slots=True)

@@ -156,10 +156,15 @@ class Runtime:
         return iterate(one_page, action.pagination, filled, max_items=max_items)
 
     def dry_run(self, action_id: str, data: Mapping[str, Any]) -> dict[str, Any]:
-        """The request a call would send, with credentials masked; nothing is sent."""
+        """The request a call would send, with credentials and every secret-named header,
+        query value and body field masked (:func:`connector.secrets.redact_json`); nothing
+        is sent."""
+        from connector.secrets import redact_json
+
         action = self.catalog.action(action_id)
         call = self._call(action, self.prepare_input(action, data), with_auth=False)
-        return self._executor(action).preview(call)
+        preview: dict[str, Any] = redact_json(self._executor(action).preview(call))
+        return preview
 
     def close(self) -> None:
         """Close every pooled HTTP client."""

@@ -12,28 +12,36 @@ What it does and does not do:
 - a pool of idle connections per origin (bounded; extra ones are closed), each checked before
   reuse: one the server closed meanwhile (readable at EOF) is dropped, never written to;
 - the request's timeouts from httpx: ``connect`` while connecting, ``read`` and ``write`` after;
+- the request's total deadline (:data:`~connector.limits.DEADLINE_EXTENSION`, a
+  ``time.monotonic()`` instant): every socket wait is cut to what is left of it, so a server
+  dripping a byte a second cannot hold a call past it;
 - HTTPS with httpx's SSL context (certificate verification on);
-- whole bodies only: the response is read before it is handed back (the connector never
-  streams); ``Content-Encoding`` is decoded by httpx as usual;
+- the body is streamed: the connection goes back to the pool when the response is closed
+  after its last byte (:func:`connector.limits.read_limited` reads it under the body cap);
 - failures are raised as the httpx exceptions httpcore would raise (``ConnectError``,
   ``ConnectTimeout``, ``ReadTimeout``, ``WriteTimeout``, ``ReadError``, ``WriteError``,
-  ``RemoteProtocolError``), with the ``OSError`` as their cause, so callers map them once.
+  ``RemoteProtocolError``), with the ``OSError`` as their cause, so callers map them once;
+  past the deadline :class:`~connector.limits.DeadlineExceeded`.
 """
 
 from __future__ import annotations
 
 import http.client
+import io
 import re
 import select
 import socket
 import ssl
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from types import TracebackType
-from typing import cast
+from typing import Any, cast
 
 import httpx
+
+from connector.limits import DEADLINE_EXTENSION, STEP, DeadlineExceeded
 
 __all__ = ["KeepAliveTransport"]
 
@@ -81,30 +89,34 @@ class KeepAliveTransport(httpx.BaseTransport):
                 sock.close()
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
-        """Send ``request`` and read the whole response."""
+        """Send ``request`` and read the response head; the body streams from the socket."""
         timeouts = cast(dict[str, float | None], request.extensions.get("timeout", {}))
+        deadline = cast(float | None, request.extensions.get(DEADLINE_EXTENSION))
         url = request.url
         origin = (url.scheme, url.host, url.port or (443 if url.scheme == "https" else 80))
         message = _message(request)
         sock = self._take(origin)
         if sock is None:
-            sock = self._connect(request, origin, timeouts.get("connect"))
+            sock = self._connect(request, origin, timeouts.get("connect"), deadline)
         try:
-            response, content = _exchange(sock, request, message, timeouts)
+            response = _exchange(sock, request, message, timeouts, deadline)
         except BaseException:
             sock.close()
             raise
-        if response.will_close:
-            sock.close()
-        else:
-            self._give_back(origin, sock)
         return httpx.Response(
             response.status,
             headers=response.getheaders(),
-            content=content,
+            stream=_Body(self, origin, sock, response, request),
             request=request,
             extensions={**_HTTP_VERSION, "reason_phrase": response.reason.encode("latin-1")},
         )
+
+    def _done(self, origin: _Origin, sock: socket.socket, reusable: bool) -> None:
+        """A response's connection, after its body was read (``reusable``) or abandoned."""
+        if reusable:
+            self._give_back(origin, sock)
+        else:
+            sock.close()
 
     # -- the pool ----------------------------------------------------------------------------
 
@@ -129,14 +141,19 @@ class KeepAliveTransport(httpx.BaseTransport):
         sock.close()
 
     def _connect(
-        self, request: httpx.Request, origin: _Origin, timeout: float | None
+        self,
+        request: httpx.Request,
+        origin: _Origin,
+        timeout: float | None,
+        deadline: float | None,
     ) -> socket.socket:
         scheme, host, port = origin
         if scheme not in ("http", "https"):
             raise httpx.UnsupportedProtocol(f"unsupported URL scheme {scheme!r}", request=request)
         try:
-            sock = socket.create_connection((host, port), timeout=timeout)
+            sock = socket.create_connection((host, port), timeout=_left(timeout, deadline, request))
         except TimeoutError as exc:
+            _check_deadline(deadline, request)
             raise httpx.ConnectTimeout(str(exc) or "timed out", request=request) from exc
         except OSError as exc:
             raise httpx.ConnectError(str(exc), request=request) from exc
@@ -182,20 +199,112 @@ def _exchange(
     request: httpx.Request,
     message: bytes,
     timeouts: dict[str, float | None],
-) -> tuple[http.client.HTTPResponse, bytes]:
-    """Write ``message``; read the response whole (``http.client`` parses it)."""
-    with _errors(request, "write"):
-        sock.settimeout(timeouts.get("write"))
+    deadline: float | None,
+) -> http.client.HTTPResponse:
+    """Write ``message``; read the response head (``http.client`` parses it)."""
+    with _errors(request, "write", deadline):
+        sock.settimeout(_left(timeouts.get("write"), deadline, request))
         sock.sendall(message)
-    with _errors(request, "read"):
-        sock.settimeout(timeouts.get("read"))
-        response = http.client.HTTPResponse(sock, method=request.method)
+    reader = _SocketReader(sock, timeouts.get("read"), deadline, request)
+    with _errors(request, "read", deadline):
+        response = http.client.HTTPResponse(cast(socket.socket, reader), method=request.method)
         try:
             response.begin()
-            content = response.read()
-        finally:
-            response.close()  # its file object only: the socket stays open
-    return response, content
+        except BaseException:
+            response.close()
+            raise
+    return response
+
+
+class _SocketReader(io.RawIOBase):
+    """A socket's reading side, each wait cut to the deadline; it never closes the socket.
+
+    ``http.client`` reads through :meth:`makefile`, so the status line, the headers and every
+    chunk of the body are held to the deadline, however slowly the server sends them.
+    """
+
+    def __init__(
+        self,
+        sock: socket.socket,
+        timeout: float | None,
+        deadline: float | None,
+        request: httpx.Request,
+    ) -> None:
+        self._sock = sock
+        self._timeout = timeout
+        self._deadline = deadline
+        self._request = request
+
+    def makefile(self, mode: str, *args: object) -> io.BufferedReader:
+        """What ``http.client.HTTPResponse`` reads from."""
+        return io.BufferedReader(self)
+
+    def readable(self) -> bool:
+        """Yes."""
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        """Receive into ``buffer``, waiting at most the read timeout and what is left."""
+        self._sock.settimeout(_left(self._timeout, self._deadline, self._request))
+        try:
+            return self._sock.recv_into(buffer)
+        except TimeoutError:
+            _check_deadline(self._deadline, self._request)
+            raise
+
+
+class _Body(httpx.SyncByteStream):
+    """A response body streamed from its pooled connection, given back when read to the end."""
+
+    def __init__(
+        self,
+        transport: KeepAliveTransport,
+        origin: _Origin,
+        sock: socket.socket,
+        response: http.client.HTTPResponse,
+        request: httpx.Request,
+    ) -> None:
+        self._transport = transport
+        self._origin = origin
+        self._sock: socket.socket | None = sock
+        self._response = response
+        self._request = request
+
+    def __iter__(self) -> Iterator[bytes]:
+        response = self._response
+        with _errors(self._request, "read", None):
+            while chunk := response.read1(STEP):
+                yield chunk
+            response.read()  # at the end: marks it closed (a HEAD answer too)
+
+    def close(self) -> None:
+        """Give the connection back if the body was read whole, else close it."""
+        sock, self._sock = self._sock, None
+        if sock is None:
+            return
+        response = self._response
+        reusable = response.isclosed() and not response.will_close
+        response.close()  # its file object only: the socket stays open
+        self._transport._done(self._origin, sock, reusable)
+
+
+def _left(timeout: float | None, deadline: float | None, request: httpx.Request) -> float | None:
+    """The wait for one socket operation: the timeout, cut to what is left of the deadline.
+
+    :raises DeadlineExceeded: nothing is left.
+    """
+    if deadline is None:
+        return timeout
+    left = deadline - time.monotonic()
+    if left <= 0:
+        raise DeadlineExceeded(request=request)
+    return left if timeout is None else min(timeout, left)
+
+
+def _check_deadline(deadline: float | None, request: httpx.Request) -> None:
+    """Raise :class:`DeadlineExceeded` if ``deadline`` has passed (after a socket timeout)."""
+    if deadline is not None and time.monotonic() >= deadline:
+        raise DeadlineExceeded(request=request)
 
 
 def _usable(sock: socket.socket) -> bool:
@@ -209,11 +318,12 @@ def _usable(sock: socket.socket) -> bool:
 
 
 @contextmanager
-def _errors(request: httpx.Request, phase: str) -> Iterator[None]:
+def _errors(request: httpx.Request, phase: str, deadline: float | None) -> Iterator[None]:
     """Raise what happens in ``phase`` (write or read) as the httpx exception httpcore would."""
     try:
         yield
     except TimeoutError as exc:
+        _check_deadline(deadline, request)
         timeout = httpx.WriteTimeout if phase == "write" else httpx.ReadTimeout
         raise timeout(str(exc) or "timed out", request=request) from exc
     except http.client.RemoteDisconnected as exc:
