@@ -83,7 +83,7 @@ def is_secret_name(name: str) -> bool:
     text): a word of it is ``secret``, ``password``, ``cookie``, ``signature``,
     ``authorization``, ``credential``, ``apikey``... (``X-Partner-Secret``, ``Set-Cookie``,
     ``client_secret``); or its last word is ``token``, ``auth`` or ``sig`` (``access_token``,
-    ``X-Auth-Token``, but not ``token_type``); or it ends in ``key`` after another word
+    ``X-Auth-Token``, but not ``token_type`` nor a paging cursor such as ``nextPageToken``); or it ends in ``key`` after another word
     (``api_key``, ``X-Api-Key``, ``private_key``, but not ``key`` or ``keyword``); or it is
     ``code`` (an OAuth authorization code).
     """
@@ -93,10 +93,14 @@ def is_secret_name(name: str) -> bool:
     if any(word in _SECRET_WORDS for word in words):
         return True
     last = words[-1]
+    if last == "token" and len(words) > 1 and words[-2] in _PAGING_WORDS:
+        return False  # nextPageToken, continuation_token: a cursor, not a credential
     if last in _SECRET_LAST_WORDS or (last == "key" and len(words) > 1):
         return True
     return "".join(words) in _SECRET_NAMES
 
+
+_PAGING_WORDS = frozenset({"page", "continuation", "cursor", "sync", "next"})
 
 _known: set[str] = set()
 _known_lock = threading.Lock()

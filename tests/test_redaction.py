@@ -137,6 +137,7 @@ def test_redaction_dry_run_masks_query_header_and_body_secrets() -> None:
         ("Authorization", True), ("x-wh-signature", True),
         ("token_type", False), ("postalCode", False), ("statusCode", False), ("key", False),
         ("keyword", False), ("author", False), ("firstName", False), ("token_url", False),
+        ("nextPageToken", False), ("continuation_token", False),
     ],
 )  # fmt: skip
 def test_redaction_one_rule_for_names(name: str, secret: bool) -> None:
