@@ -83,7 +83,8 @@ def is_secret_name(name: str) -> bool:
     text): a word of it is ``secret``, ``password``, ``cookie``, ``signature``,
     ``authorization``, ``credential``, ``apikey``... (``X-Partner-Secret``, ``Set-Cookie``,
     ``client_secret``); or its last word is ``token``, ``auth`` or ``sig`` (``access_token``,
-    ``X-Auth-Token``, but not ``token_type`` nor a paging cursor such as ``nextPageToken``); or it ends in ``key`` after another word
+    ``X-Auth-Token``, but not ``token_type`` nor a paging cursor such as ``nextPageToken``);
+    or it ends in ``key`` after another word
     (``api_key``, ``X-Api-Key``, ``private_key``, but not ``key`` or ``keyword``); or it is
     ``code`` (an OAuth authorization code).
     """
