@@ -16,8 +16,8 @@ import httpx
 import pytest
 from conftest import run_cli
 
+from connector.auth.redaction import MASK, is_secret_name, redact
 from connector.sandbox.server import SandboxServer
-from connector.secrets import MASK, is_secret_name, redact
 
 HEADER_CANARY = "canary-partner-secret-41a7"
 QUERY_CANARY = "canary-query-key-93be"

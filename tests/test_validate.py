@@ -12,7 +12,7 @@ from connector import hookimpl
 from connector.catalog import build_catalog
 from connector.hookspecs import Trigger
 from connector.plugins import get_plugin_manager
-from connector.validate import validate_file, validate_text
+from connector.recipes.checker import validate_file, validate_text
 
 DATA = ROOT / "tests" / "data" / "recipes"
 BROKEN = DATA / "broken"
@@ -443,7 +443,7 @@ _SCHEMA = {
 )
 def test_validate_schemapath_follows_json_schema(segments, expected):
     """Paths follow $ref, anyOf/allOf, additionalProperties and prefixItems; misses say why."""
-    from connector.schemapath import Miss, follow
+    from connector.documents.schemapath import Miss, follow
 
     found = follow(_SCHEMA, segments)
     if isinstance(found, Miss):

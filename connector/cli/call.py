@@ -80,8 +80,8 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 
 def read_input(text: str) -> dict[str, Any]:
     """Parse ``--input``: JSON text, ``@file`` or ``-`` (stdin); it must be a JSON object
-    within :func:`~connector.payload.load_json`'s limits."""
-    from connector.payload import MAX_BYTES, load_json
+    within :func:`~connector.documents.payload.load_json`'s limits."""
+    from connector.documents.payload import MAX_BYTES, load_json
 
     source, data = "--input", text.encode("utf-8", "surrogatepass")
     if text == "-":
@@ -104,8 +104,8 @@ def read_input(text: str) -> dict[str, Any]:
 
 def run(args: argparse.Namespace) -> int:
     """Call the action and print the result."""
+    from connector.auth.credentials import auth_from_args
     from connector.catalog import build_catalog
-    from connector.credentials import auth_from_args
     from connector.runtime import Runtime, Settings
 
     data = read_input(args.input)
@@ -149,7 +149,7 @@ def run(args: argparse.Namespace) -> int:
 def _credential_context(args: argparse.Namespace, app: App) -> tuple[str | None, str | None]:
     """The location and base URL a real call would take from its credential, read without
     using the credential (a dry run sends nothing); (None, None) when there is none to read."""
-    from connector.connection import ConnectionStore
+    from connector.auth.connection import ConnectionStore
     from connector.errors import ConnectorError
 
     if args.token_env or "none" in app.auth or "api_key" in app.auth:
