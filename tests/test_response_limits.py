@@ -238,21 +238,37 @@ def test_limits_http_request_action_uses_the_same_limits(hostile, monkeypatch, b
     assert str(info.value).startswith(f"GET {server.url}/big {message}")
 
 
+# Runs `python -m connector` and writes the process's own peak RSS (VmHWM, KiB) at exit. Not
+# wait4's ru_maxrss: that keeps the high-water mark of the pytest process the child forked from.
+_LAUNCH = """
+import atexit, os, runpy, sys
+def report():
+    with open("/proc/self/status") as status:
+        peak = next(line for line in status if line.startswith("VmHWM"))
+    with open(os.environ["PEAK_FILE"], "w") as out:
+        out.write(peak.split()[1])
+atexit.register(report)
+sys.argv = ["ghl-connector", *sys.argv[1:]]
+runpy.run_module("connector", run_name="__main__", alter_sys=True)
+"""
+
+
 def _run_call(args: list[str], env: dict[str, str]) -> tuple[int, str, float, int]:
     """``python -m connector call ARGS`` as a process: status, stderr, seconds, peak RSS (KiB)."""
     full_env = {k: v for k, v in os.environ.items() if not k.startswith("CONNECTOR_")}
     full_env.update(env, CONNECTOR_HOME=tempfile.mkdtemp(prefix="connector-home-"))
-    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+    with tempfile.TemporaryDirectory() as folder, tempfile.TemporaryFile() as err:
+        peak = Path(folder) / "peak"
+        full_env["PEAK_FILE"] = str(peak)
         started = time.monotonic()
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "connector", "call", *args],
-            cwd=ROOT, env=full_env, stdout=out, stderr=err, stdin=subprocess.DEVNULL,
+        proc = subprocess.run(
+            [sys.executable, "-c", _LAUNCH, "call", *args],
+            cwd=ROOT, env=full_env, stdout=subprocess.DEVNULL, stderr=err,
+            stdin=subprocess.DEVNULL, check=False,
         )  # fmt: skip
-        _, status, usage = os.wait4(proc.pid, 0)
-        proc.returncode = os.waitstatus_to_exitcode(status)
         elapsed = time.monotonic() - started
         err.seek(0)
-        return proc.returncode, err.read().decode(), elapsed, usage.ru_maxrss
+        return proc.returncode, err.read().decode(), elapsed, int(peak.read_text())
 
 
 @pytest.mark.parametrize(
