@@ -106,3 +106,30 @@ def test_replay_unknown_id_is_an_error(tmp_path: Path) -> None:
     assert "no dead letter 'nope'" in done.stderr and "replay --list" in done.stderr
     done = replay(tmp_path / "state.db", "--recipe", "ghost")
     assert done.returncode == 1 and "ghost" in done.stderr
+
+
+def test_replay_under_serve_runs_the_recipe_as_it_is_now(ghl: SandboxServer,
+                                                         tmp_path: Path) -> None:
+    """Fix the recipe file while serve runs, then replay: the dead run resumes with the fixed
+    recipe (serve reloads changed files); a broken edit is not loaded."""
+    ghl.set_faults({"route": TASKS, "error_rate": 1.0})
+    with serve_for(ghl, tmp_path, call_new=FRAGILE) as proc:
+        ghl.set_webhook_urls([proc.url])
+        create_contact(ghl, "Kim")
+        assert wait_for(lambda: inbox_counts(proc.db) == {"dead": 1})
+        ghl.clear_faults()
+        recipe = next(proc.recipes.glob("*.yaml"))
+        broken = recipe.read_text().replace("steps:", "stepz:")
+        recipe.write_text(broken)
+        assert wait_for(lambda: any("do not pass validation" in line for line in proc.logs))
+        recipe.write_text(FRAGILE.replace("Call {{", "Ring {{"))
+        assert wait_for(lambda: any("recipes reloaded" in line for line in proc.logs))
+        (letter,) = listed(proc.db)
+        done = replay(proc.db, "--id", letter["runs"][0]["run_id"])
+        assert done.returncode == 0, done.stderr
+        assert "replays it with the file as it is now" in done.stdout
+        assert wait_for(lambda: inbox_counts(proc.db) == {"done": 1})
+        ghl.set_webhook_urls([])
+    titles = ghl.call(lambda: [t["title"] for ts in ghl.app.store.tasks.values()
+                               for t in ts.values()])
+    assert [t for t in titles if t.startswith(("Call", "Ring"))] == ["Ring Kim"]

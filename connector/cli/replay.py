@@ -40,8 +40,8 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
             "  ghl-connector replay --id 'wh-1:new_contact'  one run (its run id)\n"
             "  ghl-connector replay --recipe new_contact_task\n"
             "  ghl-connector replay --all --base-url http://127.0.0.1:8800\n"
-            "\nThe running service uses the recipes it loaded when it started: after fixing a"
-            "\nrecipe file, restart 'ghl-connector serve' before replaying its dead runs."
+            "\nA running 'ghl-connector serve' reloads recipe files that change (once they pass"
+            "\nvalidation), so fix the recipe, then replay: the run resumes with the file as it is."
         ),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -236,7 +236,7 @@ def _print_stale(letters: DeadLetters, going: list[DeadLetter]) -> None:
             if path and os.path.exists(path) and os.path.getmtime(path) > record.started_at:
                 print(
                     f"note: {path} changed after run {run_id} started: the running service"
-                    " replays it with the recipe it loaded at its start [restart"
-                    " `ghl-connector serve` to use the file as it is now; the event stays"
-                    " queued]"
+                    " replays it with the file as it is now (serve reloads changed recipes"
+                    " within a second; a file that no longer passes validation is not loaded,"
+                    " and serve's log says why)"
                 )

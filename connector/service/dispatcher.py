@@ -43,6 +43,7 @@ from connector.service.inbox import InboxEvent
 __all__ = [
     "FINISHED",
     "Dispatcher",
+    "RecipeWatch",
     "Outcome",
     "Route",
     "contact_key",
@@ -103,6 +104,32 @@ def load_routes(
     if problems:
         raise DocumentError(problems)
     return routes
+
+
+class RecipeWatch:
+    """Tells when a recipe folder's files changed (added, removed, edited), by their mtimes."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self._seen = self._stamps()
+
+    def __repr__(self) -> str:
+        return f"RecipeWatch({str(self.directory)!r})"
+
+    def changed(self) -> bool:
+        """Whether the folder changed since the last call (or since it was made)."""
+        now = self._stamps()
+        if now == self._seen:
+            return False
+        self._seen = now
+        return True
+
+    def _stamps(self) -> dict[str, float]:
+        try:
+            paths = [p for p in self.directory.iterdir() if p.suffix in RECIPE_SUFFIXES]
+            return {p.name: p.stat().st_mtime for p in paths}
+        except OSError:
+            return {}
 
 
 def run_id_for(webhook_id: str, route_key: str) -> str:
@@ -220,19 +247,25 @@ class Dispatcher:
         history: History,
     ) -> None:
         self.catalog = catalog
-        self.routes = tuple(routes)
         self.engines = engines
         self.history = history
+        self.routes: tuple[Route, ...] = ()
         self._by_type: dict[str, list[Route]] = {}
-        for route in self.routes:
-            for name in _types(route.trigger):
-                self._by_type.setdefault(name, []).append(route)
+        self.use(routes)
         self._known = {n for t in catalog.triggers.values() for n in _types(t)}
         self._ignored: set[str] = set()
         self._lock = threading.Lock()
 
     def __repr__(self) -> str:
         return f"Dispatcher(routes={len(self.routes)}, types={sorted(self._by_type)})"
+
+    def use(self, routes: Sequence[Route]) -> None:
+        """Run these routes from now on (events already running finish with the old ones)."""
+        by_type: dict[str, list[Route]] = {}
+        for route in routes:
+            for name in _types(route.trigger):
+                by_type.setdefault(name, []).append(route)
+        self.routes, self._by_type = tuple(routes), by_type
 
     @property
     def event_types(self) -> list[str]:

@@ -49,7 +49,7 @@ import uvicorn
 
 from connector.auth.redaction import register
 from connector.catalog import Catalog
-from connector.errors import ConnectorError, StoreError
+from connector.errors import ConnectorError, DocumentError, StoreError
 from connector.hookspecs import RateLimit
 from connector.recipes.engine import Engine
 from connector.recipes.flows import crossings, recipe_flows, sync_flows
@@ -66,6 +66,7 @@ from connector.runtime import Settings as RuntimeSettings
 from connector.service.dispatcher import (
     Dispatcher,
     Outcome,
+    RecipeWatch,
     Route,
     event_app,
     event_payload,
@@ -413,11 +414,14 @@ def _run(options: ServeOptions, catalog: Catalog, loaded: tuple[list[Route], lis
         _log.info("serve: ready", extra={"fields": {"webhook_url": url, "recipes": len(routes)}})
         if on_ready is not None:
             on_ready(url)
+        watch = RecipeWatch(options.recipes)
         while not stop.wait(0.2):
             if not thread.is_alive():
                 _log.error("serve: the HTTP server stopped; shutting down")
                 status = 1
                 break
+            if watch.changed():
+                _reload(dispatcher, options.recipes, catalog)
     finally:
         stop.set()
         server.should_exit = True
@@ -451,6 +455,18 @@ def _handler(
         return outcome
 
     return handle
+
+
+def _reload(dispatcher: Dispatcher, folder: Path, catalog: Catalog) -> None:
+    """Load the folder's recipes again after a change; keep the running ones if any fails."""
+    try:
+        routes = load_routes(folder, catalog, catalog.filters)
+    except DocumentError as exc:
+        _log.error("serve: recipes changed but do not pass validation; still running the"
+                   " ones loaded before: %s", exc)
+        return
+    dispatcher.use(routes)
+    _log.info("serve: recipes reloaded", extra={"fields": {"recipes": len(routes)}})
 
 
 def folder_crossings(
