@@ -16,18 +16,24 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import pluggy
 
 if TYPE_CHECKING:
-    from connector.client.executor import Executor
+    import httpx
+
+    from connector.client.httpclient import HttpClient
+    from connector.client.request import Reply
     from connector.expressions.syntax import FilterSpec
+    from connector.runtime import Settings
 
 __all__ = [
     "PROJECT_NAME",
     "Action",
     "App",
+    "Call",
+    "Executor",
     "Param",
     "RateLimit",
     "Trigger",
@@ -128,6 +134,43 @@ class Trigger:
     source: str = ""
 
 
+@dataclass(frozen=True, slots=True)
+class Call:
+    """One call of one action, as its executor sees it.
+
+    :param input: the validated flat input.
+    :param client: the app's pooled HTTP client (rate limiter, retries, error mapping); an
+        executor sends through its ``send`` so the app's limits apply.
+    :param auth: the credential flow for this action, or ``None``.
+    :param limiter_key: the location (or account) the call counts against.
+    :param base_url: the app's base URL for this run (the manifest's, or an override).
+    """
+
+    action: Action
+    app: App
+    input: Mapping[str, Any]
+    client: HttpClient
+    auth: httpx.Auth | None
+    limiter_key: str
+    base_url: str
+    settings: Settings
+
+
+class Executor(Protocol):
+    """Runs actions of one kind (the contract of ``connector_register_executors``)."""
+
+    def execute(self, call: Call) -> Reply:
+        """Send the call and return the reply (its ``data`` is checked by the runtime).
+
+        :raises ConnectorError: any failure, already translated (never a library exception).
+        """
+        ...
+
+    def preview(self, call: Call) -> dict[str, Any]:
+        """What ``--dry-run`` prints: the request that would be sent, credentials masked."""
+        ...
+
+
 @hookspec
 def connector_register_apps() -> list[App]:
     """Declare apps (base URL, auth kinds, rate limits).
@@ -181,8 +224,10 @@ def connector_register_executors() -> Mapping[str, Executor]:
 
     Called once when the catalog is built. The runtime validates an action's input before
     its executor runs and checks the output after; an executor sends through the app's pooled
-    client (:attr:`connector.client.executor.Call.client`) so rate limits and retries apply.
+    client (:attr:`Call.client`) so rate limits and retries apply. The built-in kinds are
+    plugins too: ``http`` (``actions.rest``), ``graphql`` (``actions.graphql``) and
+    ``http_request`` (``actions.http``).
 
-    :returns: kind name -> :class:`connector.client.executor.Executor`; kinds must be unique.
+    :returns: kind name -> :class:`Executor`; kinds must be unique.
     """
     raise AssertionError("hook specification")
