@@ -37,6 +37,7 @@ __all__ = [
     "Param",
     "RateLimit",
     "Trigger",
+    "Webhooks",
     "hookspec",
 ]
 
@@ -56,8 +57,37 @@ class RateLimit:
 
 
 @dataclass(frozen=True, slots=True)
+class Webhooks:
+    """How an app signs the webhooks it sends, and what their envelope holds (the manifest's
+    ``webhooks``; the service's receiver and the syncs read partner webhooks by it).
+
+    A delivery is authentic when ``header`` holds ``prefix`` + the hex HMAC (``algorithm``,
+    e.g. ``hmac-sha256``) of the raw body under the app's webhook secret, read from
+    ``secret_env`` (default ``CONNECTOR_<APP>_WEBHOOK_SECRET``). The body is a JSON envelope:
+    the event id is the first of ``id`` present, its type (``<noun>.<verb>``) is at ``type``,
+    the record at ``record``; ``objects`` maps a type's noun to the object it reports
+    (``contact: contacts``), ``deleted`` lists the verbs that mean a delete, ``updated`` the
+    record fields holding its update time (else the envelope's ``time``) and ``contact`` those
+    naming the contact a task or note belongs to.
+    """
+
+    header: str
+    algorithm: str = "hmac-sha256"
+    prefix: str = ""
+    secret_env: str | None = None
+    id: tuple[str, ...] = ("id",)
+    type: str = "type"
+    time: str | None = None
+    record: str = "data"
+    objects: Mapping[str, str] = field(default_factory=dict)
+    deleted: tuple[str, ...] = ("deleted",)
+    updated: tuple[str, ...] = ()
+    contact: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class App:
-    """An API the pack talks to (HighLevel, SuperPhone, ...)."""
+    """An API the pack talks to (HighLevel, a partner app, any plugin's)."""
 
     id: str
     title: str
@@ -70,6 +100,11 @@ class App:
     timeout_seconds: float = 30.0
     api_key_header: str | None = None
     assumptions: tuple[str, ...] = ()
+    webhooks: Webhooks | None = None
+    """How the app's own webhooks are signed and shaped (None: the service takes none)."""
+    sync_adapters: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    """Object (``contacts``, ``tasks``, ``notes``) -> how a two-way sync reads and writes it in
+    this app: the keys of :class:`connector.sync.spec.Adapter` (action ids, id and time fields)."""
 
 
 @dataclass(frozen=True, slots=True)
