@@ -23,7 +23,7 @@ import json
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
@@ -42,10 +42,12 @@ from connector import (
     RateLimitError,
     RemoteError,
     Reply,
-    Settings,
     is_secret_name,
     safe_url,
 )
+
+if TYPE_CHECKING:
+    from connector import Settings
 
 __all__ = [
     "DEFAULT_TIMEOUT",

@@ -61,7 +61,7 @@ def load_manifest(
     """
     doc = load_yaml_file(path)
     validator = compile_validator(
-        load_schema("manifest.schema.json"), source="manifest.schema.json"
+        load_schema("manifest.schema.json"), source="manifest.schema.json", fast=False
     )
     raise_for_document(validator, doc)
     builder = _Builder(doc, schema_root or path.parent, check_schemas)
