@@ -1,5 +1,5 @@
-"""Built-in plugin: the SuperPhone app, its GraphQL actions (declared in manifest.yaml) and the
-``graphql`` executor kind they run on.
+"""Built-in plugin: the SuperPhone app and its GraphQL actions (declared in manifest.yaml), which
+run on the ``graphql`` kind (:mod:`actions.graphql`).
 
 Every action is data: ``tools/apps/superphone.yaml`` declares its GraphQL document and where its
 result is, ``schemas/actions/superphone.*.json`` its variables and output. Nothing here is
@@ -8,11 +8,7 @@ written per action. What SuperPhone documents and what the catalog assumes: docs
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-
 from connector import Action, App, hookimpl, pack_manifest
-from connector.client.executor import Executor
-from connector.client.graphql import GraphqlExecutor
 
 APP_ID = "superphone"
 
@@ -27,9 +23,3 @@ def connector_register_apps() -> list[App]:
 def connector_register_actions() -> list[Action]:
     """Every SuperPhone action the pack's manifest declares."""
     return [a for a in pack_manifest().actions.values() if a.app == APP_ID]
-
-
-@hookimpl
-def connector_register_executors() -> Mapping[str, Executor]:
-    """The ``graphql`` kind: POST the declared document with the input as its variables."""
-    return {"graphql": GraphqlExecutor()}

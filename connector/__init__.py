@@ -22,26 +22,52 @@ from connector.errors import (
     RateLimitError,
     RecipeError,
     RemoteError,
+    ResponseLimitError,
     StoreError,
 )
-from connector.hookspecs import PROJECT_NAME, Action, App, Param, RateLimit, Trigger
+from connector.hookspecs import (
+    PROJECT_NAME,
+    Action,
+    App,
+    Call,
+    Executor,
+    Param,
+    RateLimit,
+    Trigger,
+)
 
 if TYPE_CHECKING:
+    from connector.auth.redaction import is_secret_name
     from connector.catalog import Catalog, build_catalog
-    from connector.client.request import Reply, RequestSpec
+    from connector.client.exchange import (
+        REDIRECT_STATUSES,
+        Answer,
+        ClientFactory,
+        Exchange,
+        new_client,
+        safe_url,
+    )
+    from connector.client.request import Reply, RequestSpec, fill_path
     from connector.documents.manifest import Manifest, load_manifest, pack_manifest
+    from connector.documents.schema import load_schema
     from connector.expressions.syntax import ExpressionError, FilterSpec
     from connector.plugins import get_plugin_manager
     from connector.runtime import Runtime, Settings
 
 __all__ = [
     "PROJECT_NAME",
+    "REDIRECT_STATUSES",
     "Action",
+    "Answer",
     "App",
     "AuthError",
+    "Call",
     "Catalog",
+    "ClientFactory",
     "ConnectorError",
     "DocumentError",
+    "Exchange",
+    "Executor",
     "ExpressionError",
     "FilterSpec",
     "InputError",
@@ -56,15 +82,21 @@ __all__ = [
     "RemoteError",
     "Reply",
     "RequestSpec",
+    "ResponseLimitError",
     "Runtime",
     "Settings",
     "StoreError",
     "Trigger",
     "build_catalog",
+    "fill_path",
     "get_plugin_manager",
     "hookimpl",
+    "is_secret_name",
     "load_manifest",
+    "load_schema",
+    "new_client",
     "pack_manifest",
+    "safe_url",
 ]
 
 hookimpl = pluggy.HookimplMarker(PROJECT_NAME)
@@ -79,6 +111,15 @@ _LAZY = {
     "get_plugin_manager": "connector.plugins",
     "Reply": "connector.client.request",
     "RequestSpec": "connector.client.request",
+    "fill_path": "connector.client.request",
+    "REDIRECT_STATUSES": "connector.client.exchange",
+    "Answer": "connector.client.exchange",
+    "ClientFactory": "connector.client.exchange",
+    "Exchange": "connector.client.exchange",
+    "new_client": "connector.client.exchange",
+    "safe_url": "connector.client.exchange",
+    "is_secret_name": "connector.auth.redaction",
+    "load_schema": "connector.documents.schema",
     "Runtime": "connector.runtime",
     "Settings": "connector.runtime",
     "ExpressionError": "connector.expressions.syntax",

@@ -26,8 +26,8 @@ from connector.plugins import (
 )
 
 if TYPE_CHECKING:
-    from connector.client.executor import Executor
     from connector.expressions.syntax import FilterSpec
+    from connector.hookspecs import Executor
 
 __all__ = ["Catalog", "build_catalog", "did_you_mean"]
 
@@ -75,9 +75,7 @@ class Catalog:
             raise ConnectorError(message) from None
 
 
-def _unknown(
-    kind: str, name: str, known: Mapping[str, object], skipped: Mapping[str, str]
-) -> str:
+def _unknown(kind: str, name: str, known: Mapping[str, object], skipped: Mapping[str, str]) -> str:
     hint = did_you_mean(name, known)
     text = f"unknown {kind} {name!r}"
     if skipped:

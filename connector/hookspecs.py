@@ -16,21 +16,28 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import pluggy
 
 if TYPE_CHECKING:
-    from connector.client.executor import Executor
+    import httpx
+
+    from connector.client.httpclient import HttpClient
+    from connector.client.request import Reply
     from connector.expressions.syntax import FilterSpec
+    from connector.runtime import Settings
 
 __all__ = [
     "PROJECT_NAME",
     "Action",
     "App",
+    "Call",
+    "Executor",
     "Param",
     "RateLimit",
     "Trigger",
+    "Webhooks",
     "hookspec",
 ]
 
@@ -50,8 +57,37 @@ class RateLimit:
 
 
 @dataclass(frozen=True, slots=True)
+class Webhooks:
+    """How an app signs the webhooks it sends, and what their envelope holds (the manifest's
+    ``webhooks``; the service's receiver and the syncs read partner webhooks by it).
+
+    A delivery is authentic when ``header`` holds ``prefix`` + the hex HMAC (``algorithm``,
+    e.g. ``hmac-sha256``) of the raw body under the app's webhook secret, read from
+    ``secret_env`` (default ``CONNECTOR_<APP>_WEBHOOK_SECRET``). The body is a JSON envelope:
+    the event id is the first of ``id`` present, its type (``<noun>.<verb>``) is at ``type``,
+    the record at ``record``; ``objects`` maps a type's noun to the object it reports
+    (``contact: contacts``), ``deleted`` lists the verbs that mean a delete, ``updated`` the
+    record fields holding its update time (else the envelope's ``time``) and ``contact`` those
+    naming the contact a task or note belongs to.
+    """
+
+    header: str
+    algorithm: str = "hmac-sha256"
+    prefix: str = ""
+    secret_env: str | None = None
+    id: tuple[str, ...] = ("id",)
+    type: str = "type"
+    time: str | None = None
+    record: str = "data"
+    objects: Mapping[str, str] = field(default_factory=dict)
+    deleted: tuple[str, ...] = ("deleted",)
+    updated: tuple[str, ...] = ()
+    contact: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class App:
-    """An API the pack talks to (HighLevel, SuperPhone, ...)."""
+    """An API the pack talks to (HighLevel, a partner app, any plugin's)."""
 
     id: str
     title: str
@@ -64,6 +100,11 @@ class App:
     timeout_seconds: float = 30.0
     api_key_header: str | None = None
     assumptions: tuple[str, ...] = ()
+    webhooks: Webhooks | None = None
+    """How the app's own webhooks are signed and shaped (None: the service takes none)."""
+    sync_adapters: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    """Object (``contacts``, ``tasks``, ``notes``) -> how a two-way sync reads and writes it in
+    this app: the keys of :class:`connector.sync.spec.Adapter` (action ids, id and time fields)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,6 +169,43 @@ class Trigger:
     source: str = ""
 
 
+@dataclass(frozen=True, slots=True)
+class Call:
+    """One call of one action, as its executor sees it.
+
+    :param input: the validated flat input.
+    :param client: the app's pooled HTTP client (rate limiter, retries, error mapping); an
+        executor sends through its ``send`` so the app's limits apply.
+    :param auth: the credential flow for this action, or ``None``.
+    :param limiter_key: the location (or account) the call counts against.
+    :param base_url: the app's base URL for this run (the manifest's, or an override).
+    """
+
+    action: Action
+    app: App
+    input: Mapping[str, Any]
+    client: HttpClient
+    auth: httpx.Auth | None
+    limiter_key: str
+    base_url: str
+    settings: Settings
+
+
+class Executor(Protocol):
+    """Runs actions of one kind (the contract of ``connector_register_executors``)."""
+
+    def execute(self, call: Call) -> Reply:
+        """Send the call and return the reply (its ``data`` is checked by the runtime).
+
+        :raises ConnectorError: any failure, already translated (never a library exception).
+        """
+        ...
+
+    def preview(self, call: Call) -> dict[str, Any]:
+        """What ``--dry-run`` prints: the request that would be sent, credentials masked."""
+        ...
+
+
 @hookspec
 def connector_register_apps() -> list[App]:
     """Declare apps (base URL, auth kinds, rate limits).
@@ -181,8 +259,10 @@ def connector_register_executors() -> Mapping[str, Executor]:
 
     Called once when the catalog is built. The runtime validates an action's input before
     its executor runs and checks the output after; an executor sends through the app's pooled
-    client (:attr:`connector.client.executor.Call.client`) so rate limits and retries apply.
+    client (:attr:`Call.client`) so rate limits and retries apply. The built-in kinds are
+    plugins too: ``http`` (``actions.rest``), ``graphql`` (``actions.graphql``) and
+    ``http_request`` (``actions.http``).
 
-    :returns: kind name -> :class:`connector.client.executor.Executor`; kinds must be unique.
+    :returns: kind name -> :class:`Executor`; kinds must be unique.
     """
     raise AssertionError("hook specification")

@@ -12,8 +12,10 @@ from __future__ import annotations
 import difflib
 import functools
 import importlib
+import importlib.util
 import logging
 import os
+import pkgutil
 from collections.abc import Callable, Iterator, Mapping
 from importlib.metadata import entry_points
 from typing import TYPE_CHECKING, Any, TypeVar, cast
@@ -25,12 +27,14 @@ from connector.errors import PluginError
 from connector.hookspecs import PROJECT_NAME, Action, App, Trigger
 
 if TYPE_CHECKING:
-    from connector.client.executor import Executor
     from connector.expressions.syntax import FilterSpec
+    from connector.hookspecs import Executor
 
 __all__ = [
+    "BUILTIN_PACKAGES",
     "BUILTIN_PLUGINS",
     "PluginManager",
+    "builtin_plugins",
     "collect_actions",
     "collect_apps",
     "collect_executors",
@@ -39,18 +43,11 @@ __all__ = [
     "get_plugin_manager",
 ]
 
-BUILTIN_PLUGINS: tuple[str, ...] = (
-    "connector.expressions.filters",
-    "connector.client.executor",
-    "actions.ghl",
-    "actions.http",
-    "actions.superphone",
-    "actions.linkedphone",
-    "triggers.ghl",
-    "triggers.superphone",
-    "triggers.linkedphone",
-)
-"""Dotted module names of the built-in plugins, registered before any entry point."""
+BUILTIN_PLUGINS: tuple[str, ...] = ("connector.expressions.filters",)
+"""Dotted module names of the built-in plugins inside ``connector`` (the filters)."""
+BUILTIN_PACKAGES: tuple[str, ...] = ("actions", "triggers")
+"""Packages whose every module (or subpackage) is a built-in plugin, registered in name order
+after :data:`BUILTIN_PLUGINS` and before any entry point. The core names none of them."""
 
 DISABLE_ENV = "CONNECTOR_DISABLE_PLUGINS"
 
@@ -83,7 +80,7 @@ def get_plugin_manager(*, entry_points: bool = True) -> PluginManager:
     blocked = {name.strip() for name in os.environ.get(DISABLE_ENV, "").split(",") if name.strip()}
     for name in blocked:
         pm.set_blocked(name)
-    for dotted in BUILTIN_PLUGINS:
+    for dotted in builtin_plugins():
         if dotted in blocked:
             continue
         _load(pm, dotted, functools.partial(importlib.import_module, dotted), dotted)
@@ -91,6 +88,19 @@ def get_plugin_manager(*, entry_points: bool = True) -> PluginManager:
         _load_entry_points(pm, blocked)
     _check_pending(pm)
     return pm
+
+
+def builtin_plugins() -> tuple[str, ...]:
+    """Dotted names of every built-in plugin: :data:`BUILTIN_PLUGINS`, then the modules of
+    :data:`BUILTIN_PACKAGES` (found on disk when the manager is built, never at import)."""
+    found = list(BUILTIN_PLUGINS)
+    for package in BUILTIN_PACKAGES:
+        spec = importlib.util.find_spec(package)
+        if spec is None or spec.submodule_search_locations is None:
+            continue
+        modules = pkgutil.iter_modules(spec.submodule_search_locations)
+        found.extend(sorted(f"{package}.{m.name}" for m in modules))
+    return tuple(found)
 
 
 def _check_pending(pm: PluginManager) -> None:
@@ -160,8 +170,11 @@ def _collect(pm: pluggy.PluginManager, hook: str, kind: str) -> dict[str, Any]:
     for plugin, items in _calls(pm, hook):
         for item in items or ():
             if item.id in found:
-                _refuse(pm, f"duplicate {kind} id {item.id!r}: declared by plugin"
-                        f" {owner[item.id]!r} and by plugin {plugin!r}; the later one is left out")
+                _refuse(
+                    pm,
+                    f"duplicate {kind} id {item.id!r}: declared by plugin"
+                    f" {owner[item.id]!r} and by plugin {plugin!r}; the later one is left out",
+                )
                 continue
             found[item.id] = item
             owner[item.id] = plugin
@@ -204,9 +217,12 @@ def _check_apps(
         if item.app in apps:
             kept[key] = item
             continue
-        _refuse(pm, f"{kind} {item.id!r} ({item.source or 'unknown source'}) belongs to unknown"
-                f" app {item.app!r}; registered apps: {', '.join(sorted(apps)) or 'none'}; it is"
-                " left out")
+        _refuse(
+            pm,
+            f"{kind} {item.id!r} ({item.source or 'unknown source'}) belongs to unknown"
+            f" app {item.app!r}; registered apps: {', '.join(sorted(apps)) or 'none'}; it is"
+            " left out",
+        )
     return kept
 
 
@@ -227,8 +243,11 @@ def _collect_named(pm: pluggy.PluginManager, hook: str, kind: str) -> dict[str, 
         declared = cast("Mapping[str, Any]", result or {})
         for name, value in declared.items():
             if name in found:
-                _refuse(pm, f"duplicate {kind} {name!r}: declared by plugin {owner[name]!r}"
-                        f" and by plugin {plugin!r}; the later one is left out")
+                _refuse(
+                    pm,
+                    f"duplicate {kind} {name!r}: declared by plugin {owner[name]!r}"
+                    f" and by plugin {plugin!r}; the later one is left out",
+                )
                 continue
             found[name] = value
             owner[name] = plugin

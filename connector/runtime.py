@@ -15,12 +15,11 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from connector.catalog import Catalog
-from connector.client.executor import Call, Executor, build_rest_request
-from connector.client.request import Reply, RequestSpec
+from connector.client.request import Reply
 from connector.documents.drift import Drift
 from connector.documents.schema import Validator, compile_validator, input_problem, problems
 from connector.errors import ConnectorError, InputError, Location
-from connector.hookspecs import Action, App, RateLimit
+from connector.hookspecs import Action, App, Call, Executor, RateLimit
 from connector.recipes.footprints import current, is_write
 
 if TYPE_CHECKING:
@@ -91,10 +90,6 @@ class Runtime:
             schema = action.input_schema
             raise InputError(action.id, [input_problem(p, "", schema, action.id) for p in found])
         return filled
-
-    def build_request(self, action: Action, data: Mapping[str, Any]) -> RequestSpec:
-        """The REST request for a validated flat input (see :func:`build_rest_request`)."""
-        return build_rest_request(action, data)
 
     def check_output(self, action: Action, data: Any) -> None:
         """Warn (or, strict, raise) when ``data`` does not match the action's output schema.

@@ -133,9 +133,10 @@ class World:
             self.tally.duplicated += times > 1
             queue.extend([item] * times)
         self._shuffle_nearby(queue)
-        read_ghl = ghl_child_reader(self.rt)  # as the service does: GHL's own record and time
+        read_ghl = ghl_child_reader(self.rt)
+        webhooks = self.rt.catalog.app(self.partner.app).webhooks  # as the service does: GHL's own record and time
         for side, body in queue:
-            change = change_from_ghl(body) if side == "ghl" else change_from_partner(body)
+            change = change_from_ghl(body) if side == "ghl" else change_from_partner(body, webhooks)
             if change is None:
                 continue
             if side == "ghl":

@@ -170,3 +170,62 @@ def test_hook_connector_register_executors():
     with Runtime(catalog) as runtime:
         assert runtime.call("echo.words.say", {"word": "hi"}) == {"echo": {"word": "hi"}, "key": "default"}
         assert runtime.dry_run("echo.words.say", {"word": "hi"}) == {"action": "echo.words.say", "echo": {"word": "hi"}}
+
+
+PUBLIC_API = [
+    "PROJECT_NAME", "REDIRECT_STATUSES", "Action", "Answer", "App", "AuthError", "Call",
+    "Catalog", "ClientFactory", "ConnectorError", "DocumentError", "Exchange", "Executor",
+    "ExpressionError", "FilterSpec", "InputError", "Location", "Manifest", "Param", "PluginError",
+    "Problem", "RateLimit", "RateLimitError", "RecipeError", "RemoteError", "Reply",
+    "RequestSpec", "ResponseLimitError", "Runtime", "Settings", "StoreError", "Trigger",
+    "build_catalog", "fill_path", "get_plugin_manager", "hookimpl", "is_secret_name",
+    "load_manifest", "load_schema", "new_client", "pack_manifest", "safe_url",
+]  # fmt: skip
+
+
+def test_contract_public_api_is_pinned():
+    """`connector.__all__` is the one public plugin API: changing it is a deliberate act, made
+    here and in docs/plugins.md together."""
+    assert connector.__all__ == PUBLIC_API
+    text = (ROOT / "docs" / "plugins.md").read_text()
+    undocumented = [name for name in PUBLIC_API if f"`{name}" not in text]
+    assert undocumented == []
+
+
+def _connector_imports(path):
+    """The `connector...` modules a file imports (absolute imports; relative ones stay inside)."""
+    import ast
+
+    found = []
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            found.extend([node.module] if node.module.split(".")[0] == "connector" else [])
+        elif isinstance(node, ast.Import):
+            found.extend(a.name for a in node.names if a.name.split(".")[0] == "connector")
+    return found
+
+
+def test_contract_builtin_plugins_import_only_the_public_api():
+    """actions/ and triggers/ are plugins like any other: they import `connector` (its
+    __all__) and nothing deeper."""
+    deeper = {}
+    for folder in ("actions", "triggers"):
+        for path in sorted((ROOT / folder).rglob("*.py")):
+            bad = [m for m in _connector_imports(path) if m != "connector"]
+            if bad:
+                deeper[str(path.relative_to(ROOT))] = bad
+    assert deeper == {}
+
+
+def test_contract_builtin_plugins_are_found_not_named():
+    """The core lists no built-in app: every module of actions/ and triggers/ is registered."""
+    from connector.plugins import builtin_plugins
+
+    names = builtin_plugins()
+    for folder in ("actions", "triggers"):
+        for path in (ROOT / folder).iterdir():
+            if path.name.startswith("_") or not (path.suffix == ".py" or path.is_dir()):
+                continue
+            if path.is_dir() and not (path / "__init__.py").exists():
+                continue
+            assert f"{folder}.{path.stem}" in names

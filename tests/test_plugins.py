@@ -298,3 +298,16 @@ def test_plugins_doc_lists_every_manifest_key():
         section = text.split(heading, 1)[1].split("###", 1)[0]
         for key in schema["$defs"][part]["properties"]:
             assert f"| `{key}`" in section, f"{part} key {key!r} is not in docs/plugins.md"
+
+
+def test_plugins_doc_partner_walkthrough_is_the_tested_package():
+    """The walkthrough's module is the one tests/test_thirdparty_partner.py installs and syncs
+    (its every line, docstrings aside), so the documented plugin is known to work."""
+    from conftest import ROOT
+
+    shown = _doc_block("## A partner app as its own package")
+    package = (ROOT / "tests" / "thirdparty" / "zenline_connector" / "__init__.py").read_text()
+    lines = {line.rstrip() for line in package.splitlines()}
+    missing = [line for line in shown.splitlines()
+               if line.strip() and not line.lstrip().startswith("#") and line.rstrip() not in lines]
+    assert missing == []

@@ -19,6 +19,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from connector.documents.manifest import pack_manifest
 from connector.sandbox.keys import WebhookKeys
 from connector.service.inbox import Inbox, NewEvent
 from connector.service.partnerhooks import PartnerHook
@@ -53,7 +54,8 @@ def keys() -> WebhookKeys:
 @pytest.fixture
 def receiver(tmp_path: Path, keys: WebhookKeys) -> Iterator[Running]:
     trusted = parse_keys((k, pem.encode()) for k, pem in keys.public_pem().items())
-    hooks = {"superphone": PartnerHook("superphone", SECRET)}
+    webhooks = pack_manifest().apps["superphone"].webhooks
+    hooks = {"superphone": PartnerHook("superphone", SECRET, webhooks)}
     with open_store(tmp_path / "state.db") as store, \
             ReceiverServer(store, Settings(trusted), partners=hooks) as server:
         running = Running(server, Inbox(store), keys)

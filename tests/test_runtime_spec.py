@@ -7,6 +7,7 @@ import json
 import pytest
 from conftest import SHARED
 
+from actions.rest import build_rest_request
 from connector.catalog import build_catalog
 from connector.documents.sample import sample
 from connector.runtime import Runtime
@@ -41,7 +42,7 @@ def test_runtime_minimal_request_is_valid_against_spec(openapi, action_id):
     action = CATALOG.action(action_id)
     with Runtime(CATALOG) as runtime:
         data = runtime.prepare_input(action, sample(action.input_schema, required_only=True))
-        request = runtime.build_request(action, data)
+        request = build_rest_request(action, data)
     headers = {"Authorization": "Bearer test", **CATALOG.app("ghl").headers, **request.headers}
     body = json.dumps(request.json) if request.json is not None else None
     mock = MockRequest(
@@ -58,23 +59,16 @@ def test_runtime_minimal_request_is_valid_against_spec(openapi, action_id):
 def test_runtime_request_places_every_input():
     """Path, query and body fields of one flat input land where the manifest says."""
     action = CATALOG.action("ghl.contacts.list_by_business")
-    with Runtime(CATALOG) as runtime:
-        request = runtime.build_request(
-            action, {"businessId": "b 1?x", "locationId": "L1", "limit": "10", "query": "ann"}
-        )
+    request = build_rest_request(
+        action, {"businessId": "b 1?x", "locationId": "L1", "limit": "10", "query": "ann"}
+    )
     assert request.path == "/contacts/business/b%201%3Fx"  # a "/" is refused: test_pathparams
     assert dict(request.query) == {"locationId": "L1", "limit": "10", "query": "ann"}
     assert request.json is None
     create = CATALOG.action("ghl.tasks.create")
-    with Runtime(CATALOG) as runtime:
-        request = runtime.build_request(
-            create,
-            {
-                "contactId": "c1",
-                "title": "Call",
-                "dueDate": "2024-01-01T00:00:00Z",
-                "completed": False,
-            },
-        )
+    request = build_rest_request(
+        create,
+        {"contactId": "c1", "title": "Call", "dueDate": "2024-01-01T00:00:00Z", "completed": False},
+    )
     assert (request.method, request.path) == ("POST", "/contacts/c1/tasks")
     assert request.json == {"title": "Call", "dueDate": "2024-01-01T00:00:00Z", "completed": False}

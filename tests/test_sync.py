@@ -14,6 +14,7 @@ import pytest
 from connector.auth.credentials import StaticBearer, api_key_provider
 from connector.catalog import build_catalog
 from connector.client.retry import RetryPolicy
+from connector.documents.manifest import pack_manifest
 from connector.errors import ConnectorError, DocumentError
 from connector.recipes.recipe import parse_recipe
 from connector.runtime import Runtime, Settings
@@ -22,6 +23,8 @@ from connector.sync.audit import entries
 from connector.sync.engine import Change, SyncEngine
 from connector.sync.events import change_from_ghl, change_from_partner
 from connector.sync.spec import parse_sync
+
+WEBHOOKS = {a: app.webhooks for a, app in pack_manifest().apps.items()}
 
 CATALOG = build_catalog()
 CF_COMPANY = "cfCompany0000000001"
@@ -183,7 +186,7 @@ def test_sync_two_way_echo_is_suppressed(runtime, store, ghl, lp, receiver):
     c = ghl_contact(runtime, firstName="Di", email="di@example.org")
     created = engine.apply(from_ghl(c))
     lp.drain_webhooks()
-    echo = change_from_partner(_last(receiver, "contact.created"))
+    echo = change_from_partner(_last(receiver, "contact.created"), WEBHOOKS["linkedphone"])
     out = engine.apply(echo)
     assert out.action == "skip" and out.reason.startswith("echo")
     # partner edit -> GHL update -> GHL webhook comes back -> suppressed
@@ -431,7 +434,7 @@ def test_sync_superphone_create_with_tags_and_echo(sp_engine, ghl, sp, receiver)
     got = rt.call("superphone.contacts.get", {"id": out.partner_id})
     assert (got["firstName"], got["tags"]) == ("Nia", ["lead"])
     sp.drain_webhooks()
-    echo = engine.apply(change_from_partner(_last(receiver, "contact.created")))
+    echo = engine.apply(change_from_partner(_last(receiver, "contact.created"), WEBHOOKS["superphone"]))
     assert echo.reason.startswith("echo")
     assert sp.writes("createContact") == 1
     assert ghl.writes("PUT /contacts/{contactId}") == 0
@@ -446,7 +449,7 @@ def test_sync_superphone_delete_propagates_once(sp_engine, ghl, sp, receiver):
     out = engine.apply(Change("ghl", "contacts", c["id"], None))
     assert (out.action, out.partner_id) == ("delete", pid)
     sp.drain_webhooks()
-    back = engine.apply(change_from_partner(_last(receiver, "contact.deleted")))
+    back = engine.apply(change_from_partner(_last(receiver, "contact.deleted"), WEBHOOKS["superphone"]))
     assert (back.action, back.reason) == ("skip", "already deleted on ghl")
     assert sp.writes("deleteContact") == 1
     assert ghl.writes("DELETE /contacts/{contactId}") == 0

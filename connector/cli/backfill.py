@@ -17,9 +17,6 @@ if TYPE_CHECKING:
 
 __all__ = ["add_parser"]
 
-PARTNERS = ("linkedphone", "superphone")
-
-
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Register ``backfill``."""
     parser = sub.add_parser(
@@ -43,7 +40,10 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         ),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--to", required=True, choices=PARTNERS, help="the partner app")
+    parser.add_argument(
+        "--to", required=True, metavar="APP",
+        help="the partner app (one whose manifest declares sync_adapters)",
+    )  # fmt: skip
     parser.add_argument(
         "--sync", type=Path, metavar="FILE", help="the sync document (default: the shipped one)"
     )
@@ -72,19 +72,27 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 def run(args: argparse.Namespace) -> int:
     """Run the backfill and print what it did."""
     from connector.catalog import build_catalog
+    from connector.errors import ConnectorError
     from connector.pack import pack_root
     from connector.store import Store
     from connector.sync.backfill import Backfill
     from connector.sync.spec import load_sync
 
-    spec = load_sync(args.sync or pack_root() / "recipes" / f"sync_{args.to}.yaml")
+    catalog = build_catalog()
+    partners = sorted(a for a, app in catalog.apps.items() if app.sync_adapters and a != "ghl")
+    if args.to not in partners:
+        raise ConnectorError(
+            f"backfill: --to {args.to!r} is not a partner app a sync can write to"
+            f" [partners: {', '.join(partners) or 'none'}]"
+        )
+    default = pack_root() / "recipes" / f"sync_{args.to}.yaml"
+    if args.sync is None and not default.is_file():
+        raise ConnectorError(f"backfill: no shipped sync document for {args.to!r} [give --sync]")
+    spec = load_sync(args.sync or default, apps=catalog.apps)
     if spec.partner != args.to:
-        from connector.errors import ConnectorError
-
         raise ConnectorError(
             f"{args.sync}: the sync's partner is {spec.partner!r}, not {args.to!r}"
         )
-    catalog = build_catalog()
     progress = None if args.quiet else _Printer(sys.stderr).show
     with _runtime(args, catalog) as runtime, Store() as store:
         backfill = Backfill(spec, runtime, store, workers=args.workers, progress=progress)

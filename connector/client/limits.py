@@ -4,7 +4,8 @@ One mechanism for every outgoing call: the REST and GraphQL client
 (:class:`~connector.client.httpclient.HttpClient`, over
 :class:`~connector.client.transport.KeepAliveTransport` or,
 with a proxy, httpx's own transport) and the generic ``http.request``
-(:mod:`connector.client.httpaction`). :class:`ResponseLimits` says how big (default
+(``actions.http``, through :class:`~connector.client.exchange.Exchange`).
+:class:`ResponseLimits` says how big (default
 :data:`MAX_BODY`, decoded) and how slow (default :data:`DEADLINE_FACTOR` times the timeout, for
 the whole exchange: connect, send, headers, body) an answer may be; ``CONNECTOR_HTTP_MAX_BODY``
 and ``CONNECTOR_HTTP_DEADLINE`` change them.

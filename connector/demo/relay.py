@@ -33,6 +33,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from typing import Any
 
+from connector.documents.manifest import pack_manifest
 from connector.errors import ConnectorError
 from connector.service.partnerhooks import Check, ghl_check, hmac_check
 from connector.sync.audit import AuditEntry, record
@@ -244,7 +245,11 @@ class Relay:
         if not isinstance(payload, dict):
             self._count("rejected")
             return 400
-        change = change_from_ghl(payload) if app == "ghl" else change_from_partner(payload)
+        if app == "ghl":
+            change = change_from_ghl(payload)
+        else:
+            webhooks = pack_manifest().apps[app].webhooks
+            change = change_from_partner(payload, webhooks) if webhooks else None
         self._count("received" if change is not None else "ignored")
         if change is not None:
             stamp = record_time(payload.get("timestamp"))

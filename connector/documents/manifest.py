@@ -19,7 +19,7 @@ from typing import Any
 from connector.documents.document import Document, load_yaml_file
 from connector.documents.schema import compile_validator, load_schema, raise_for_document
 from connector.errors import DocumentError, Problem
-from connector.hookspecs import Action, App, Param, RateLimit, Trigger
+from connector.hookspecs import Action, App, Param, RateLimit, Trigger, Webhooks
 from connector.pack import pack_root
 
 __all__ = ["Manifest", "load_manifest", "pack_manifest"]
@@ -61,7 +61,7 @@ def load_manifest(
     """
     doc = load_yaml_file(path)
     validator = compile_validator(
-        load_schema("manifest.schema.json"), source="manifest.schema.json"
+        load_schema("manifest.schema.json"), source="manifest.schema.json", fast=False
     )
     raise_for_document(validator, doc)
     builder = _Builder(doc, schema_root or path.parent, check_schemas)
@@ -238,6 +238,26 @@ def _app(key: str, spec: Mapping[str, Any]) -> App:
         timeout_seconds=spec.get("timeout_seconds", 30.0),
         api_key_header=spec.get("api_key_header"),
         assumptions=tuple(spec.get("assumptions", ())),
+        webhooks=_webhooks(spec["webhooks"]) if "webhooks" in spec else None,
+        sync_adapters={k: dict(v) for k, v in spec.get("sync_adapters", {}).items()},
+    )
+
+
+def _webhooks(spec: Mapping[str, Any]) -> Webhooks:
+    signature, envelope = spec["signature"], spec["envelope"]
+    return Webhooks(
+        header=signature["header"],
+        algorithm=signature.get("algorithm", "hmac-sha256"),
+        prefix=signature.get("prefix", ""),
+        secret_env=spec.get("secret_env"),
+        id=tuple(envelope["id"]),
+        type=envelope["type"],
+        time=envelope.get("time"),
+        record=envelope["record"],
+        objects=dict(spec.get("objects", {})),
+        deleted=tuple(spec.get("deleted", ("deleted",))),
+        updated=tuple(envelope.get("updated", ())),
+        contact=tuple(envelope.get("contact", ())),
     )
 
 

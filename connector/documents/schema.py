@@ -77,11 +77,11 @@ class Validator:
 
     __slots__ = ("_fast", "_full")
 
-    def __init__(self, schema: Mapping[str, Any]) -> None:
+    def __init__(self, schema: Mapping[str, Any], *, fast: bool = True) -> None:
         self._full = Draft202012Validator(
             schema, format_checker=Draft202012Validator.FORMAT_CHECKER
         )
-        self._fast = _fast_check(schema)
+        self._fast = _fast_check(schema) if fast else None
 
     def is_valid(self, instance: Any) -> bool:
         """Whether ``instance`` is valid (jsonschema decides whenever the fast check says no)."""
@@ -118,11 +118,13 @@ def _uses(node: Any, keywords: frozenset[str]) -> bool:
 
 
 def compile_validator(
-    schema: Mapping[str, Any], *, source: str = "<schema>", check: bool = True
+    schema: Mapping[str, Any], *, source: str = "<schema>", check: bool = True, fast: bool = True
 ) -> Validator:
     """A validator for ``schema``, checked against the draft 2020-12 meta-schema first.
 
     :param check: skip the meta-schema check for schemas already checked (the pack's own).
+    :param fast: compile the fastjsonschema pre-check; a schema that checks a few documents
+        once each (manifests) gains nothing from it and pays its compile time and memory.
     """
     if check:
         try:
@@ -130,7 +132,7 @@ def compile_validator(
         except SchemaError as exc:
             where = Location(source, pointer=pointer(tuple(exc.absolute_path)))
             raise DocumentError([Problem(where, f"invalid JSON Schema: {exc.message}")]) from None
-    return Validator(schema)
+    return Validator(schema, fast=fast)
 
 
 def problems(

@@ -98,7 +98,7 @@ def _sync_report(text: str, file: str | None, catalog: Catalog) -> Report:
     from connector.sync.spec import parse_sync
 
     try:
-        spec = parse_sync(text, file=file)
+        spec = parse_sync(text, file=file, apps=catalog.apps)
     except DocumentError as exc:
         return Report(file, exc.problems)
     found: list[Problem] = []

@@ -3,7 +3,7 @@
 A *flow* is "a change of ``OBJECT`` in app ``A`` makes ``WRITER`` write ``OBJECT'`` in app
 ``B``": a recipe has one per write step (from its trigger's app and object), a sync one per
 synced object and direction. Two flows that run opposite ways over the same objects (a recipe
-copying GHL tasks to SuperPhone and a sync or recipe copying SuperPhone tasks to GHL), or one
+copying GHL tasks to a partner and a sync or recipe copying that partner's tasks to GHL), or one
 that writes what it is triggered by, can feed each other. The pack skips its own echoes and
 stops loops at run time (see :mod:`connector.recipes.footprints`); :func:`crossings` lets
 ``validate``

@@ -1,6 +1,6 @@
 """Footprints: every write the pack makes, so its echo is recognised and loops are stopped.
 
-A recipe or a sync that writes to an app (GHL, SuperPhone, LinkedPhone, a plugin's) soon hears
+A recipe or a sync that writes to an app (GHL, a partner app, any plugin's) soon hears
 about it again: the app sends a webhook for the change the pack itself made. Left alone, two
 recipes (or a recipe and a sync) that copy the same thing in opposite directions ping-pong
 forever. So every write made on behalf of a recipe run or a sync leaves a *footprint* in the

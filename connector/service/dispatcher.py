@@ -140,22 +140,14 @@ def run_id_for(webhook_id: str, route_key: str) -> str:
 def contact_key(payload: Mapping[str, Any]) -> str | None:
     """The contact an event is about, for ordering (None when it names none).
 
-    Contact events carry the contact's ``id``; note, task and appointment events its
+    GHL's contact events carry the contact's ``id``; note, task and appointment events its
     ``contactId`` (appointments inside ``appointment``). Keys are per location. A partner's
-    envelope (``{"type": "task.created", "data": {...}}``) names it inside ``data``: the
-    contact's ``id``, else ``contact_id`` / ``contactId``.
+    events are read by its manifest's envelope instead
+    (:func:`~connector.service.partnerhooks.contact_of`, through the pool's ``order``).
     """
     kind = str(payload.get("type") or "")
     found: object = None
-    data = payload.get("data")
-    if "." in kind and isinstance(data, Mapping):
-        noun = kind.partition(".")[0]
-        found = (
-            data.get("id")
-            if noun == "contact"
-            else (data.get("contact_id") or data.get("contactId"))
-        )
-    elif kind.startswith("Contact"):
+    if kind.startswith("Contact"):
         found = payload.get("id")
     elif isinstance(payload.get("appointment"), Mapping):
         found = payload["appointment"].get("contactId")
@@ -179,7 +171,7 @@ def event_payload(event: InboxEvent) -> dict[str, Any] | str:
 
 def event_app(event_type: str | None) -> str:
     """The app an inbox event came from: a partner's or a poller's type is a trigger id
-    (``superphone.tasks.created``), a GHL webhook's is GHL's own (``TaskCreate``)."""
+    (``<partner>.tasks.created``), a GHL webhook's is GHL's own (``TaskCreate``)."""
     kind = event_type or ""
     return kind.partition(".")[0] if "." in kind else "ghl"
 

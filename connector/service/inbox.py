@@ -58,7 +58,7 @@ GHL_PREFIX = "ghl:"
 def ghl_key(webhook_id: str) -> str:
     """The inbox key of a GHL ``webhookId``: the id itself, or ``ghl:<id>`` when it holds a ``:``.
 
-    Every other source's keys are ``<source>:<id>`` (``superphone:evt_1``, ``poll:...``,
+    Every other source's keys are ``<source>:<id>`` (``<partner>:evt_1``, ``poll:...``,
     ``sha256:...``), so a GHL id that looks like one is put in GHL's own namespace: it can
     neither drop nor be dropped as a duplicate of another source's event. GHL's ids are UUIDs,
     which stay as they always were stored.

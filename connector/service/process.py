@@ -74,7 +74,7 @@ from connector.service.dispatcher import (
 )
 from connector.service.inbox import Inbox, InboxEvent, InboxWriter, NewEvent
 from connector.service.listener import guarded_server
-from connector.service.partnerhooks import PartnerHook
+from connector.service.partnerhooks import PartnerHook, ordering
 from connector.service.receiver import HEALTH_PATH, WEBHOOK_PATH, ReceiverApp, Settings, open_store
 from connector.service.signatures import PublicKeys, default_keys
 from connector.service.summary import summary
@@ -349,7 +349,7 @@ def serve(
     :raises StoreError: the state file cannot be opened, or another service holds it.
     """
     routes = load_routes(options.recipes, catalog, filters)
-    syncs = load_syncs(options.recipes)
+    syncs = load_syncs(options.recipes, catalog)
     hooks = partner_hooks(syncs, catalog, secrets=options.webhook_secrets,
                           api_keys=options.api_keys)
     if syncs and options.sync_location is None:
@@ -375,7 +375,8 @@ def _run(options: ServeOptions, catalog: Catalog, loaded: tuple[list[Route], lis
     routes, sync_routes = loaded
     inbox = Inbox(work_store)
     recovered = recover(inbox)
-    pool = WorkerPool(inbox, _unset, options.pool, name=f"serve-{os.getpid()}")
+    pool = WorkerPool(inbox, _unset, options.pool, name=f"serve-{os.getpid()}",
+                      order=ordering(hooks))
     footprints = Footprints(work_store, loop_limit=options.loop_limit,
                             loop_window=options.loop_window)
     engines = Engines(catalog, work_store, options, pool.sleep, footprints)

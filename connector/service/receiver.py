@@ -14,10 +14,10 @@ nothing is stored unless every check passed:
 - 429: the event could not be committed to the inbox (or checking it failed unexpectedly);
 - 200: stored, or already stored under the same ``webhookId``.
 
-``POST /webhooks/<app>`` takes a partner's webhooks (SuperPhone, LinkedPhone: the apps given
-as :class:`~connector.service.partnerhooks.PartnerHook` objects) through the same checks, the
-signature
-being the app's ``sha256=<hex>`` HMAC of the body (a missing one is wrong: fail closed); the
+``POST /webhooks/<app>`` takes a partner's webhooks (the apps given as
+:class:`~connector.service.partnerhooks.PartnerHook` objects, built from each app's manifest)
+through the same checks, the signature being the HMAC of the body its manifest declares (a
+missing one is wrong: fail closed); the
 stored ``webhookId`` is ``<app>:<event id>``. Other apps get 404.
 
 A stale timestamp is a 401, like a bad signature: the signature proves who sent the bytes, the

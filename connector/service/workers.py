@@ -97,6 +97,8 @@ class WorkerPool:
     :param handle: runs one event (the dispatcher's ``process``).
     :param settings: sizes and timings.
     :param name: the claimer name recorded in the inbox.
+    :param order: the key whose events run in order on one lane (default: the contact a GHL
+        event names); None: the event runs on its own.
     """
 
     def __init__(
@@ -106,8 +108,10 @@ class WorkerPool:
         settings: PoolSettings | None = None,
         *,
         name: str = "worker",
+        order: Callable[[InboxEvent], str | None] | None = None,
     ) -> None:
         self.inbox = inbox
+        self.order = order or _contact_of
         self.handle = handle
         self.settings = settings or PoolSettings()
         self.name = name
@@ -225,7 +229,7 @@ class WorkerPool:
     def _route(self, events: list[InboxEvent]) -> None:
         with self._cond:
             for event in events:
-                key = _ordering_key(event)
+                key = self.order(event) or event.webhook_id
                 lane = self._lanes[zlib.crc32(key.encode()) % len(self._lanes)]
                 lane.queue.append(event)
             self._cond.notify_all()
@@ -295,11 +299,10 @@ class WorkerPool:
         # Still processing: the next start releases it, and the re-run finds its runs ended.
 
 
-def _ordering_key(event: InboxEvent) -> str:
-    """Events with the same key run in order on one lane: the contact, else the event."""
+def _contact_of(event: InboxEvent) -> str | None:
+    """The contact a GHL event is about (events with the same key run in order on one lane)."""
     payload = event_payload(event)
-    key = contact_key(payload) if isinstance(payload, dict) else None
-    return key or event.webhook_id
+    return contact_key(payload) if isinstance(payload, dict) else None
 
 
 def _jittered(base: float, cap: float, attempt: int) -> float:

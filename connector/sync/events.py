@@ -2,9 +2,10 @@
 :class:`~connector.sync.engine.Change` for :meth:`~connector.sync.engine.SyncEngine.apply`.
 
 GHL posts flat payloads (``{"type": "ContactUpdate", "id", ..., "webhookId", "timestamp"}``,
-the record's fields at the top); SuperPhone and LinkedPhone post envelopes
-(``{"id" | "eventId", "type": "contact.updated", "timestamp", "data": {record}}``). A type the
-sync does not handle gives None.
+the record's fields at the top); a partner app posts envelopes whose shape its manifest's
+``webhooks`` declares (:class:`~connector.hookspecs.Webhooks`: where the event id, the
+``<noun>.<verb>`` type, the time and the record are). A type the sync does not handle gives
+None.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from connector.hookspecs import Webhooks
 from connector.sync.engine import Change
 from connector.sync.mapping import record_time
 
@@ -28,7 +30,6 @@ _GHL_TYPES: Mapping[str, tuple[str, bool]] = {
 """GHL event type -> (object, is a delete)."""
 
 _GHL_ENVELOPE = frozenset({"type", "locationId", "webhookId", "timestamp", "attachments"})
-_PARTNER_OBJECTS = {"contact": "contacts", "task": "tasks", "note": "notes"}
 
 
 def change_from_ghl(payload: Mapping[str, Any]) -> Change | None:
@@ -52,24 +53,29 @@ def change_from_ghl(payload: Mapping[str, Any]) -> Change | None:
     )
 
 
-def change_from_partner(payload: Mapping[str, Any]) -> Change | None:
-    """The change a SuperPhone or LinkedPhone webhook reports (``<object>.<verb>``)."""
-    noun, _, verb = str(payload.get("type", "")).partition(".")
-    obj = _PARTNER_OBJECTS.get(noun)
-    data = payload.get("data")
+def change_from_partner(payload: Mapping[str, Any], webhooks: Webhooks) -> Change | None:
+    """The change a partner's webhook reports, read by the envelope its manifest declares."""
+    noun, _, verb = str(payload.get(webhooks.type, "")).partition(".")
+    obj = webhooks.objects.get(noun)
+    data = payload.get(webhooks.record)
     if obj is None or not isinstance(data, dict) or not data.get("id"):
         return None
-    deleted = verb == "deleted"
-    stamp = data.get("updated_at") or data.get("updatedAt") or payload.get("timestamp")
+    deleted = verb in webhooks.deleted
+    stamp = _first(data, webhooks.updated) or payload.get(webhooks.time or "")
     return Change(
         side="partner",
         object=obj,
         record_id=str(data["id"]),
         record=None if deleted else data,
         updated_at=record_time(stamp),
-        event_id=_text(payload.get("id") or payload.get("eventId")),
-        parent_id=_text(data.get("contact_id") or data.get("contactId")),
+        event_id=_text(_first(payload, webhooks.id)),
+        parent_id=_text(_first(data, webhooks.contact)),
     )
+
+
+def _first(data: Mapping[str, Any], keys: tuple[str, ...]) -> Any:
+    """The value of the first of ``keys`` that ``data`` holds (not empty), or None."""
+    return next((data[k] for k in keys if data.get(k)), None)
 
 
 def _text(value: object) -> str | None:

@@ -1,9 +1,9 @@
 """The ``sync:`` section: which objects a two-way sync keeps in step, and how, as frozen data.
 
 ```yaml
-name: GHL <-> LinkedPhone
+name: GHL <-> Acme
 sync:
-  partner: linkedphone
+  partner: acme
   objects:
     contacts:
       direction: two_way            # or ghl_to_partner / partner_to_ghl
@@ -20,8 +20,9 @@ sync:
 
 The section is validated by ``schemas/recipe.schema.json`` (``$defs/sync``), either inside a
 recipe or as a document of its own (:func:`load_sync`). How each app reads and writes an object
-(action ids, id and update-time fields) is data: :data:`DEFAULT_ADAPTERS` per app, which a
-section may override under ``adapters``. Expressions see the source record as ``item``.
+(action ids, id and update-time fields) is data: each app's ``sync_adapters`` in its manifest
+(:attr:`connector.hookspecs.App.sync_adapters`), which a section may override under
+``adapters``. Expressions see the source record as ``item``.
 """
 
 from __future__ import annotations
@@ -39,9 +40,9 @@ from connector.documents.schema import Validator, compile_validator, document_pr
 from connector.errors import DocumentError, Location, Problem
 from connector.expressions.syntax import ExpressionError
 from connector.expressions.template import Template, parse_template
+from connector.hookspecs import App
 
 __all__ = [
-    "DEFAULT_ADAPTERS",
     "Adapter",
     "FieldMap",
     "ObjectSync",
@@ -57,70 +58,6 @@ Side = Literal["ghl", "partner"]
 SIDES: tuple[Side, Side] = ("ghl", "partner")
 CUSTOM_PREFIX = "customFields."
 """GHL-side field names ``customFields.<id>`` stand for one custom field's value."""
-
-_CONTACT = {"find_inputs": {"email": "email", "phone": "phone"}, "find_key": "contact"}
-DEFAULT_ADAPTERS: Mapping[str, Mapping[str, Mapping[str, Any]]] = {
-    "ghl": {
-        "contacts": {
-            "get": "ghl.contacts.get", "create": "ghl.contacts.create",
-            "update": "ghl.contacts.update", "delete": "ghl.contacts.delete",
-            "find": "ghl.contacts.find_duplicate", "find_key": "contact",
-            "find_inputs": {"email": "email", "phone": "number"},
-            "id_input": "contactId", "record_key": "contact", "updated_field": "dateUpdated",
-            "tags_add": "ghl.tags.add", "tags_remove": "ghl.tags.remove",
-            "list": "ghl.contacts.search", "list_input": {"pageLimit": 100},
-        },
-        "tasks": {
-            "get": "ghl.tasks.get", "create": "ghl.tasks.create", "update": "ghl.tasks.update",
-            "delete": "ghl.tasks.delete", "id_input": "taskId", "record_key": "task",
-            "updated_field": "dateUpdated", "parent_input": "contactId",
-        },
-        "notes": {
-            "get": "ghl.notes.get", "create": "ghl.notes.create", "update": "ghl.notes.update",
-            "delete": "ghl.notes.delete", "id_input": "id", "record_key": "note",
-            "updated_field": "dateUpdated", "parent_input": "contactId",
-        },
-    },
-    "linkedphone": {
-        "contacts": {
-            "get": "linkedphone.contacts.get", "create": "linkedphone.contacts.create",
-            "update": "linkedphone.contacts.update", "find": "linkedphone.contacts.find",
-            **_CONTACT, "id_input": "contact_id", "record_key": "contact",
-            "updated_field": "updated_at", "tags_add": "linkedphone.tags.add",
-            "tags_remove": "linkedphone.tags.remove", "list": "linkedphone.contacts.list",
-            "since_input": "updated_since",
-        },
-        "tasks": {
-            "get": "linkedphone.tasks.get", "create": "linkedphone.tasks.create",
-            "update": "linkedphone.tasks.update", "id_input": "task_id", "record_key": "task",
-            "updated_field": "updated_at", "parent_input": "contact_id",
-        },
-        "notes": {
-            "create": "linkedphone.notes.create", "record_key": "note",
-            "updated_field": "updated_at", "parent_input": "contact_id",
-        },
-    },
-    "superphone": {
-        "contacts": {
-            "get": "superphone.contacts.get", "create": "superphone.contacts.create",
-            "update": "superphone.contacts.update", "delete": "superphone.contacts.delete",
-            "find": "superphone.contacts.find", **_CONTACT, "id_input": "id",
-            "tags_add": "superphone.tags.add", "tags_remove": "superphone.tags.remove",
-            "tags_input": "contactId", "list": "superphone.contacts.list",
-            "since_input": "updatedSince",
-        },
-        "tasks": {
-            "get": "superphone.tasks.get", "create": "superphone.tasks.create",
-            "update": "superphone.tasks.update", "id_input": "id",
-            "parent_input": "contactId",
-        },
-        "notes": {
-            "create": "superphone.notes.create", "update": "superphone.notes.update",
-            "id_input": "id", "parent_input": "contactId",
-        },
-    },
-}  # fmt: skip
-"""App id -> object -> how to read and write it (the keys of :class:`Adapter`)."""
 
 _PARENT = {"tasks": "contacts", "notes": "contacts"}
 
@@ -245,14 +182,22 @@ class SyncSpec:
 
 
 def build_sync(
-    data: Mapping[str, Any], *, name: str, doc: Document | None = None, at: JsonPath = ("sync",)
+    data: Mapping[str, Any],
+    *,
+    name: str,
+    doc: Document | None = None,
+    at: JsonPath = ("sync",),
+    apps: Mapping[str, App] | None = None,
 ) -> SyncSpec:
     """Build a :class:`SyncSpec` from a schema-valid ``sync:`` mapping.
 
     :param name: the sync's name (the recipe's or document's ``name``).
     :param doc: the document, to place expression errors at their line.
+    :param apps: the catalog's apps, whose ``sync_adapters`` say how each side is read and
+        written (default: the apps of every installed plugin).
     :raises DocumentError: an expression does not parse, or an app has no adapter.
     """
+    apps = _installed_apps() if apps is None else apps
     problems: list[Problem] = []
     partner = str(data["partner"])
     tags = data["objects"].get("tags")
@@ -261,7 +206,8 @@ def build_sync(
         if kind == "tags":
             continue
         path = (*at, "objects", kind)
-        adapters = _adapters(partner, kind, data.get("adapters", {}), doc, path, problems)
+        declared = data.get("adapters", {})
+        adapters = _adapters(apps, partner, kind, declared, doc, path, problems)
         fields = _fields(spec, path, doc, problems)
         if kind == "contacts" and tags is not None:
             fields.append(_tag_field(tags, adapters))
@@ -300,7 +246,14 @@ def _tag_field(spec: Mapping[str, Any], adapters: Mapping[Side, Adapter] | None)
     )
 
 
+def _installed_apps() -> Mapping[str, App]:
+    from connector.catalog import build_catalog  # the catalog sits above the documents it reads
+
+    return build_catalog().apps
+
+
 def _adapters(
+    apps: Mapping[str, App],
     partner: str,
     kind: str,
     declared: Mapping[str, Any],
@@ -311,7 +264,8 @@ def _adapters(
     found: dict[Side, Adapter] = {}
     for side in SIDES:
         app = "ghl" if side == "ghl" else partner
-        defaults = DEFAULT_ADAPTERS.get(app, {}).get(kind, {})
+        found_app = apps.get(app)
+        defaults = found_app.sync_adapters.get(kind, {}) if found_app else {}
         data = {**defaults, **declared.get(side, {}).get(kind, {})}
         if "create" not in data:
             where = doc.locate(path) if doc else _nowhere(path)
@@ -392,21 +346,24 @@ def _document_validator() -> Validator:
     return compile_validator(wrapper, source="recipe.schema.json#/$defs/sync_document", check=False)
 
 
-def _from_document(doc: Document) -> SyncSpec:
+def _from_document(doc: Document, apps: Mapping[str, App] | None) -> SyncSpec:
     found = document_problems(_document_validator(), doc)
     if found:
         raise DocumentError(found)
-    return build_sync(doc.data["sync"], name=str(doc.data["name"]), doc=doc)
+    return build_sync(doc.data["sync"], name=str(doc.data["name"]), doc=doc, apps=apps)
 
 
-def load_sync(path: Path) -> SyncSpec:
+def load_sync(path: Path, *, apps: Mapping[str, App] | None = None) -> SyncSpec:
     """Read a sync document (``name``, optional ``description``, ``sync``) from ``path``.
 
+    :param apps: the catalog's apps (default: those of every installed plugin).
     :raises DocumentError: listing every problem at its file:line.
     """
-    return _from_document(load_yaml_file(path))
+    return _from_document(load_yaml_file(path), apps)
 
 
-def parse_sync(text: str, *, file: str | None = None) -> SyncSpec:
+def parse_sync(
+    text: str, *, file: str | None = None, apps: Mapping[str, App] | None = None
+) -> SyncSpec:
     """Like :func:`load_sync`, for text already in memory."""
-    return _from_document(load_yaml(text, file=file))
+    return _from_document(load_yaml(text, file=file), apps)

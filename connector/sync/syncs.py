@@ -29,7 +29,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from connector.auth.credentials import api_key_env
-from connector.catalog import Catalog
+from connector.catalog import Catalog, build_catalog
 from connector.documents.document import load_yaml_file
 from connector.errors import ConnectorError, DocumentError, Location, Problem, RemoteError
 from connector.recipes.footprints import Echo, Footprints, LoopDetected, Origin, acting
@@ -37,18 +37,13 @@ from connector.runtime import Runtime
 from connector.service.cursor import POLL_PREFIX
 from connector.service.dispatcher import event_payload
 from connector.service.inbox import InboxEvent
-from connector.service.partnerhooks import (
-    SIGNATURE_HEADERS,
-    PartnerHook,
-    partner_of,
-    webhook_secret_env,
-)
+from connector.service.partnerhooks import PartnerHook, partner_of, webhook_secret_env
 from connector.store import Store
 from connector.sync.engine import Change, Outcome, SyncEngine
 from connector.sync.events import change_from_ghl, change_from_partner
 from connector.sync.mapping import record_time
 from connector.sync.sides import SyncSide
-from connector.sync.spec import DEFAULT_ADAPTERS, SyncSpec, load_sync
+from connector.sync.spec import SyncSpec, load_sync
 
 __all__ = [
     "Prepare",
@@ -64,6 +59,8 @@ __all__ = [
 Prepare = Callable[[Change], Change]
 """Completes a change before it is applied (e.g. reads the full record a webhook only names)."""
 SUFFIXES = (".yaml", ".yml")
+GHL = "ghl"
+"""The hub app every sync keeps a partner in step with."""
 _log = logging.getLogger(__name__)
 
 
@@ -85,15 +82,17 @@ def is_sync_document(data: object) -> bool:
     return isinstance(data, dict) and "sync" in data and "trigger" not in data
 
 
-def load_syncs(directory: Path) -> list[SyncRoute]:
+def load_syncs(directory: Path, catalog: Catalog | None = None) -> list[SyncRoute]:
     """Load every sync document (``*.yaml``, ``*.yml``) of ``directory``, sorted by file.
 
+    :param catalog: the apps (adapters, webhooks); default: those of every installed plugin.
     :raises DocumentError: listing every problem (file, line, field) of every sync document
         that fails, two syncs sharing a name, or a partner whose webhooks the service cannot
-        verify.
+        verify (its manifest declares no ``webhooks``).
     """
     if not directory.is_dir():
         return []
+    apps = (catalog or build_catalog()).apps
     files = sorted(p for p in directory.iterdir() if p.suffix in SUFFIXES)
     problems: list[Problem] = []
     found: list[SyncRoute] = []
@@ -102,15 +101,17 @@ def load_syncs(directory: Path) -> list[SyncRoute]:
         try:
             if not is_sync_document(load_yaml_file(path).data):
                 continue
-            spec = load_sync(path)
+            spec = load_sync(path, apps=apps)
         except DocumentError as exc:
             problems.extend(exc.problems)
             continue
         where = Location(str(path), None, None, "sync.partner")
-        if spec.partner not in SIGNATURE_HEADERS:
-            known = ", ".join(sorted(SIGNATURE_HEADERS))
+        partner = apps.get(spec.partner)
+        if partner is None or partner.webhooks is None:
+            known = ", ".join(sorted(a for a, app in apps.items() if app.webhooks)) or "none"
             message = f"partner {spec.partner!r} has no webhook receiver in the service"
-            problems.append(Problem(where, message, f"supported: {known}"))
+            hint = f"apps whose manifest declares `webhooks`: {known}"
+            problems.append(Problem(where, message, hint))
             continue
         if spec.name in names:
             message = f"sync name {spec.name!r} is also used by {names[spec.name].name!r}"
@@ -147,8 +148,12 @@ def partner_hooks(
     missing: list[str] = []
     for route in routes:
         app = route.spec.partner
-        secret = secrets.get(app) or os.environ.get(webhook_secret_env(app)) or ""
-        lacks = [] if secret else [webhook_secret_env(app)]
+        partner = catalog.app(app)
+        if partner.webhooks is None:
+            continue  # load_syncs refused it already
+        env = webhook_secret_env(partner)
+        secret = secrets.get(app) or os.environ.get(env) or ""
+        lacks = [] if secret else [env]
         if not (api_keys.get(app) or os.environ.get(api_key_env(catalog.app(app)))):
             lacks.append(api_key_env(catalog.app(app)))
         if lacks:
@@ -159,7 +164,7 @@ def partner_hooks(
             for t in catalog.triggers.values()
             if t.app == app and t.kind == "webhook" and t.event
         }
-        hooks[app] = PartnerHook(app, secret, types)
+        hooks[app] = PartnerHook(app, secret, partner.webhooks, types)
     if missing:
         raise ConnectorError(
             f"serve: {'; '.join(missing)} [set the partner's webhook signing secret and API"
@@ -198,7 +203,9 @@ def ghl_child_reader(runtime: Runtime) -> Prepare:
             return change
         if not change.parent_id:
             return change
-        adapter = DEFAULT_ADAPTERS["ghl"][change.object]
+        adapter = runtime.catalog.app(GHL).sync_adapters.get(change.object)
+        if adapter is None or "get" not in adapter:
+            return change
         data = {adapter["id_input"]: change.record_id, adapter["parent_input"]: change.parent_id}
         try:
             found = side.call(adapter["get"], data).get(adapter["record_key"])
@@ -239,6 +246,7 @@ class Syncs:
         self.store = store
         self.location_id = location_id
         self.partners = frozenset(r.spec.partner for r in self.routes)
+        self._webhooks = {p: runtime.catalog.app(p).webhooks for p in self.partners}
         self._engines = [SyncEngine(r.spec, runtime, store) for r in self.routes]
         self._prepare = ghl_child_reader(runtime)
 
@@ -309,7 +317,8 @@ class Syncs:
             change = change_from_ghl(payload)
             app = "ghl"
         else:
-            change = change_from_partner(payload)
+            webhooks = self._webhooks.get(app)
+            change = change_from_partner(payload, webhooks) if webhooks else None
         if change is None:
             return None
         return app, replace(change, event_id=event.webhook_id)

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 
 import httpx
 
-from connector.errors import ConnectorError, RemoteError
+from connector import ConnectorError, RemoteError, safe_url
 
 __all__ = [
     "ALLOW_ENV",
@@ -38,7 +38,6 @@ __all__ = [
     "allow",
     "allowed",
     "allowing",
-    "safe_url",
 ]
 
 ALLOW_ENV = "CONNECTOR_HTTP_ALLOW"
@@ -235,13 +234,6 @@ def _embedded(address: IPAddress) -> tuple[ipaddress.IPv4Address, ...]:
     if address in _NAT64:
         inner.append(ipaddress.IPv4Address(int(address) & 0xFFFFFFFF))
     return tuple(inner)
-
-
-def safe_url(url: httpx.URL) -> str:
-    """The URL for messages: scheme, host, port and path; no user info, query or fragment."""
-    port = f":{url.port}" if url.port else ""
-    host = f"[{url.host}]" if ":" in url.host else url.host
-    return f"{url.scheme}://{host}{port}{url.path}"
 
 
 def allow(*entries: str) -> None:

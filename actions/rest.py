@@ -1,73 +1,36 @@
-"""How an action runs: the :class:`Executor` contract, the :class:`Call` it gets, and REST.
+"""Built-in plugin: the ``http`` action kind, declarative REST (path, query, headers and body
+placed from the manifest's ``params``).
 
-An action's ``kind`` names its executor. ``http`` (declarative REST: path, query and body from
-the manifest's ``params``) is built in here; plugins add others through the
-``connector_register_executors`` hook (the generic ``http_request``, GraphQL, ...). The runtime
-validates the input before an executor sees it and checks the output after.
+Like every action kind, it is registered through ``connector_register_executors`` and uses only
+the public API (:class:`connector.Executor`, :class:`connector.Call`,
+:class:`connector.RequestSpec`, :func:`connector.fill_path`). The runtime validates the input
+before an executor sees it and checks the output after.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any
 
-from connector import hookimpl
-from connector.client.request import Reply, RequestSpec, fill_path
-from connector.errors import RemoteError
-from connector.hookspecs import Action, App
+from connector import (
+    Action,
+    Call,
+    Executor,
+    RemoteError,
+    Reply,
+    RequestSpec,
+    fill_path,
+    hookimpl,
+)
 
-if TYPE_CHECKING:
-    import httpx
-
-    from connector.client.httpclient import HttpClient
-    from connector.runtime import Settings
-
-__all__ = ["Call", "Executor", "RestExecutor", "build_rest_request"]
-
-
-@dataclass(frozen=True, slots=True)
-class Call:
-    """One call of one action, as its executor sees it.
-
-    :param input: the validated flat input.
-    :param client: the app's pooled HTTP client (rate limiter, retries, error mapping).
-    :param auth: the credential flow for this action, or ``None``.
-    :param limiter_key: the location (or account) the call counts against.
-    :param base_url: the app's base URL for this run (the manifest's, or an override).
-    """
-
-    action: Action
-    app: App
-    input: Mapping[str, Any]
-    client: HttpClient
-    auth: httpx.Auth | None
-    limiter_key: str
-    base_url: str
-    settings: Settings
-
-
-class Executor(Protocol):
-    """Runs actions of one kind."""
-
-    def execute(self, call: Call) -> Reply:
-        """Send the call and return the reply (its ``data`` is checked by the runtime).
-
-        :raises ConnectorError: any failure, already translated (never a library exception).
-        """
-        ...
-
-    def preview(self, call: Call) -> dict[str, Any]:
-        """What ``--dry-run`` prints: the request that would be sent, credentials masked."""
-        ...
+__all__ = ["RestExecutor", "build_rest_request"]
 
 
 def build_rest_request(action: Action, data: Mapping[str, Any]) -> RequestSpec:
     """The request for a validated flat input: path, query, headers and body from ``params``.
 
     :raises InputError: a path parameter that would change which endpoint is called
-        (``..``, ``%2e%2E``, a ``/``, an empty string: see
-        :func:`~connector.client.request.path_segment`).
+        (``..``, ``%2e%2E``, a ``/``, an empty string: see :func:`connector.fill_path`).
     """
     path_values: dict[str, tuple[str, Any]] = {}
     query: list[tuple[str, str]] = []
@@ -130,7 +93,7 @@ class RestExecutor:
 
 @hookimpl
 def connector_register_executors() -> Mapping[str, Executor]:
-    """The built-in ``http`` kind (this module is a built-in plugin)."""
+    """The ``http`` kind: declarative REST."""
     return {"http": RestExecutor()}
 
 

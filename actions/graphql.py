@@ -1,4 +1,5 @@
-"""The ``graphql`` action kind: one declared GraphQL operation sent as ``POST {query, variables}``.
+"""Built-in plugin: the ``graphql`` action kind, one declared GraphQL operation sent as
+``POST {query, variables}``.
 
 An action of this kind declares, in its manifest entry, ``path`` (the endpoint under the app's
 base URL, e.g. ``/graphql``) and ``graphql: {document, result, mutation}``. Its validated input
@@ -9,22 +10,27 @@ GraphQL reports most failures inside a ``200`` answer as an ``errors`` list. Tho
 with a :class:`~connector.errors.RemoteError` naming the first error's message, its ``path``
 and its ``extensions.code``; an ``UNAUTHENTICATED`` or ``FORBIDDEN`` code is an
 :class:`~connector.errors.AuthError`. Queries are retried like GETs (sending one twice changes
-nothing); mutations only when the action is ``retry_safe`` (an upsert keyed by email). The
-kind is registered by the plugin of an app that speaks GraphQL (``actions.superphone``).
+nothing); mutations only when the action is ``retry_safe`` (an upsert keyed by email). Any
+app's actions may use the kind; this plugin uses only the public API of ``connector``.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from connector.client.request import Reply, RequestSpec
-from connector.errors import AuthError, PluginError, RemoteError
-
-if TYPE_CHECKING:
-    from connector.client.executor import Call
-    from connector.hookspecs import Action
+from connector import (
+    Action,
+    AuthError,
+    Call,
+    Executor,
+    PluginError,
+    RemoteError,
+    Reply,
+    RequestSpec,
+    hookimpl,
+)
 
 __all__ = ["GraphqlExecutor", "graphql_request"]
 
@@ -98,6 +104,12 @@ class GraphqlExecutor:
             "operation": "mutation" if options.get("mutation") else "query",
             "json": request.json,
         }
+
+
+@hookimpl
+def connector_register_executors() -> Mapping[str, Executor]:
+    """The ``graphql`` kind: POST the declared document with the input as its variables."""
+    return {"graphql": GraphqlExecutor()}
 
 
 def _at(data: object, dotted: str) -> object:

@@ -1,84 +1,68 @@
 """The executor of the generic HTTP action (``kind: http_request``): one guarded request by URL.
 
 :func:`execute_http_request` builds the request from the action's input (method, url,
-headers, query, json, timeout_seconds), checks the URL with :mod:`connector.client.urlguard`, and
-connects only to the addresses the guard checked (the ``Host`` header and, for https, the TLS
-server name stay the URL's host, so certificates are still verified against it). Redirects
+headers, query, json, timeout_seconds), checks the URL with :mod:`actions.http.urlguard`, and
+connects only to the addresses the guard checked, through a :class:`connector.Exchange` (the
+``Host`` header and, for https, the TLS server name stay the URL's host, so certificates are
+still verified against it). Redirects
 are not followed by httpx: up to :data:`MAX_REDIRECTS` are followed here, each target checked
 by the guard first; credentials (``Authorization``, ``Cookie``) are dropped when a redirect
 leaves the origin. No retries and no rate limit: a generic request may not be safe to repeat.
-The whole call (redirects included) is held to :class:`~connector.client.limits.ResponseLimits`,
-the same total deadline and decoded-body cap as every other outgoing call.
+The whole call (redirects included) is one :class:`connector.Exchange`: the same total
+deadline and decoded-body cap as every other outgoing call.
 
 The output is ``{status, headers, json, text}``. A 4xx/5xx answer raises
-:class:`~connector.errors.RemoteError` unless the input sets ``accept_errors``. httpx
-exceptions are translated here (this module sends its own requests, outside
-:class:`connector.client.httpclient.HttpClient`, because it must see redirects and pin addresses).
+:class:`connector.RemoteError` unless the input sets ``accept_errors``. It sends outside the
+app's pooled client because it must see redirects and pin addresses; it uses only the public
+API of ``connector``.
 """
 
 from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import httpx
 
-from connector.auth.redaction import is_secret_name
-from connector.client.limits import (
-    MAX_BODY,
-    BodyTooLarge,
-    DeadlineExceeded,
-    DeadlineWatch,
-    ResponseLimits,
-    read_limited,
-)
-from connector.client.request import Reply
-from connector.client.urlguard import IPAddress, Target, UrlGuard, safe_url
-from connector.errors import (
+from actions.http.urlguard import Target, UrlGuard
+from connector import (
+    REDIRECT_STATUSES,
+    Action,
+    Answer,
     AuthError,
+    Call,
+    ClientFactory,
+    Exchange,
     InputError,
     Location,
     Problem,
     RateLimitError,
     RemoteError,
-    ResponseLimitError,
+    Reply,
+    is_secret_name,
+    safe_url,
 )
 
 if TYPE_CHECKING:
-    from connector.client.executor import Call
-    from connector.hookspecs import Action
-    from connector.runtime import Settings
+    from connector import Settings
 
 __all__ = [
     "DEFAULT_TIMEOUT",
-    "MAX_BODY",
     "MAX_REDIRECTS",
-    "ClientFactory",
     "HttpRequestExecutor",
     "execute_http_request",
-    "new_client",
     "preview_http_request",
 ]
 
 DEFAULT_TIMEOUT = 30.0
 MAX_REDIRECTS = 5
 
-REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 _CREDENTIAL_HEADERS = frozenset({"authorization", "cookie", "proxy-authorization"})
 _CONNECTOR_HEADERS = frozenset({"host", "content-length", "transfer-encoding", "connection"})
 _CUT = 200
-
-ClientFactory = Callable[[float], httpx.Client]
-"""Makes the client for one call from its timeout in seconds."""
-
-
-def new_client(timeout: float) -> httpx.Client:
-    """The default client: no automatic redirects, no proxy or ``.netrc`` from the environment."""
-    return httpx.Client(timeout=timeout, follow_redirects=False, trust_env=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,7 +88,7 @@ def execute_http_request(
     :param action: the ``http_request`` action (its id prefixes messages).
     :param data: the validated input.
     :param settings: the runtime's settings (``timeout`` is the default timeout).
-    :param client_factory: makes the httpx client (default :func:`new_client`).
+    :param client_factory: makes the httpx client (default :func:`connector.new_client`).
     :param guard: the URL guard (default: :meth:`UrlGuard.from_config`).
     :raises InputError: a header the connector sets itself is given.
     :raises ConnectorError: the URL or a redirect target is refused.
@@ -114,19 +98,15 @@ def execute_http_request(
     guard = guard or UrlGuard.from_config()
     hop, target = _first_hop(action, data, guard)
     timeout = float(data.get("timeout_seconds") or settings.timeout or DEFAULT_TIMEOUT)
-    limits = ResponseLimits.from_env()
     started = time.perf_counter()
-    seconds = limits.seconds(timeout)
-    watch = DeadlineWatch(time.monotonic() + seconds)
-    exchange = _Exchange(timeout, limits, seconds, watch)
-    with (client_factory or new_client)(timeout) as client, watch:
+    with Exchange(timeout, client_factory) as exchange:
         for count in range(MAX_REDIRECTS + 1):
-            response, content = _send(client, hop, target, exchange)
-            location = response.headers.get("location")
-            if response.status_code not in REDIRECT_STATUSES or not location:
+            answer = exchange.send(hop.method, hop.url, hop.headers, hop.body, target.addresses)
+            location = answer.headers.get("location")
+            if answer.status not in REDIRECT_STATUSES or not location:
                 elapsed = (time.perf_counter() - started) * 1000
-                return _reply(hop, response, content, bool(data.get("accept_errors")), elapsed)
-            hop = _redirect(hop, response.status_code, location)
+                return _reply(hop, answer, bool(data.get("accept_errors")), elapsed)
+            hop = _redirect(hop, answer.status, location)
             where = f"{action.id}: redirect {count + 1} to"
             target = guard.check(hop.url, where=where)
     raise RemoteError(
@@ -140,7 +120,7 @@ def preview_http_request(action: Action, data: Mapping[str, Any]) -> dict[str, A
     """What ``--dry-run`` shows for the validated input ``data``; nothing is resolved or sent.
 
     :returns: ``{action, method, url, headers, json?}`` with secret-named header values
-        masked (:func:`connector.auth.redaction.is_secret_name`; the runtime masks query values and
+        masked (:func:`connector.is_secret_name`; the runtime masks query values and
         body fields by the same rule).
     :raises InputError: the URL cannot be parsed.
     """
@@ -180,93 +160,6 @@ def _first_hop(action: Action, data: Mapping[str, Any], guard: UrlGuard) -> tupl
     return _Hop(method, url, headers, body), Target(url, checked.addresses)
 
 
-@dataclass(frozen=True, slots=True)
-class _Exchange:
-    """What every hop of one call is held to: timeout, limits, and the deadline's watch."""
-
-    timeout: float
-    limits: ResponseLimits
-    seconds: float
-    watch: DeadlineWatch
-
-
-def _send(
-    client: httpx.Client, hop: _Hop, target: Target, exchange: _Exchange
-) -> tuple[httpx.Response, bytes]:
-    """Send ``hop`` to the first checked address that accepts a connection; read the body."""
-    failure: httpx.ConnectError | None = None
-    for address in target.addresses:
-        with _map_httpx_errors(hop, exchange):
-            if exchange.watch.fired:
-                raise DeadlineExceeded()
-            try:
-                request = _build(client, hop, address, exchange.watch)
-                response = client.send(request, stream=True)
-            except httpx.ConnectError as exc:
-                failure = exc
-                continue
-            if response.status_code in REDIRECT_STATUSES:
-                response.close()
-                return response, b""
-            deadline = exchange.watch.deadline
-            full = read_limited(response, max_body=exchange.limits.max_body, deadline=deadline)
-            return full, full.content
-    addresses = ", ".join(str(a) for a in target.addresses)
-    reason = " ".join(str(failure).split())[:_CUT] or type(failure).__name__
-    raise RemoteError(
-        f"{hop.method} {safe_url(hop.url)} -> cannot connect to {addresses} ({reason})",
-        method=hop.method,
-        url=safe_url(hop.url),
-    ) from failure
-
-
-def _build(
-    client: httpx.Client, hop: _Hop, address: IPAddress, watch: DeadlineWatch
-) -> httpx.Request:
-    """The request to ``address``, still naming the URL's host (Host header, TLS server name)."""
-    pinned = hop.url.copy_with(host=str(address))
-    headers = {**hop.headers, "Host": hop.url.netloc.decode("ascii")}
-    extensions = watch.extensions()
-    if hop.url.scheme == "https":
-        extensions["sni_hostname"] = hop.url.raw_host.decode("ascii")
-    return client.build_request(
-        hop.method, pinned, headers=headers, content=hop.body, extensions=extensions
-    )
-
-
-@contextmanager
-def _map_httpx_errors(hop: _Hop, exchange: _Exchange) -> Iterator[None]:
-    """Translate httpx exceptions (other than a refused connection) into RemoteError."""
-    method, url = hop.method, safe_url(hop.url)
-    try:
-        try:
-            yield
-        except httpx.HTTPError as exc:
-            explained = exchange.watch.explain(exc)
-            if explained is exc:
-                raise
-            raise explained from exc
-    except BodyTooLarge as exc:
-        max_body = exchange.limits.max_body
-        raise ResponseLimitError.too_large(method, url, exc.status, max_body) from None
-    except DeadlineExceeded:
-        raise ResponseLimitError.too_slow(method, url, exchange.seconds) from None
-    except httpx.TimeoutException as exc:
-        raise RemoteError(
-            f"{method} {url} -> timed out after {exchange.timeout:g}s", method=method, url=url
-        ) from exc
-    except httpx.TransportError as exc:
-        if isinstance(exc, httpx.ConnectError):
-            raise
-        raise RemoteError(
-            f"{method} {url} -> connection lost ({type(exc).__name__})", method=method, url=url
-        ) from exc
-    except (httpx.HTTPError, httpx.InvalidURL) as exc:
-        raise RemoteError(
-            f"{method} {url} -> {type(exc).__name__}: {exc}", method=method, url=url
-        ) from exc
-
-
 def _redirect(hop: _Hop, status: int, location: str) -> _Hop:
     """The next hop: 303 (and 301/302 after POST) become GET without a body, as browsers do."""
     try:
@@ -287,15 +180,13 @@ def _redirect(hop: _Hop, status: int, location: str) -> _Hop:
     return _Hop(method, url, headers, body)
 
 
-def _reply(
-    hop: _Hop, response: httpx.Response, content: bytes, accept_errors: bool, elapsed_ms: float
-) -> Reply:
+def _reply(hop: _Hop, answer: Answer, accept_errors: bool, elapsed_ms: float) -> Reply:
     """The output ``{status, headers, json, text}``, or the error for a 4xx/5xx answer."""
-    status = response.status_code
-    text = content.decode(response.encoding or "utf-8", errors="replace")
+    status = answer.status
+    text = answer.text
     if status >= 400 and not accept_errors:
         raise _status_error(hop, status, text)
-    headers = {name.lower(): value for name, value in response.headers.items()}
+    headers = {name.lower(): value for name, value in answer.headers.items()}
     parsed: Any = None
     if "json" in headers.get("content-type", "") and text.strip():
         try:

@@ -2,19 +2,17 @@
 
 Declared here in Python rather than in a manifest because the manifest format's action ids
 have three parts (``<app>.<resource>.<verb>``) and the issue names this action ``http.request``.
-Its schema is ``schemas/actions/http.request.json``; it runs through the ``http_request``
-executor (:mod:`connector.client.httpaction`), which checks every URL with
-:mod:`connector.client.urlguard`.
+Its schema is ``schemas/actions/http.request.json``; it runs on the ``http_request`` kind this
+plugin registers (:mod:`actions.http.request`), which checks every URL with
+:mod:`actions.http.urlguard`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 
-from connector import Action, App, hookimpl
-from connector.client.executor import Executor
-from connector.client.httpaction import HttpRequestExecutor
-from connector.documents.schema import load_schema
+from actions.http.request import HttpRequestExecutor
+from connector import Action, App, Executor, hookimpl, load_schema
 
 APP_ID = "http"
 ACTION_ID = "http.request"
