@@ -9,8 +9,6 @@ from __future__ import annotations
 from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
-import pluggy
-
 from connector.errors import (
     AuthError,
     ConnectorError,
@@ -24,7 +22,16 @@ from connector.errors import (
     RemoteError,
     StoreError,
 )
-from connector.hookspecs import PROJECT_NAME, Action, App, Param, RateLimit, Trigger
+from connector.hookspecs import (
+    PROJECT_NAME,
+    Action,
+    App,
+    Param,
+    RateLimit,
+    Settings,
+    Trigger,
+    hookimpl,
+)
 
 if TYPE_CHECKING:
     from connector.catalog import Catalog, build_catalog
@@ -32,7 +39,7 @@ if TYPE_CHECKING:
     from connector.documents.manifest import Manifest, load_manifest, pack_manifest
     from connector.expressions.syntax import ExpressionError, FilterSpec
     from connector.plugins import get_plugin_manager
-    from connector.runtime import Runtime, Settings
+    from connector.runtime import Runtime
 
 __all__ = [
     "PROJECT_NAME",
@@ -67,9 +74,6 @@ __all__ = [
     "pack_manifest",
 ]
 
-hookimpl = pluggy.HookimplMarker(PROJECT_NAME)
-"""Marks a plugin function as the implementation of a hook (see :mod:`connector.hookspecs`)."""
-
 _LAZY = {
     "Catalog": "connector.catalog",
     "build_catalog": "connector.catalog",
@@ -80,7 +84,6 @@ _LAZY = {
     "Reply": "connector.client.request",
     "RequestSpec": "connector.client.request",
     "Runtime": "connector.runtime",
-    "Settings": "connector.runtime",
     "ExpressionError": "connector.expressions.syntax",
     "FilterSpec": "connector.expressions.syntax",
 }

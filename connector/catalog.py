@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 import pluggy
 
 from connector.errors import ConnectorError
-from connector.hookspecs import Action, App, Trigger
+from connector.hookspecs import Action, App, Executor, Trigger
 from connector.plugins import (
     PluginManager,
     collect_actions,
@@ -26,7 +26,6 @@ from connector.plugins import (
 )
 
 if TYPE_CHECKING:
-    from connector.client.executor import Executor
     from connector.expressions.syntax import FilterSpec
 
 __all__ = ["Catalog", "build_catalog", "did_you_mean"]

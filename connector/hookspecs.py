@@ -14,23 +14,31 @@ when the plugin is registered.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import pluggy
 
 if TYPE_CHECKING:
-    from connector.client.executor import Executor
+    import httpx
+
+    from connector.client.httpclient import HttpClient
+    from connector.client.request import Reply
     from connector.expressions.syntax import FilterSpec
 
 __all__ = [
     "PROJECT_NAME",
     "Action",
     "App",
+    "AuthProvider",
+    "Call",
+    "Executor",
     "Param",
     "RateLimit",
+    "Settings",
     "Trigger",
+    "hookimpl",
     "hookspec",
 ]
 
@@ -38,6 +46,9 @@ PROJECT_NAME = "ghl_connector"
 """Name of the plugin project and of the entry-point group external plugins declare."""
 
 hookspec = pluggy.HookspecMarker(PROJECT_NAME)
+
+hookimpl = pluggy.HookimplMarker(PROJECT_NAME)
+"""Marks a plugin function as the implementation of a hook (exported as ``connector.hookimpl``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,6 +139,68 @@ class Trigger:
     source: str = ""
 
 
+AuthProvider = Callable[[App, Action], "httpx.Auth | None"]
+"""Which credential a call of ``action`` sends to ``app`` (``None``: none); the runtime asks it
+once per call. :mod:`connector.auth.credentials` and :mod:`connector.auth.tokens` build them."""
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """How a runtime calls actions.
+
+    :param strict: an output that fails its schema is an error, not a warning.
+    :param base_urls: app id -> base URL overriding the manifest's (sandbox, tests).
+    :param location_id: fills an action's location input when the caller leaves it out,
+        and keys the rate limiter.
+    :param retry: overrides the HTTP retry policy (tests use short backoffs).
+    :param rate_limits: app id -> rate limit overriding the manifest's (e.g. a sandbox
+        started with another limit).
+    """
+
+    strict: bool = False
+    base_urls: Mapping[str, str] = field(default_factory=dict)
+    location_id: str | None = None
+    timeout: float | None = None
+    retry: Any = None
+    rate_limits: Mapping[str, RateLimit] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Call:
+    """One call of one action, as its executor sees it.
+
+    :param input: the validated flat input.
+    :param client: the app's pooled HTTP client (rate limiter, retries, error mapping).
+    :param auth: the credential flow for this action, or ``None``.
+    :param limiter_key: the location (or account) the call counts against.
+    :param base_url: the app's base URL for this run (the manifest's, or an override).
+    """
+
+    action: Action
+    app: App
+    input: Mapping[str, Any]
+    client: HttpClient
+    auth: httpx.Auth | None
+    limiter_key: str
+    base_url: str
+    settings: Settings
+
+
+class Executor(Protocol):
+    """Runs actions of one kind (an action's ``kind`` names its executor)."""
+
+    def execute(self, call: Call) -> Reply:
+        """Send the call and return the reply (its ``data`` is checked by the runtime).
+
+        :raises ConnectorError: any failure, already translated (never a library exception).
+        """
+        ...
+
+    def preview(self, call: Call) -> dict[str, Any]:
+        """What ``--dry-run`` prints: the request that would be sent, credentials masked."""
+        ...
+
+
 @hookspec
 def connector_register_apps() -> list[App]:
     """Declare apps (base URL, auth kinds, rate limits).
@@ -183,6 +256,6 @@ def connector_register_executors() -> Mapping[str, Executor]:
     its executor runs and checks the output after; an executor sends through the app's pooled
     client (:attr:`connector.client.executor.Call.client`) so rate limits and retries apply.
 
-    :returns: kind name -> :class:`connector.client.executor.Executor`; kinds must be unique.
+    :returns: kind name -> :class:`Executor`; kinds must be unique.
     """
     raise AssertionError("hook specification")

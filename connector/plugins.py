@@ -22,10 +22,9 @@ import pluggy
 
 from connector import hookspecs
 from connector.errors import PluginError
-from connector.hookspecs import PROJECT_NAME, Action, App, Trigger
+from connector.hookspecs import PROJECT_NAME, Action, App, Executor, Trigger
 
 if TYPE_CHECKING:
-    from connector.client.executor import Executor
     from connector.expressions.syntax import FilterSpec
 
 __all__ = [

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from connector.auth.credentials import StaticBearer
+from connector.auth.bearer import StaticBearer
 from connector.catalog import Catalog, build_catalog
 from connector.client.retry import RetryPolicy
 from connector.client.urlguard import allowing

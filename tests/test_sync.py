@@ -11,7 +11,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from connector.auth.credentials import StaticBearer, api_key_provider
+from connector.auth.bearer import StaticBearer
+from connector.auth.credentials import api_key_provider
 from connector.catalog import build_catalog
 from connector.client.retry import RetryPolicy
 from connector.errors import ConnectorError, DocumentError

@@ -14,7 +14,7 @@ if TYPE_CHECKING:
     from pathlib import Path
 
     from connector.cli.servesandbox import PartnerSandbox
-    from connector.runtime import AuthProvider
+    from connector.hookspecs import AuthProvider
     from connector.sandbox.server import SandboxServer
     from connector.service.process import ServeOptions
 
@@ -222,7 +222,8 @@ def _with_sandbox(options: ServeOptions, sandbox: SandboxServer,
     partner sandboxes' API keys)."""
     import dataclasses
 
-    from connector.auth.credentials import StaticBearer, api_key_provider, ghl_only
+    from connector.auth.bearer import StaticBearer
+    from connector.auth.credentials import api_key_provider, ghl_only
     from connector.auth.redaction import register
     from connector.hookspecs import RateLimit
     from connector.service.signatures import parse_keys

@@ -9,57 +9,13 @@ validates the input before an executor sees it and checks the output after.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any
 
-from connector import hookimpl
 from connector.client.request import Reply, RequestSpec, fill_path
 from connector.errors import RemoteError
-from connector.hookspecs import Action, App
-
-if TYPE_CHECKING:
-    import httpx
-
-    from connector.client.httpclient import HttpClient
-    from connector.runtime import Settings
+from connector.hookspecs import Action, Call, Executor, hookimpl
 
 __all__ = ["Call", "Executor", "RestExecutor", "build_rest_request"]
-
-
-@dataclass(frozen=True, slots=True)
-class Call:
-    """One call of one action, as its executor sees it.
-
-    :param input: the validated flat input.
-    :param client: the app's pooled HTTP client (rate limiter, retries, error mapping).
-    :param auth: the credential flow for this action, or ``None``.
-    :param limiter_key: the location (or account) the call counts against.
-    :param base_url: the app's base URL for this run (the manifest's, or an override).
-    """
-
-    action: Action
-    app: App
-    input: Mapping[str, Any]
-    client: HttpClient
-    auth: httpx.Auth | None
-    limiter_key: str
-    base_url: str
-    settings: Settings
-
-
-class Executor(Protocol):
-    """Runs actions of one kind."""
-
-    def execute(self, call: Call) -> Reply:
-        """Send the call and return the reply (its ``data`` is checked by the runtime).
-
-        :raises ConnectorError: any failure, already translated (never a library exception).
-        """
-        ...
-
-    def preview(self, call: Call) -> dict[str, Any]:
-        """What ``--dry-run`` prints: the request that would be sent, credentials masked."""
-        ...
 
 
 def build_rest_request(action: Action, data: Mapping[str, Any]) -> RequestSpec:

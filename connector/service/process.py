@@ -50,7 +50,7 @@ import uvicorn
 from connector.auth.redaction import register
 from connector.catalog import Catalog
 from connector.errors import ConnectorError, StoreError
-from connector.hookspecs import RateLimit
+from connector.hookspecs import AuthProvider, RateLimit
 from connector.recipes.engine import Engine
 from connector.recipes.flows import crossings, recipe_flows, sync_flows
 from connector.recipes.footprints import (
@@ -61,7 +61,7 @@ from connector.recipes.footprints import (
     LoopDetected,
 )
 from connector.recipes.history import History
-from connector.runtime import AuthProvider, Runtime
+from connector.runtime import Runtime
 from connector.runtime import Settings as RuntimeSettings
 from connector.service.dispatcher import (
     Dispatcher,
