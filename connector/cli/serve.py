@@ -16,7 +16,7 @@ if TYPE_CHECKING:
     from connector.cli.servesandbox import PartnerSandbox
     from connector.hookspecs import AuthProvider
     from connector.sandbox.server import SandboxServer
-    from connector.service.process import ServeOptions
+    from connector.service.options import ServeOptions
 
 __all__ = ["add_parser"]
 
@@ -100,7 +100,8 @@ def run(args: argparse.Namespace) -> int:
     from connector.expressions.filters import BUILTIN_FILTERS
     from connector.plugins import collect_filters, get_plugin_manager
     from connector.service.logformat import configure_logging
-    from connector.service.process import ServeOptions, serve
+    from connector.service.options import ServeOptions
+    from connector.service.process import serve
     from connector.service.signatures import default_keys, load_keys
     from connector.service.workers import PoolSettings
     from connector.store import default_state_path

@@ -40,7 +40,6 @@ import socket
 import threading
 import time
 from collections.abc import Awaitable, Callable, Mapping, MutableMapping, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
 from typing import IO, Any, TextIO
@@ -50,12 +49,9 @@ import uvicorn
 from connector.auth.redaction import register
 from connector.catalog import Catalog
 from connector.errors import ConnectorError, StoreError
-from connector.hookspecs import AuthProvider, RateLimit
 from connector.recipes.engine import Engine
 from connector.recipes.flows import crossings, recipe_flows, sync_flows
 from connector.recipes.footprints import (
-    DEFAULT_LOOP_LIMIT,
-    DEFAULT_LOOP_WINDOW,
     Echo,
     Footprints,
     LoopDetected,
@@ -73,62 +69,21 @@ from connector.service.dispatcher import (
 )
 from connector.service.inbox import Inbox, InboxEvent, InboxWriter, NewEvent
 from connector.service.listener import guarded_server
+from connector.service.options import ServeOptions
 from connector.service.partnerhooks import PartnerHook
 from connector.service.receiver import HEALTH_PATH, WEBHOOK_PATH, ReceiverApp, Settings, open_store
-from connector.service.signatures import PublicKeys, default_keys
 from connector.service.summary import summary
-from connector.service.workers import PoolSettings, WorkerPool, recover
+from connector.service.workers import WorkerPool, recover
 from connector.store import Store
 from connector.sync.syncs import SyncRoute, Syncs, load_syncs, partner_hooks
 
-__all__ = ["Engines", "ServeOptions", "ServiceApp", "serve", "start_pollers"]
+__all__ = ["Engines", "ServiceApp", "serve", "start_pollers"]
 
 GHL_APP = "ghl"
 _log = logging.getLogger("connector.service.process")
 Scope = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
 Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
-
-
-@dataclass(frozen=True, slots=True)
-class ServeOptions:
-    """What ``serve`` runs.
-
-    :param auth: the auth provider for one location id (None: the event names none); built
-        from the stored connections by the CLI, or from the sandbox's token in sandbox mode.
-    :param base_url: GHL's base URL override (a sandbox).
-    :param rate_limit: GHL's per-location limit override (a sandbox started with another one).
-    :param poll_locations: the locations polling triggers poll.
-    :param app_urls: base URL overrides of other apps (partner sandboxes, tests).
-    :param app_limits: rate limit overrides of other apps.
-    :param sync_location: the GHL location the syncs keep in step with their partners, and
-        where events that name no location (partner events) run their recipes.
-    :param webhook_secrets: partner webhook secrets (sandbox mode; else from the environment).
-    :param api_keys: partner API keys (sandbox mode; else from the environment); only checked
-        here, ``auth`` sends them.
-    :param banner: more start-up summary lines (the sandboxes' URLs and keys).
-    """
-
-    recipes: Path
-    db: Path
-    host: str = "127.0.0.1"
-    port: int = 8000
-    keys: PublicKeys = field(default_factory=default_keys)
-    pool: PoolSettings = field(default_factory=PoolSettings)
-    base_url: str | None = None
-    rate_limit: RateLimit | None = None
-    max_age: float = 300.0
-    auth: Callable[[str | None], AuthProvider | None] | None = None
-    poll_locations: tuple[str, ...] = ()
-    poll_interval: float = 60.0
-    app_urls: Mapping[str, str] = field(default_factory=dict)
-    app_limits: Mapping[str, RateLimit] = field(default_factory=dict)
-    sync_location: str | None = None
-    webhook_secrets: Mapping[str, str] = field(default_factory=dict, repr=False)
-    api_keys: Mapping[str, str] = field(default_factory=dict, repr=False)
-    banner: tuple[str, ...] = field(default=(), repr=False)
-    loop_limit: int = DEFAULT_LOOP_LIMIT
-    loop_window: float = DEFAULT_LOOP_WINDOW
 
 
 class Engines:
