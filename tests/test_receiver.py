@@ -213,6 +213,15 @@ def test_receiver_answers_other_routes_without_storing(receiver: Receiver) -> No
     assert receiver.inbox.webhook_ids() == set()
 
 
+def test_receiver_healthz_answers_head_like_get(receiver: Receiver) -> None:
+    """HEAD /healthz: GET's status and headers, no body (load balancers probe with HEAD)."""
+    got = receiver.client.get(receiver.health_url)
+    head = receiver.client.head(receiver.health_url)
+    assert (head.status_code, head.content) == (200, b"")
+    assert head.headers["content-length"] == got.headers["content-length"] == str(len(got.content))
+    assert head.headers["content-type"] == got.headers["content-type"]
+
+
 def test_receiver_answers_429_while_inbox_locked(receiver: Receiver) -> None:
     """With the database locked by another connection: 429 (nothing stored, health 503);
     once unlocked, the retried deliveries are stored, none lost."""
@@ -224,6 +233,8 @@ def test_receiver_answers_429_while_inbox_locked(receiver: Receiver) -> None:
         assert [a.status_code for a in answers] == [429] * 3
         assert answers[0].headers["retry-after"] == "1"
         assert receiver.client.get(receiver.health_url).status_code == 503
+        head = receiver.client.head(receiver.health_url)
+        assert head.status_code == 503 and head.content == b""
     finally:
         blocker.execute("ROLLBACK")
         blocker.close()

@@ -115,6 +115,9 @@ def test_serve_summary_and_healthz_report_the_service(served: ServeProcess) -> N
     assert reply.status_code == 200
     assert reply.json()["status"] == "ok" and reply.json()["inbox"] == {}
     assert reply.json()["workers"] == 4
+    head = httpx.head(served.health_url, timeout=5)
+    assert head.status_code == 200 and head.content == b""
+    assert head.headers["content-length"] == reply.headers["content-length"]
 
 
 def test_serve_logs_are_json_and_redacted(ghl: SandboxServer, served: ServeProcess) -> None:

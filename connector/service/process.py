@@ -20,8 +20,8 @@ secret
 or API key is missing. Every sync runs with the runtime of ``sync_location`` (GHL calls) which
 also calls the partners with their API keys.
 
-``GET /healthz`` answers 200 with the inbox counts while the inbox writer and every worker run,
-503 otherwise. Logs are JSON lines on stderr, redacted (:mod:`connector.auth.redaction`). SIGTERM or
+``GET /healthz`` (and ``HEAD``, without the body) answers 200 with the inbox counts while the
+inbox writer and every worker run, 503 otherwise. Logs are JSON lines on stderr, redacted (:mod:`connector.auth.redaction`). SIGTERM or
 SIGINT stop the receiver, then the pool (running events get ``grace`` seconds, the rest is handed
 back). In ``sandbox`` mode an in-process GHL sandbox stands in for HighLevel: its keys sign the
 webhooks, its private token authenticates the calls, and it delivers its events to the service
@@ -30,21 +30,15 @@ webhooks, its private token authenticates the calls, and it delivers its events 
 
 from __future__ import annotations
 
-import asyncio
 import fcntl
-import json
 import logging
 import os
 import signal
-import socket
 import threading
-import time
 from collections.abc import Awaitable, Callable, Mapping, MutableMapping, Sequence
 from pathlib import Path
 from types import FrameType
 from typing import IO, Any, TextIO
-
-import uvicorn
 
 from connector.auth.redaction import register
 from connector.catalog import Catalog
@@ -68,16 +62,16 @@ from connector.service.dispatcher import (
     load_routes,
 )
 from connector.service.inbox import Inbox, InboxEvent, InboxWriter, NewEvent
-from connector.service.listener import guarded_server
+from connector.service.listener import ServerThread, bind_socket, guarded_server, socket_url
 from connector.service.options import ServeOptions
 from connector.service.partnerhooks import PartnerHook
-from connector.service.receiver import HEALTH_PATH, WEBHOOK_PATH, ReceiverApp, Settings, open_store
+from connector.service.receiver import WEBHOOK_PATH, ReceiverApp, Settings, open_store
 from connector.service.summary import summary
 from connector.service.workers import WorkerPool, recover
 from connector.store import Store
 from connector.sync.syncs import SyncRoute, Syncs, load_syncs, partner_hooks
 
-__all__ = ["Engines", "ServiceApp", "serve", "start_pollers"]
+__all__ = ["Engines", "serve", "start_pollers"]
 
 GHL_APP = "ghl"
 _log = logging.getLogger("connector.service.process")
@@ -160,34 +154,6 @@ class _WakingWriter(InboxWriter):
         return stored
 
 
-class ServiceApp:
-    """The receiver plus a ``/healthz`` that reports the inbox counts and the workers' state.
-
-    :param health: returns (healthy, details) in a worker thread.
-    """
-
-    def __init__(
-        self, receiver: ReceiverApp, health: Callable[[], tuple[bool, dict[str, Any]]]
-    ) -> None:
-        self.receiver = receiver
-        self.health = health
-
-    def __repr__(self) -> str:
-        return f"ServiceApp({self.receiver!r})"
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["path"] == HEALTH_PATH and scope["method"] == "GET":
-            healthy, details = await asyncio.to_thread(self.health)
-            body = json.dumps(details, separators=(",", ":")).encode()
-            headers = [(b"content-type", b"application/json"),
-                       (b"content-length", b"%d" % len(body))]
-            await send({"type": "http.response.start", "status": 200 if healthy else 503,
-                        "headers": headers})
-            await send({"type": "http.response.body", "body": body})
-            return
-        await self.receiver(scope, receive, send)
-
-
 def start_pollers(
     routes: list[Route], engines: Engines, store: Store, options: ServeOptions,
     stop: threading.Event,
@@ -249,38 +215,6 @@ class _Lock:
     def __exit__(self, *exc_info: object) -> None:
         if self._file is not None:
             self._file.close()
-
-
-def _bind(host: str, port: int) -> socket.socket:
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((host, port))
-        sock.listen(2048)
-    except OSError as exc:
-        sock.close()
-        raise ConnectorError(
-            f"serve: {host}:{port}: cannot listen: {exc.strerror or exc} [use another --port]"
-        ) from exc
-    return sock
-
-
-def _serve_http(app: ServiceApp, sock: socket.socket) -> tuple[uvicorn.Server, threading.Thread]:
-    """Run uvicorn in a thread (so this module, not uvicorn, owns the signals)."""
-    server = guarded_server(app, log_config=None, timeout_graceful_shutdown=2)
-
-    def run() -> None:
-        try:
-            asyncio.run(server.serve(sockets=[sock]))
-        except Exception:  # thread top level: log it, the main thread notices the exit
-            _log.exception("serve: the HTTP server failed")
-
-    thread = threading.Thread(target=run, name="serve-http", daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started and thread.is_alive() and time.monotonic() < deadline:
-        time.sleep(0.01)
-    return server, thread
 
 
 def serve(
@@ -350,18 +284,22 @@ def _run(options: ServeOptions, catalog: Catalog, loaded: tuple[list[Route], lis
                          "writer": "ok" if writer.alive and writer.healthy else "failing"}
 
     settings = Settings(options.keys, max_age=options.max_age)
-    app = ServiceApp(ReceiverApp(writer, settings, partners=hooks), health)
-    sock = _bind(options.host, options.port)
-    url = f"http://{options.host}:{sock.getsockname()[1]}{WEBHOOK_PATH}"
+    app = ReceiverApp(writer, settings, partners=hooks, health=health)
+    try:
+        sock = bind_socket(options.host, options.port)
+    except ConnectorError as exc:
+        raise ConnectorError(f"serve: {exc}") from None
+    url = socket_url(sock, WEBHOOK_PATH)
     writer.start()
     pool.start()
     _catch_signals(stop)
     pollers = start_pollers(routes, engines, work_store, options, stop)
-    server, thread = _serve_http(app, sock)
+    # In a thread, so this module, not uvicorn, owns the signals.
+    served = ServerThread(guarded_server(app, log_config=None, timeout_graceful_shutdown=2), sock,
+                          name="serve-http")
     status = 0
     try:
-        if not server.started:
-            raise ConnectorError(f"serve: {url}: the HTTP server did not start (see the log)")
+        served.start()
         lines = summary(options, routes, sync_routes, url, pollers, recovered)
         out.write("\n".join(lines) + "\nready\n")
         out.flush()
@@ -369,14 +307,13 @@ def _run(options: ServeOptions, catalog: Catalog, loaded: tuple[list[Route], lis
         if on_ready is not None:
             on_ready(url)
         while not stop.wait(0.2):
-            if not thread.is_alive():
+            if not served.alive:
                 _log.error("serve: the HTTP server stopped; shutting down")
                 status = 1
                 break
     finally:
         stop.set()
-        server.should_exit = True
-        thread.join(10)
+        served.stop()
         sock.close()
         writer.close()
         handed = pool.stop()
