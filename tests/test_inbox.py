@@ -7,14 +7,18 @@ import asyncio
 import hashlib
 import json
 import sqlite3
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from serveproc import wait_for
 
 from connector.errors import StoreError
 from connector.service.inbox import Inbox, InboxWriter, NewEvent
+from connector.service.options import ServeOptions
+from connector.service.process import start_purger
 from connector.store import Store
 
 
@@ -122,6 +126,48 @@ def test_inbox_purge_deletes_only_old_done_events(inbox: Inbox) -> None:
     assert inbox.purge(finished_before=time.time() + 1) == 1
     assert inbox.webhook_ids() == {"w-dead", "w-open"}
     assert inbox.add(event("w-done")) is True
+
+
+def finish(inbox: Inbox, webhook_ids: list[str], *, status: str = "done", at: float) -> None:
+    """Store events and settle them (done or dead), finished at ``at``."""
+    inbox.add_many([event(w) for w in webhook_ids])
+    for claimed in inbox.claim(len(webhook_ids), "w", now=2000.0):
+        if status == "done":
+            inbox.complete(claimed.id)
+        else:
+            inbox.fail(claimed.id, "no", None)
+    with inbox.store.transaction() as db:
+        marks = ",".join("?" * len(webhook_ids))
+        db.execute(f"UPDATE inbox SET finished_at = ? WHERE webhook_id IN ({marks})",
+                   (at, *webhook_ids))
+
+
+def test_inbox_purge_works_in_batches_and_counts_them_all(inbox: Inbox) -> None:
+    """With batches of 2, five old done events go in three transactions, all counted."""
+    finish(inbox, [f"old-{n}" for n in range(5)], at=100.0)
+    finish(inbox, ["new"], at=5000.0)
+    assert inbox.purge(finished_before=1000.0, batch=2) == 5
+    assert inbox.webhook_ids() == {"new"}
+
+
+def test_serve_purger_keeps_the_inbox_bounded(store: Store) -> None:
+    """serve's purger deletes done events older than keep_events at start, then again every
+    purge_every seconds; recent done events and old dead ones stay (a real SQLite file)."""
+    inbox = Inbox(store)
+    now = time.time()
+    finish(inbox, ["old-1", "old-2", "old-3"], at=now - 10 * 86400)
+    finish(inbox, ["recent"], at=now - 3600)
+    finish(inbox, ["dead"], status="dead", at=now - 30 * 86400)
+    options = ServeOptions(store.path, store.path, keep_events=7 * 86400, purge_every=0.05)
+    stop = threading.Event()
+    start_purger(Inbox(store), options, stop)
+    try:
+        assert wait_for(lambda: inbox.webhook_ids() == {"recent", "dead"})
+        finish(inbox, ["later"], at=now - 8 * 86400)  # purged by a later round, not the first
+        assert wait_for(lambda: inbox.webhook_ids() == {"recent", "dead"})
+    finally:
+        stop.set()
+    assert inbox.counts() == {"done": 1, "dead": 1}
 
 
 def test_writer_group_commits_and_reports_duplicates(inbox: Inbox) -> None:

@@ -7,7 +7,7 @@ import logging
 import sys
 from typing import TYPE_CHECKING
 
-from connector.cli.argtypes import GHL_APP, per_app, per_window, port, positive, rate_limits
+from connector.cli.argtypes import GHL_APP, days, per_app, per_window, port, positive, rate_limits
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
@@ -86,6 +86,9 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
                         help="loop protection: a recipe or sync that writes the same record"
                         " more than N times in SECONDS stops, and the event is dead-lettered"
                         " with 'loop detected' (10/60)")
+    parser.add_argument("--keep-events", type=days, default=days("7"), metavar="DAYS",
+                        help="keep processed inbox events this long, then purge them (7);"
+                        " dead events stay until replayed or discarded")
     parser.add_argument("--grace", type=float, default=10.0, metavar="SECONDS",
                         help="on shutdown, how long running events may take to finish (10)")
     parser.set_defaults(func=run)
@@ -132,6 +135,7 @@ def run(args: argparse.Namespace) -> int:
         max_age=args.max_age,
         poll_locations=tuple(args.poll_location),
         poll_interval=args.poll_interval,
+        keep_events=args.keep_events,
     )
     if args.loop_limit is not None:
         options = dataclasses.replace(

@@ -11,7 +11,10 @@ from connector.recipes.footprints import DEFAULT_LOOP_LIMIT, DEFAULT_LOOP_WINDOW
 from connector.service.signatures import PublicKeys, default_keys
 from connector.service.workers import PoolSettings
 
-__all__ = ["ServeOptions"]
+__all__ = ["DEFAULT_KEEP_EVENTS", "ServeOptions"]
+
+DEFAULT_KEEP_EVENTS = 7 * 86400.0
+"""Seconds ``serve`` keeps processed inbox events (``--keep-events``, in days: 7)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,6 +34,10 @@ class ServeOptions:
     :param api_keys: partner API keys (sandbox mode; else from the environment); only checked
         here, ``auth`` sends them.
     :param banner: more start-up summary lines (the sandboxes' URLs and keys).
+    :param keep_events: seconds a processed (``done``) inbox event is kept; ``dead`` ones stay
+        until replayed or discarded.
+    :param purge_every: seconds between purges of older ``done`` events (the first one runs
+        at start).
     """
 
     recipes: Path
@@ -53,3 +60,5 @@ class ServeOptions:
     banner: tuple[str, ...] = field(default=(), repr=False)
     loop_limit: int = DEFAULT_LOOP_LIMIT
     loop_window: float = DEFAULT_LOOP_WINDOW
+    keep_events: float = DEFAULT_KEEP_EVENTS
+    purge_every: float = 3600.0

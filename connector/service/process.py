@@ -21,9 +21,11 @@ or API key is missing. Every sync runs with the runtime of ``sync_location`` (GH
 also calls the partners with their API keys.
 
 ``GET /healthz`` (and ``HEAD``, without the body) answers 200 with the inbox counts while the
-inbox writer and every worker run, 503 otherwise. Logs are JSON lines on stderr, redacted (:mod:`connector.auth.redaction`). SIGTERM or
-SIGINT stop the receiver, then the pool (running events get ``grace`` seconds, the rest is handed
-back). In ``sandbox`` mode an in-process GHL sandbox stands in for HighLevel: its keys sign the
+inbox writer and every worker run, 503 otherwise. Processed (``done``) inbox events older than
+``keep_events`` are purged at start and every ``purge_every`` seconds, in small batches; dead
+ones stay until replayed or discarded. Logs are JSON lines on stderr, redacted
+(:mod:`connector.auth.redaction`). SIGTERM or SIGINT stop the receiver, then the pool (running
+events get ``grace`` seconds, the rest is handed back). In ``sandbox`` mode an in-process GHL sandbox stands in for HighLevel: its keys sign the
 webhooks, its private token authenticates the calls, and it delivers its events to the service
 (the partner sandboxes the syncs name likewise, see :mod:`connector.cli.serve`).
 """
@@ -35,6 +37,7 @@ import logging
 import os
 import signal
 import threading
+import time
 from collections.abc import Awaitable, Callable, Mapping, MutableMapping, Sequence
 from pathlib import Path
 from types import FrameType
@@ -71,7 +74,7 @@ from connector.service.workers import WorkerPool, recover
 from connector.store import Store
 from connector.sync.syncs import SyncRoute, Syncs, load_syncs, partner_hooks
 
-__all__ = ["Engines", "serve", "start_pollers"]
+__all__ = ["Engines", "serve", "start_pollers", "start_purger"]
 
 GHL_APP = "ghl"
 _log = logging.getLogger("connector.service.process")
@@ -294,6 +297,7 @@ def _run(options: ServeOptions, catalog: Catalog, loaded: tuple[list[Route], lis
     pool.start()
     _catch_signals(stop)
     pollers = start_pollers(routes, engines, work_store, options, stop)
+    start_purger(inbox, options, stop)
     # In a thread, so this module, not uvicorn, owns the signals.
     served = ServerThread(guarded_server(app, log_config=None, timeout_graceful_shutdown=2), sock,
                           name="serve-http")
@@ -321,6 +325,26 @@ def _run(options: ServeOptions, catalog: Catalog, loaded: tuple[list[Route], lis
         _log.info("serve: stopped", extra={"fields": {"handed_back": handed,
                                                       "settled": dict(pool.settled)}})
     return status
+
+
+def start_purger(inbox: Inbox, options: ServeOptions, stop: threading.Event) -> None:
+    """Purge ``done`` events older than ``keep_events`` now and every ``purge_every`` seconds
+    (in small batches, see :meth:`Inbox.purge`), in a thread that ends when ``stop`` is set."""
+
+    def run() -> None:
+        while True:
+            try:
+                purged = inbox.purge(time.time() - options.keep_events)
+            except StoreError as exc:  # a locked or full disk: try again next time
+                _log.warning("serve: purging old inbox events failed: %s", exc)
+            else:
+                if purged:
+                    _log.info("serve: purged old inbox events",
+                              extra={"fields": {"purged": purged}})
+            if stop.wait(options.purge_every):
+                return
+
+    threading.Thread(target=run, name="inbox-purge", daemon=True).start()
 
 
 def _handler(
