@@ -25,9 +25,10 @@ inbox writer and every worker run, 503 otherwise. Processed (``done``) inbox eve
 ``keep_events`` are purged at start and every ``purge_every`` seconds, in small batches; dead
 ones stay until replayed or discarded. Logs are JSON lines on stderr, redacted
 (:mod:`connector.auth.redaction`). SIGTERM or SIGINT stop the receiver, then the pool (running
-events get ``grace`` seconds, the rest is handed back). In ``sandbox`` mode an in-process GHL sandbox stands in for HighLevel: its keys sign the
-webhooks, its private token authenticates the calls, and it delivers its events to the service
-(the partner sandboxes the syncs name likewise, see :mod:`connector.cli.serve`).
+events get ``grace`` seconds, the rest is handed back). In ``sandbox`` mode an in-process GHL
+sandbox stands in for HighLevel: its keys sign the webhooks, its private token authenticates
+the calls, and it delivers its events to the service (the partner sandboxes the syncs name
+likewise, see :mod:`connector.cli.serve`).
 """
 
 from __future__ import annotations
