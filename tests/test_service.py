@@ -13,6 +13,7 @@ from typing import Any
 
 import httpx
 import pytest
+from inboxes import webhook_ids
 
 from connector.recipes.history import History
 from connector.sandbox.server import SandboxServer
@@ -363,7 +364,7 @@ def test_serve_purges_old_done_events_and_keeps_dead_ones(ghl: SandboxServer,
     with proc:
         assert wait_for(lambda: inbox_counts(proc.db) == {"done": 1, "dead": 1})
     with Store(proc.db) as store:
-        assert Inbox(store).webhook_ids() == {"w-3", "w-dead"}
+        assert webhook_ids(Inbox(store)) == {"w-3", "w-dead"}
 
 
 def test_serve_refuses_a_keep_events_that_is_not_days(tmp_path: Path) -> None:

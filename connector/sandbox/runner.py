@@ -34,17 +34,6 @@ class _Sender(Protocol):
     async def aclose(self, timeout: float = ...) -> None: ...
 
 
-class _Config(Protocol):
-    @property
-    def host(self) -> str: ...
-
-    @property
-    def port(self) -> int: ...
-
-    @property
-    def log_level(self) -> str: ...
-
-
 class SandboxAppLike(Protocol):
     """What a sandbox app offers the runner: ASGI, its settings, a base URL, a webhook sender."""
 

@@ -260,11 +260,6 @@ class Inbox:
             if deleted < batch:
                 return total
 
-    def pending_count(self) -> int:
-        """How many events wait in ``pending`` (including those scheduled for a retry)."""
-        rows = self.store.query("SELECT COUNT(*) AS n FROM inbox WHERE status = 'pending'")
-        return int(rows[0]["n"])
-
     def counts(self) -> dict[str, int]:
         """How many events have each status (statuses with none are left out)."""
         rows = self.store.query("SELECT status, COUNT(*) AS n FROM inbox GROUP BY status")
@@ -274,17 +269,6 @@ class Inbox:
         """One event by its id."""
         rows = self.store.query(f"SELECT {_COLUMNS} FROM inbox WHERE id = ?", (event_id,))
         return InboxEvent.from_row(rows[0]) if rows else None
-
-    def find(self, webhook_id: str) -> InboxEvent | None:
-        """One event by its ``webhookId``."""
-        rows = self.store.query(
-            f"SELECT {_COLUMNS} FROM inbox WHERE webhook_id = ?", (webhook_id,)
-        )
-        return InboxEvent.from_row(rows[0]) if rows else None
-
-    def webhook_ids(self) -> set[str]:
-        """Every stored ``webhookId``."""
-        return {str(r["webhook_id"]) for r in self.store.query("SELECT webhook_id FROM inbox")}
 
     def _settle(
         self, event_id: int, status: Status, error: str | None, retry_at: float | None
