@@ -91,7 +91,8 @@ def serve_ghl(contacts: int) -> None:
 
 def run_backfill(args: argparse.Namespace) -> None:
     """Backfill into the partner and print one JSON line: counts, elapsed, own peak memory."""
-    from connector.auth.credentials import StaticBearer, api_key_provider
+    from connector.auth.bearer import StaticBearer
+    from connector.auth.credentials import api_key_provider
     from connector.catalog import build_catalog
     from connector.hookspecs import RateLimit
     from connector.runtime import Runtime, Settings

@@ -32,7 +32,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from connector.auth.credentials import StaticBearer  # noqa: E402
+from connector.auth.bearer import StaticBearer  # noqa: E402
 from connector.catalog import Catalog, build_catalog  # noqa: E402
 from connector.client.httpclient import HttpClient  # noqa: E402
 from connector.client.retry import RetryPolicy  # noqa: E402

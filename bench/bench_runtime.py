@@ -26,7 +26,7 @@ import httpx
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from connector.auth.credentials import StaticBearer  # noqa: E402
+from connector.auth.bearer import StaticBearer  # noqa: E402
 from connector.catalog import build_catalog  # noqa: E402
 from connector.hookspecs import RateLimit  # noqa: E402
 from connector.runtime import Runtime, Settings  # noqa: E402

@@ -9,8 +9,6 @@ from __future__ import annotations
 from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
-import pluggy
-
 from connector.errors import (
     AuthError,
     ConnectorError,
@@ -33,7 +31,9 @@ from connector.hookspecs import (
     Executor,
     Param,
     RateLimit,
+    Settings,
     Trigger,
+    hookimpl,
 )
 
 if TYPE_CHECKING:
@@ -52,7 +52,7 @@ if TYPE_CHECKING:
     from connector.documents.schema import load_schema
     from connector.expressions.syntax import ExpressionError, FilterSpec
     from connector.plugins import get_plugin_manager
-    from connector.runtime import Runtime, Settings
+    from connector.runtime import Runtime
 
 __all__ = [
     "PROJECT_NAME",
@@ -99,9 +99,6 @@ __all__ = [
     "safe_url",
 ]
 
-hookimpl = pluggy.HookimplMarker(PROJECT_NAME)
-"""Marks a plugin function as the implementation of a hook (see :mod:`connector.hookspecs`)."""
-
 _LAZY = {
     "Catalog": "connector.catalog",
     "build_catalog": "connector.catalog",
@@ -121,7 +118,6 @@ _LAZY = {
     "is_secret_name": "connector.auth.redaction",
     "load_schema": "connector.documents.schema",
     "Runtime": "connector.runtime",
-    "Settings": "connector.runtime",
     "ExpressionError": "connector.expressions.syntax",
     "FilterSpec": "connector.expressions.syntax",
 }

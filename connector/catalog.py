@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 import pluggy
 
 from connector.errors import ConnectorError
-from connector.hookspecs import Action, App, Trigger
+from connector.hookspecs import Action, App, Executor, Trigger
 from connector.plugins import (
     PluginManager,
     collect_actions,

@@ -14,7 +14,7 @@ when the plugin is registered.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -26,18 +26,20 @@ if TYPE_CHECKING:
     from connector.client.httpclient import HttpClient
     from connector.client.request import Reply
     from connector.expressions.syntax import FilterSpec
-    from connector.runtime import Settings
 
 __all__ = [
     "PROJECT_NAME",
     "Action",
     "App",
+    "AuthProvider",
     "Call",
     "Executor",
     "Param",
     "RateLimit",
+    "Settings",
     "Trigger",
     "Webhooks",
+    "hookimpl",
     "hookspec",
 ]
 
@@ -45,6 +47,9 @@ PROJECT_NAME = "ghl_connector"
 """Name of the plugin project and of the entry-point group external plugins declare."""
 
 hookspec = pluggy.HookspecMarker(PROJECT_NAME)
+
+hookimpl = pluggy.HookimplMarker(PROJECT_NAME)
+"""Marks a plugin function as the implementation of a hook (exported as ``connector.hookimpl``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,6 +172,32 @@ class Trigger:
     dedupe: tuple[str, ...] = ()
     enrich: Mapping[str, Any] | None = None
     source: str = ""
+
+
+AuthProvider = Callable[[App, Action], "httpx.Auth | None"]
+"""Which credential a call of ``action`` sends to ``app`` (``None``: none); the runtime asks it
+once per call. :mod:`connector.auth.credentials` and :mod:`connector.auth.tokens` build them."""
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """How a runtime calls actions.
+
+    :param strict: an output that fails its schema is an error, not a warning.
+    :param base_urls: app id -> base URL overriding the manifest's (sandbox, tests).
+    :param location_id: fills an action's location input when the caller leaves it out,
+        and keys the rate limiter.
+    :param retry: overrides the HTTP retry policy (tests use short backoffs).
+    :param rate_limits: app id -> rate limit overriding the manifest's (e.g. a sandbox
+        started with another limit).
+    """
+
+    strict: bool = False
+    base_urls: Mapping[str, str] = field(default_factory=dict)
+    location_id: str | None = None
+    timeout: float | None = None
+    retry: Any = None
+    rate_limits: Mapping[str, RateLimit] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)

@@ -24,7 +24,7 @@ import pluggy
 
 from connector import hookspecs
 from connector.errors import PluginError
-from connector.hookspecs import PROJECT_NAME, Action, App, Trigger
+from connector.hookspecs import PROJECT_NAME, Action, App, Executor, Trigger
 
 if TYPE_CHECKING:
     from connector.expressions.syntax import FilterSpec

@@ -10,8 +10,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 from connector.catalog import Catalog
@@ -19,40 +18,15 @@ from connector.client.request import Reply
 from connector.documents.drift import Drift
 from connector.documents.schema import Validator, compile_validator, input_problem, problems
 from connector.errors import ConnectorError, InputError, Location
-from connector.hookspecs import Action, App, Call, Executor, RateLimit
+from connector.hookspecs import Action, App, AuthProvider, Call, Executor, Settings
 from connector.recipes.footprints import current, is_write
 
 if TYPE_CHECKING:
-    import httpx
-
     from connector.client.httpclient import HttpClient
 
 __all__ = ["Runtime", "Settings"]
 
 log = logging.getLogger("connector.runtime")
-
-AuthProvider = Callable[[App, Action], "httpx.Auth | None"]
-
-
-@dataclass(frozen=True, slots=True)
-class Settings:
-    """How a runtime calls actions.
-
-    :param strict: an output that fails its schema is an error, not a warning.
-    :param base_urls: app id -> base URL overriding the manifest's (sandbox, tests).
-    :param location_id: fills an action's location input when the caller leaves it out,
-        and keys the rate limiter.
-    :param retry: overrides the HTTP retry policy (tests use short backoffs).
-    :param rate_limits: app id -> rate limit overriding the manifest's (e.g. a sandbox
-        started with another limit).
-    """
-
-    strict: bool = False
-    base_urls: Mapping[str, str] = field(default_factory=dict)
-    location_id: str | None = None
-    timeout: float | None = None
-    retry: Any = None
-    rate_limits: Mapping[str, RateLimit] = field(default_factory=dict)
 
 
 class Runtime:

@@ -15,7 +15,8 @@ from convergence_partner import Partner, PartnerServer
 from convergence_poll import poll
 from convergence_world import World
 
-from connector.auth.credentials import StaticBearer, api_key_provider
+from connector.auth.bearer import StaticBearer
+from connector.auth.credentials import api_key_provider
 from connector.catalog import build_catalog
 from connector.client.retry import RetryPolicy
 from connector.hookspecs import RateLimit

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from connector.auth.credentials import StaticBearer
+from connector.auth.bearer import StaticBearer
 from connector.catalog import Catalog, build_catalog
 from connector.client.retry import RetryPolicy
 from connector.runtime import Runtime, Settings

@@ -10,7 +10,8 @@ import time
 import pytest
 from conftest import run_cli
 
-from connector.auth.credentials import StaticBearer, api_key_provider
+from connector.auth.bearer import StaticBearer
+from connector.auth.credentials import api_key_provider
 from connector.catalog import build_catalog
 from connector.runtime import Runtime, Settings
 from connector.store import Store

@@ -11,7 +11,8 @@ from typing import Any
 import pytest
 from conftest import run_cli
 
-from connector.auth.credentials import StaticBearer, api_key_provider
+from connector.auth.bearer import StaticBearer
+from connector.auth.credentials import api_key_provider
 from connector.catalog import build_catalog
 from connector.client.retry import RetryPolicy
 from connector.errors import AuthError

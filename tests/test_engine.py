@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from actions.http.urlguard import allowing
-from connector.auth.credentials import StaticBearer
+from connector.auth.bearer import StaticBearer
 from connector.catalog import Catalog, build_catalog
 from connector.client.retry import RetryPolicy
 from connector.errors import DocumentError, RecipeError

@@ -7,14 +7,19 @@ import asyncio
 import hashlib
 import json
 import sqlite3
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from inboxes import find, webhook_ids
+from serveproc import wait_for
 
 from connector.errors import StoreError
 from connector.service.inbox import Inbox, InboxWriter, NewEvent
+from connector.service.options import ServeOptions
+from connector.service.process import start_purger
 from connector.store import Store
 
 
@@ -42,12 +47,12 @@ def test_inbox_add_stores_exact_bytes_once(inbox: Inbox, tmp_path: Path) -> None
     assert inbox.add(first) is True
     assert inbox.add(event("w-1", extra="different bytes")) is False
     assert inbox.add_many([event("w-2"), event("w-2"), event("w-3")]) == [True, False, True]
-    stored = inbox.find("w-1")
+    stored = find(inbox, "w-1")
     assert stored is not None
     assert (stored.body, stored.type, stored.location_id) == (first.body, "ContactCreate", "L1")
     assert (stored.status, stored.attempts) == ("pending", 0)
     with Store(tmp_path / "state.db") as other:
-        assert Inbox(other).webhook_ids() == {"w-1", "w-2", "w-3"}
+        assert webhook_ids(Inbox(other)) == {"w-1", "w-2", "w-3"}
 
 
 def test_new_event_without_webhook_id_is_keyed_by_body_hash() -> None:
@@ -67,7 +72,7 @@ def test_inbox_claim_takes_oldest_ready_events(inbox: Inbox) -> None:
                for e in claimed)
     assert [e.webhook_id for e in inbox.claim(10, "worker-b", now=2000.0)] == ["w-3", "w-4"]
     assert inbox.claim(10, "worker-c", now=2000.0) == []
-    assert inbox.pending_count() == 0
+    assert inbox.counts().get("pending", 0) == 0
     assert inbox.counts() == {"processing": 5}
 
 
@@ -96,7 +101,7 @@ def test_inbox_release_gives_claims_back(inbox: Inbox) -> None:
     assert inbox.release("me", [mine[0].id]) == 1
     assert inbox.release("me") == 1
     assert inbox.release("me") == 0
-    assert inbox.pending_count() == 2
+    assert inbox.counts().get("pending", 0) == 2
     back = inbox.get(mine[0].id)
     assert back is not None and (back.status, back.attempts, back.claimed_by) == \
         ("pending", 0, None)
@@ -120,8 +125,50 @@ def test_inbox_purge_deletes_only_old_done_events(inbox: Inbox) -> None:
     inbox.fail(dead.id, "no", None)
     assert inbox.purge(finished_before=0.0) == 0
     assert inbox.purge(finished_before=time.time() + 1) == 1
-    assert inbox.webhook_ids() == {"w-dead", "w-open"}
+    assert webhook_ids(inbox) == {"w-dead", "w-open"}
     assert inbox.add(event("w-done")) is True
+
+
+def finish(inbox: Inbox, ids: list[str], *, status: str = "done", at: float) -> None:
+    """Store events and settle them (done or dead), finished at ``at``."""
+    inbox.add_many([event(w) for w in ids])
+    for claimed in inbox.claim(len(ids), "w", now=2000.0):
+        if status == "done":
+            inbox.complete(claimed.id)
+        else:
+            inbox.fail(claimed.id, "no", None)
+    with inbox.store.transaction() as db:
+        marks = ",".join("?" * len(ids))
+        db.execute(f"UPDATE inbox SET finished_at = ? WHERE webhook_id IN ({marks})",
+                   (at, *ids))
+
+
+def test_inbox_purge_works_in_batches_and_counts_them_all(inbox: Inbox) -> None:
+    """With batches of 2, five old done events go in three transactions, all counted."""
+    finish(inbox, [f"old-{n}" for n in range(5)], at=100.0)
+    finish(inbox, ["new"], at=5000.0)
+    assert inbox.purge(finished_before=1000.0, batch=2) == 5
+    assert webhook_ids(inbox) == {"new"}
+
+
+def test_serve_purger_keeps_the_inbox_bounded(store: Store) -> None:
+    """serve's purger deletes done events older than keep_events at start, then again every
+    purge_every seconds; recent done events and old dead ones stay (a real SQLite file)."""
+    inbox = Inbox(store)
+    now = time.time()
+    finish(inbox, ["old-1", "old-2", "old-3"], at=now - 10 * 86400)
+    finish(inbox, ["recent"], at=now - 3600)
+    finish(inbox, ["dead"], status="dead", at=now - 30 * 86400)
+    options = ServeOptions(store.path, store.path, keep_events=7 * 86400, purge_every=0.05)
+    stop = threading.Event()
+    start_purger(Inbox(store), options, stop)
+    try:
+        assert wait_for(lambda: webhook_ids(inbox) == {"recent", "dead"})
+        finish(inbox, ["later"], at=now - 8 * 86400)  # purged by a later round, not the first
+        assert wait_for(lambda: webhook_ids(inbox) == {"recent", "dead"})
+    finally:
+        stop.set()
+    assert inbox.counts() == {"done": 1, "dead": 1}
 
 
 def test_writer_group_commits_and_reports_duplicates(inbox: Inbox) -> None:
@@ -134,7 +181,7 @@ def test_writer_group_commits_and_reports_duplicates(inbox: Inbox) -> None:
 
     results = asyncio.run(run())
     assert results.count(True) == 300 and results.count(False) == 50
-    assert inbox.webhook_ids() == set(ids)
+    assert webhook_ids(inbox) == set(ids)
 
 
 def test_writer_reports_store_errors_and_recovers(inbox: Inbox, store: Store) -> None:
@@ -150,10 +197,10 @@ def test_writer_reports_store_errors_and_recovers(inbox: Inbox, store: Store) ->
         finally:
             blocker.execute("ROLLBACK")
             blocker.close()
-        assert inbox.webhook_ids() == set()
+        assert webhook_ids(inbox) == set()
         assert asyncio.run(writer.add(event("w-1"))) is True
         assert writer.healthy is True
-    assert inbox.webhook_ids() == {"w-1"}
+    assert webhook_ids(inbox) == {"w-1"}
 
 
 def test_writer_closed_refuses_at_once(inbox: Inbox) -> None:
@@ -163,7 +210,7 @@ def test_writer_closed_refuses_at_once(inbox: Inbox) -> None:
     writer.close()
     with pytest.raises(StoreError, match="inbox writer is not running"):
         asyncio.run(writer.add(event("w-1")))
-    assert inbox.webhook_ids() == set()
+    assert webhook_ids(inbox) == set()
 
 
 def test_writer_close_flushes_queued_events(inbox: Inbox) -> None:
@@ -175,4 +222,4 @@ def test_writer_close_flushes_queued_events(inbox: Inbox) -> None:
         writer.submit(event(f"w-{i}"), outcomes.append)
     writer.close()
     assert outcomes == [True] * 100
-    assert len(inbox.webhook_ids()) == 100
+    assert len(webhook_ids(inbox)) == 100

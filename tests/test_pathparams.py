@@ -15,7 +15,7 @@ from conftest import run_cli
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from connector.auth.credentials import StaticBearer
+from connector.auth.bearer import StaticBearer
 from connector.catalog import build_catalog
 from connector.client.retry import RetryPolicy
 from connector.errors import InputError, RemoteError

@@ -15,7 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from connector.auth.credentials import StaticBearer
+from connector.auth.bearer import StaticBearer
 from connector.catalog import build_catalog
 from connector.client.retry import RetryPolicy
 from connector.errors import ConnectorError, RemoteError, StoreError

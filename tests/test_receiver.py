@@ -23,6 +23,7 @@ import httpx
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from inboxes import find, webhook_ids
 
 from connector.sandbox.keys import WebhookKeys
 from connector.sandbox.server import SandboxServer
@@ -84,7 +85,7 @@ def receiver(tmp_path: Path, keys: WebhookKeys) -> Iterator[Receiver]:
 def assert_refused(receiver: Receiver, response: httpx.Response, status: int) -> None:
     assert response.status_code == status, response.text
     assert "error" in response.json()
-    assert receiver.inbox.webhook_ids() == set()
+    assert webhook_ids(receiver.inbox) == set()
     assert receiver.healthy()
 
 
@@ -93,7 +94,7 @@ def test_receiver_stores_signed_event(receiver: Receiver) -> None:
     body = encode(payload())
     answer = receiver.post(body)
     assert answer.status_code == 200 and answer.json()["stored"] is True
-    stored = receiver.inbox.find(json.loads(body)["webhookId"])
+    stored = find(receiver.inbox, json.loads(body)["webhookId"])
     assert stored is not None and stored.body == body and stored.status == "pending"
 
 
@@ -133,7 +134,7 @@ def test_receiver_accepts_rsa_only(receiver: Receiver, keys: WebhookKeys) -> Non
     body = encode(payload())
     answer = receiver.post(body, {RSA_HEADER: keys.sign(body)[RSA_HEADER]})
     assert answer.status_code == 200
-    assert receiver.inbox.webhook_ids() == {json.loads(body)["webhookId"]}
+    assert webhook_ids(receiver.inbox) == {json.loads(body)["webhookId"]}
 
 
 @pytest.mark.parametrize(
@@ -189,7 +190,7 @@ def test_receiver_accepts_fresh_or_absent_timestamp(receiver: Receiver, moment) 
     if value is None:
         del data["timestamp"]
     assert receiver.post(encode(data)).status_code == 200
-    assert len(receiver.inbox.webhook_ids()) == 1
+    assert len(webhook_ids(receiver.inbox)) == 1
 
 
 def test_receiver_stores_redeliveries_once(receiver: Receiver) -> None:
@@ -210,7 +211,16 @@ def test_receiver_answers_other_routes_without_storing(receiver: Receiver) -> No
     assert receiver.client.post(receiver.health_url).status_code == 405
     assert receiver.client.post(receiver.url + "/x", content=b"{}").status_code == 404
     assert receiver.client.get(receiver.health_url).json() == {"status": "ok"}
-    assert receiver.inbox.webhook_ids() == set()
+    assert webhook_ids(receiver.inbox) == set()
+
+
+def test_receiver_healthz_answers_head_like_get(receiver: Receiver) -> None:
+    """HEAD /healthz: GET's status and headers, no body (load balancers probe with HEAD)."""
+    got = receiver.client.get(receiver.health_url)
+    head = receiver.client.head(receiver.health_url)
+    assert (head.status_code, head.content) == (200, b"")
+    assert head.headers["content-length"] == got.headers["content-length"] == str(len(got.content))
+    assert head.headers["content-type"] == got.headers["content-type"]
 
 
 def test_receiver_answers_429_while_inbox_locked(receiver: Receiver) -> None:
@@ -224,12 +234,14 @@ def test_receiver_answers_429_while_inbox_locked(receiver: Receiver) -> None:
         assert [a.status_code for a in answers] == [429] * 3
         assert answers[0].headers["retry-after"] == "1"
         assert receiver.client.get(receiver.health_url).status_code == 503
+        head = receiver.client.head(receiver.health_url)
+        assert head.status_code == 503 and head.content == b""
     finally:
         blocker.execute("ROLLBACK")
         blocker.close()
-    assert receiver.inbox.webhook_ids() == set()
+    assert webhook_ids(receiver.inbox) == set()
     assert [receiver.post(body).status_code for body in bodies] == [200] * 3
-    assert receiver.inbox.webhook_ids() == {json.loads(b)["webhookId"] for b in bodies}
+    assert webhook_ids(receiver.inbox) == {json.loads(b)["webhookId"] for b in bodies}
     assert receiver.healthy()
 
 
@@ -242,11 +254,11 @@ def test_receiver_answers_429_while_disk_full(receiver: Receiver) -> None:
     bodies = [encode(payload(padding="x" * 20_000)) for _ in range(2)]
     try:
         assert [receiver.post(body).status_code for body in bodies] == [429, 429]
-        assert receiver.inbox.webhook_ids() == set()
+        assert webhook_ids(receiver.inbox) == set()
     finally:
         store.query("PRAGMA max_page_count = 1073741823")
     assert [receiver.post(body).status_code for body in bodies] == [200, 200]
-    assert len(receiver.inbox.webhook_ids()) == 2
+    assert len(webhook_ids(receiver.inbox)) == 2
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -269,7 +281,7 @@ def test_receiver_max_age_zero_accepts_old_timestamps(tmp_path: Path, keys: Webh
         body = encode(payload(timestamp="2020-01-01T00:00:00Z"))
         answer = httpx.post(server.url, content=body, headers=keys.sign(body), trust_env=False)
         assert answer.status_code == 200
-        assert Inbox(store).webhook_ids() == {json.loads(body)["webhookId"]}
+        assert webhook_ids(Inbox(store)) == {json.loads(body)["webhookId"]}
 
 
 # -- with the sandbox ---------------------------------------------------------------------------
@@ -304,7 +316,7 @@ def test_receiver_stores_sandbox_webhooks(ghl: SandboxServer, sandbox_receiver: 
     deliveries = ghl.drain_webhooks()
     assert len(deliveries) >= 6
     assert {d["status"] for d in deliveries} == {200}
-    stored = {sandbox_receiver.inbox.find(d["webhookId"]) for d in deliveries}
+    stored = {find(sandbox_receiver.inbox, d["webhookId"]) for d in deliveries}
     assert None not in stored
     assert {e.body for e in stored if e} == set(ghl.sent_bodies()[-len(deliveries):])
     assert {e.type for e in stored if e} >= {"ContactCreate", "ContactUpdate"}
@@ -328,7 +340,7 @@ def test_receiver_recovers_after_lock_and_loses_nothing(ghl: SandboxServer,
     assert len(deliveries) == 4
     assert all(d["status"] == 200 for d in deliveries), deliveries
     assert max(d["attempts"] for d in deliveries) > 1
-    assert sandbox_receiver.inbox.webhook_ids() == {d["webhookId"] for d in deliveries}
+    assert webhook_ids(sandbox_receiver.inbox) == {d["webhookId"] for d in deliveries}
 
 
 # -- the receiver as a real process -------------------------------------------------------------

@@ -15,7 +15,8 @@ from conftest import ROOT, run_cli
 from fixtures_linkedphone import Receiver as LpReceiver
 from fixtures_superphone import Receiver as SpReceiver
 
-from connector.auth.credentials import StaticBearer, api_key_provider
+from connector.auth.bearer import StaticBearer
+from connector.auth.credentials import api_key_provider
 from connector.catalog import Catalog
 from connector.client.retry import RetryPolicy
 from connector.recipes.checker import validate_file

@@ -8,7 +8,7 @@ import logging
 import pytest
 from conftest import run_cli
 
-from connector.auth.credentials import StaticBearer
+from connector.auth.bearer import StaticBearer
 from connector.catalog import build_catalog
 from connector.client.retry import RetryPolicy
 from connector.errors import ConnectorError, InputError, RemoteError

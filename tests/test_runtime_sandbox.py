@@ -6,7 +6,7 @@ import threading
 
 import pytest
 
-from connector.auth.credentials import StaticBearer
+from connector.auth.bearer import StaticBearer
 from connector.catalog import build_catalog
 from connector.client.retry import RetryPolicy
 from connector.errors import RateLimitError, RemoteError

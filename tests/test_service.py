@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,9 +13,11 @@ from typing import Any
 
 import httpx
 import pytest
+from inboxes import webhook_ids
 
 from connector.recipes.history import History
 from connector.sandbox.server import SandboxServer
+from connector.service.inbox import Inbox, NewEvent
 from connector.store import Store
 from tests.serveproc import ROOT, ServeProcess, wait_for
 
@@ -115,6 +118,9 @@ def test_serve_summary_and_healthz_report_the_service(served: ServeProcess) -> N
     assert reply.status_code == 200
     assert reply.json()["status"] == "ok" and reply.json()["inbox"] == {}
     assert reply.json()["workers"] == 4
+    head = httpx.head(served.health_url, timeout=5)
+    assert head.status_code == 200 and head.content == b""
+    assert head.headers["content-length"] == reply.headers["content-length"]
 
 
 def test_serve_logs_are_json_and_redacted(ghl: SandboxServer, served: ServeProcess) -> None:
@@ -333,3 +339,43 @@ def test_dispatcher_routes_every_ghl_webhook_event_of_the_catalog(tmp_path: Path
         for trigger_id, event in webhooks.items():
             assert [r.trigger.id for r in dispatcher.routes_for(event)] == [trigger_id]
         assert dispatcher.routes_for("OpportunityCreate") == []
+
+
+def test_serve_purges_old_done_events_and_keeps_dead_ones(ghl: SandboxServer,
+                                                         tmp_path: Path) -> None:
+    """A state file with done events 10 days old: serve (default --keep-events 7) purges them
+    once it runs; a done event of an hour ago and a month-old dead one stay."""
+    proc = serve_for(ghl, tmp_path)
+    proc.home.mkdir(parents=True, exist_ok=True)
+    now = time.time()
+    with Store(proc.db) as store:
+        inbox = Inbox(store)
+        inbox.add_many([NewEvent(f"w-{n}", "ContactCreate", "L1", b"{}", 1000.0)
+                        for n in range(4)])
+        inbox.add(NewEvent("w-dead", "ContactCreate", "L1", b"{}", 1000.0))
+        claimed = inbox.claim(5, "old-worker", now=2000.0)
+        for event in claimed[:4]:
+            inbox.complete(event.id)
+        inbox.fail(claimed[4].id, "gave up", None)
+        with store.transaction() as db:
+            db.execute("UPDATE inbox SET finished_at = ? WHERE webhook_id != 'w-3'",
+                       (now - 10 * 86400,))
+            db.execute("UPDATE inbox SET finished_at = ? WHERE webhook_id = 'w-3'", (now - 3600,))
+    with proc:
+        assert wait_for(lambda: inbox_counts(proc.db) == {"done": 1, "dead": 1})
+    with Store(proc.db) as store:
+        assert webhook_ids(Inbox(store)) == {"w-3", "w-dead"}
+
+
+def test_serve_refuses_a_keep_events_that_is_not_days(tmp_path: Path) -> None:
+    """--keep-events 0 (or a word) is a one-line usage error, no traceback."""
+    for bad in ("0", "soon", "-1"):
+        done = subprocess.run(
+            [sys.executable, "-m", "connector", "serve", "--recipes", str(tmp_path),
+             "--keep-events", bad],
+            capture_output=True, text=True, timeout=60, cwd=ROOT,
+            env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT), "HOME": str(tmp_path)},
+        )
+        assert done.returncode == 2
+        assert f"--keep-events: {bad!r} is not a number of days above 0" in done.stderr
+        assert "Traceback" not in done.stderr

@@ -25,7 +25,8 @@ from typing import Any
 import httpx
 import pytest
 
-from connector.auth.credentials import StaticBearer, api_key_provider, ghl_only
+from connector.auth.bearer import StaticBearer
+from connector.auth.credentials import api_key_provider, ghl_only
 from connector.catalog import build_catalog
 from connector.runtime import Runtime, Settings
 

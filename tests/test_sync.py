@@ -11,7 +11,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from connector.auth.credentials import StaticBearer, api_key_provider
+from connector.auth.bearer import StaticBearer
+from connector.auth.credentials import api_key_provider
 from connector.catalog import build_catalog
 from connector.client.retry import RetryPolicy
 from connector.documents.manifest import pack_manifest
@@ -219,11 +220,11 @@ def test_sync_last_writer_wins_with_source_of_truth(runtime, store, ghl, lp):
     engine = engine_for(runtime, store)
     c = ghl_contact(runtime, firstName="Ed", lastName="Old", email="ed@example.org")
     partner_id = engine.apply(from_ghl(c)).partner_id
-    stale_time = time.time()
-    time.sleep(0.01)
     runtime.call("linkedphone.contacts.update", {"contact_id": partner_id, "first_name": "Eddie"})
+    # Dated by GHL's own clock at the create: before the partner edit, whose sandbox stamps
+    # strictly later than the partner create the sync made after it (no sleep needed).
     stale = {**c, "firstName": "Edward", "lastName": "New"}
-    out = engine.apply(from_ghl(stale, updated_at=stale_time))
+    out = engine.apply(from_ghl(stale))
     assert out.action == "update"
     assert out.reason == "older, but ghl is the source of truth for these fields"
     assert set(out.changes) == {"last_name"}

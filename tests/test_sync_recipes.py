@@ -13,7 +13,8 @@ import httpx
 import pytest
 from conftest import ROOT
 
-from connector.auth.credentials import StaticBearer, api_key_provider
+from connector.auth.bearer import StaticBearer
+from connector.auth.credentials import api_key_provider
 from connector.catalog import build_catalog
 from connector.client.retry import RetryPolicy
 from connector.demo.partners import PARTNERS

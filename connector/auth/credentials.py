@@ -9,43 +9,21 @@ from __future__ import annotations
 
 import argparse
 import os
-from collections.abc import Callable, Generator
+from collections.abc import Generator
 
 import httpx
 
+from connector.auth.bearer import CONNECTION_APP, StaticBearer, app_token
 from connector.errors import AuthError
-from connector.hookspecs import Action, App
+from connector.hookspecs import Action, App, AuthProvider
 
 __all__ = [
-    "CONNECTION_APP",
     "ApiKeyAuth",
-    "StaticBearer",
     "api_key_env",
     "api_key_provider",
-    "app_token",
-    "app_token_env",
     "auth_from_args",
     "ghl_only",
 ]
-
-CONNECTION_APP = "ghl"
-"""The app stored connections belong to: their tokens are sent to HighLevel only."""
-
-AuthProvider = Callable[[App, Action], "httpx.Auth | None"]
-
-
-class StaticBearer(httpx.Auth):
-    """Sends ``Authorization: Bearer <token>``; the token never shows in reprs."""
-
-    def __init__(self, token: str) -> None:
-        self._token = token
-
-    def __repr__(self) -> str:
-        return "StaticBearer(token=****)"
-
-    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
-        request.headers["Authorization"] = f"Bearer {self._token}"
-        yield request
 
 
 class ApiKeyAuth(httpx.Auth):
@@ -66,26 +44,6 @@ class ApiKeyAuth(httpx.Auth):
 def api_key_env(app: App) -> str:
     """The environment variable that holds an API-key app's key: ``CONNECTOR_<APP>_API_KEY``."""
     return f"CONNECTOR_{app.id.upper()}_API_KEY"
-
-
-def app_token_env(app: App) -> str:
-    """The environment variable with the bearer token of an app other than HighLevel."""
-    return f"CONNECTOR_{app.id.upper()}_TOKEN"
-
-
-def app_token(app: App) -> StaticBearer:
-    """The bearer token of an app other than HighLevel (a plugin's), from
-    :func:`app_token_env`: stored connections are HighLevel's and never go to another app.
-
-    :raises AuthError: the variable is not set (before anything is sent).
-    """
-    token = os.environ.get(app_token_env(app))
-    if not token:
-        raise AuthError(
-            f"no credential for app {app.id!r} [set {app_token_env(app)} to its token; stored"
-            " connections are HighLevel's and are never sent to another app]"
-        )
-    return StaticBearer(token)
 
 
 def ghl_only(auth: httpx.Auth) -> AuthProvider:
@@ -129,7 +87,7 @@ def api_key_provider(
 
 def auth_from_args(
     args: argparse.Namespace, app: App
-) -> tuple[Callable[[App, Action], httpx.Auth | None] | None, str | None, str | None]:
+) -> tuple[AuthProvider | None, str | None, str | None]:
     """The auth provider for a CLI call, the location id and the base URL of its credential.
 
     ``--token-env VAR`` sends that variable's token as is (an API-key app gets it in its key

@@ -29,6 +29,7 @@ import httpx
 
 from connector.auth import oauth
 from connector.auth import redaction as secrets
+from connector.auth.bearer import CONNECTION_APP, app_token
 from connector.auth.connection import (
     DEFAULT_NAME,
     ENV_NAME,
@@ -37,11 +38,10 @@ from connector.auth.connection import (
     ConnectionStore,
     check_name,
 )
-from connector.auth.credentials import CONNECTION_APP, app_token
 from connector.errors import AuthError, StoreError
 
 if TYPE_CHECKING:
-    from connector.hookspecs import Action, App
+    from connector.hookspecs import Action, App, AuthProvider
 
 __all__ = [
     "DEFAULT_NAME",
@@ -263,12 +263,12 @@ class TokenManager:
         """An ``httpx.Auth`` that sends connection ``name``'s token."""
         return BearerAuth(self, self.current(name).name)
 
-    def provider(self, name: str | None = None) -> Callable[[App, Action], httpx.Auth | None]:
+    def provider(self, name: str | None = None) -> AuthProvider:
         """The runtime's auth provider: checks each action's scopes, then authenticates it.
 
         Apps that take neither OAuth nor private tokens get no auth from here. Stored
         connections are HighLevel's: another app (a plugin's) gets its own token from
-        ``CONNECTOR_<APP>_TOKEN`` (see :func:`~connector.auth.credentials.app_token`), never one
+        ``CONNECTOR_<APP>_TOKEN`` (see :func:`~connector.auth.bearer.app_token`), never one
         of them.
         """
 

@@ -12,7 +12,8 @@ if TYPE_CHECKING:
     from connector.hookspecs import RateLimit
 
 __all__ = [
-    "GHL_APP", "count", "per_app", "per_window", "port", "positive", "rate_limits", "seconds",
+    "GHL_APP", "count", "days", "per_app", "per_window", "port", "positive", "rate_limits",
+    "seconds",
 ]  # fmt: skip
 
 GHL_APP = "ghl"
@@ -51,6 +52,17 @@ def port(text: str) -> int:
     if not text.isdigit() or int(text) > 65535:
         raise argparse.ArgumentTypeError(f"{text!r} is not a port (0 to 65535; 0: a free one)")
     return int(text)
+
+
+def days(text: str) -> float:
+    """An argparse type: a number of days above 0 (fractions allowed), as seconds."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0.0
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of days above 0 (e.g. 7)")
+    return value * 86400
 
 
 def seconds(text: str) -> float:

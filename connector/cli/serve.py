@@ -7,16 +7,16 @@ import logging
 import sys
 from typing import TYPE_CHECKING
 
-from connector.cli.argtypes import GHL_APP, per_app, per_window, port, positive, rate_limits
+from connector.cli.argtypes import GHL_APP, days, per_app, per_window, port, positive, rate_limits
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
     from pathlib import Path
 
     from connector.cli.servesandbox import PartnerSandbox
-    from connector.runtime import AuthProvider
+    from connector.hookspecs import AuthProvider
     from connector.sandbox.server import SandboxServer
-    from connector.service.process import ServeOptions
+    from connector.service.options import ServeOptions
 
 __all__ = ["add_parser"]
 
@@ -86,6 +86,9 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
                         help="loop protection: a recipe or sync that writes the same record"
                         " more than N times in SECONDS stops, and the event is dead-lettered"
                         " with 'loop detected' (10/60)")
+    parser.add_argument("--keep-events", type=days, default=days("7"), metavar="DAYS",
+                        help="keep processed inbox events this long, then purge them (7);"
+                        " dead events stay until replayed or discarded")
     parser.add_argument("--grace", type=float, default=10.0, metavar="SECONDS",
                         help="on shutdown, how long running events may take to finish (10)")
     parser.set_defaults(func=run)
@@ -100,7 +103,8 @@ def run(args: argparse.Namespace) -> int:
     from connector.expressions.filters import BUILTIN_FILTERS
     from connector.plugins import collect_filters, get_plugin_manager
     from connector.service.logformat import configure_logging
-    from connector.service.process import ServeOptions, serve
+    from connector.service.options import ServeOptions
+    from connector.service.process import serve
     from connector.service.signatures import default_keys, load_keys
     from connector.service.workers import PoolSettings
     from connector.store import default_state_path
@@ -131,6 +135,7 @@ def run(args: argparse.Namespace) -> int:
         max_age=args.max_age,
         poll_locations=tuple(args.poll_location),
         poll_interval=args.poll_interval,
+        keep_events=args.keep_events,
     )
     if args.loop_limit is not None:
         options = dataclasses.replace(
@@ -222,7 +227,8 @@ def _with_sandbox(options: ServeOptions, sandbox: SandboxServer,
     partner sandboxes' API keys)."""
     import dataclasses
 
-    from connector.auth.credentials import StaticBearer, api_key_provider, ghl_only
+    from connector.auth.bearer import StaticBearer
+    from connector.auth.credentials import api_key_provider, ghl_only
     from connector.auth.redaction import register
     from connector.hookspecs import RateLimit
     from connector.service.signatures import parse_keys

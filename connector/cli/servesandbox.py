@@ -16,7 +16,7 @@ from pathlib import Path
 
 from connector.errors import DocumentError
 from connector.hookspecs import RateLimit
-from connector.service.process import ServeOptions
+from connector.service.options import ServeOptions
 from connector.sync.syncs import load_syncs
 
 __all__ = ["SEED_CONTACTS", "PartnerSandbox", "start_partners", "with_partners"]

@@ -20,7 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
-from connector.auth.credentials import StaticBearer, api_key_provider, ghl_only
+from connector.auth.bearer import StaticBearer
+from connector.auth.credentials import api_key_provider, ghl_only
 from connector.catalog import build_catalog
 from connector.demo.partners import PARTNERS, PartnerApp
 from connector.demo.relay import (

@@ -21,21 +21,46 @@ DELETE   /_sandbox/appointments/{id}  delete one
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from connector.sandbox import appointments
+from connector.sandbox.config import SandboxConfig
+from connector.sandbox.faults import FaultInjector
+from connector.sandbox.keys import WebhookKeys
+from connector.sandbox.oauth import OAuthProvider
+from connector.sandbox.ratelimit import RateLimiter
 from connector.sandbox.responses import error_body, not_found
+from connector.sandbox.state import Store
+from connector.sandbox.traffic import Traffic
+from connector.sandbox.webhooks import WebhookSender
 from connector.sandbox.wire import Receive, Scope, Send, read_body, send_json
 
-if TYPE_CHECKING:
-    from connector.sandbox.app import SandboxApp
-
-__all__ = ["add_faults", "serve", "set_limits"]
+__all__ = ["Controlled", "add_faults", "serve", "set_limits"]
 
 Answer = tuple[int, Any]
 
 
-def add_faults(app: SandboxApp, data: object) -> list[dict[str, Any]]:
+class Controlled(Protocol):
+    """What the control endpoints reach of the sandbox (:class:`connector.sandbox.app.SandboxApp`
+    passes itself in)."""
+
+    config: SandboxConfig
+    store: Store
+    keys: WebhookKeys
+    limiter: RateLimiter
+    traffic: Traffic
+    faults: FaultInjector
+    provider: OAuthProvider
+    sender: WebhookSender
+
+    def stats(self) -> dict[str, Any]: ...
+
+    def reset(self) -> None: ...
+
+    def emit(self, events: list[tuple[str, dict[str, Any], str]]) -> None: ...
+
+
+def add_faults(app: Controlled, data: object) -> list[dict[str, Any]]:
     """Add fault rules from JSON data (see :meth:`connector.sandbox.faults.FaultInjector.load`).
 
     :raises ValueError: a rule is malformed (then no rule is added)
@@ -43,7 +68,7 @@ def add_faults(app: SandboxApp, data: object) -> list[dict[str, Any]]:
     return app.faults.load(data)
 
 
-def set_limits(app: SandboxApp, data: object) -> dict[str, Any]:
+def set_limits(app: Controlled, data: object) -> dict[str, Any]:
     """Change the rate limits (see :meth:`connector.sandbox.ratelimit.RateLimiter.load`).
 
     :raises ValueError: a value is not a positive number
@@ -53,7 +78,7 @@ def set_limits(app: SandboxApp, data: object) -> dict[str, Any]:
     return limits
 
 
-def _appointment(app: SandboxApp, method: str, rest: str, body: object) -> Answer:
+def _appointment(app: Controlled, method: str, rest: str, body: object) -> Answer:
     if not isinstance(body, dict):
         raise ValueError("appointments: the body must be a JSON object")
     if method == "POST" and not rest:
@@ -67,7 +92,7 @@ def _appointment(app: SandboxApp, method: str, rest: str, body: object) -> Answe
     return 404, not_found(method, f"/_sandbox/appointments/{rest}").body
 
 
-def _dispatch(app: SandboxApp, method: str, path: str, body: object) -> Answer:
+def _dispatch(app: Controlled, method: str, path: str, body: object) -> Answer:
     name = path[len("/_sandbox/"):].rstrip("/")
     if name.startswith("appointments"):
         return _appointment(app, method, name[len("appointments/"):], body)
@@ -100,7 +125,7 @@ def _dispatch(app: SandboxApp, method: str, path: str, body: object) -> Answer:
     return 404, not_found(method, path).body
 
 
-async def serve(app: SandboxApp, scope: Scope, receive: Receive, send: Send) -> None:
+async def serve(app: Controlled, scope: Scope, receive: Receive, send: Send) -> None:
     """Answer one control request."""
     method, path = scope["method"], scope["path"]
     raw = await read_body(scope, receive, app.config.max_body_bytes)

@@ -2,9 +2,10 @@
 
 :func:`serve_app` runs one in the foreground (the CLI and ``python -m``); :class:`Background`
 runs one on a free 127.0.0.1 port in a thread with its own event loop (tests, the demo) and
-lets the caller run functions on that loop. Both speak through :class:`_Protocol`: uvicorn's
-httptools protocol over a :class:`~connector.sandbox.transport.CoalescingTransport` (one TCP
-segment per answer), lending each request its transport so a fault can cut the connection.
+lets the caller run functions on that loop. Both bind and run through
+:mod:`connector.service.listener`, and speak through :class:`_Protocol`: uvicorn's httptools
+protocol over a :class:`~connector.sandbox.transport.CoalescingTransport` (one TCP segment per
+answer), lending each request its transport so a fault can cut the connection.
 """
 
 from __future__ import annotations
@@ -12,9 +13,6 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import dataclasses
-import logging
-import socket
-import threading
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable
 from types import TracebackType
@@ -25,28 +23,15 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from connector.sandbox.transport import CoalescingTransport
 from connector.sandbox.wire import TRANSPORT_KEY
-from connector.service.listener import bind_socket, loop_factory
+from connector.service.listener import START_TIMEOUT, ServerThread, bind_socket, serve_forever
 
 __all__ = ["Background", "SandboxAppLike", "serve_app", "uvicorn_server"]
 
 _T = TypeVar("_T")
-_log = logging.getLogger(__name__)
-START_TIMEOUT = 10.0
 
 
 class _Sender(Protocol):
     async def aclose(self, timeout: float = ...) -> None: ...
-
-
-class _Config(Protocol):
-    @property
-    def host(self) -> str: ...
-
-    @property
-    def port(self) -> int: ...
-
-    @property
-    def log_level(self) -> str: ...
 
 
 class SandboxAppLike(Protocol):
@@ -107,15 +92,7 @@ def serve_app(
     server = uvicorn_server(app, own_logging=True)
     out.write(banner(app))
     out.flush()
-
-    async def main() -> None:
-        try:
-            await server.serve(sockets=[sock])
-        finally:
-            await app.sender.aclose(1.0)
-
-    with asyncio.Runner(loop_factory=loop_factory()) as runner:
-        runner.run(main())
+    serve_forever(server, sock, on_exit=lambda: app.sender.aclose(1.0))
 
 
 class Background(ABC, Generic[AppT, ConfigT]):
@@ -132,11 +109,8 @@ class Background(ABC, Generic[AppT, ConfigT]):
 
     def __init__(self, config: ConfigT, **overrides: Any) -> None:  # noqa: ANN401  # replace() checks them
         self._config: ConfigT = dataclasses.replace(config, **overrides)  # type: ignore[type-var]
-        self._thread: threading.Thread | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._server: uvicorn.Server | None = None
+        self._served: ServerThread | None = None
         self._app: AppT | None = None
-        self._failure: BaseException | None = None
 
     @abstractmethod
     def make_app(self, config: ConfigT) -> AppT:
@@ -158,51 +132,24 @@ class Background(ABC, Generic[AppT, ConfigT]):
         return self.app.base_url
 
     def start(self) -> Background[AppT, ConfigT]:
-        """Bind, start the thread, and wait until the server accepts connections."""
+        """Bind, start the thread, and wait until the server accepts connections.
+
+        :raises ConnectorError: the port cannot be listened on, or the server did not start.
+        """
         sock = bind_socket(self._config.host, self._config.port)  # type: ignore[attr-defined]
         port = sock.getsockname()[1]
-        self._app = self.make_app(dataclasses.replace(self._config, port=port))  # type: ignore[type-var]
-        self._server = uvicorn_server(self._app, own_logging=False)
-        ready = threading.Event()
-        self._thread = threading.Thread(
-            target=self._run, args=(sock, ready), daemon=True, name=self.label
-        )
-        self._thread.start()
-        if not ready.wait(START_TIMEOUT) or self._failure is not None:
-            self.stop()
-            raise RuntimeError(f"{type(self).__name__}: did not start: {self._failure!r}")
+        app = self._app = self.make_app(dataclasses.replace(self._config, port=port))  # type: ignore[type-var]
+        self._served = ServerThread(
+            uvicorn_server(app, own_logging=False), sock, name=self.label,
+            on_exit=lambda: app.sender.aclose(1.0),
+        )  # fmt: skip
+        self._served.start(START_TIMEOUT)
         return self
-
-    def _run(self, sock: socket.socket, ready: threading.Event) -> None:
-        assert self._server is not None and self._app is not None
-        server, app = self._server, self._app
-
-        async def main() -> None:
-            self._loop = asyncio.get_running_loop()
-            watcher = asyncio.create_task(_signal_when_started(server, ready))
-            try:
-                await server.serve(sockets=[sock])
-            finally:
-                watcher.cancel()
-                await app.sender.aclose(1.0)
-
-        try:
-            with asyncio.Runner(loop_factory=loop_factory()) as runner:
-                runner.run(main())
-        except BaseException as exc:  # noqa: BLE001  # thread top level: report, never die loudly
-            _log.exception("%s: the server thread failed", self.label)
-            self._failure = exc
-        finally:
-            sock.close()
-            ready.set()
 
     def stop(self) -> None:
         """Ask the server to exit and wait for its thread."""
-        if self._server is not None:
-            self._server.should_exit = True
-        if self._thread is not None:
-            self._thread.join(START_TIMEOUT)
-            self._thread = None
+        if self._served is not None:
+            self._served.stop(START_TIMEOUT)
 
     def __enter__(self: _B) -> _B:
         self.start()
@@ -219,13 +166,14 @@ class Background(ABC, Generic[AppT, ConfigT]):
 
     def wait(self, awaitable: Awaitable[_T], timeout: float = 10.0) -> _T:
         """Await ``awaitable`` on the server's loop, from this thread."""
-        if self._loop is None:
+        loop = self._served.loop if self._served is not None else None
+        if loop is None:
             raise RuntimeError(f"{type(self).__name__}: not started [use it as a context manager]")
 
         async def run() -> _T:
             return await awaitable
 
-        future = asyncio.run_coroutine_threadsafe(run(), self._loop)
+        future = asyncio.run_coroutine_threadsafe(run(), loop)
         try:
             return future.result(timeout)
         except concurrent.futures.TimeoutError as exc:
@@ -239,8 +187,3 @@ _B = TypeVar("_B", bound=Background[Any, Any])
 async def _as_coroutine(function: Callable[[], _T]) -> _T:
     return function()
 
-
-async def _signal_when_started(server: uvicorn.Server, ready: threading.Event) -> None:
-    while not server.started:
-        await asyncio.sleep(0.005)
-    ready.set()

@@ -238,23 +238,27 @@ class Inbox:
         with self.store.transaction() as db:
             return int(db.execute(sql, params).rowcount)
 
-    def purge(self, finished_before: float) -> int:
-        """Delete ``done`` events finished before a time; ``dead`` ones stay for inspection.
+    def purge(self, finished_before: float, *, batch: int = 500) -> int:
+        """Delete ``done`` events finished before a time; ``dead`` ones stay until replayed
+        or discarded.
 
-        A purged ``webhookId`` is no longer recognised as a duplicate, so keep events for
-        longer than the receiver's timestamp window (``max_age``).
+        One short transaction per ``batch`` events, so the receiver's writer and the workers
+        wait for at most one batch. A purged ``webhookId`` is no longer recognised as a
+        duplicate, so keep events for longer than the receiver's timestamp window
+        (``max_age``).
 
         :returns: how many events were deleted.
         """
-        with self.store.transaction() as db:
-            return int(db.execute(
-                "DELETE FROM inbox WHERE status = 'done' AND finished_at < ?", (finished_before,)
-            ).rowcount)
-
-    def pending_count(self) -> int:
-        """How many events wait in ``pending`` (including those scheduled for a retry)."""
-        rows = self.store.query("SELECT COUNT(*) AS n FROM inbox WHERE status = 'pending'")
-        return int(rows[0]["n"])
+        total = 0
+        while True:
+            with self.store.transaction() as db:
+                deleted = int(db.execute(
+                    "DELETE FROM inbox WHERE id IN (SELECT id FROM inbox WHERE status = 'done'"
+                    " AND finished_at < ? ORDER BY id LIMIT ?)", (finished_before, batch),
+                ).rowcount)
+            total += deleted
+            if deleted < batch:
+                return total
 
     def counts(self) -> dict[str, int]:
         """How many events have each status (statuses with none are left out)."""
@@ -265,17 +269,6 @@ class Inbox:
         """One event by its id."""
         rows = self.store.query(f"SELECT {_COLUMNS} FROM inbox WHERE id = ?", (event_id,))
         return InboxEvent.from_row(rows[0]) if rows else None
-
-    def find(self, webhook_id: str) -> InboxEvent | None:
-        """One event by its ``webhookId``."""
-        rows = self.store.query(
-            f"SELECT {_COLUMNS} FROM inbox WHERE webhook_id = ?", (webhook_id,)
-        )
-        return InboxEvent.from_row(rows[0]) if rows else None
-
-    def webhook_ids(self) -> set[str]:
-        """Every stored ``webhookId``."""
-        return {str(r["webhook_id"]) for r in self.store.query("SELECT webhook_id FROM inbox")}
 
     def _settle(
         self, event_id: int, status: Status, error: str | None, retry_at: float | None

@@ -1,8 +1,10 @@
 """Serving ASGI apps on uvicorn: the listening socket, the event loop, and the guarded protocol.
 
-The GHL sandbox, the partner sandboxes and the webhook receiver all run on uvicorn with
-httptools. They bind their socket themselves (so a caller that reads the printed URL can
-connect before uvicorn takes over, and port 0 can pick a free port) and prefer uvloop.
+The GHL sandbox, the partner sandboxes, the webhook receiver and ``serve`` all run on uvicorn
+with httptools. They bind their socket with :func:`bind_socket` (IPv4, IPv6, or a name such as
+``localhost``; so a caller that reads the printed URL can connect before uvicorn takes over,
+and port 0 can pick a free port), prefer uvloop, and run either in the foreground
+(:func:`serve_forever`) or in a thread with its own loop (:class:`ServerThread`).
 
 Servers that face the internet (the receiver, ``serve``) run through :func:`guarded_server`:
 its HTTP protocol bounds what a client without any credential can hold (:class:`Limits`):
@@ -22,8 +24,9 @@ import asyncio
 import ctypes
 import logging
 import socket
+import threading
 from asyncio import TimerHandle
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from http import HTTPStatus
 from typing import Any, ClassVar
@@ -33,24 +36,47 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from connector.errors import ConnectorError
 
-__all__ = ["GuardedProtocol", "Limits", "bind_socket", "guarded_server", "loop_factory"]
+__all__ = [
+    "GuardedProtocol",
+    "Limits",
+    "ServerThread",
+    "bind_socket",
+    "guarded_server",
+    "loop_factory",
+    "serve_forever",
+    "socket_url",
+]
 
 _log = logging.getLogger(__name__)
 # Unfinished bodies that peaked above this give their memory back once they are all gone.
 _TRIM_AFTER = 4 * 1024 * 1024
 _TRIM_DELAY = 0.5
+START_TIMEOUT = 10.0
 
 
 def bind_socket(host: str, port: int, *, backlog: int = 2048) -> socket.socket:
     """A listening TCP socket on ``host:port`` (port 0: a free one), inheritable by workers.
 
-    :raises ConnectorError: the address cannot be listened on (in use, not this machine's).
+    ``host`` is an IPv4 or IPv6 literal (``::1``, also in brackets) or a name such as
+    ``localhost``, which listens on the first address the name resolves to.
+
+    :raises ConnectorError: the address cannot be listened on (in use, not this machine's,
+        a name that does not resolve).
     """
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    literal = host.removeprefix("[").removesuffix("]")
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(
+            literal, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )[0]
+        sock = socket.socket(family, kind, proto)
+    except OSError as exc:
+        raise ConnectorError(
+            f"{host}:{port}: cannot listen: {exc.strerror or exc} [give an IP address or a"
+            " name of this machine]"
+        ) from exc
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((host, port))
+        sock.bind(address)
         # Listen now, so clients that read the banner can connect before uvicorn takes over.
         sock.listen(backlog)
     except OSError as exc:
@@ -62,6 +88,12 @@ def bind_socket(host: str, port: int, *, backlog: int = 2048) -> socket.socket:
     return sock
 
 
+def socket_url(sock: socket.socket, path: str = "") -> str:
+    """``http://<address>:<port><path>`` of a bound socket (an IPv6 address in brackets)."""
+    host, port = sock.getsockname()[:2]
+    return f"http://[{host}]:{port}{path}" if ":" in host else f"http://{host}:{port}{path}"
+
+
 def loop_factory() -> Callable[[], asyncio.AbstractEventLoop]:
     """uvloop's event loop when installed (faster), else asyncio's."""
     try:
@@ -69,6 +101,104 @@ def loop_factory() -> Callable[[], asyncio.AbstractEventLoop]:
     except ImportError:
         return asyncio.new_event_loop
     return uvloop.new_event_loop
+
+
+def serve_forever(
+    server: uvicorn.Server,
+    sock: socket.socket,
+    *,
+    on_exit: Callable[[], Awaitable[None]] | None = None,
+) -> None:
+    """Serve on ``sock`` in this thread until the server exits (SIGINT/SIGTERM: uvicorn's);
+    then await ``on_exit`` (pending webhook deliveries, say) on the same loop."""
+
+    async def main() -> None:
+        try:
+            await server.serve(sockets=[sock])
+        finally:
+            if on_exit is not None:
+                await on_exit()
+
+    with asyncio.Runner(loop_factory=loop_factory()) as runner:
+        runner.run(main())
+
+
+class ServerThread:
+    """A uvicorn server on a bound socket, run in a thread with its own event loop.
+
+    The thread, not uvicorn, is what the caller owns: signals stay the caller's (uvicorn
+    installs handlers only on the main thread), :meth:`call_soon` runs code on the server's
+    loop, and :meth:`stop` ends it. The socket is closed when the thread ends.
+
+    :param on_exit: awaited on the server's loop once it stopped serving.
+    """
+
+    def __init__(
+        self,
+        server: uvicorn.Server,
+        sock: socket.socket,
+        *,
+        name: str,
+        on_exit: Callable[[], Awaitable[None]] | None = None,
+    ) -> None:
+        self.server = server
+        self.sock = sock
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.failure: BaseException | None = None
+        self._on_exit = on_exit
+        self._ready = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+
+    def __repr__(self) -> str:
+        return f"ServerThread({self._thread.name!r}, alive={self.alive})"
+
+    @property
+    def alive(self) -> bool:
+        """Whether the thread still runs (the server serves, or is shutting down)."""
+        return self._thread.is_alive()
+
+    def start(self, timeout: float = START_TIMEOUT) -> None:
+        """Start the thread and wait until the server accepts connections.
+
+        :raises ConnectorError: it did not start within ``timeout`` (the cause is logged).
+        """
+        self._thread.start()
+        if not self._ready.wait(timeout) or not self.server.started:
+            self.stop()
+            raise ConnectorError(
+                f"{self._thread.name}: the HTTP server did not start: {self.failure!r}"
+            )
+
+    def stop(self, timeout: float = START_TIMEOUT) -> None:
+        """Ask the server to exit and wait (up to ``timeout``) for its thread."""
+        self.server.should_exit = True
+        if self._thread.is_alive():
+            self._thread.join(timeout)
+
+    def _run(self) -> None:
+        server = self.server
+
+        async def main() -> None:
+            self.loop = asyncio.get_running_loop()
+            task = asyncio.create_task(server.serve(sockets=[self.sock]))
+            while not server.started and not task.done():
+                await asyncio.sleep(0.005)
+            self._ready.set()
+            try:
+                await task
+            finally:
+                if self._on_exit is not None:
+                    await self._on_exit()
+
+        try:
+            with asyncio.Runner(loop_factory=loop_factory()) as runner:
+                runner.run(main())
+        except BaseException as exc:  # noqa: BLE001  # thread top level: report, never die loudly
+            _log.exception("%s: the HTTP server failed", self._thread.name)
+            self.failure = exc
+        finally:
+            self.sock.close()
+            self._ready.set()
 
 
 @dataclass(frozen=True, slots=True)

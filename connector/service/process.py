@@ -20,48 +20,42 @@ secret
 or API key is missing. Every sync runs with the runtime of ``sync_location`` (GHL calls) which
 also calls the partners with their API keys.
 
-``GET /healthz`` answers 200 with the inbox counts while the inbox writer and every worker run,
-503 otherwise. Logs are JSON lines on stderr, redacted (:mod:`connector.auth.redaction`). SIGTERM or
-SIGINT stop the receiver, then the pool (running events get ``grace`` seconds, the rest is handed
-back). In ``sandbox`` mode an in-process GHL sandbox stands in for HighLevel: its keys sign the
-webhooks, its private token authenticates the calls, and it delivers its events to the service
-(the partner sandboxes the syncs name likewise, see :mod:`connector.cli.serve`).
+``GET /healthz`` (and ``HEAD``, without the body) answers 200 with the inbox counts while the
+inbox writer and every worker run, 503 otherwise. Processed (``done``) inbox events older than
+``keep_events`` are purged at start and every ``purge_every`` seconds, in small batches; dead
+ones stay until replayed or discarded. Logs are JSON lines on stderr, redacted
+(:mod:`connector.auth.redaction`). SIGTERM or SIGINT stop the receiver, then the pool (running
+events get ``grace`` seconds, the rest is handed back). In ``sandbox`` mode an in-process GHL
+sandbox stands in for HighLevel: its keys sign the webhooks, its private token authenticates
+the calls, and it delivers its events to the service (the partner sandboxes the syncs name
+likewise, see :mod:`connector.cli.serve`).
 """
 
 from __future__ import annotations
 
-import asyncio
 import fcntl
-import json
 import logging
 import os
 import signal
-import socket
 import threading
 import time
 from collections.abc import Awaitable, Callable, Mapping, MutableMapping, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
 from typing import IO, Any, TextIO
 
-import uvicorn
-
 from connector.auth.redaction import register
 from connector.catalog import Catalog
 from connector.errors import ConnectorError, DocumentError, StoreError
-from connector.hookspecs import RateLimit
 from connector.recipes.engine import Engine
 from connector.recipes.flows import crossings, recipe_flows, sync_flows
 from connector.recipes.footprints import (
-    DEFAULT_LOOP_LIMIT,
-    DEFAULT_LOOP_WINDOW,
     Echo,
     Footprints,
     LoopDetected,
 )
 from connector.recipes.history import History
-from connector.runtime import AuthProvider, Runtime
+from connector.runtime import Runtime
 from connector.runtime import Settings as RuntimeSettings
 from connector.service.dispatcher import (
     Dispatcher,
@@ -73,63 +67,22 @@ from connector.service.dispatcher import (
     load_routes,
 )
 from connector.service.inbox import Inbox, InboxEvent, InboxWriter, NewEvent
-from connector.service.listener import guarded_server
+from connector.service.listener import ServerThread, bind_socket, guarded_server, socket_url
+from connector.service.options import ServeOptions
 from connector.service.partnerhooks import PartnerHook, ordering
-from connector.service.receiver import HEALTH_PATH, WEBHOOK_PATH, ReceiverApp, Settings, open_store
-from connector.service.signatures import PublicKeys, default_keys
+from connector.service.receiver import WEBHOOK_PATH, ReceiverApp, Settings, open_store
 from connector.service.summary import summary
-from connector.service.workers import PoolSettings, WorkerPool, recover
+from connector.service.workers import WorkerPool, recover
 from connector.store import Store
 from connector.sync.syncs import SyncRoute, Syncs, load_syncs, partner_hooks
 
-__all__ = ["Engines", "ServeOptions", "ServiceApp", "serve", "start_pollers"]
+__all__ = ["Engines", "serve", "start_pollers", "start_purger"]
 
 GHL_APP = "ghl"
 _log = logging.getLogger("connector.service.process")
 Scope = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
 Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
-
-
-@dataclass(frozen=True, slots=True)
-class ServeOptions:
-    """What ``serve`` runs.
-
-    :param auth: the auth provider for one location id (None: the event names none); built
-        from the stored connections by the CLI, or from the sandbox's token in sandbox mode.
-    :param base_url: GHL's base URL override (a sandbox).
-    :param rate_limit: GHL's per-location limit override (a sandbox started with another one).
-    :param poll_locations: the locations polling triggers poll.
-    :param app_urls: base URL overrides of other apps (partner sandboxes, tests).
-    :param app_limits: rate limit overrides of other apps.
-    :param sync_location: the GHL location the syncs keep in step with their partners, and
-        where events that name no location (partner events) run their recipes.
-    :param webhook_secrets: partner webhook secrets (sandbox mode; else from the environment).
-    :param api_keys: partner API keys (sandbox mode; else from the environment); only checked
-        here, ``auth`` sends them.
-    :param banner: more start-up summary lines (the sandboxes' URLs and keys).
-    """
-
-    recipes: Path
-    db: Path
-    host: str = "127.0.0.1"
-    port: int = 8000
-    keys: PublicKeys = field(default_factory=default_keys)
-    pool: PoolSettings = field(default_factory=PoolSettings)
-    base_url: str | None = None
-    rate_limit: RateLimit | None = None
-    max_age: float = 300.0
-    auth: Callable[[str | None], AuthProvider | None] | None = None
-    poll_locations: tuple[str, ...] = ()
-    poll_interval: float = 60.0
-    app_urls: Mapping[str, str] = field(default_factory=dict)
-    app_limits: Mapping[str, RateLimit] = field(default_factory=dict)
-    sync_location: str | None = None
-    webhook_secrets: Mapping[str, str] = field(default_factory=dict, repr=False)
-    api_keys: Mapping[str, str] = field(default_factory=dict, repr=False)
-    banner: tuple[str, ...] = field(default=(), repr=False)
-    loop_limit: int = DEFAULT_LOOP_LIMIT
-    loop_window: float = DEFAULT_LOOP_WINDOW
 
 
 class Engines:
@@ -206,34 +159,6 @@ class _WakingWriter(InboxWriter):
         return stored
 
 
-class ServiceApp:
-    """The receiver plus a ``/healthz`` that reports the inbox counts and the workers' state.
-
-    :param health: returns (healthy, details) in a worker thread.
-    """
-
-    def __init__(
-        self, receiver: ReceiverApp, health: Callable[[], tuple[bool, dict[str, Any]]]
-    ) -> None:
-        self.receiver = receiver
-        self.health = health
-
-    def __repr__(self) -> str:
-        return f"ServiceApp({self.receiver!r})"
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["path"] == HEALTH_PATH and scope["method"] == "GET":
-            healthy, details = await asyncio.to_thread(self.health)
-            body = json.dumps(details, separators=(",", ":")).encode()
-            headers = [(b"content-type", b"application/json"),
-                       (b"content-length", b"%d" % len(body))]
-            await send({"type": "http.response.start", "status": 200 if healthy else 503,
-                        "headers": headers})
-            await send({"type": "http.response.body", "body": body})
-            return
-        await self.receiver(scope, receive, send)
-
-
 def start_pollers(
     routes: list[Route], engines: Engines, store: Store, options: ServeOptions,
     stop: threading.Event,
@@ -295,38 +220,6 @@ class _Lock:
     def __exit__(self, *exc_info: object) -> None:
         if self._file is not None:
             self._file.close()
-
-
-def _bind(host: str, port: int) -> socket.socket:
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((host, port))
-        sock.listen(2048)
-    except OSError as exc:
-        sock.close()
-        raise ConnectorError(
-            f"serve: {host}:{port}: cannot listen: {exc.strerror or exc} [use another --port]"
-        ) from exc
-    return sock
-
-
-def _serve_http(app: ServiceApp, sock: socket.socket) -> tuple[uvicorn.Server, threading.Thread]:
-    """Run uvicorn in a thread (so this module, not uvicorn, owns the signals)."""
-    server = guarded_server(app, log_config=None, timeout_graceful_shutdown=2)
-
-    def run() -> None:
-        try:
-            asyncio.run(server.serve(sockets=[sock]))
-        except Exception:  # thread top level: log it, the main thread notices the exit
-            _log.exception("serve: the HTTP server failed")
-
-    thread = threading.Thread(target=run, name="serve-http", daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started and thread.is_alive() and time.monotonic() < deadline:
-        time.sleep(0.01)
-    return server, thread
 
 
 def serve(
@@ -397,18 +290,23 @@ def _run(options: ServeOptions, catalog: Catalog, loaded: tuple[list[Route], lis
                          "writer": "ok" if writer.alive and writer.healthy else "failing"}
 
     settings = Settings(options.keys, max_age=options.max_age)
-    app = ServiceApp(ReceiverApp(writer, settings, partners=hooks), health)
-    sock = _bind(options.host, options.port)
-    url = f"http://{options.host}:{sock.getsockname()[1]}{WEBHOOK_PATH}"
+    app = ReceiverApp(writer, settings, partners=hooks, health=health)
+    try:
+        sock = bind_socket(options.host, options.port)
+    except ConnectorError as exc:
+        raise ConnectorError(f"serve: {exc}") from None
+    url = socket_url(sock, WEBHOOK_PATH)
     writer.start()
     pool.start()
     _catch_signals(stop)
     pollers = start_pollers(routes, engines, work_store, options, stop)
-    server, thread = _serve_http(app, sock)
+    start_purger(inbox, options, stop)
+    # In a thread, so this module, not uvicorn, owns the signals.
+    served = ServerThread(guarded_server(app, log_config=None, timeout_graceful_shutdown=2), sock,
+                          name="serve-http")
     status = 0
     try:
-        if not server.started:
-            raise ConnectorError(f"serve: {url}: the HTTP server did not start (see the log)")
+        served.start()
         lines = summary(options, routes, sync_routes, url, pollers, recovered)
         out.write("\n".join(lines) + "\nready\n")
         out.flush()
@@ -417,7 +315,7 @@ def _run(options: ServeOptions, catalog: Catalog, loaded: tuple[list[Route], lis
             on_ready(url)
         watch = RecipeWatch(options.recipes)
         while not stop.wait(0.2):
-            if not thread.is_alive():
+            if not served.alive:
                 _log.error("serve: the HTTP server stopped; shutting down")
                 status = 1
                 break
@@ -425,8 +323,7 @@ def _run(options: ServeOptions, catalog: Catalog, loaded: tuple[list[Route], lis
                 _reload(dispatcher, options.recipes, catalog)
     finally:
         stop.set()
-        server.should_exit = True
-        thread.join(10)
+        served.stop()
         sock.close()
         writer.close()
         handed = pool.stop()
@@ -434,6 +331,26 @@ def _run(options: ServeOptions, catalog: Catalog, loaded: tuple[list[Route], lis
         _log.info("serve: stopped", extra={"fields": {"handed_back": handed,
                                                       "settled": dict(pool.settled)}})
     return status
+
+
+def start_purger(inbox: Inbox, options: ServeOptions, stop: threading.Event) -> None:
+    """Purge ``done`` events older than ``keep_events`` now and every ``purge_every`` seconds
+    (in small batches, see :meth:`Inbox.purge`), in a thread that ends when ``stop`` is set."""
+
+    def run() -> None:
+        while True:
+            try:
+                purged = inbox.purge(time.time() - options.keep_events)
+            except StoreError as exc:  # a locked or full disk: try again next time
+                _log.warning("serve: purging old inbox events failed: %s", exc)
+            else:
+                if purged:
+                    _log.info("serve: purged old inbox events",
+                              extra={"fields": {"purged": purged}})
+            if stop.wait(options.purge_every):
+                return
+
+    threading.Thread(target=run, name="inbox-purge", daemon=True).start()
 
 
 def _handler(

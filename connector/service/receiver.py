@@ -23,8 +23,9 @@ stored ``webhookId`` is ``<app>:<event id>``. Other apps get 404.
 A stale timestamp is a 401, like a bad signature: the signature proves who sent the bytes, the
 timestamp proves when, and a replayed delivery fails the second half of that authentication.
 GHL retries only after a 429, which is why a store failure (disk full, database locked or
-read-only) answers 429 and never 500. ``GET /healthz`` answers 200 while the inbox writer runs
-and its last transaction succeeded, 503 otherwise.
+read-only) answers 429 and never 500. ``GET /healthz`` (and ``HEAD``, without the body) answers
+200 while the inbox writer runs and its last transaction succeeded, 503 otherwise (``serve``
+passes its own ``health``, which adds the workers' state and the inbox counts).
 
 :class:`ReceiverServer` runs the app on a free port in a thread (tests, the demo); :func:`main`
 is ``python -m connector.service.receiver`` (the benchmark and the reliability tests run it as a
@@ -39,9 +40,7 @@ import asyncio
 import json
 import logging
 import math
-import socket
 import sys
-import threading
 import time
 from collections.abc import Awaitable, Callable, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass, field
@@ -53,9 +52,16 @@ import uvicorn
 
 from connector.auth.redaction import install_redaction
 from connector.documents.payload import load_json
-from connector.errors import DocumentError, StoreError
+from connector.errors import ConnectorError, DocumentError, StoreError
 from connector.service.inbox import Inbox, InboxWriter, NewEvent
-from connector.service.listener import Limits, bind_socket, guarded_server, loop_factory
+from connector.service.listener import (
+    Limits,
+    ServerThread,
+    bind_socket,
+    guarded_server,
+    serve_forever,
+    socket_url,
+)
 from connector.service.partnerhooks import PartnerHook
 from connector.service.signatures import (
     ED25519_HEADER,
@@ -86,7 +92,6 @@ HEALTH_PATH = "/healthz"
 DEFAULT_MAX_BODY = 1024 * 1024
 DEFAULT_MAX_AGE = 300.0
 DEFAULT_BUSY_TIMEOUT = 2.0
-_START_TIMEOUT = 10.0
 # Epoch numbers above this are milliseconds (1e11 seconds is the year 5138).
 _MILLIS_THRESHOLD = 1e11
 _SIGNATURE_HEADERS = (ED25519_HEADER.encode(), RSA_HEADER.encode())
@@ -137,13 +142,17 @@ class ReceiverApp:
     :param writer: the started inbox writer every accepted event goes through.
     :param settings: the checks' parameters.
     :param partners: app id -> how ``/webhooks/<app>`` takes that partner's webhooks.
+    :param health: what ``GET`` and ``HEAD /healthz`` report: (healthy, details), called in a
+        worker thread; by default the inbox writer's state (``serve`` adds its workers').
     """
 
     def __init__(self, writer: InboxWriter, settings: Settings | None = None, *,
-                 partners: Mapping[str, PartnerHook] | None = None) -> None:
+                 partners: Mapping[str, PartnerHook] | None = None,
+                 health: Callable[[], tuple[bool, dict[str, Any]]] | None = None) -> None:
         self.writer = writer
         self.settings = settings or Settings()
         self.partners = dict(partners or {})
+        self.health = health or self.writer_health
         self._wanted = {*_SIGNATURE_HEADERS, b"content-length",
                         *(hook.header.encode() for hook in self.partners.values())}
 
@@ -165,11 +174,15 @@ class ReceiverApp:
             if method not in ("GET", "HEAD"):
                 await _answer(send, 405, {"error": "use GET"}, allow=b"GET, HEAD")
                 return
-            healthy = self.writer.alive and self.writer.healthy
-            await _answer(send, 200 if healthy else 503, {"status": "ok" if healthy else
-                                                          "inbox unavailable"})
+            healthy, details = await asyncio.to_thread(self.health)
+            await _answer(send, 200 if healthy else 503, details, head=method == "HEAD")
         else:
             await _answer(send, 404, {"error": f"no route {path!r}"})
+
+    def writer_health(self) -> tuple[bool, dict[str, Any]]:
+        """Healthy while the inbox writer runs and its last transaction succeeded."""
+        healthy = self.writer.alive and self.writer.healthy
+        return healthy, {"status": "ok" if healthy else "inbox unavailable"}
 
     async def _webhook(
         self, scope: Scope, receive: Receive, hook: PartnerHook | None
@@ -293,7 +306,8 @@ def _client(scope: Scope) -> str:
 
 
 async def _answer(send: Send, status: int, payload: Mapping[str, Any], *,
-                  allow: bytes | None = None) -> None:
+                  allow: bytes | None = None, head: bool = False) -> None:
+    """Answer JSON; to a ``HEAD`` (``head``) the same status and headers without the body."""
     body = json.dumps(payload, separators=(",", ":")).encode()
     headers = [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(body))]
     if allow is not None:
@@ -301,7 +315,7 @@ async def _answer(send: Send, status: int, payload: Mapping[str, Any], *,
     if status == 429:
         headers.append((b"retry-after", b"1"))
     await send({"type": "http.response.start", "status": status, "headers": headers})
-    await send({"type": "http.response.body", "body": body})
+    await send({"type": "http.response.body", "body": b"" if head else body})
 
 
 # -- running it ------------------------------------------------------------------------------
@@ -349,8 +363,7 @@ class ReceiverServer:
         self.writer = InboxWriter(Inbox(store))
         self.app = ReceiverApp(self.writer, settings, partners=partners)
         self._host, self._port, self.limits = host, port, limits
-        self._server: uvicorn.Server | None = None
-        self._thread: threading.Thread | None = None
+        self._served: ServerThread | None = None
         self.url = ""
 
     def __repr__(self) -> str:
@@ -358,44 +371,20 @@ class ReceiverServer:
 
     def __enter__(self) -> ReceiverServer:
         sock = bind_socket(self._host, self._port)
-        self.url = f"http://{self._host}:{sock.getsockname()[1]}{WEBHOOK_PATH}"
+        self.url = socket_url(sock, WEBHOOK_PATH)
         self.writer.start()
-        self._server = _uvicorn(self.app, own_logging=False, limits=self.limits)
-        started = threading.Event()
-        self._thread = threading.Thread(target=self._run, args=(sock, started), daemon=True,
-                                        name="ghl-receiver")
-        self._thread.start()
-        if not started.wait(_START_TIMEOUT) or not self._server.started:
-            self.__exit__()
-            raise RuntimeError("ReceiverServer: did not start")
+        self._served = ServerThread(_uvicorn(self.app, own_logging=False, limits=self.limits),
+                                    sock, name="ghl-receiver")
+        try:
+            self._served.start()
+        except BaseException:
+            self.writer.close()
+            raise
         return self
 
-    def _run(self, sock: socket.socket, started: threading.Event) -> None:
-        assert self._server is not None
-        server = self._server
-
-        async def main() -> None:
-            task = asyncio.create_task(server.serve(sockets=[sock]))
-            while not server.started and not task.done():
-                await asyncio.sleep(0.005)
-            started.set()
-            await task
-
-        try:
-            with asyncio.Runner(loop_factory=loop_factory()) as runner:
-                runner.run(main())
-        except Exception:  # thread top level: log, never die loudly
-            _log.exception("receiver: the server thread failed")
-        finally:
-            sock.close()
-            started.set()
-
     def __exit__(self, *exc_info: object) -> None:
-        if self._server is not None:
-            self._server.should_exit = True
-        if self._thread is not None:
-            self._thread.join(_START_TIMEOUT)
-            self._thread = None
+        if self._served is not None:
+            self._served.stop()
         self.writer.close()
 
 
@@ -404,10 +393,9 @@ def serve(store: Store, settings: Settings, *, host: str, port: int, out: TextIO
     sock = bind_socket(host, port)
     with InboxWriter(Inbox(store)) as writer:
         server = _uvicorn(ReceiverApp(writer, settings), own_logging=True, limits=None)
-        out.write(f"http://{host}:{sock.getsockname()[1]}{WEBHOOK_PATH}\n")
+        out.write(socket_url(sock, WEBHOOK_PATH) + "\n")
         out.flush()
-        with asyncio.Runner(loop_factory=loop_factory()) as runner:
-            runner.run(server.serve(sockets=[sock]))
+        serve_forever(server, sock)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -446,9 +434,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except StoreError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    except OSError as exc:
-        print(f"error: {args.host}:{args.port}: cannot listen: {exc.strerror or exc}",
-              file=sys.stderr)
+    except ConnectorError as exc:  # bind_socket's: the address cannot be listened on
+        print(f"error: {exc}", file=sys.stderr)
         return 1
     return 0
 

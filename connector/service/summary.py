@@ -9,7 +9,7 @@ from connector.sync.syncs import SyncRoute, describe
 
 if TYPE_CHECKING:
     from connector.service.dispatcher import Route
-    from connector.service.process import ServeOptions
+    from connector.service.options import ServeOptions
     from connector.service.signatures import PublicKeys
 
 __all__ = ["fingerprints", "summary"]

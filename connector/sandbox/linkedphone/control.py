@@ -16,20 +16,39 @@ POST     /_sandbox/webhooks    ``{urls: [...]}``: where events go
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
+from connector.sandbox.faults import FaultInjector
 from connector.sandbox.linkedphone.answers import error_body
+from connector.sandbox.linkedphone.config import LinkedPhoneConfig
+from connector.sandbox.linkedphone.limits import RateLimit
+from connector.sandbox.linkedphone.routes import Router
+from connector.sandbox.linkedphone.webhooks import WebhookSender
+from connector.sandbox.traffic import Traffic
 from connector.sandbox.wire import Receive, Scope, Send, read_body, send_json
 
-if TYPE_CHECKING:
-    from connector.sandbox.linkedphone.app import LinkedPhoneApp
+__all__ = ["Controlled", "add_faults", "serve", "set_limits", "set_webhooks"]
 
-__all__ = ["add_faults", "serve", "set_limits", "set_webhooks"]
+
+class Controlled(Protocol):
+    """What the control endpoints reach of the LinkedPhone sandbox
+    (:class:`connector.sandbox.linkedphone.app.LinkedPhoneApp` passes itself in)."""
+
+    config: LinkedPhoneConfig
+    router: Router
+    limiter: RateLimit
+    traffic: Traffic
+    faults: FaultInjector
+    sender: WebhookSender
+
+    def stats(self) -> dict[str, Any]: ...
+
+    def reset(self) -> None: ...
 
 Answer = tuple[int, Any]
 
 
-def add_faults(app: LinkedPhoneApp, data: object) -> list[dict[str, Any]]:
+def add_faults(app: Controlled, data: object) -> list[dict[str, Any]]:
     """Add fault rules from JSON data (see :meth:`connector.sandbox.faults.FaultInjector.load`).
 
     :raises ValueError: a rule is malformed (then no rule is added)
@@ -37,7 +56,7 @@ def add_faults(app: LinkedPhoneApp, data: object) -> list[dict[str, Any]]:
     return app.faults.load(data)
 
 
-def set_limits(app: LinkedPhoneApp, data: object) -> dict[str, Any]:
+def set_limits(app: Controlled, data: object) -> dict[str, Any]:
     """Change the rate limit from ``{requests, seconds}`` (each optional).
 
     :raises ValueError: unknown keys or a value that is not positive.
@@ -50,7 +69,7 @@ def set_limits(app: LinkedPhoneApp, data: object) -> dict[str, Any]:
     return {"requests": app.limiter.requests, "seconds": app.limiter.seconds}
 
 
-def set_webhooks(app: LinkedPhoneApp, data: object) -> dict[str, Any]:
+def set_webhooks(app: Controlled, data: object) -> dict[str, Any]:
     """Replace the webhook URLs from ``{"urls": [...]}``.
 
     :raises ValueError: not a list of http(s) URLs.
@@ -62,7 +81,7 @@ def set_webhooks(app: LinkedPhoneApp, data: object) -> dict[str, Any]:
     return {"urls": list(app.sender.urls)}
 
 
-def _dispatch(app: LinkedPhoneApp, method: str, name: str, body: object) -> Answer:
+def _dispatch(app: Controlled, method: str, name: str, body: object) -> Answer:
     readers: dict[tuple[str, str], Any] = {
         ("GET", "stats"): app.stats,
         ("GET", "routes"): lambda: [
@@ -90,7 +109,7 @@ def _dispatch(app: LinkedPhoneApp, method: str, name: str, body: object) -> Answ
     return 404, error_body("not_found", f"no control endpoint {method} /_sandbox/{name}")
 
 
-async def serve(app: LinkedPhoneApp, scope: Scope, receive: Receive, send: Send) -> None:
+async def serve(app: Controlled, scope: Scope, receive: Receive, send: Send) -> None:
     """Answer one control request."""
     raw = await read_body(scope, receive, app.config.max_body_bytes)
     if raw is None:

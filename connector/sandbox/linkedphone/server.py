@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any, TextIO
 
 from connector.sandbox.linkedphone import control
-from connector.sandbox.linkedphone.app import ACCOUNT, LinkedPhoneApp
+from connector.sandbox.linkedphone.app import LinkedPhoneApp
 from connector.sandbox.linkedphone.config import LinkedPhoneConfig
 from connector.sandbox.runner import Background, serve_app
 
@@ -127,7 +127,3 @@ class LinkedPhoneSandboxServer(Background[LinkedPhoneApp, LinkedPhoneConfig]):
     def sent_bodies(self) -> list[bytes]:
         """The raw webhook bodies sent so far, in order."""
         return self.call(lambda: list(self.app.sender.sent))
-
-    def traffic_key(self) -> str:
-        """The key the sandbox counts traffic under (one account)."""
-        return ACCOUNT

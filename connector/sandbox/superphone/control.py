@@ -20,17 +20,36 @@ field (``createContact``, ``contact``) or ``"*"``.
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
+from connector.sandbox.faults import FaultInjector
+from connector.sandbox.ratelimit import RateLimiter
+from connector.sandbox.superphone.config import SuperPhoneConfig
+from connector.sandbox.superphone.records import Records
+from connector.sandbox.superphone.webhooks import WebhookSender
+from connector.sandbox.traffic import Traffic
 from connector.sandbox.wire import Receive, Scope, Send, read_body, send_json
 
-if TYPE_CHECKING:
-    from connector.sandbox.superphone.app import SuperPhoneApp
-
-__all__ = ["add_faults", "serve", "set_limits"]
+__all__ = ["Controlled", "add_faults", "serve", "set_limits"]
 
 
-def add_faults(app: SuperPhoneApp, data: object) -> list[dict[str, Any]]:
+class Controlled(Protocol):
+    """What the control endpoints reach of the SuperPhone sandbox
+    (:class:`connector.sandbox.superphone.app.SuperPhoneApp` passes itself in)."""
+
+    config: SuperPhoneConfig
+    records: Records
+    limiter: RateLimiter
+    traffic: Traffic
+    faults: FaultInjector
+    sender: WebhookSender
+
+    def stats(self) -> dict[str, Any]: ...
+
+    def reset(self) -> None: ...
+
+
+def add_faults(app: Controlled, data: object) -> list[dict[str, Any]]:
     """Add fault rules from JSON data (see :meth:`connector.sandbox.faults.FaultInjector.load`).
 
     :raises ValueError: a rule is malformed (then no rule is added)
@@ -38,7 +57,7 @@ def add_faults(app: SuperPhoneApp, data: object) -> list[dict[str, Any]]:
     return app.faults.load(data)
 
 
-def set_limits(app: SuperPhoneApp, data: object) -> dict[str, Any]:
+def set_limits(app: Controlled, data: object) -> dict[str, Any]:
     """Change the rate limits (see :meth:`connector.sandbox.ratelimit.RateLimiter.load`).
 
     :raises ValueError: a value is not a positive number
@@ -48,7 +67,7 @@ def set_limits(app: SuperPhoneApp, data: object) -> dict[str, Any]:
     return limits
 
 
-def _dispatch(app: SuperPhoneApp, method: str, name: str, body: object) -> tuple[int, Any]:
+def _dispatch(app: Controlled, method: str, name: str, body: object) -> tuple[int, Any]:
     records = app.records
     if (method, name) == ("GET", "stats"):
         return 200, app.stats()
@@ -78,7 +97,7 @@ def _dispatch(app: SuperPhoneApp, method: str, name: str, body: object) -> tuple
     return 404, {"message": f"no control endpoint {method} /_sandbox/{name}"}
 
 
-async def serve(app: SuperPhoneApp, scope: Scope, receive: Receive, send: Send) -> None:
+async def serve(app: Controlled, scope: Scope, receive: Receive, send: Send) -> None:
     """Answer one control request."""
     raw = await read_body(scope, receive, app.config.max_body_bytes)
     if raw is None:

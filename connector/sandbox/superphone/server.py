@@ -6,7 +6,6 @@ Serving itself (uvicorn, the thread, the loop) is :mod:`connector.sandbox.runner
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Mapping, Sequence
 from typing import Any, TextIO
 
@@ -116,8 +115,5 @@ class SuperPhoneSandboxServer(Background[SuperPhoneApp, SuperPhoneConfig]):
 
     def drain_webhooks(self, timeout: float = 10.0) -> list[dict[str, Any]]:
         """Wait for pending deliveries; return every delivery record so far."""
-        if self._loop is None:
-            raise RuntimeError("SuperPhoneSandboxServer: not started [use it as a context manager]")
-        future = asyncio.run_coroutine_threadsafe(self.app.sender.drain(timeout), self._loop)
-        future.result(timeout + 1)
+        self.wait(self.app.sender.drain(timeout), timeout + 1)
         return self.call(lambda: list(self.app.sender.deliveries))
