@@ -26,7 +26,7 @@ __all__ = ["Manifest", "load_manifest", "pack_manifest"]
 
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 _PLACEHOLDER = re.compile(r"\{([^{}]+)\}")
-_EXECUTOR_OPTIONS = ("graphql", "verify")
+_EXECUTOR_OPTIONS = ("graphql", "verify", "headers", "body")
 """Manifest keys that configure how an action runs; they reach the runtime as ``Action.options``."""
 
 
@@ -128,7 +128,7 @@ class _Builder:
         input_schema, output_schema = props.get("input", {}), props.get("output", {})
         method = spec.get("method", "POST" if spec.get("kind") == "graphql" else "GET")
         params = tuple(_param(name, raw) for name, raw in spec.get("params", {}).items())
-        body = spec.get("body", "json" if method in _BODY_METHODS else "none") == "json"
+        body = spec.get("body", "json" if method in _BODY_METHODS else "none") != "none"
         self._check_params(where, spec, input_schema, params, body)
         return Action(
             id=key,
