@@ -20,7 +20,7 @@ from urllib.parse import quote, unquote, urlencode
 
 import httpx
 
-from connector.errors import InputError, Location, Problem
+from connector.errors import ConnectorError, InputError, Location, Problem
 
 __all__ = ["Reply", "RequestSpec", "fill_path", "path_segment"]
 
@@ -89,7 +89,11 @@ class RequestSpec:
         """A copy with the given query parameters set (replacing same-named ones)."""
         kept = tuple((k, v) for k, v in self.query if k not in values)
         return RequestSpec(
-            self.method, self.path, kept + tuple(values.items()), self.json, self.headers,
+            self.method,
+            self.path,
+            kept + tuple(values.items()),
+            self.json,
+            self.headers,
             self.form,
         )
 
@@ -114,7 +118,7 @@ def _field_text(value: Any) -> str:
 def _file_part(name: str, value: Mapping[str, Any]) -> tuple[str, bytes, str]:
     """``(filename, bytes, content type)`` of a file input.
 
-    :raises InputError: neither ``content_base64`` nor a readable ``path`` is given.
+    :raises ConnectorError: neither ``content_base64`` nor a readable ``path`` is given.
     """
     filename = str(value["filename"])
     kind = value.get("content_type") or mimetypes.guess_type(filename)[0]
@@ -124,9 +128,9 @@ def _file_part(name: str, value: Mapping[str, Any]) -> tuple[str, bytes, str]:
         elif "path" in value:
             data = Path(value["path"]).read_bytes()
         else:
-            raise InputError(f"input {name!r}: give content_base64 or path for {filename!r}")
+            raise ConnectorError(f"input {name!r}: give content_base64 or path for {filename!r}")
     except (OSError, ValueError) as exc:
-        raise InputError(f"input {name!r}: cannot read the file: {exc}") from None
+        raise ConnectorError(f"input {name!r}: cannot read the file: {exc}") from None
     return filename, data, kind or "application/octet-stream"
 
 

@@ -111,8 +111,10 @@ class IdRule:
         for key, (stem, res, verb) in sorted(proposed.items()):
             if counts[ids[key]] > 1:
                 across = len(stems[ids[key]]) == counts[ids[key]]
-                qualified = f"ghl.{snake(stem)}_{res}.{verb}" if across else (
-                    f"ghl.{res}.{snake(operations_by_key[key])}"
+                qualified = (
+                    f"ghl.{snake(stem)}_{res}.{verb}"
+                    if across
+                    else (f"ghl.{res}.{snake(operations_by_key[key])}")
                 )
                 self.notes.append(f"{key}: {ids[key]} is shared; qualified as {qualified}")
                 ids[key] = qualified

@@ -44,9 +44,24 @@ OPENAPI_ONLY = frozenset(
     {"nullable", "example", "discriminator", "xml", "externalDocs", "readOnly", "writeOnly"}
 )
 MANIFEST_KEYS = (
-    "title", "description", "spec", "tags", "operation", "method", "path", "headers", "scopes",
-    "deprecated", "use_instead", "schema", "params", "body", "location_param", "retry_safe",
-    "pagination", "verify",
+    "title",
+    "description",
+    "spec",
+    "tags",
+    "operation",
+    "method",
+    "path",
+    "headers",
+    "scopes",
+    "deprecated",
+    "use_instead",
+    "schema",
+    "params",
+    "body",
+    "location_param",
+    "retry_safe",
+    "pagination",
+    "verify",
 )
 BODY_FORMS = {"multipart/form-data": "multipart", "application/x-www-form-urlencoded": "form"}
 FILE_INPUT: Json = {
@@ -56,10 +71,16 @@ FILE_INPUT: Json = {
     ),
     "type": "object",
     "properties": {
-        "filename": {"type": "string", "description": "File name sent to GHL.",
-                     "examples": ["photo.png"]},
-        "content_type": {"type": "string", "description": "MIME type (default: from the name).",
-                         "examples": ["image/png"]},
+        "filename": {
+            "type": "string",
+            "description": "File name sent to GHL.",
+            "examples": ["photo.png"],
+        },
+        "content_type": {
+            "type": "string",
+            "description": "MIME type (default: from the name).",
+            "examples": ["image/png"],
+        },
         "content_base64": {"type": "string", "description": "The file's bytes, base64-encoded."},
         "path": {"type": "string", "description": "A local file to read instead."},
     },
@@ -125,6 +146,8 @@ class Converter:
                 out[key] = self.convert(value, owner, f"{where}{{}}", seen)
             elif key in ("anyOf", "oneOf", "allOf"):
                 out[key] = [self.convert(sub, owner, f"{where}|", seen) for sub in value]
+            elif key == "examples" and not isinstance(value, list):
+                self.report.add("examples", f"{self.stem}: {where}: `examples` is not a list")
             elif key == "required" and not value:
                 continue  # `required: []` is invalid in OpenAPI 3.0 and means nothing
             elif key not in OPENAPI_ONLY:
@@ -132,8 +155,10 @@ class Converter:
         if "type" in out and not _known_type(out["type"]):
             self.report.add("types", f"{self.stem}: {where}: type {out.pop('type')!r}")
         if out.get("format") == "binary":
-            return {**copy.deepcopy(FILE_INPUT), **{"description": node.get("description",
-                    FILE_INPUT["description"])}}
+            return {
+                **copy.deepcopy(FILE_INPUT),
+                **{"description": node.get("description", FILE_INPUT["description"])},
+            }
         if "example" in node:
             out["examples"] = [copy.deepcopy(node["example"])]
         if node.get("nullable"):
@@ -153,7 +178,11 @@ class Converter:
             schema["enum"] = [*schema["enum"], None]
 
     def prop(
-        self, node: Mapping[str, Json], owner: str, name: str, where: str,
+        self,
+        node: Mapping[str, Json],
+        owner: str,
+        name: str,
+        where: str,
         seen: tuple[str, ...] = (),
     ) -> Json:
         """Convert one property and make sure it has a description."""
@@ -233,8 +262,11 @@ def build_input(
     placeholders = re.findall(r"\{([^{}]+)\}", cfg["path"])
     for name in placeholders:
         if not any(p["name"] == name and p["in"] == "path" for p in declared):
-            where = "declared as a query parameter" if any(
-                p["name"] == name for p in declared) else "not declared"
+            where = (
+                "declared as a query parameter"
+                if any(p["name"] == name for p in declared)
+                else "not declared"
+            )
             declared = [p for p in declared if p["name"] != name]
             declared.append({"name": name, "in": "path", "schema": {"type": "string"}})
             conv.report.add("undeclared", f"{aid}: {{{name}}} {where}")
@@ -249,8 +281,9 @@ def build_input(
         if "example" in param and "example" not in schema:
             schema["example"] = param["example"]
         props[name] = conv.prop(schema, f"param:{aid}", name, f"{aid}.input.{name}")
-        params[name] = param["in"] if name == param["name"] else {
-            "in": param["in"], "name": param["name"]}
+        params[name] = (
+            param["in"] if name == param["name"] else {"in": param["in"], "name": param["name"]}
+        )
         if param.get("required") or param["in"] == "path":
             required.append(name)
     form, body = request_body(op)
@@ -365,7 +398,22 @@ def build_action(
         "properties": {"input": input_schema, "output": output},
     }
     drop_bad_examples(document, conv.report, aid)
+    check_response_examples(op, output, conv.report, aid)
     return {k: entry[k] for k in MANIFEST_KEYS if k in entry}, document
+
+
+def check_response_examples(op: Json, output: Json, report: Report, aid: str) -> None:
+    """Report each spec example of the 2xx response that the output schema rejects, and why."""
+    _, _, media = success_response(op)
+    examples = [e["value"] for e in media.get("examples", {}).values() if "value" in e]
+    if "example" in media:
+        examples.append(media["example"])
+    validator = Draft202012Validator(output)
+    for example in examples:
+        error = next(iter(sorted(validator.iter_errors(example), key=str)), None)
+        if error is not None:
+            where = "/".join(map(str, error.absolute_path)) or "(top)"
+            report.add("responses", f"{aid}: {where}: {error.message[:100]}")
 
 
 def drop_bad_examples(node: Json, report: Report, where: str) -> None:
@@ -524,7 +572,11 @@ def render_manifest(
 
     def dump(data: Json) -> str:
         return yaml.dump(
-            data, Dumper=ManifestDumper, sort_keys=False, allow_unicode=True, width=100,
+            data,
+            Dumper=ManifestDumper,
+            sort_keys=False,
+            allow_unicode=True,
+            width=100,
             default_flow_style=False,
         )
 

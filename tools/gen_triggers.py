@@ -19,7 +19,15 @@ from catalog_json import DRAFT, CatalogError, Json, apply_fix, load_json, ordere
 from catalog_report import Report
 
 TRIGGER_KEYS = (
-    "title", "description", "kind", "event", "scopes", "schema", "action", "cursor", "dedupe",
+    "title",
+    "description",
+    "kind",
+    "event",
+    "scopes",
+    "schema",
+    "action",
+    "cursor",
+    "dedupe",
     "enrich",
 )
 _MISSING = object()
