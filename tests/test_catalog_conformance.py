@@ -39,8 +39,8 @@ OPEN = {
     "ghl.messages.upload_file_attachments": "multipart body: openapi-core multipart decoding",
     "ghl.social_csv.upload": "multipart body: openapi-core multipart decoding",
     "ghl.preference_management.user_subscription_change": "body is an array",
-    "ghl.shipping_zone.create": "sample of an enum of strings typed number in the spec",
-    "ghl.store_setting.create": "sample of an enum of strings typed number in the spec",
+    "ghl.shipping_zone.create": "spec types a country code `number` with string enum values",
+    "ghl.store_setting.create": "spec types a country code `number` with string enum values",
     "ghl.voice_ai_actions.create": "query parameter typed string, sample is a boolean",
     "ghl.voice_ai_actions.update": "query parameter typed string, sample is a boolean",
 }

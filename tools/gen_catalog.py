@@ -154,6 +154,11 @@ class Converter:
                 out[key] = copy.deepcopy(value)
         if "type" in out and not _known_type(out["type"]):
             self.report.add("types", f"{self.stem}: {where}: type {out.pop('type')!r}")
+        if "enum" in out and "type" in out and not Draft202012Validator(
+            {"type": out["type"]}
+        ).is_valid(out["enum"][0] if out["enum"] else None):
+            self.report.add("types", f"{self.stem}: {where}: enum values are not {out['type']!r}")
+            del out["type"]
         if out.get("format") == "binary":
             return {
                 **copy.deepcopy(FILE_INPUT),
