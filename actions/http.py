@@ -3,7 +3,8 @@
 Declared here in Python rather than in a manifest because the manifest format's action ids
 have three parts (``<app>.<resource>.<verb>``) and the issue names this action ``http.request``.
 Its schema is ``schemas/actions/http.request.json``; it runs through the ``http_request``
-executor (:mod:`connector.generic_http`), which checks every URL with :mod:`connector.urlguard`.
+executor (:mod:`connector.client.httpaction`), which checks every URL with
+:mod:`connector.client.urlguard`.
 """
 
 from __future__ import annotations
@@ -11,9 +12,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from connector import Action, App, hookimpl
-from connector.executor import Executor
-from connector.generic_http import HttpRequestExecutor
-from connector.schema import load_schema
+from connector.client.executor import Executor
+from connector.client.httpaction import HttpRequestExecutor
+from connector.documents.schema import load_schema
 
 APP_ID = "http"
 ACTION_ID = "http.request"

@@ -11,8 +11,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from connector import Action, App, hookimpl, pack_manifest
-from connector.executor import Executor
-from connector.graphql import GraphqlExecutor
+from connector.client.executor import Executor
+from connector.client.graphql import GraphqlExecutor
 
 APP_ID = "superphone"
 

@@ -5,7 +5,7 @@ plus one note and one task each (seeded in Python inside that process, see ``ser
 LinkedPhone sandbox with the partner rate limit (``--rate``; the default, 3,500 per 5 s, 700 a
 second, is scaled so that 10,000 contacts take under a minute, and is what one shared 2-CPU
 machine running all three processes keeps full), and the
-backfill itself (``run``: ``connector.backfill.Backfill`` with the shipped
+backfill itself (``run``: ``connector.sync.backfill.Backfill`` with the shipped
 ``recipes/sync_linkedphone.yaml``, a fresh state file). Peak memory is the backfill process's
 own (``os.wait4`` rusage of that child alone, cross-checked with its ``VmHWM``); the sandboxes'
 memory is not counted. Throughput is every request the partner sandbox received divided by the
@@ -91,13 +91,13 @@ def serve_ghl(contacts: int) -> None:
 
 def run_backfill(args: argparse.Namespace) -> None:
     """Backfill into the partner and print one JSON line: counts, elapsed, own peak memory."""
-    from connector.backfill import Backfill
+    from connector.auth.credentials import StaticBearer, api_key_provider
     from connector.catalog import build_catalog
-    from connector.credentials import StaticBearer, api_key_provider
     from connector.hookspecs import RateLimit
     from connector.runtime import Runtime, Settings
     from connector.store import Store
-    from connector.syncspec import load_sync
+    from connector.sync.backfill import Backfill
+    from connector.sync.spec import load_sync
 
     requests, seconds = parse_rate_limit(args.rate)
     settings = Settings(

@@ -25,8 +25,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from connector.auth.credentials import StaticBearer  # noqa: E402
 from connector.catalog import build_catalog  # noqa: E402
-from connector.credentials import StaticBearer  # noqa: E402
 from connector.hookspecs import RateLimit  # noqa: E402
 from connector.runtime import Runtime, Settings  # noqa: E402
 

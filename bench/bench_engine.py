@@ -5,7 +5,8 @@ Run: ``python bench/bench_engine.py [--runs N] [--state-dir DIR]``
 1. Starts the GHL sandbox as a separate process on loopback (as ``bench_runtime.py`` does).
 2. Runs a 5-step recipe (read a contact, create a task, add a note, add tags, read the task
    back; every step renders expressions over earlier outputs) N times through
-   :class:`connector.engine.Engine`, recording history and ledger in a real SQLite state file.
+   :class:`connector.recipes.engine.Engine`, recording history and ledger in a real SQLite state
+   file.
 3. Times each run with ``perf_counter`` and, separately, the time spent inside the HTTP
    client's ``send`` (wrapped for this benchmark only). The engine's cost per step is
    (run time - HTTP time) / steps: rendering, the runtime's input and output validation,
@@ -31,13 +32,13 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from connector.auth.credentials import StaticBearer  # noqa: E402
 from connector.catalog import Catalog, build_catalog  # noqa: E402
-from connector.credentials import StaticBearer  # noqa: E402
-from connector.engine import Engine  # noqa: E402
+from connector.client.httpclient import HttpClient  # noqa: E402
+from connector.client.retry import RetryPolicy  # noqa: E402
 from connector.hookspecs import App, RateLimit  # noqa: E402
-from connector.http import HttpClient  # noqa: E402
-from connector.recipe import parse_recipe  # noqa: E402
-from connector.retry import RetryPolicy  # noqa: E402
+from connector.recipes.engine import Engine  # noqa: E402
+from connector.recipes.recipe import parse_recipe  # noqa: E402
 from connector.runtime import Runtime, Settings  # noqa: E402
 from connector.store import Store  # noqa: E402
 

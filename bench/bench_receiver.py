@@ -1,6 +1,7 @@
 """Benchmark: signed webhooks accepted durably per second by the receiver (goal >= 1,500/s).
 
-Starts ``python -m connector.receiver`` as a real process on a fresh SQLite file (synchronous
+Starts ``python -m connector.service.receiver`` as a real process on a fresh SQLite file
+(synchronous
 FULL unless ``--synchronous`` says otherwise), pre-signs N distinct ContactCreate events with
 a fresh Ed25519 key, posts them over keep-alive connections from an asyncio load generator
 (raw HTTP/1.1, one request in flight per connection, like a webhook sender), then checks that
@@ -126,7 +127,7 @@ def start_receiver(folder: Path, key_file: Path, synchronous: str) -> tuple[subp
                                                                             str]:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "connector.receiver", "--port", "0", "--db",
+        [sys.executable, "-m", "connector.service.receiver", "--port", "0", "--db",
          str(folder / "state.db"), "--public-key", str(key_file), "--synchronous", synchronous],
         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env, cwd=folder,
     )

@@ -28,11 +28,11 @@ from connector.hookspecs import PROJECT_NAME, Action, App, Param, RateLimit, Tri
 
 if TYPE_CHECKING:
     from connector.catalog import Catalog, build_catalog
-    from connector.manifest import Manifest, load_manifest, pack_manifest
+    from connector.client.request import Reply, RequestSpec
+    from connector.documents.manifest import Manifest, load_manifest, pack_manifest
+    from connector.expressions.syntax import ExpressionError, FilterSpec
     from connector.plugins import get_plugin_manager
-    from connector.request import Reply, RequestSpec
     from connector.runtime import Runtime, Settings
-    from connector.syntax import ExpressionError, FilterSpec
 
 __all__ = [
     "PROJECT_NAME",
@@ -73,16 +73,16 @@ hookimpl = pluggy.HookimplMarker(PROJECT_NAME)
 _LAZY = {
     "Catalog": "connector.catalog",
     "build_catalog": "connector.catalog",
-    "Manifest": "connector.manifest",
-    "load_manifest": "connector.manifest",
-    "pack_manifest": "connector.manifest",
+    "Manifest": "connector.documents.manifest",
+    "load_manifest": "connector.documents.manifest",
+    "pack_manifest": "connector.documents.manifest",
     "get_plugin_manager": "connector.plugins",
-    "Reply": "connector.request",
-    "RequestSpec": "connector.request",
+    "Reply": "connector.client.request",
+    "RequestSpec": "connector.client.request",
     "Runtime": "connector.runtime",
     "Settings": "connector.runtime",
-    "ExpressionError": "connector.syntax",
-    "FilterSpec": "connector.syntax",
+    "ExpressionError": "connector.expressions.syntax",
+    "FilterSpec": "connector.expressions.syntax",
 }
 
 

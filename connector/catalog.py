@@ -26,8 +26,8 @@ from connector.plugins import (
 )
 
 if TYPE_CHECKING:
-    from connector.executor import Executor
-    from connector.syntax import FilterSpec
+    from connector.client.executor import Executor
+    from connector.expressions.syntax import FilterSpec
 
 __all__ = ["Catalog", "build_catalog", "did_you_mean"]
 

@@ -18,7 +18,7 @@ ConnectorError          base; .location: Location | None
 
 Messages have the shape ``where: what [hint]`` on one line, with ``!r`` around offending
 values. No message ever holds a secret: callers pass values through
-:func:`connector.secrets.redact` (or never include them) before raising.
+:func:`connector.auth.redaction.redact` (or never include them) before raising.
 """
 
 from __future__ import annotations

@@ -21,8 +21,8 @@ from typing import TYPE_CHECKING, Any
 import pluggy
 
 if TYPE_CHECKING:
-    from connector.executor import Executor
-    from connector.syntax import FilterSpec
+    from connector.client.executor import Executor
+    from connector.expressions.syntax import FilterSpec
 
 __all__ = [
     "PROJECT_NAME",
@@ -169,7 +169,8 @@ def connector_register_filters() -> Mapping[str, FilterSpec]:
     Called once when the catalog is built. Filters receive and return plain JSON values
     only; they must not reach files, the network or the process.
 
-    :returns: filter name -> :class:`connector.filters.FilterSpec`; names must be unique.
+    :returns: filter name -> :class:`connector.expressions.filters.FilterSpec`; names must be
+    unique.
     """
     raise AssertionError("hook specification")
 
@@ -180,8 +181,8 @@ def connector_register_executors() -> Mapping[str, Executor]:
 
     Called once when the catalog is built. The runtime validates an action's input before
     its executor runs and checks the output after; an executor sends through the app's pooled
-    client (:attr:`connector.executor.Call.client`) so rate limits and retries apply.
+    client (:attr:`connector.client.executor.Call.client`) so rate limits and retries apply.
 
-    :returns: kind name -> :class:`connector.executor.Executor`; kinds must be unique.
+    :returns: kind name -> :class:`connector.client.executor.Executor`; kinds must be unique.
     """
     raise AssertionError("hook specification")

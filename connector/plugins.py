@@ -25,8 +25,8 @@ from connector.errors import PluginError
 from connector.hookspecs import PROJECT_NAME, Action, App, Trigger
 
 if TYPE_CHECKING:
-    from connector.executor import Executor
-    from connector.syntax import FilterSpec
+    from connector.client.executor import Executor
+    from connector.expressions.syntax import FilterSpec
 
 __all__ = [
     "BUILTIN_PLUGINS",
@@ -40,8 +40,8 @@ __all__ = [
 ]
 
 BUILTIN_PLUGINS: tuple[str, ...] = (
-    "connector.filters",
-    "connector.executor",
+    "connector.expressions.filters",
+    "connector.client.executor",
     "actions.ghl",
     "actions.http",
     "actions.superphone",

@@ -15,18 +15,18 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from connector.catalog import Catalog
-from connector.drift import Drift
+from connector.client.executor import Call, Executor, build_rest_request
+from connector.client.request import Reply, RequestSpec
+from connector.documents.drift import Drift
+from connector.documents.schema import Validator, compile_validator, input_problem, problems
 from connector.errors import ConnectorError, InputError, Location
-from connector.executor import Call, Executor, build_rest_request
-from connector.footprints import current, is_write
 from connector.hookspecs import Action, App, RateLimit
-from connector.request import Reply, RequestSpec
-from connector.schema import Validator, compile_validator, input_problem, problems
+from connector.recipes.footprints import current, is_write
 
 if TYPE_CHECKING:
     import httpx
 
-    from connector.http import HttpClient
+    from connector.client.httpclient import HttpClient
 
 __all__ = ["Runtime", "Settings"]
 
@@ -100,7 +100,8 @@ class Runtime:
         """Warn (or, strict, raise) when ``data`` does not match the action's output schema.
 
         Warnings come once per action and field; the schema is then widened to accept what
-        came (:mod:`connector.drift`), so later pages with the same drift are checked at full
+        came (:mod:`connector.documents.drift`), so later pages with the same drift are checked at
+        full
         speed.
         """
         if self.settings.strict:
@@ -143,7 +144,7 @@ class Runtime:
         self, action_id: str, data: Mapping[str, Any], *, max_items: int | None = None
     ) -> Iterator[Any]:
         """Every record of a paginated action, page by page, lazily (constant memory)."""
-        from connector.pagination import iterate
+        from connector.client.pagination import iterate
 
         action = self.catalog.action(action_id)
         if not action.pagination:
@@ -157,9 +158,9 @@ class Runtime:
 
     def dry_run(self, action_id: str, data: Mapping[str, Any]) -> dict[str, Any]:
         """The request a call would send, with credentials and every secret-named header,
-        query value and body field masked (:func:`connector.secrets.redact_json`); nothing
+        query value and body field masked (:func:`connector.auth.redaction.redact_json`); nothing
         is sent."""
-        from connector.secrets import redact_json
+        from connector.auth.redaction import redact_json
 
         action = self.catalog.action(action_id)
         call = self._call(action, self.prepare_input(action, data), with_auth=False)
@@ -216,8 +217,8 @@ class Runtime:
             return client
 
     def _new_client(self, app: App) -> HttpClient:
-        from connector.http import HttpClient
-        from connector.ratelimit import RateLimiter
+        from connector.client.httpclient import HttpClient
+        from connector.client.ratelimiter import RateLimiter
 
         limit = self.settings.rate_limits.get(app.id, app.rate_limit)
         limiter = (
@@ -257,7 +258,7 @@ class Runtime:
 
 
 def _input_location(path: tuple[str | int, ...]) -> Location:
-    from connector.document import pointer
+    from connector.documents.document import pointer
 
     return Location(None, pointer=pointer(path))
 

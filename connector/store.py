@@ -69,7 +69,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(
         2,
         "inbox",
-        # Webhook events, stored before they are acknowledged (connector/inbox.py).
+        # Webhook events, stored before they are acknowledged (connector/service/inbox.py).
         """
         CREATE TABLE inbox (
             id           INTEGER PRIMARY KEY,
@@ -93,7 +93,8 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(
         3,
         "runs",
-        # Recipe runs, their steps (connector/history.py) and the step ledger (connector/ledger.py).
+        # Recipe runs, their steps (connector/recipes/history.py) and the step ledger
+        # (connector/recipes/ledger.py).
         """
         CREATE TABLE runs (
             id           TEXT PRIMARY KEY,
@@ -139,8 +140,8 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(
         4,
         "sync",
-        # Two-way sync: the id map with echo hashes and times (connector/idmap.py) and the
-        # audit trail of every change made or skipped (connector/audit.py).
+        # Two-way sync: the id map with echo hashes and times (connector/sync/idmap.py) and the
+        # audit trail of every change made or skipped (connector/sync/audit.py).
         """
         CREATE TABLE sync_links (
             sync            TEXT NOT NULL,
@@ -179,7 +180,8 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(
         5,
         "polling",
-        # Polling triggers (connector/cursor.py): each poller's cursor, and the version of each
+        # Polling triggers (connector/service/cursor.py): each poller's cursor, and the version of
+        # each
         # record it last turned into an event (``position`` is the record's cursor value in ms,
         # NULL for records listed per changed contact, which are kept).
         """
@@ -206,7 +208,8 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(
         6,
         "intents",
-        # A step about to make a call that is not safe to repeat (connector/ledger.py): if the
+        # A step about to make a call that is not safe to repeat (connector/recipes/ledger.py): if
+        # the
         # process dies before the ledger records the outcome, a resumed run knows not to guess.
         """
         CREATE TABLE run_intents (
@@ -223,7 +226,7 @@ MIGRATIONS: tuple[Migration, ...] = (
         7,
         "sync_audit_by_event",
         # The service applies an inbox event to a sync once: it looks the event up in the
-        # sync's audit trail before applying it again (connector/syncserve.py).
+        # sync's audit trail before applying it again (connector/sync/syncs.py).
         """
         CREATE INDEX sync_audit_by_event ON sync_audit (sync, event_id);
         """,
@@ -232,7 +235,7 @@ MIGRATIONS: tuple[Migration, ...] = (
         8,
         "footprints",
         # Every write a recipe or a sync makes, so its echo is recognised and loops are
-        # stopped (connector/footprints.py). Field values are kept as keyed digests only.
+        # stopped (connector/recipes/footprints.py). Field values are kept as keyed digests only.
         """
         CREATE TABLE footprints (
             id      INTEGER PRIMARY KEY,

@@ -8,8 +8,8 @@ from typing import Any
 
 from convergence_world import World
 
-from connector.audit import entries
-from connector.syncmap import canonical
+from connector.sync.audit import entries
+from connector.sync.mapping import canonical
 
 CONTACT_FIELDS = ("firstName", "lastName", "email", "phone")
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from connector.errors import RemoteError
-from connector.syncspec import Side
+from connector.sync.spec import Side
 
 if TYPE_CHECKING:
     from convergence_world import World

@@ -8,7 +8,7 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from connector.syncspec import Side
+from connector.sync.spec import Side
 
 
 class Inbox:

@@ -8,8 +8,8 @@ from typing import Any
 from convergence_world import World
 
 from connector.errors import RemoteError
-from connector.sync import Change, Outcome
-from connector.syncspec import Side
+from connector.sync.engine import Change, Outcome
+from connector.sync.spec import Side
 
 
 def poll(w: World) -> list[Outcome]:

@@ -15,16 +15,16 @@ from convergence_partner import Partner, PartnerServer
 from convergence_poll import poll
 from convergence_world import World
 
-from connector.audit import entries
+from connector.auth.credentials import StaticBearer, api_key_provider
 from connector.catalog import build_catalog
-from connector.credentials import StaticBearer, api_key_provider
+from connector.client.retry import RetryPolicy
 from connector.hookspecs import RateLimit
-from connector.retry import RetryPolicy
 from connector.runtime import Runtime, Settings
 from connector.sandbox.server import SandboxServer
 from connector.store import Store
-from connector.sync import SyncEngine
-from connector.syncspec import Side, parse_sync
+from connector.sync.audit import entries
+from connector.sync.engine import SyncEngine
+from connector.sync.spec import Side, parse_sync
 
 WRITES = frozenset({"create", "update", "delete", "archive"})
 

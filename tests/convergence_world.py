@@ -13,10 +13,10 @@ from convergence_partner import Partner, PartnerServer
 
 from connector.runtime import Runtime
 from connector.sandbox.server import SandboxServer
-from connector.sync import Change, Outcome, SyncEngine
-from connector.syncevent import change_from_ghl, change_from_partner
-from connector.syncserve import ghl_child_reader
-from connector.syncspec import Side
+from connector.sync.engine import Change, Outcome, SyncEngine
+from connector.sync.events import change_from_ghl, change_from_partner
+from connector.sync.spec import Side
+from connector.sync.syncs import ghl_child_reader
 
 
 @dataclass

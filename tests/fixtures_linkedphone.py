@@ -14,10 +14,10 @@ from typing import Any
 
 import pytest
 
+from connector.auth.credentials import api_key_provider
 from connector.catalog import build_catalog
-from connector.credentials import api_key_provider
+from connector.client.retry import RetryPolicy
 from connector.plugins import get_plugin_manager
-from connector.retry import RetryPolicy
 from connector.runtime import Runtime, Settings
 from connector.sandbox.linkedphone.config import LinkedPhoneConfig
 from connector.sandbox.linkedphone.server import LinkedPhoneSandboxServer

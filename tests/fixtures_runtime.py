@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from connector.auth.credentials import StaticBearer
 from connector.catalog import Catalog, build_catalog
-from connector.credentials import StaticBearer
-from connector.retry import RetryPolicy
+from connector.client.retry import RetryPolicy
 from connector.runtime import Runtime, Settings
 from connector.sandbox.server import SandboxServer
 from connector.store import Store

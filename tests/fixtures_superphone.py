@@ -10,10 +10,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
+from connector.auth.credentials import api_key_provider
 from connector.catalog import Catalog, build_catalog
-from connector.credentials import api_key_provider
+from connector.client.retry import RetryPolicy
 from connector.hookspecs import RateLimit
-from connector.retry import RetryPolicy
 from connector.runtime import Runtime, Settings
 from connector.sandbox.superphone import SuperPhoneConfig, SuperPhoneSandboxServer
 

@@ -10,13 +10,13 @@ import time
 import pytest
 from conftest import run_cli
 
-from connector.audit import FIELDS
+from connector.auth.credentials import StaticBearer, api_key_provider
 from connector.catalog import build_catalog
-from connector.credentials import StaticBearer, api_key_provider
 from connector.runtime import Runtime, Settings
 from connector.store import Store
-from connector.sync import Change, SyncEngine
-from connector.syncspec import parse_sync
+from connector.sync.audit import FIELDS
+from connector.sync.engine import Change, SyncEngine
+from connector.sync.spec import parse_sync
 
 SPEC = """\
 name: audit-test

@@ -18,8 +18,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from connector import oauth
-from connector.auth import (
+from connector.auth import oauth
+from connector.auth.tokens import (
     BearerAuth,
     Connection,
     ConnectionStore,
@@ -30,10 +30,10 @@ from connector.auth import (
     scopes_needed,
     set_token,
 )
+from connector.auth.vault import KEY_ENV
 from connector.errors import AuthError, StoreError
 from connector.sandbox.server import SandboxServer
 from connector.store import Store
-from connector.vault import KEY_ENV
 
 ROOT = Path(__file__).resolve().parents[1]
 CLIENT_SECRET = "canary-client-secret-4f1d"
@@ -235,7 +235,7 @@ WORKER = textwrap.dedent(
     """
     import json, sys, threading, time, os
     import httpx
-    from connector.auth import BearerAuth, ConnectionStore, TokenManager
+    from connector.auth.tokens import BearerAuth, ConnectionStore, TokenManager
     from connector.store import Store
     db, base_url, location, go = sys.argv[1:5]
     tokens = TokenManager(ConnectionStore(Store(db)))

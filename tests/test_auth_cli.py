@@ -18,7 +18,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from connector.auth import ConnectionStore
+from connector.auth.tokens import ConnectionStore
 from connector.sandbox.server import SandboxServer
 from connector.store import Store
 
@@ -170,7 +170,7 @@ RUNTIME_SCRIPT = textwrap.dedent(
     """
     import sys
     from connector.cli import main
-    from connector.auth import ConnectionStore, TokenManager
+    from connector.auth.tokens import ConnectionStore, TokenManager
     from connector.catalog import build_catalog
     from connector.errors import ConnectorError
     from connector.runtime import Runtime, Settings

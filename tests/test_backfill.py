@@ -11,13 +11,11 @@ from typing import Any
 import pytest
 from conftest import run_cli
 
-from connector.audit import entries
-from connector.backfill import Backfill, Progress
+from connector.auth.credentials import StaticBearer, api_key_provider
 from connector.catalog import build_catalog
-from connector.credentials import StaticBearer, api_key_provider
+from connector.client.retry import RetryPolicy
 from connector.errors import AuthError
 from connector.hookspecs import Action, App, RateLimit
-from connector.retry import RetryPolicy
 from connector.runtime import Runtime, Settings
 from connector.sandbox.config import SandboxConfig
 from connector.sandbox.linkedphone.config import LinkedPhoneConfig
@@ -25,8 +23,10 @@ from connector.sandbox.linkedphone.server import LinkedPhoneSandboxServer
 from connector.sandbox.server import SandboxServer
 from connector.sandbox.superphone import SuperPhoneConfig, SuperPhoneSandboxServer
 from connector.store import Store
-from connector.sync import Change, SyncEngine
-from connector.syncspec import load_sync
+from connector.sync.audit import entries
+from connector.sync.backfill import Backfill, Progress
+from connector.sync.engine import Change, SyncEngine
+from connector.sync.spec import load_sync
 
 ROOT = Path(__file__).resolve().parents[1]
 CATALOG = build_catalog()

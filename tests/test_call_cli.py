@@ -113,7 +113,7 @@ def test_catalog_every_sample_fits_its_schema() -> None:
     passes its input check (what `run` and `call` do first)."""
     from connector.catalog import build_catalog
     from connector.cli.describe import describe_action, describe_trigger
-    from connector.engine import check_event
+    from connector.recipes.engine import check_event
     from connector.runtime import Runtime, Settings
 
     catalog = build_catalog()

@@ -12,7 +12,7 @@ from conftest import ROOT
 import connector
 from connector import hookspecs
 from connector.catalog import build_catalog
-from connector.manifest import pack_manifest
+from connector.documents.manifest import pack_manifest
 from connector.plugins import get_plugin_manager
 
 HOOKS = sorted(
@@ -89,20 +89,39 @@ def test_contract_no_module_does_work_at_import():
 
 
 def test_contract_modules_stay_small():
-    """No module of the runtime grows past the size budget (about 400 lines)."""
+    """No module grows past 700 lines: big enough for one noun's whole story (the sync engine
+    with its decisions), small enough to read in one sitting. Packages, not splits, hold more."""
     big = {}
     for folder in ("connector", "actions", "triggers"):
         for path in (ROOT / folder).rglob("*.py"):
             lines = len(path.read_text().splitlines())
-            if lines > 450:
+            if lines > 700:
                 big[str(path.relative_to(ROOT))] = lines
     assert big == {}
 
 
+def test_contract_architecture_maps_every_module():
+    """docs/architecture.md opens with the module map: every module of connector/ (outside the
+    sandboxes, the demo and the CLI, which have their own sections) on a line of its own."""
+    text = (ROOT / "docs" / "architecture.md").read_text()
+    mapped = set(re.findall(r"^\s*[│├└─ ]*([a-z_]+(?:/[a-z_]+)*\.py)\b", text, re.M))
+    missing = []
+    for path in sorted((ROOT / "connector").rglob("*.py")):
+        relative = path.relative_to(ROOT / "connector")
+        if relative.parts[0] in ("sandbox", "demo", "cli") or path.name == "__main__.py":
+            continue
+        shown = path.name if len(relative.parts) == 1 else "/".join(relative.parts[-2:])
+        if path.name == "__init__.py":
+            shown = "/".join(relative.parts[-2:]) if len(relative.parts) > 1 else "__init__.py"
+        if shown not in mapped:
+            missing.append(str(relative))
+    assert missing == []
+
+
 def test_hook_connector_register_filters():
     """Built-in filters come through the hook, and a plugin's filter works in a template."""
-    from connector.expression import parse_template
-    from connector.syntax import FilterSpec
+    from connector.expressions.syntax import FilterSpec
+    from connector.expressions.template import parse_template
 
     class Shout:
         @connector.hookimpl
@@ -119,7 +138,7 @@ def test_hook_connector_register_filters():
 
 def test_hook_connector_register_executors():
     """Executors come through the hook: built-in kinds, and a plugin's kind runs its actions."""
-    from connector.request import Reply
+    from connector.client.request import Reply
     from connector.runtime import Runtime
 
     class EchoExecutor:

@@ -14,13 +14,13 @@ from convergence_partner import SUPERPHONE
 from convergence_run import Plan, converge, open_world, settle
 from convergence_world import World
 
-from connector.audit import entries
 from connector.sandbox.server import SandboxServer
 from connector.sandbox.superphone import SuperPhoneSandboxServer
-from connector.sync import Change
-from connector.syncevent import change_from_ghl
-from connector.syncmap import record_time
-from connector.syncserve import ghl_child_reader
+from connector.sync.audit import entries
+from connector.sync.engine import Change
+from connector.sync.events import change_from_ghl
+from connector.sync.mapping import record_time
+from connector.sync.syncs import ghl_child_reader
 
 pytestmark = pytest.mark.slow  # `pytest -m 'not slow'` leaves it out of the quick loop
 

@@ -16,10 +16,10 @@ from convergence_poll import poll
 from convergence_run import Plan, converge, open_world, settle
 from convergence_world import World
 
-from connector.audit import entries
 from connector.sandbox.linkedphone.server import LinkedPhoneSandboxServer
 from connector.sandbox.server import SandboxServer
-from connector.sync import Change
+from connector.sync.audit import entries
+from connector.sync.engine import Change
 
 pytestmark = pytest.mark.slow  # `pytest -m 'not slow'` leaves it out of the quick loop
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from connector.document import load_yaml, load_yaml_file
+from connector.documents.document import load_yaml, load_yaml_file
 from connector.errors import DocumentError
 
 

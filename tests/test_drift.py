@@ -3,7 +3,7 @@ schema is widened to accept it, so later pages with the same drift take the fast
 
 from __future__ import annotations
 
-from connector.drift import Drift
+from connector.documents.drift import Drift
 from connector.errors import Location
 
 SCHEMA = {

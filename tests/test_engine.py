@@ -10,17 +10,17 @@ from typing import Any
 
 import pytest
 
+from connector.auth.credentials import StaticBearer
 from connector.catalog import Catalog, build_catalog
-from connector.credentials import StaticBearer
-from connector.engine import Engine, check_event
+from connector.client.retry import RetryPolicy
+from connector.client.urlguard import allowing
 from connector.errors import DocumentError, RecipeError
-from connector.history import History
-from connector.recipe import Recipe, parse_recipe
-from connector.retry import RetryPolicy
+from connector.recipes.engine import Engine, check_event
+from connector.recipes.history import History
+from connector.recipes.recipe import Recipe, parse_recipe
 from connector.runtime import Runtime, Settings
 from connector.sandbox.server import SandboxServer
 from connector.store import Store
-from connector.urlguard import allowing
 
 TASKS = "POST /contacts/{contactId}/tasks"
 TAGS = "POST /contacts/{contactId}/tags"
@@ -359,7 +359,7 @@ def test_engine_bad_event_names_file_and_field(
     engine: Engine, ghl: SandboxServer, tmp_path: Path
 ) -> None:
     """An event that fails the payload schema is a DocumentError at file:line and field."""
-    from connector.document import load_yaml_file
+    from connector.documents.document import load_yaml_file
 
     path = tmp_path / "event.json"
     path.write_text('{\n  "type": "ContactCreate",\n  "locationId": 5\n}\n')

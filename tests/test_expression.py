@@ -10,7 +10,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from connector.errors import Location, RecipeError
-from connector.expression import (
+from connector.expressions.syntax import JSON, MAX_DEPTH, MAX_EXPRESSION_LENGTH, MAX_STRING_LENGTH
+from connector.expressions.template import (
     BUILTIN_FILTERS,
     ExpressionError,
     FilterSpec,
@@ -18,7 +19,6 @@ from connector.expression import (
     parse_template,
     truthy,
 )
-from connector.syntax import JSON, MAX_DEPTH, MAX_EXPRESSION_LENGTH, MAX_STRING_LENGTH
 
 CONTEXT = {
     "trigger": {"firstName": "Ann", "count": 3, "first name": "Spaced", "tags": ["vip", "new"]},

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from connector.expression import ExpressionError, parse_template
-from connector.filters import BUILTIN_FILTERS, FilterSpec
-from connector.syntax import MAX_ITEMS
+from connector.expressions.filters import BUILTIN_FILTERS, FilterSpec
+from connector.expressions.syntax import MAX_ITEMS
+from connector.expressions.template import ExpressionError, parse_template
 
 
 def run(expression: str, value: object = None) -> object:

@@ -17,9 +17,9 @@ from typing import Any
 import pytest
 
 from connector.catalog import Catalog
-from connector.engine import Engine
-from connector.footprints import Footprints, LoopDetected, Origin, acting
-from connector.recipe import parse_recipe
+from connector.recipes.engine import Engine
+from connector.recipes.footprints import Footprints, LoopDetected, Origin, acting
+from connector.recipes.recipe import parse_recipe
 from connector.runtime import Runtime
 from connector.sandbox.server import SandboxServer
 from connector.store import Store

@@ -19,9 +19,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from connector.cli.call import read_input
-from connector.document import load_yaml
+from connector.documents.document import load_yaml
+from connector.documents.payload import load_json
 from connector.errors import DocumentError
-from connector.payload import load_json
 
 RECIPE = ROOT / "recipes" / "new_contact_task.yaml"
 HUGE = "1" * 5000

@@ -10,10 +10,10 @@ import httpx
 import pytest
 from fakeapi import FakeApi
 
+from connector.client.httpclient import HttpClient
+from connector.client.request import RequestSpec
+from connector.client.retry import RetryPolicy, parse_retry_after
 from connector.errors import AuthError, RateLimitError, RemoteError
-from connector.http import HttpClient
-from connector.request import RequestSpec
-from connector.retry import RetryPolicy, parse_retry_after
 
 FAST = RetryPolicy(attempts=3, base=0.01, cap=0.5, seed=1)
 TOKEN = "secret-token-abc123"
@@ -204,14 +204,14 @@ def refused_port() -> Iterator[int]:
 
 def test_http_connection_refused(refused_port: int, caplog: pytest.LogCaptureFixture) -> None:
     """Connection refused: retried (even a POST: nothing was sent), then a one-line error."""
-    caplog.set_level(logging.DEBUG, logger="connector.http")
+    caplog.set_level(logging.DEBUG, logger="connector.client.httpclient")
     with HttpClient(base_url=f"http://127.0.0.1:{refused_port}", retry=FAST) as client:
         with pytest.raises(RemoteError) as info:
             client.send(RequestSpec("POST", "/contacts/", json={}), auth=BearerAuth())
     assert str(info.value) == (
         f"POST /contacts/ -> cannot connect to 127.0.0.1:{refused_port} (connection refused)"
     )
-    retries = [r for r in caplog.records if r.name == "connector.http"]
+    retries = [r for r in caplog.records if r.name == "connector.client.httpclient"]
     assert len(retries) == FAST.attempts - 1
     assert all(r.getMessage().startswith("retrying POST /contacts/ (attempt ") for r in retries)
     assert "after cannot connect to 127.0.0.1" in retries[0].getMessage()
@@ -221,11 +221,11 @@ def test_http_connection_refused(refused_port: int, caplog: pytest.LogCaptureFix
 def test_http_retry_logged_at_debug(api: FakeApi, client: HttpClient,
                                     caplog: pytest.LogCaptureFixture) -> None:
     """Each retry is logged at DEBUG with method, path, status and attempt, never the token."""
-    caplog.set_level(logging.DEBUG, logger="connector.http")
+    caplog.set_level(logging.DEBUG, logger="connector.client.httpclient")
     api.add("GET", "/l", 502, json={"message": "bad gateway"})
     api.add("GET", "/l", json={})
     client.send(RequestSpec("GET", "/l", query=(("k", "v"),)), auth=BearerAuth())
-    (record,) = [r for r in caplog.records if r.name == "connector.http"]
+    (record,) = [r for r in caplog.records if r.name == "connector.client.httpclient"]
     assert record.levelno == logging.DEBUG
     message = record.getMessage()
     assert message.startswith("retrying GET /l (attempt 1 of 3) after 502; waiting ")

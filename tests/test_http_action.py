@@ -15,13 +15,13 @@ import pytest
 from conftest import run_cli
 from fakeapi import Answer
 
-from connector import urlguard
 from connector.catalog import build_catalog
+from connector.client import urlguard
+from connector.client.httpaction import execute_http_request
+from connector.client.urlguard import ALLOW_ENV, AllowEntry, UrlGuard, address_risk
 from connector.errors import ConnectorError, InputError, RemoteError
-from connector.generic_http import execute_http_request
 from connector.plugins import get_plugin_manager
 from connector.runtime import Runtime, Settings
-from connector.urlguard import ALLOW_ENV, AllowEntry, UrlGuard, address_risk
 
 
 @pytest.fixture
@@ -249,7 +249,7 @@ def test_http_action_in_catalog_listing():
 
 def test_http_preview_masks_credentials_and_sends_nothing(runtime, api):
     """The dry-run preview shows method, full URL and body, with credential headers masked."""
-    from connector.generic_http import preview_http_request
+    from connector.client.httpaction import preview_http_request
 
     action = runtime.catalog.action("http.request")
     shown = preview_http_request(action, {

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from connector.errors import StoreError
-from connector.inbox import Inbox, InboxWriter, NewEvent
+from connector.service.inbox import Inbox, InboxWriter, NewEvent
 from connector.store import Store
 
 

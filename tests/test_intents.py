@@ -7,9 +7,9 @@ import time
 from typing import Any
 
 from connector.catalog import build_catalog
-from connector.engine import Engine
-from connector.ledger import WHOLE, Ledger, repeat_safe
-from connector.recipe import parse_recipe
+from connector.recipes.engine import Engine
+from connector.recipes.ledger import WHOLE, Ledger, repeat_safe
+from connector.recipes.recipe import parse_recipe
 from connector.sandbox.server import SandboxServer
 from connector.store import Store
 

@@ -11,9 +11,9 @@ import pytest
 from conftest import run_cli
 from jsonschema import Draft202012Validator
 
-from connector.credentials import api_key_provider
+from connector.auth.credentials import api_key_provider
+from connector.documents.manifest import pack_manifest
 from connector.errors import AuthError, InputError, RateLimitError, RemoteError
-from connector.manifest import pack_manifest
 from connector.runtime import Runtime, Settings
 from connector.sandbox.linkedphone.app import catalog_actions
 from connector.sandbox.linkedphone.operations import HANDLERS

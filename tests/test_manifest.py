@@ -7,8 +7,8 @@ import textwrap
 
 import pytest
 
+from connector.documents.manifest import load_manifest, pack_manifest
 from connector.errors import DocumentError
-from connector.manifest import load_manifest, pack_manifest
 
 SCHEMA = {
     "$schema": "https://json-schema.org/draft/2020-12/schema",

@@ -9,10 +9,10 @@ from typing import Any
 import pytest
 from fakeapi import Answer, FakeApi, Recorded
 
+from connector.client.httpclient import HttpClient
+from connector.client.pagination import iterate
+from connector.client.request import RequestSpec
 from connector.errors import RemoteError
-from connector.http import HttpClient
-from connector.pagination import iterate
-from connector.request import RequestSpec
 
 RECORDS = [{"id": f"c{n:02d}", "dateAdded": 1000 + n, "searchAfter": [1000 + n, f"c{n:02d}"]}
            for n in range(23)]

@@ -43,3 +43,19 @@ def test_cli_alternative_required_fields_are_named(sp):
     assert result.stderr == (
         "error: invalid input for superphone.contacts.create: (input): needs email or phone\n"
     )
+
+
+def test_cli_call_base_url_takes_the_apps_name_as_serve_does(sp):
+    """`--base-url superphone=URL` (serve's form) works for call too; another app's name or a
+    URL without its scheme is one clear line."""
+    env = {"CONNECTOR_SUPERPHONE_API_KEY": sp.api_key}
+    named = run_cli("call", "superphone.contacts.list", "--base-url",
+                    f"superphone={sp.base_url}", "--input", '{"first": 1}', env=env)
+    assert named.status == 0, named
+    other = run_cli("call", "superphone.contacts.list", "--base-url", f"ghl={sp.base_url}",
+                    env=env)
+    assert other.status == 1
+    assert "names app 'ghl', but the action is 'superphone''s" in other.stderr
+    bare = run_cli("call", "superphone.contacts.list", "--base-url", "127.0.0.1:9", env=env)
+    assert bare.status == 1 and "not an http:// or https:// URL" in bare.stderr
+    assert "Traceback" not in other.stderr + bare.stderr

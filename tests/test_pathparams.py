@@ -15,10 +15,10 @@ from conftest import run_cli
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from connector.auth.credentials import StaticBearer
 from connector.catalog import build_catalog
-from connector.credentials import StaticBearer
+from connector.client.retry import RetryPolicy
 from connector.errors import InputError, RemoteError
-from connector.retry import RetryPolicy
 from connector.runtime import Runtime, Settings
 
 CATALOG = build_catalog()

@@ -278,7 +278,7 @@ def test_plugins_doc_example_adds_an_action_to_the_ghl_app(tmp_path, monkeypatch
 def test_plugins_doc_filter_example_uses_the_public_filterspec():
     """The docs' filter plugin imports FilterSpec and ExpressionError from `connector` and works
     in a template, arguments counted as documented."""
-    from connector.expression import parse_template
+    from connector.expressions.template import parse_template
 
     namespace: dict[str, object] = {}
     exec(_doc_block("## Expression filters: `FilterSpec`"), namespace)  # the documented code

@@ -15,18 +15,18 @@ from pathlib import Path
 import httpx
 import pytest
 
+from connector.auth.credentials import StaticBearer
 from connector.catalog import build_catalog
-from connector.credentials import StaticBearer
-from connector.engine import check_event
+from connector.client.retry import RetryPolicy
 from connector.errors import ConnectorError, RemoteError, StoreError
 from connector.hookspecs import RateLimit, Trigger
-from connector.poller import Poller, PollSettings
-from connector.receiver import ReceiverServer, Settings
-from connector.retry import RetryPolicy
+from connector.recipes.engine import check_event
 from connector.runtime import Runtime
 from connector.runtime import Settings as RuntimeSettings
 from connector.sandbox.server import SandboxServer
-from connector.signature import parse_keys
+from connector.service.pollers import Poller, PollSettings
+from connector.service.receiver import ReceiverServer, Settings
+from connector.service.signatures import parse_keys
 from connector.store import Store
 
 CATALOG = build_catalog()

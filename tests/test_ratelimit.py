@@ -8,11 +8,11 @@ from datetime import UTC, datetime
 import pytest
 from fakeapi import Answer, FakeApi
 
+from connector.client.httpclient import HttpClient
+from connector.client.ratelimiter import SAFETY_MARGIN, RateLimiter
+from connector.client.request import RequestSpec
+from connector.client.retry import RetryPolicy
 from connector.errors import RateLimitError
-from connector.http import HttpClient
-from connector.ratelimit import SAFETY_MARGIN, RateLimiter
-from connector.request import RequestSpec
-from connector.retry import RetryPolicy
 
 NOON = datetime(2026, 11, 23, 12, 0, tzinfo=UTC).timestamp()
 

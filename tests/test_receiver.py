@@ -24,11 +24,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from connector.inbox import Inbox
-from connector.receiver import ReceiverServer, Settings, open_store
 from connector.sandbox.keys import WebhookKeys
 from connector.sandbox.server import SandboxServer
-from connector.signature import ED25519_HEADER, RSA_HEADER, PublicKeys, parse_keys
+from connector.service.inbox import Inbox
+from connector.service.receiver import ReceiverServer, Settings, open_store
+from connector.service.signatures import ED25519_HEADER, RSA_HEADER, PublicKeys, parse_keys
 
 ROOT = Path(__file__).resolve().parents[1]
 LOCK_SECONDS = 1.2
@@ -336,9 +336,9 @@ def test_receiver_recovers_after_lock_and_loses_nothing(ghl: SandboxServer,
 
 @contextmanager
 def receiver_process(db: Path, key_dir: Path) -> Iterator[tuple[subprocess.Popen[str], str]]:
-    """``python -m connector.receiver`` on a free port; terminated (if still alive) on exit."""
+    """``python -m connector.service.receiver`` on a free port; terminated (if still alive) on exit."""
     proc = subprocess.Popen(
-        [sys.executable, "-m", "connector.receiver", "--port", "0", "--db", str(db),
+        [sys.executable, "-m", "connector.service.receiver", "--port", "0", "--db", str(db),
          "--public-key", str(key_dir / "ed25519.pem"), "--public-key", str(key_dir / "rsa.pem")],
         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, cwd=ROOT,
         env={k: v for k, v in os.environ.items() if not k.startswith("CONNECTOR_")},
@@ -414,7 +414,7 @@ def test_receiver_process_reports_bad_key_file(tmp_path: Path) -> None:
     junk = tmp_path / "junk.pem"
     junk.write_text("hello")
     done = subprocess.run(
-        [sys.executable, "-m", "connector.receiver", "--port", "0", "--db",
+        [sys.executable, "-m", "connector.service.receiver", "--port", "0", "--db",
          str(tmp_path / "state.db"), "--public-key", str(junk)],
         capture_output=True, text=True, cwd=ROOT, timeout=30,
     )

@@ -19,11 +19,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from connector.inbox import Inbox, NewEvent
-from connector.partnerhooks import PartnerHook
-from connector.receiver import ReceiverServer, Settings, open_store
 from connector.sandbox.keys import WebhookKeys
-from connector.signature import parse_keys
+from connector.service.inbox import Inbox, NewEvent
+from connector.service.partnerhooks import PartnerHook
+from connector.service.receiver import ReceiverServer, Settings, open_store
+from connector.service.signatures import parse_keys
 
 SECRET = "sp-webhook-secret"
 SP_HEADER = "X-SuperPhone-Signature"

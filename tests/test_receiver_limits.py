@@ -18,11 +18,11 @@ from pathlib import Path
 import httpx
 import pytest
 
-from connector.receiver import ReceiverServer, Settings, open_store
 from connector.sandbox.keys import WebhookKeys
 from connector.sandbox.server import SandboxServer
-from connector.serving import Limits
-from connector.signature import parse_keys
+from connector.service.listener import Limits
+from connector.service.receiver import ReceiverServer, Settings, open_store
+from connector.service.signatures import parse_keys
 from tests.test_receiver import receiver_process
 from tests.test_service import serve_for
 

@@ -8,10 +8,10 @@ import json
 import pytest
 from conftest import ROOT
 
-from connector.document import load_yaml
+from connector.documents.document import load_yaml
 from connector.errors import DocumentError
-from connector.expression import BUILTIN_FILTERS, FilterSpec, Template
-from connector.recipe import OnError, load_recipe, parse_recipe, read_recipe
+from connector.expressions.template import BUILTIN_FILTERS, FilterSpec, Template
+from connector.recipes.recipe import OnError, load_recipe, parse_recipe, read_recipe
 
 GOOD = ROOT / "tests" / "data" / "recipes" / "good"
 BROKEN = ROOT / "tests" / "data" / "recipes" / "broken"

@@ -15,18 +15,18 @@ from conftest import ROOT, run_cli
 from fixtures_linkedphone import Receiver as LpReceiver
 from fixtures_superphone import Receiver as SpReceiver
 
+from connector.auth.credentials import StaticBearer, api_key_provider
 from connector.catalog import Catalog
-from connector.credentials import StaticBearer, api_key_provider
-from connector.engine import Engine, RunResult
-from connector.history import History
-from connector.recipe import load_recipe
-from connector.retry import RetryPolicy
+from connector.client.retry import RetryPolicy
+from connector.recipes.checker import validate_file
+from connector.recipes.engine import Engine, RunResult
+from connector.recipes.history import History
+from connector.recipes.recipe import load_recipe
 from connector.runtime import Runtime, Settings
 from connector.sandbox.linkedphone.server import LinkedPhoneSandboxServer
 from connector.sandbox.server import SandboxServer
 from connector.sandbox.superphone import SuperPhoneSandboxServer
 from connector.store import Store
-from connector.validate import validate_file
 
 RECIPES = ROOT / "recipes"
 EVENTS = ROOT / "tests" / "data" / "events"

@@ -15,14 +15,14 @@ import pytest
 from conftest import ROOT
 
 from connector.catalog import Catalog
-from connector.engine import Engine, RunResult
-from connector.history import History
-from connector.recipe import load_recipe
+from connector.client.urlguard import allowing
+from connector.recipes.checker import validate_file
+from connector.recipes.engine import Engine, RunResult
+from connector.recipes.history import History
+from connector.recipes.recipe import load_recipe
 from connector.runtime import Runtime
 from connector.sandbox.server import SandboxServer
 from connector.store import Store
-from connector.urlguard import allowing
-from connector.validate import validate_file
 
 RECIPES = ROOT / "recipes"
 EVENTS = ROOT / "tests" / "data" / "events"

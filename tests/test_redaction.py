@@ -16,8 +16,8 @@ import httpx
 import pytest
 from conftest import run_cli
 
+from connector.auth.redaction import MASK, is_secret_name, redact
 from connector.sandbox.server import SandboxServer
-from connector.secrets import MASK, is_secret_name, redact
 
 HEADER_CANARY = "canary-partner-secret-41a7"
 QUERY_CANARY = "canary-query-key-93be"
@@ -27,14 +27,14 @@ name: Redaction probe
 trigger:
   use: ghl.contacts.created
 on_error: {{retry: 0, backoff: 0}}
-env: [PIT]
+env: [RECIPE_PIT]
 steps:
   - id: partner
     use: http.request
     with:
       url: "{base}/contacts/{{{{ trigger.id }}}}"
       headers:
-        Authorization: "Bearer {{{{ env.PIT }}}}"
+        Authorization: "Bearer {{{{ env.RECIPE_PIT }}}}"
         Version: "2021-07-28"
         X-Partner-Secret: "{header}"
       query: {{api_key: "{query}"}}
@@ -80,7 +80,7 @@ def test_redaction_run_history_keeps_no_secret(tmp_path: Path, ghl: SandboxServe
         "CONNECTOR_TOKEN": ghl.private_token,
         "CONNECTOR_LOCATION_ID": ghl.location_id,
         "CONNECTOR_HTTP_ALLOW": "127.0.0.1",
-        "PIT": ghl.private_token,
+        "RECIPE_PIT": ghl.private_token,
     }
     done = run_cli("run", str(recipe), "--event", str(event), "--base-url", ghl.base_url,
                    "--run-id", "probe-1", env=env)  # fmt: skip

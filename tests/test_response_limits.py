@@ -26,13 +26,13 @@ import pytest
 from conftest import ROOT
 from test_transport import RawServer
 
-from connector import urlguard
 from connector.catalog import build_catalog
+from connector.client import urlguard
+from connector.client.httpclient import HttpClient
+from connector.client.limits import MAX_BODY, ResponseLimits
+from connector.client.request import RequestSpec
+from connector.client.retry import RetryPolicy
 from connector.errors import ConnectorError, ResponseLimitError
-from connector.http import HttpClient
-from connector.limits import MAX_BODY, ResponseLimits
-from connector.request import RequestSpec
-from connector.retry import RetryPolicy
 from connector.runtime import Runtime, Settings
 
 MiB = 1024 * 1024

@@ -8,10 +8,10 @@ import logging
 import pytest
 from conftest import run_cli
 
+from connector.auth.credentials import StaticBearer
 from connector.catalog import build_catalog
-from connector.credentials import StaticBearer
+from connector.client.retry import RetryPolicy
 from connector.errors import ConnectorError, InputError, RemoteError
-from connector.retry import RetryPolicy
 from connector.runtime import Runtime, Settings
 
 CATALOG = build_catalog()

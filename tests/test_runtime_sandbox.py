@@ -6,11 +6,11 @@ import threading
 
 import pytest
 
+from connector.auth.credentials import StaticBearer
 from connector.catalog import build_catalog
-from connector.credentials import StaticBearer
+from connector.client.retry import RetryPolicy
 from connector.errors import RateLimitError, RemoteError
 from connector.hookspecs import RateLimit
-from connector.retry import RetryPolicy
 from connector.runtime import Runtime, Settings
 
 CATALOG = build_catalog()

@@ -8,8 +8,8 @@ import pytest
 from conftest import SHARED
 
 from connector.catalog import build_catalog
+from connector.documents.sample import sample
 from connector.runtime import Runtime
-from connector.sample import sample
 
 SPEC_FILE = SHARED / "ghl-openapi" / "apps" / "contacts.json"
 

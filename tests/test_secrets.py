@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from connector.secrets import MASK, RedactingFilter, redact, register
+from connector.auth.redaction import MASK, RedactingFilter, redact, register
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -70,7 +70,7 @@ def test_install_redaction_covers_library_loggers_at_debug():
         """
         import logging, sys
         logging.basicConfig(level=logging.DEBUG, stream=sys.stderr)
-        from connector.secrets import install_redaction, register
+        from connector.auth.redaction import install_redaction, register
         install_redaction()
         register("canary-secret-abcdef")
         for name in ("httpx", "httpcore.http11", "authlib", "some.other.lib", ""):

@@ -17,14 +17,14 @@ from typing import Any
 import httpx
 import pytest
 
+from connector.auth.credentials import StaticBearer, api_key_provider
 from connector.catalog import build_catalog
-from connector.credentials import StaticBearer, api_key_provider
+from connector.client.retry import RetryPolicy
 from connector.demo.partners import PARTNERS
-from connector.idmap import IdMap
-from connector.retry import RetryPolicy
 from connector.runtime import Runtime, Settings
 from connector.sandbox.server import SandboxServer
 from connector.store import Store
+from connector.sync.idmap import IdMap
 from tests.serveproc import ROOT, ServeProcess, wait_for
 
 CATALOG = build_catalog()

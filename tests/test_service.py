@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 import pytest
 
-from connector.history import History
+from connector.recipes.history import History
 from connector.sandbox.server import SandboxServer
 from connector.store import Store
 from tests.serveproc import ROOT, ServeProcess, wait_for
@@ -312,8 +312,8 @@ def test_dispatcher_routes_every_ghl_webhook_event_of_the_catalog(tmp_path: Path
     """Each of the 14 GHL webhook triggers of the catalog starts its recipe for its event type,
     and only that one; an undeclared type starts none."""
     from connector.catalog import build_catalog
-    from connector.dispatcher import Dispatcher, load_routes
-    from connector.filters import BUILTIN_FILTERS
+    from connector.expressions.filters import BUILTIN_FILTERS
+    from connector.service.dispatcher import Dispatcher, load_routes
 
     catalog = build_catalog()
     webhooks = {t.id: t.event for t in catalog.triggers.values()

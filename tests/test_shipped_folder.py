@@ -25,8 +25,8 @@ from typing import Any
 import httpx
 import pytest
 
+from connector.auth.credentials import StaticBearer, api_key_provider, ghl_only
 from connector.catalog import build_catalog
-from connector.credentials import StaticBearer, api_key_provider, ghl_only
 from connector.runtime import Runtime, Settings
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from connector.errors import StoreError
 from connector.sandbox.keys import WebhookKeys
-from connector.signature import (
+from connector.service.signatures import (
     ED25519_HEADER,
     RSA_HEADER,
     PublicKeys,

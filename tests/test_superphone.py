@@ -10,8 +10,8 @@ import pytest
 from graphql import OperationDefinitionNode, parse, validate
 from jsonschema import Draft202012Validator
 
+from connector.auth.credentials import api_key_provider
 from connector.catalog import build_catalog
-from connector.credentials import api_key_provider
 from connector.errors import AuthError, RemoteError
 from connector.runtime import Runtime, Settings
 from connector.sandbox.superphone.schema import build as build_sandbox_schema

@@ -11,17 +11,17 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from connector.audit import entries
+from connector.auth.credentials import StaticBearer, api_key_provider
 from connector.catalog import build_catalog
-from connector.credentials import StaticBearer, api_key_provider
+from connector.client.retry import RetryPolicy
 from connector.errors import ConnectorError, DocumentError
-from connector.recipe import parse_recipe
-from connector.retry import RetryPolicy
+from connector.recipes.recipe import parse_recipe
 from connector.runtime import Runtime, Settings
 from connector.store import Store
-from connector.sync import Change, SyncEngine
-from connector.syncevent import change_from_ghl, change_from_partner
-from connector.syncspec import parse_sync
+from connector.sync.audit import entries
+from connector.sync.engine import Change, SyncEngine
+from connector.sync.events import change_from_ghl, change_from_partner
+from connector.sync.spec import parse_sync
 
 CATALOG = build_catalog()
 CF_COMPANY = "cfCompany0000000001"

@@ -13,17 +13,17 @@ import httpx
 import pytest
 from conftest import ROOT
 
-from connector.audit import entries
+from connector.auth.credentials import StaticBearer, api_key_provider
 from connector.catalog import build_catalog
-from connector.credentials import StaticBearer, api_key_provider
+from connector.client.retry import RetryPolicy
 from connector.demo.partners import PARTNERS
 from connector.demo.relay import Applied, Lane, Relay, ghl_check, ghl_child_reader, hmac_check
-from connector.retry import RetryPolicy
 from connector.runtime import Runtime, Settings
-from connector.signature import parse_keys
+from connector.service.signatures import parse_keys
 from connector.store import Store
-from connector.sync import SyncEngine
-from connector.syncspec import load_sync
+from connector.sync.audit import entries
+from connector.sync.engine import SyncEngine
+from connector.sync.spec import load_sync
 
 CATALOG = build_catalog()
 DOCS = {"superphone": ROOT / "recipes" / "sync_superphone.yaml",

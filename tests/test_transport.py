@@ -1,4 +1,4 @@
-"""The keep-alive transport (connector.transport) against raw socket servers on 127.0.0.1:
+"""The keep-alive transport (connector.client.transport) against raw socket servers on 127.0.0.1:
 connection reuse, servers that close, timeouts, protocol errors, gzip, proxies."""
 
 from __future__ import annotations
@@ -17,11 +17,11 @@ from typing import Any
 import httpx
 import pytest
 
+from connector.client.httpclient import HttpClient
+from connector.client.request import RequestSpec
+from connector.client.retry import RetryPolicy
+from connector.client.transport import KeepAliveTransport
 from connector.errors import RemoteError
-from connector.http import HttpClient
-from connector.request import RequestSpec
-from connector.retry import RetryPolicy
-from connector.transport import KeepAliveTransport
 
 Reply = Callable[[bytes], bytes | None]
 """Answers one request (its head) with raw bytes; None closes the connection unanswered."""

@@ -14,7 +14,7 @@ from conftest import ROOT, SHARED, run_cli
 from jsonschema import Draft202012Validator
 
 from connector.catalog import build_catalog
-from connector.manifest import pack_manifest
+from connector.documents.manifest import pack_manifest
 from connector.plugins import get_plugin_manager
 
 EVENTS_DIR = SHARED / "ghl-openapi" / "webhook-events"

@@ -8,8 +8,8 @@ import stat
 
 import pytest
 
+from connector.auth.vault import KEY_ENV, Vault
 from connector.errors import StoreError
-from connector.vault import KEY_ENV, Vault
 
 
 @pytest.fixture(autouse=True)

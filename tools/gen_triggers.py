@@ -165,7 +165,7 @@ def polling_trigger(
     for part in tcfg["records"].split("."):
         node = node["properties"][part]
     record = copy.deepcopy(node["items"])
-    # Without a cursor the records are listed per changed contact (connector/poller.py).
+    # Without a cursor the records are listed per changed contact (connector/service/pollers.py).
     fields = [*([tcfg["cursor"]] if "cursor" in tcfg else []), *tcfg["dedupe"]]
     if unknown := [f for f in fields if f not in record.get("properties", {})]:
         raise CatalogError(f"triggers.polling.{tid}: {aid} records have no field {unknown}")

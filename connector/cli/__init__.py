@@ -92,7 +92,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _redacted(text: str) -> str:
     """Mask anything secret-shaped, in case a remote error body echoed a credential."""
     try:
-        from connector.secrets import redact
+        from connector.auth.redaction import redact
     except ModuleNotFoundError:
         return text
     return redact(text)
@@ -105,7 +105,7 @@ def _configure_logging(level: str) -> None:
     root.handlers[:] = [handler]
     root.setLevel(level)
     try:
-        from connector.secrets import install_redaction
+        from connector.auth.redaction import install_redaction
     except ModuleNotFoundError:
         return
     install_redaction()

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, TextIO
 from connector.cli.argtypes import positive
 
 if TYPE_CHECKING:
-    from connector.audit import AuditEntry
+    from connector.sync.audit import AuditEntry
 
 __all__ = ["add_parser"]
 
@@ -60,9 +60,9 @@ def _moment(text: str) -> float:
 
 def run_audit(args: argparse.Namespace) -> int:
     """Print or write the audit entries the options select."""
-    from connector.audit import entries
     from connector.errors import StoreError
     from connector.store import Store
+    from connector.sync.audit import entries
 
     with Store() as store:
         found = entries(store, obj=args.object, since=args.since, sync=args.sync, limit=args.limit)
@@ -79,7 +79,7 @@ def run_audit(args: argparse.Namespace) -> int:
 
 
 def _write(found: list[AuditEntry], fmt: str, out: TextIO) -> None:
-    from connector.audit import write_csv, write_jsonl
+    from connector.sync.audit import write_csv, write_jsonl
 
     if fmt == "csv":
         write_csv(found, out)

@@ -123,7 +123,7 @@ def _login_scopes(args: argparse.Namespace) -> list[str]:
         from pathlib import Path
 
         from connector.catalog import build_catalog
-        from connector.validate import validate_file
+        from connector.recipes.checker import validate_file
 
         catalog = build_catalog()
         for recipe in args.recipes:
@@ -167,7 +167,8 @@ def _read_secret(var: str | None, prompt: str, what: str, flag: str) -> str:
 
 def run_login(args: argparse.Namespace) -> int:
     """Run the authorization-code flow and store the connection."""
-    from connector import auth, connection, oauth
+    from connector.auth import connection, oauth
+    from connector.auth import tokens as auth
     from connector.errors import AuthError
 
     if not args.client_id:
@@ -213,7 +214,8 @@ def _announce(url: str, *, offer: bool) -> None:
 
 def run_status(args: argparse.Namespace) -> int:
     """List connections with their type, location, scopes and expiry."""
-    from connector import auth, connection
+    from connector.auth import connection
+    from connector.auth import tokens as auth
 
     rows = auth.ConnectionStore.open().summaries()
     env = connection.env_connection()
@@ -266,7 +268,7 @@ def _describe(summary: Mapping[str, object]) -> str:
 
 def run_logout(args: argparse.Namespace) -> int:
     """Delete a connection and its tokens."""
-    from connector import auth
+    from connector.auth import tokens as auth
     from connector.errors import AuthError
 
     if not auth.ConnectionStore.open().delete(args.name):
@@ -277,7 +279,8 @@ def run_logout(args: argparse.Namespace) -> int:
 
 def run_set_token(args: argparse.Namespace) -> int:
     """Store a private integration token read from the environment or a hidden prompt."""
-    from connector import auth, connection
+    from connector.auth import connection
+    from connector.auth import tokens as auth
 
     token = _read_secret(
         args.token_env, f"Token for {args.name}: ", f"auth set-token {args.name}", "--token-env"
@@ -297,7 +300,7 @@ def run_set_token(args: argparse.Namespace) -> int:
 
 def run_location_token(args: argparse.Namespace) -> int:
     """Derive a location connection from an agency connection."""
-    from connector import auth
+    from connector.auth import tokens as auth
 
     tokens = auth.TokenManager(auth.ConnectionStore.open())
     saved = auth.connect_location(

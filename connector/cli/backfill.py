@@ -11,9 +11,9 @@ from typing import TYPE_CHECKING, TextIO
 from connector.cli.argtypes import GHL_APP, per_app, positive, rate_limits
 
 if TYPE_CHECKING:
-    from connector.backfill import BackfillReport, Progress
     from connector.catalog import Catalog
     from connector.runtime import Runtime
+    from connector.sync.backfill import BackfillReport, Progress
 
 __all__ = ["add_parser"]
 
@@ -71,11 +71,11 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 
 def run(args: argparse.Namespace) -> int:
     """Run the backfill and print what it did."""
-    from connector.backfill import Backfill
     from connector.catalog import build_catalog
     from connector.pack import pack_root
     from connector.store import Store
-    from connector.syncspec import load_sync
+    from connector.sync.backfill import Backfill
+    from connector.sync.spec import load_sync
 
     spec = load_sync(args.sync or pack_root() / "recipes" / f"sync_{args.to}.yaml")
     if spec.partner != args.to:
@@ -96,7 +96,7 @@ def run(args: argparse.Namespace) -> int:
 
 def _runtime(args: argparse.Namespace, catalog: Catalog) -> Runtime:
     """A runtime calling GHL with the chosen connection and the partner with its API key."""
-    from connector.credentials import api_key_provider, auth_from_args
+    from connector.auth.credentials import api_key_provider, auth_from_args
     from connector.runtime import Runtime, Settings
 
     urls = per_app(args.base_url, "--base-url", catalog)

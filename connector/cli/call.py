@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 from connector.errors import DocumentError, Location, Problem
 
 if TYPE_CHECKING:
+    from connector.catalog import Catalog
     from connector.hookspecs import App
 
 __all__ = ["add_parser"]
@@ -44,7 +45,10 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         help="the input object: JSON text, @path to a JSON file, or - for stdin (default: {})",
     )
     parser.add_argument(
-        "--base-url", help="send to this base URL instead of the app's (e.g. a sandbox)"
+        "--base-url",
+        metavar="[APP=]URL",
+        help="send to this base URL instead of the app's (e.g. a sandbox); APP= may name the"
+        " action's app, as serve's option does",
     )
     parser.add_argument(
         "--token-env",
@@ -80,8 +84,8 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 
 def read_input(text: str) -> dict[str, Any]:
     """Parse ``--input``: JSON text, ``@file`` or ``-`` (stdin); it must be a JSON object
-    within :func:`~connector.payload.load_json`'s limits."""
-    from connector.payload import MAX_BYTES, load_json
+    within :func:`~connector.documents.payload.load_json`'s limits."""
+    from connector.documents.payload import MAX_BYTES, load_json
 
     source, data = "--input", text.encode("utf-8", "surrogatepass")
     if text == "-":
@@ -104,8 +108,8 @@ def read_input(text: str) -> dict[str, Any]:
 
 def run(args: argparse.Namespace) -> int:
     """Call the action and print the result."""
+    from connector.auth.credentials import auth_from_args
     from connector.catalog import build_catalog
-    from connector.credentials import auth_from_args
     from connector.runtime import Runtime, Settings
 
     data = read_input(args.input)
@@ -128,7 +132,7 @@ def run(args: argparse.Namespace) -> int:
             )
     else:
         auth, location_id, base_url = auth_from_args(args, app)
-    base_url = args.base_url or base_url
+    base_url = _base_url(args.base_url, action.app, catalog) or base_url
     settings = Settings(
         strict=args.strict,
         base_urls={action.app: base_url} if base_url else {},
@@ -149,7 +153,7 @@ def run(args: argparse.Namespace) -> int:
 def _credential_context(args: argparse.Namespace, app: App) -> tuple[str | None, str | None]:
     """The location and base URL a real call would take from its credential, read without
     using the credential (a dry run sends nothing); (None, None) when there is none to read."""
-    from connector.connection import ConnectionStore
+    from connector.auth.connection import ConnectionStore
     from connector.errors import ConnectorError
 
     if args.token_env or "none" in app.auth or "api_key" in app.auth:
@@ -176,3 +180,23 @@ def _dump_stream(items: Any) -> None:
         out.write(json.dumps(item))
         first = False
     out.write("\n]\n" if not first else "]\n")
+
+
+def _base_url(text: str | None, app: str, catalog: Catalog) -> str | None:
+    """``--base-url [APP=]URL`` for an action of ``app``: its URL, checked.
+
+    :raises ConnectorError: the option names another app, or the URL is not http(s).
+    """
+    if not text:
+        return None
+    from connector.cli.argtypes import per_app
+    from connector.errors import ConnectorError
+
+    ((named, url),) = per_app([text], "--base-url", catalog, plain=app).items()
+    if named != app:
+        raise ConnectorError(
+            f"--base-url {text!r}: names app {named!r}, but the action is {app!r}'s"
+        )
+    if not url.startswith(("http://", "https://")):
+        raise ConnectorError(f"--base-url {text!r}: not an http:// or https:// URL")
+    return url

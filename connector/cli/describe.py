@@ -7,8 +7,8 @@ import textwrap
 from collections.abc import Mapping
 from typing import Any
 
+from connector.documents.sample import sample
 from connector.hookspecs import Action, Trigger
-from connector.sample import sample
 
 __all__ = ["describe_action", "describe_trigger"]
 

@@ -11,8 +11,8 @@ from connector.cli.argtypes import per_app
 
 if TYPE_CHECKING:
     from connector.catalog import Catalog
-    from connector.deadletter import DeadLetter, DeadLetters, Finding
     from connector.runtime import Runtime
+    from connector.service.deadletters import DeadLetter, DeadLetters, Finding
 
 __all__ = ["add_parser"]
 
@@ -65,7 +65,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 
 def run(args: argparse.Namespace) -> int:
     """List or replay; exit 1 when ``--recipe`` matched nothing or a run could not resume."""
-    from connector.deadletter import DeadLetters
+    from connector.service.deadletters import DeadLetters
     from connector.store import Store
 
     with Store(args.db) as store:
@@ -88,7 +88,7 @@ def run(args: argparse.Namespace) -> int:
 def _replay(args: argparse.Namespace, letters: DeadLetters, chosen: list[DeadLetter]) -> int:
     """Look up unknown outcomes, then re-queue (serve) or resume here (run) what may go."""
     from connector.catalog import build_catalog
-    from connector.deadletter import DeadLetter
+    from connector.service.deadletters import DeadLetter
 
     catalog = build_catalog()
     runtimes: dict[str, Runtime] = {}
@@ -140,9 +140,9 @@ def _resume(
     from pathlib import Path
 
     from connector.cli.run import runtimes_for
-    from connector.engine import Engine
     from connector.errors import ConnectorError
-    from connector.validate import validate_file
+    from connector.recipes.checker import validate_file
+    from connector.recipes.engine import Engine
 
     record = letters.history.get(run_id)
     try:

@@ -11,8 +11,8 @@ from connector.cli.argtypes import GHL_APP, per_app
 
 if TYPE_CHECKING:
     from connector.catalog import Catalog
-    from connector.engine import RunResult
-    from connector.recipe import Recipe
+    from connector.recipes.engine import RunResult
+    from connector.recipes.recipe import Recipe
     from connector.runtime import Runtime
 
 __all__ = ["add_parser", "connected", "runtimes_for"]
@@ -80,11 +80,11 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from connector.catalog import build_catalog
-    from connector.document import load_yaml_file
-    from connector.engine import Engine, check_event
-    from connector.history import History
+    from connector.documents.document import load_yaml_file
+    from connector.recipes.checker import validate_file
+    from connector.recipes.engine import Engine, check_event
+    from connector.recipes.history import History
     from connector.store import Store
-    from connector.validate import validate_file
 
     catalog = build_catalog()
     filters = catalog.filters  # built-in filters and every plugin's
@@ -151,7 +151,7 @@ def connected(
 
     :param ghl: resolve the GHL credential (False when no step calls GHL).
     """
-    from connector.credentials import api_key_provider, auth_from_args
+    from connector.auth.credentials import api_key_provider, auth_from_args
     from connector.runtime import Runtime, Settings
 
     chosen = argparse.Namespace(token_env=None, connection=connection)
@@ -166,7 +166,7 @@ def connected(
 
 
 def _print(result: RunResult) -> None:
-    from connector.secrets import redact
+    from connector.auth.redaction import redact
 
     mode = " (dry run: nothing sent)" if result.dry_run else ""
     print(f"run {result.run_id}: {result.recipe}: {result.status}{mode}")

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 from connector.cli.argtypes import positive
 
 if TYPE_CHECKING:
-    from connector.history import RunRecord, StepRecord
+    from connector.recipes.history import RunRecord, StepRecord
 
 __all__ = ["add_parser"]
 
@@ -47,7 +47,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 def run_list(args: argparse.Namespace) -> int:
     """Print recent runs."""
     from connector.cli.table import print_table
-    from connector.history import History
+    from connector.recipes.history import History
     from connector.store import Store
 
     with Store() as store:
@@ -68,7 +68,7 @@ def run_list(args: argparse.Namespace) -> int:
 
 def run_show(args: argparse.Namespace) -> int:
     """Print one run with its steps."""
-    from connector.history import History
+    from connector.recipes.history import History
     from connector.store import Store
 
     with Store() as store:

@@ -16,7 +16,7 @@ if TYPE_CHECKING:
     from connector.cli.servesandbox import PartnerSandbox
     from connector.runtime import AuthProvider
     from connector.sandbox.server import SandboxServer
-    from connector.service import ServeOptions
+    from connector.service.process import ServeOptions
 
 __all__ = ["add_parser"]
 
@@ -97,13 +97,13 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from connector.catalog import build_catalog
-    from connector.filters import BUILTIN_FILTERS
-    from connector.logs import configure_logging
+    from connector.expressions.filters import BUILTIN_FILTERS
     from connector.plugins import collect_filters, get_plugin_manager
-    from connector.service import ServeOptions, serve
-    from connector.signature import default_keys, load_keys
+    from connector.service.logformat import configure_logging
+    from connector.service.process import ServeOptions, serve
+    from connector.service.signatures import default_keys, load_keys
+    from connector.service.workers import PoolSettings
     from connector.store import default_state_path
-    from connector.worker import PoolSettings
 
     if not Path(args.recipes).is_dir():  # before any warning about connections
         from connector.errors import ConnectorError
@@ -189,9 +189,9 @@ def _connections(
     """Auth per location: the stored connection of that location, else ``--connection``
     (else ``$CONNECTOR_TOKEN``, else the default connection); API-key apps read their keys.
     Also the default connection's location (none when it cannot be resolved yet)."""
-    from connector.auth import TokenManager
-    from connector.connection import ConnectionStore
-    from connector.credentials import api_key_provider
+    from connector.auth.connection import ConnectionStore
+    from connector.auth.credentials import api_key_provider
+    from connector.auth.tokens import TokenManager
     from connector.errors import ConnectorError
 
     connections = ConnectionStore.open(db)
@@ -209,7 +209,7 @@ def _connections(
     try:
         default = connections.resolve(args.connection).location_id
     except ConnectorError as exc:
-        logging.getLogger("connector.service").warning(
+        logging.getLogger("connector.service.process").warning(
             "serve: no default connection (%s): events of locations without a connection"
             " of their own will fail", exc)
         default = None
@@ -222,10 +222,10 @@ def _with_sandbox(options: ServeOptions, sandbox: SandboxServer,
     partner sandboxes' API keys)."""
     import dataclasses
 
-    from connector.credentials import StaticBearer, api_key_provider, ghl_only
+    from connector.auth.credentials import StaticBearer, api_key_provider, ghl_only
+    from connector.auth.redaction import register
     from connector.hookspecs import RateLimit
-    from connector.secrets import register
-    from connector.signature import parse_keys
+    from connector.service.signatures import parse_keys
 
     register(sandbox.private_token)
     bearer = StaticBearer(sandbox.private_token)

@@ -16,8 +16,8 @@ from pathlib import Path
 
 from connector.errors import DocumentError
 from connector.hookspecs import RateLimit
-from connector.service import ServeOptions
-from connector.syncserve import load_syncs
+from connector.service.process import ServeOptions
+from connector.sync.syncs import load_syncs
 
 __all__ = ["SEED_CONTACTS", "PartnerSandbox", "start_partners", "with_partners"]
 

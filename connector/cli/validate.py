@@ -11,8 +11,8 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from connector.catalog import Catalog
     from connector.errors import Problem
-    from connector.flows import Flow
-    from connector.validate import Report
+    from connector.recipes.checker import Report
+    from connector.recipes.flows import Flow
 
 __all__ = ["add_parser"]
 
@@ -45,7 +45,7 @@ def run(args: argparse.Namespace) -> int:
     """Check every recipe given; print the problems (or an OK line per recipe)."""
     from connector.catalog import build_catalog
     from connector.errors import Location, Problem
-    from connector.validate import Report, validate_file
+    from connector.recipes.checker import Report, validate_file
 
     catalog = build_catalog()
     filters = catalog.filters  # built-in filters and every plugin's
@@ -70,8 +70,8 @@ def run(args: argparse.Namespace) -> int:
 def _crossings(reports: list[Report], catalog: Catalog) -> list[str]:
     """What the recipes and sync documents checked together copy both ways (as ``serve``
     warns at start), from the files that passed."""
-    from connector.flows import crossings, recipe_flows, sync_flows
-    from connector.syncspec import load_sync
+    from connector.recipes.flows import crossings, recipe_flows, sync_flows
+    from connector.sync.spec import load_sync
 
     flows: list[Flow] = []
     for report in reports:
@@ -87,7 +87,7 @@ def _crossings(reports: list[Report], catalog: Catalog) -> list[str]:
 
 def _recipe_files(path: Path) -> list[Path]:
     """``path`` itself, or every recipe of the folder ``path`` (as ``serve`` reads them)."""
-    from connector.dispatcher import RECIPE_SUFFIXES
+    from connector.service.dispatcher import RECIPE_SUFFIXES
 
     if not path.is_dir():
         return [path]

@@ -20,8 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
+from connector.auth.credentials import StaticBearer, api_key_provider, ghl_only
 from connector.catalog import build_catalog
-from connector.credentials import StaticBearer, api_key_provider, ghl_only
 from connector.demo.partners import PARTNERS, PartnerApp
 from connector.demo.relay import (
     WRITES,
@@ -40,10 +40,10 @@ from connector.pack import pack_root
 from connector.runtime import Runtime, Settings
 from connector.sandbox.config import SandboxConfig
 from connector.sandbox.server import SandboxServer
-from connector.signature import parse_keys
+from connector.service.signatures import parse_keys
 from connector.store import Store
-from connector.sync import SyncEngine
-from connector.syncspec import load_sync
+from connector.sync.engine import SyncEngine
+from connector.sync.spec import load_sync
 
 __all__ = ["DemoOptions", "run_demo"]
 

@@ -2,14 +2,17 @@
 
 A :class:`Relay` is a small HTTP server on 127.0.0.1 taking ``POST /webhooks/<app>``. Each app
 has its own check of the raw body: GHL's Ed25519 (else RSA) signature against the given public
-keys (:func:`~connector.partnerhooks.ghl_check`), a partner's ``sha256=<hex>`` HMAC of the body
-under its shared secret (:func:`~connector.partnerhooks.hmac_check`); GHL tasks are completed
-by :func:`connector.syncserve.ghl_child_reader` (all three shared with the service). A verified
-body becomes a :class:`~connector.sync.Change`
-(:mod:`connector.syncevent`) and is queued on every :class:`Lane` listening to that app; a lane
+keys (:func:`~connector.service.partnerhooks.ghl_check`), a partner's ``sha256=<hex>`` HMAC of the
+body
+under its shared secret (:func:`~connector.service.partnerhooks.hmac_check`); GHL tasks are
+completed
+by :func:`connector.sync.syncs.ghl_child_reader` (all three shared with the service). A verified
+body becomes a :class:`~connector.sync.engine.Change`
+(:mod:`connector.sync.events`) and is queued on every :class:`Lane` listening to that app; a lane
 is one sync engine fed from a thread of its own, so changes reach an engine in the order they
 arrived and the sandbox's delivery never waits for a sync. Unlike the service's receiver
-(:mod:`connector.receiver`) nothing is stored: a change is lost if the process stops, which is
+(:mod:`connector.service.receiver`) nothing is stored: a change is lost if the process stops, which
+is
 fine for a demo and for tests, not for production.
 
 Each applied change is reported as an :class:`Applied`, with its latency: from the event's own
@@ -30,14 +33,14 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from typing import Any
 
-from connector.audit import AuditEntry, record
 from connector.errors import ConnectorError
-from connector.partnerhooks import Check, ghl_check, hmac_check
-from connector.sync import Change, Outcome, SyncEngine
-from connector.syncevent import change_from_ghl, change_from_partner
-from connector.syncmap import digest, projection, record_time
-from connector.syncserve import Prepare, ghl_child_reader
-from connector.syncspec import other
+from connector.service.partnerhooks import Check, ghl_check, hmac_check
+from connector.sync.audit import AuditEntry, record
+from connector.sync.engine import Change, Outcome, SyncEngine
+from connector.sync.events import change_from_ghl, change_from_partner
+from connector.sync.mapping import digest, projection, record_time
+from connector.sync.spec import other
+from connector.sync.syncs import Prepare, ghl_child_reader
 
 __all__ = [
     "LATE_ECHO", "WRITES", "Applied", "Check", "Echoes", "Lane", "Prepare", "Relay", "ghl_check",

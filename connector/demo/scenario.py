@@ -17,8 +17,8 @@ from connector.demo.partners import PartnerApp, PartnerSandbox
 from connector.demo.relay import Relay
 from connector.runtime import Runtime
 from connector.sandbox.server import SandboxServer
-from connector.sync import Outcome, SyncEngine
-from connector.syncspec import CUSTOM_PREFIX
+from connector.sync.engine import Outcome, SyncEngine
+from connector.sync.spec import CUSTOM_PREFIX
 
 __all__ = ["Cast", "Expected", "Story"]
 

@@ -14,13 +14,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, TextIO
 
-from connector.audit import entries
 from connector.demo.relay import WRITES, Applied
 from connector.demo.scenario import Cast
 from connector.errors import RemoteError
 from connector.runtime import Runtime
-from connector.syncmap import canonical, read_field
-from connector.syncspec import Side
+from connector.sync.audit import entries
+from connector.sync.mapping import canonical, read_field
+from connector.sync.spec import Side
 
 __all__ = ["Check", "Health", "converged", "report"]
 

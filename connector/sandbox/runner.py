@@ -25,7 +25,7 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from connector.sandbox.transport import CoalescingTransport
 from connector.sandbox.wire import TRANSPORT_KEY
-from connector.serving import bind_socket, loop_factory
+from connector.service.listener import bind_socket, loop_factory
 
 __all__ = ["Background", "SandboxAppLike", "serve_app", "uvicorn_server"]
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from connector.manifest import pack_manifest
+from connector.documents.manifest import pack_manifest
 from connector.sandbox.linkedphone.config import LinkedPhoneConfig
 from connector.sandbox.linkedphone.operations import HANDLERS
 from connector.sandbox.linkedphone.seed import seed_contacts

@@ -52,7 +52,7 @@ _FAULT_MESSAGES = {429: "rate limit exceeded", 500: "internal error", 502: "bad 
 
 def catalog_actions() -> list[Action]:
     """The LinkedPhone actions of the pack's catalog: what the sandbox serves."""
-    from connector.manifest import pack_manifest
+    from connector.documents.manifest import pack_manifest
 
     return [a for a in pack_manifest().actions.values() if a.app == APP_ID]
 

@@ -13,11 +13,11 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from connector.documents.schema import Validator, compile_validator, problems
 from connector.errors import Location
 from connector.hookspecs import Action
 from connector.sandbox.linkedphone.answers import ApiError
 from connector.sandbox.linkedphone.operations import Handler
-from connector.schema import Validator, compile_validator, problems
 
 __all__ = ["Route", "Router", "build_routes"]
 
@@ -140,6 +140,6 @@ def _typed(text: str, schema: Mapping[str, Any]) -> object:
 
 
 def _where(path: tuple[str | int, ...]) -> Location:
-    from connector.document import pointer
+    from connector.documents.document import pointer
 
     return Location(None, pointer=pointer(path))

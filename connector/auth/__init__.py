@@ -1,0 +1,2 @@
+"""Credentials: connections and their tokens, OAuth, the vault that seals them, and redaction of
+secrets."""

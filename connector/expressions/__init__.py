@@ -1,0 +1,1 @@
+"""The recipe expression language: its tree, parser, templates, filters and dates."""

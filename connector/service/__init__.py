@@ -1,0 +1,2 @@
+"""The service (`ghl-connector serve`): listener, receiver, signatures, inbox, pollers,
+dispatcher, workers, dead letters."""
