@@ -17,8 +17,8 @@ from conftest import ROOT, SHARED
 from jsonschema import Draft202012Validator
 
 from connector.catalog import build_catalog
+from connector.documents.sample import sample
 from connector.runtime import Runtime
-from connector.sample import sample
 
 APPS = SHARED / "ghl-openapi" / "apps"
 pytestmark = pytest.mark.skipif(not APPS.exists(), reason=f"official specs not found at {APPS}")
@@ -140,7 +140,7 @@ def test_multipart_and_form_bodies_are_encoded():
     """File inputs go out as multipart file parts, the rest as text; `form` URL-encodes."""
     from email.parser import BytesParser
 
-    from connector.request import RequestSpec
+    from connector.client.request import RequestSpec
 
     upload = {"file": {"filename": "a.txt", "content_base64": "aGk="}, "hosted": False}
     content, kind = RequestSpec("POST", "/medias/upload-file", json=upload, form="multipart").body()
