@@ -13,6 +13,8 @@ import pytest
 import yaml
 from jsonschema import Draft202012Validator
 
+from connector.documents.compiled import COMPILED_NAME
+
 REPO = Path(__file__).parents[1]
 SPEC = Path(__file__).parents[1].parent / "shared/ghl-openapi/apps/contacts.json"
 SCHEMAS = REPO / "schemas"
@@ -352,7 +354,8 @@ def run_generator(out: Path) -> None:
 
 
 def tree(root: Path) -> dict[str, bytes]:
-    files = [root / "manifest.yaml", *sorted((root / "schemas/actions").glob("ghl.*.json"))]
+    files = [root / "manifest.yaml", root / COMPILED_NAME]
+    files += sorted((root / "schemas/actions").glob("ghl.*.json"))
     return {f.relative_to(root).as_posix(): f.read_bytes() for f in files}
 
 

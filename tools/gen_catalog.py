@@ -30,6 +30,8 @@ from catalog_report import Report
 from gen_triggers import build_triggers
 from jsonschema import Draft202012Validator
 
+from connector.documents.compiled import COMPILED_NAME, compile_manifest
+
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_SPECS = REPO.parent / "shared" / "ghl-openapi" / "apps"
 OVERRIDES = Path(__file__).resolve().with_name("catalog_overrides.yaml")
@@ -600,7 +602,7 @@ def render_manifest(
 
 
 def write_catalog(out: Path, manifest: str, schemas: Mapping[str, Json], report: str) -> None:
-    """Write manifest.yaml, the schema files and the report under ``out``.
+    """Write manifest.yaml (and its compiled JSON form), the schema files and the report.
 
     Files the previous run wrote (listed in ``schemas/GENERATED``) that this run does not write
     are removed; nothing else is ever deleted, so hand-written schemas beside them are safe.
@@ -618,6 +620,7 @@ def write_catalog(out: Path, manifest: str, schemas: Mapping[str, Json], report:
         target.write_text(text, encoding="utf-8")
     listing.write_text("".join(f"{name}\n" for name in sorted(schemas)), encoding="utf-8")
     (out / "manifest.yaml").write_text(manifest, encoding="utf-8")
+    (out / COMPILED_NAME).write_text(compile_manifest(manifest.encode()), encoding="utf-8")
     (out / REPORT).parent.mkdir(parents=True, exist_ok=True)
     (out / REPORT).write_text(report, encoding="utf-8")
 
