@@ -69,34 +69,60 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=7, help="fresh processes per figure")
     args = parser.parse_args()
-    actions = json.loads(subprocess.run([*cli(), "catalog", "--json"], cwd=ROOT,
-                                        capture_output=True, text=True, check=True).stdout)
+    actions = json.loads(
+        subprocess.run(
+            [*cli(), "catalog", "--json"], cwd=ROOT, capture_output=True, text=True, check=True
+        ).stdout
+    )
     total = sum(1 for row in actions if row["kind"] == "action" and row["app"] == "ghl")
     help_time, _ = timed([*cli(), "--help"], args.runs)
     list_time, _ = timed([*cli(), "catalog", "--json"], args.runs)
     proc, base_url, token, location = start_sandbox()
     try:
         headers = {"Authorization": f"Bearer {token}", "Version": "2021-07-28"}
-        found = httpx.post(f"{base_url}/contacts/search", headers=headers,
-                           json={"locationId": location, "pageLimit": 1})
+        found = httpx.post(
+            f"{base_url}/contacts/search",
+            headers=headers,
+            json={"locationId": location, "pageLimit": 1},
+        )
         contact_id = found.json()["contacts"][0]["id"]
         env = {**os.environ, "BENCH_TOKEN": token}
-        call = [sys.executable, "-c", CALL, "call", "ghl.contacts.get", "--input",
-                json.dumps({"contactId": contact_id}), "--base-url", base_url,
-                "--token-env", "BENCH_TOKEN", "--location-id", location]
+        call = [
+            sys.executable,
+            "-c",
+            CALL,
+            "call",
+            "ghl.contacts.get",
+            "--input",
+            json.dumps({"contactId": contact_id}),
+            "--base-url",
+            base_url,
+            "--token-env",
+            "BENCH_TOKEN",
+            "--location-id",
+            location,
+        ]
         call_time, err = timed(call, args.runs, env)
     finally:
         proc.terminate()
         proc.wait(10)
     read = int(err.rsplit("schemas_read=", 1)[1].split()[0])  # GHL action schema files
-    print(f"ghl-connector --help          : median {help_time * 1000:6.0f} ms  (goal < 300 ms) "
-          f"{verdict(help_time < 0.3)}")
-    print(f"ghl-connector catalog --json  : median {list_time * 1000:6.0f} ms  (goal < 1000 ms) "
-          f"{verdict(list_time < 1.0)}")
-    print(f"ghl-connector call (1 action) : median {call_time * 1000:6.0f} ms, "
-          f"{read} of {total} GHL schema files read  (goal: 1) {verdict(read == 1)}")
-    print(f"(load average {os.getloadavg()[0]:.1f}, cpu count {os.cpu_count()}, "
-          f"python {sys.version.split()[0]}, {args.runs} runs each)")
+    print(
+        f"ghl-connector --help          : median {help_time * 1000:6.0f} ms  (goal < 300 ms) "
+        f"{verdict(help_time < 0.3)}"
+    )
+    print(
+        f"ghl-connector catalog --json  : median {list_time * 1000:6.0f} ms  (goal < 1000 ms) "
+        f"{verdict(list_time < 1.0)}"
+    )
+    print(
+        f"ghl-connector call (1 action) : median {call_time * 1000:6.0f} ms, "
+        f"{read} of {total} GHL schema files read  (goal: 1) {verdict(read == 1)}"
+    )
+    print(
+        f"(load average {os.getloadavg()[0]:.1f}, cpu count {os.cpu_count()}, "
+        f"python {sys.version.split()[0]}, {args.runs} runs each)"
+    )
 
 
 if __name__ == "__main__":

@@ -181,6 +181,7 @@ class _Builder:
             success=tuple(spec.get("success", ())),
             options={key: spec[key] for key in _EXECUTOR_OPTIONS if key in spec},
             source=str(self.doc.file),
+            tags=tuple(spec.get("tags", ())),
         )
 
     def _check_params(
