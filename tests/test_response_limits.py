@@ -238,21 +238,38 @@ def test_limits_http_request_action_uses_the_same_limits(hostile, monkeypatch, b
     assert str(info.value).startswith(f"GET {server.url}/big {message}")
 
 
+# The call process reports its own peak RSS (VmHWM of its own address space) as it exits. The
+# ru_maxrss that wait4 gives would include the test process's own RSS, which the kernel records
+# when the forked child execs (hundreds of MB once the conformance tests have run).
+_PEAK_RSS = """
+import atexit, os, runpy, sys
+
+def _peak():
+    with open("/proc/self/status") as status, open(os.environ["PEAK_RSS_FILE"], "w") as out:
+        out.write(next(line for line in status if line.startswith("VmHWM:")).split()[1])
+
+atexit.register(_peak)
+sys.argv = ["ghl-connector", *sys.argv[1:]]
+runpy.run_module("connector", run_name="__main__")
+"""
+
+
 def _run_call(args: list[str], env: dict[str, str]) -> tuple[int, str, float, int]:
     """``python -m connector call ARGS`` as a process: status, stderr, seconds, peak RSS (KiB)."""
+    home = tempfile.mkdtemp(prefix="connector-home-")
+    peak = os.path.join(home, "peak-rss")
     full_env = {k: v for k, v in os.environ.items() if not k.startswith("CONNECTOR_")}
-    full_env.update(env, CONNECTOR_HOME=tempfile.mkdtemp(prefix="connector-home-"))
+    full_env.update(env, CONNECTOR_HOME=home, PEAK_RSS_FILE=peak)
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         started = time.monotonic()
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "connector", "call", *args],
+        proc = subprocess.run(
+            [sys.executable, "-c", _PEAK_RSS, "call", *args],
             cwd=ROOT, env=full_env, stdout=out, stderr=err, stdin=subprocess.DEVNULL,
         )  # fmt: skip
-        _, status, usage = os.wait4(proc.pid, 0)
-        proc.returncode = os.waitstatus_to_exitcode(status)
         elapsed = time.monotonic() - started
         err.seek(0)
-        return proc.returncode, err.read().decode(), elapsed, usage.ru_maxrss
+        with open(peak) as fh:
+            return proc.returncode, err.read().decode(), elapsed, int(fh.read())
 
 
 @pytest.mark.parametrize(
