@@ -196,7 +196,8 @@ def test_manifest_pack_fast_path_equals_the_checked_read():
 def test_manifest_compiled_form_is_current():
     """manifest.compiled.json is manifest.yaml's data (tools/gen_catalog.py writes both)."""
     text = (ROOT / "manifest.yaml").read_bytes()
-    assert (ROOT / COMPILED_NAME).read_text(encoding="utf-8") == compile_manifest(text)
+    current = (ROOT / COMPILED_NAME).read_text(encoding="utf-8") == compile_manifest(text)
+    assert current, f"{COMPILED_NAME} is stale: run python tools/gen_catalog.py"
 
 
 def test_manifest_stale_compiled_form_is_not_used(tmp_path):
