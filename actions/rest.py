@@ -34,7 +34,7 @@ def build_rest_request(action: Action, data: Mapping[str, Any]) -> RequestSpec:
     """
     path_values: dict[str, tuple[str, Any]] = {}
     query: list[tuple[str, str]] = []
-    headers: dict[str, str] = {}
+    headers: dict[str, str] = dict(action.options.get("headers", {}))
     body: dict[str, Any] = {}
     places = {p.name: p for p in action.params}
     for name, value in data.items():
@@ -51,7 +51,8 @@ def build_rest_request(action: Action, data: Mapping[str, Any]) -> RequestSpec:
             body[param.wire_name] = value
     json_body = body if action.body else None
     path = fill_path(action.path, path_values, action_id=action.id)
-    return RequestSpec(action.method, path, tuple(query), json_body, headers)
+    form = action.options.get("body", "json")
+    return RequestSpec(action.method, path, tuple(query), json_body, headers, form)
 
 
 class RestExecutor:

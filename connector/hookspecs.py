@@ -152,6 +152,8 @@ class Action:
     """Settings of the action's executor, by kind (e.g. ``{"graphql": {"document": ...}}``)."""
     source: str = ""
     """Where the action was declared (a manifest file or a plugin module), for error messages."""
+    tags: tuple[str, ...] = ()
+    """Its groups in the app's own documentation (GHL's spec tags); ``catalog --tag`` filters."""
 
 
 @dataclass(frozen=True, slots=True)

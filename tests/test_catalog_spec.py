@@ -13,10 +13,19 @@ import pytest
 import yaml
 from jsonschema import Draft202012Validator
 
+from connector.documents.compiled import COMPILED_NAME
+
 REPO = Path(__file__).parents[1]
 SPEC = Path(__file__).parents[1].parent / "shared/ghl-openapi/apps/contacts.json"
 SCHEMAS = REPO / "schemas"
 ACTION_SCHEMAS = sorted((SCHEMAS / "actions").glob("ghl.*.json"))
+CONTACT_SCHEMAS = [
+    SCHEMAS / a["schema"].removeprefix("schemas/")
+    for a in yaml.safe_load((REPO / "manifest.yaml").read_text(encoding="utf-8"))[
+        "actions"
+    ].values()
+    if a.get("spec") == "contacts"
+]
 NO_SPEC = f"official spec not found at {SPEC} (checkout ../shared next to the repo)"
 
 # Where the spec is silent or wrong and the catalog says more; docs/catalog.md explains each.
@@ -26,8 +35,13 @@ BULK_SCOPE_EXCEPTION = {  # the spec declares no security for these; the catalog
 }
 HAND_WRITTEN_INPUTS = {  # input name -> where it goes, for inputs the spec does not declare
     "ghl.contacts.search": {
-        "locationId": "body", "pageLimit": "body", "page": "body", "searchAfter": "body",
-        "filters": "body", "sort": "body", "query": "body",
+        "locationId": "body",
+        "pageLimit": "body",
+        "page": "body",
+        "searchAfter": "body",
+        "filters": "body",
+        "sort": "body",
+        "query": "body",
     },
     "ghl.tags.bulk_update": {"type": "path"},
 }
@@ -72,6 +86,8 @@ def manifest() -> dict[str, Any]:
     # are checked by their own tests (tests/test_superphone.py, ...).
     for key in ("actions", "triggers"):
         data[key] = {k: v for k, v in data.get(key, {}).items() if k.startswith("ghl.")}
+    # This file checks the Contacts spec in depth; all specs: tests/test_catalog_conformance.py.
+    data["actions"] = {k: v for k, v in data["actions"].items() if v.get("spec") == "contacts"}
     return data
 
 
@@ -112,7 +128,8 @@ def spec_op(spec: dict[str, Any], key: tuple[str, str]) -> dict[str, Any]:
 def action_for(manifest: dict[str, Any], key: tuple[str, str]) -> tuple[str, dict[str, Any]]:
     method, path = key
     found = [
-        (aid, a) for aid, a in manifest["actions"].items()
+        (aid, a)
+        for aid, a in manifest["actions"].items()
         if a.get("method") == method and a.get("path") == path
     ]
     assert len(found) == 1, f"{method} {path}: {len(found)} actions, expected exactly one"
@@ -184,7 +201,7 @@ def test_action_schema_holds_input_and_output(path):
 
 def test_every_manifest_action_has_its_schema_file(manifest):
     """Manifest actions and schema files are the same set, named by action id."""
-    assert {f"schemas/actions/{p.name}" for p in ACTION_SCHEMAS} == {
+    assert {f"schemas/actions/{p.name}" for p in CONTACT_SCHEMAS} == {
         a["schema"] for a in manifest["actions"].values()
     }
     for aid, action in manifest["actions"].items():
@@ -291,7 +308,9 @@ def test_pagination_names_real_inputs_and_outputs(manifest):
     """Every input a pagination block names exists, and its items path is in the output."""
     paged = {aid: a for aid, a in manifest["actions"].items() if "pagination" in a}
     assert set(paged) == {
-        "ghl.contacts.list", "ghl.contacts.search", "ghl.contacts.list_by_business"
+        "ghl.contacts.list",
+        "ghl.contacts.search",
+        "ghl.contacts.list_by_business",
     }
     for aid, action in paged.items():
         page = action["pagination"]
@@ -300,8 +319,10 @@ def test_pagination_names_real_inputs_and_outputs(manifest):
         names += [page[k] for k in ("page", "offset") if k in page]
         assert set(names) <= set(schema["input"]["properties"]), aid
         for dotted in [page["items"], *(v for v in page.get("next", {}).values())]:
-            node = schema["output"] if not dotted.startswith("$last.") else (
-                schema["output"]["properties"][page["items"]]["items"]
+            node = (
+                schema["output"]
+                if not dotted.startswith("$last.")
+                else (schema["output"]["properties"][page["items"]]["items"])
             )
             for part in dotted.removeprefix("$last.").split("."):
                 node = node["properties"][part]
@@ -327,13 +348,14 @@ def generated(tmp_path_factory) -> Path:
 def run_generator(out: Path) -> None:
     """Run tools/gen_catalog.py as its own process, writing under ``out``."""
     script = REPO / "tools" / "gen_catalog.py"
-    cmd = [sys.executable, str(script), "--spec", str(SPEC), "--out", str(out)]
+    cmd = [sys.executable, str(script), "--specs", str(SPEC.parent), "--out", str(out)]
     done = subprocess.run(cmd, capture_output=True, text=True, check=False)
     assert done.returncode == 0, done.stderr
 
 
 def tree(root: Path) -> dict[str, bytes]:
-    files = [root / "manifest.yaml", *sorted((root / "schemas/actions").glob("ghl.*.json"))]
+    files = [root / "manifest.yaml", root / COMPILED_NAME]
+    files += sorted((root / "schemas/actions").glob("ghl.*.json"))
     return {f.relative_to(root).as_posix(): f.read_bytes() for f in files}
 
 
@@ -356,13 +378,19 @@ DOCUMENTED_RESPONSES = {  # GHL's documented answers for the operations the spec
     "ghl.contacts.search": [
         {"contacts": [], "total": 0},
         {
-            "contacts": [{
-                "id": "102goXVW3lIExEQPOnd3", "locationId": "502goXVW3lIExEQPOnd3",
-                "firstNameLowerCase": "john", "email": "john@example.com", "dnd": False,
-                "tags": ["tag-1"], "customFields": [{"id": "MgobCB14YMVKuE4Ka8p1", "value": "x"}],
-                "dateUpdated": "2024-06-06T18:54:57.221Z",
-                "searchAfter": [1717700097221, "102goXVW3lIExEQPOnd3"],
-            }],
+            "contacts": [
+                {
+                    "id": "102goXVW3lIExEQPOnd3",
+                    "locationId": "502goXVW3lIExEQPOnd3",
+                    "firstNameLowerCase": "john",
+                    "email": "john@example.com",
+                    "dnd": False,
+                    "tags": ["tag-1"],
+                    "customFields": [{"id": "MgobCB14YMVKuE4Ka8p1", "value": "x"}],
+                    "dateUpdated": "2024-06-06T18:54:57.221Z",
+                    "searchAfter": [1717700097221, "102goXVW3lIExEQPOnd3"],
+                }
+            ],
             "total": 1,
         },
     ],

@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import textwrap
 
 import pytest
+from conftest import ROOT
 
+from connector.documents.compiled import COMPILED_NAME, compile_manifest, read_pack_manifest
+from connector.documents.lazyschema import SchemaFile, plain
 from connector.documents.manifest import load_manifest, pack_manifest
 from connector.errors import DocumentError
 
@@ -45,10 +50,11 @@ apps:
 
 
 def test_manifest_pack_builds_every_ghl_action():
-    """The shipped manifest loads, and declares the 32 GHL Contacts actions with schemas."""
+    """The shipped manifest loads, and declares GHL's 576 actions (32 of Contacts) with schemas."""
     manifest = pack_manifest()
     ghl = [a for a in manifest.actions.values() if a.app == "ghl"]
-    assert len(ghl) == 32
+    assert len(ghl) == 576
+    assert len([a for a in ghl if a.operation and a.path.startswith("/contacts/")]) == 32
     get = manifest.actions["ghl.contacts.get"]
     assert (get.method, get.path, get.scopes) == (
         "GET",
@@ -171,3 +177,83 @@ actions:
         match=r"manifest.yaml:10:13: actions.demo.things.get.schema: .*nope.json: cannot read schema",
     ):
         load_manifest(path)
+
+
+def test_manifest_pack_fast_path_equals_the_checked_read():
+    """The pack's manifest as every process reads it (compiled JSON, schemas on first use)
+    equals the guarded, positioned read with every action's params checked against its input."""
+    checked = load_manifest(ROOT / "manifest.yaml", schema_root=ROOT, check_schemas=False)
+    fast = pack_manifest()
+    assert fast.apps == checked.apps
+    assert list(fast.actions) == list(checked.actions)
+    assert list(fast.triggers) == list(checked.triggers)
+    for key, action in checked.actions.items():
+        assert fast.actions[key] == action, key  # schemas compared too: each is read here
+    for key, trigger in checked.triggers.items():
+        assert fast.triggers[key] == trigger, key
+
+
+def test_manifest_compiled_form_is_current():
+    """manifest.compiled.json is manifest.yaml's data (tools/gen_catalog.py writes both)."""
+    text = (ROOT / "manifest.yaml").read_bytes()
+    current = (ROOT / COMPILED_NAME).read_text(encoding="utf-8") == compile_manifest(text)
+    assert current, f"{COMPILED_NAME} is stale: run python tools/gen_catalog.py"
+
+
+def test_manifest_stale_compiled_form_is_not_used(tmp_path):
+    """An edited manifest.yaml is read as YAML, not shadowed by its old compiled form."""
+    (tmp_path / "manifest.yaml").write_text(APP, encoding="utf-8")
+    (tmp_path / COMPILED_NAME).write_text(compile_manifest(APP.encode()), encoding="utf-8")
+    assert read_pack_manifest(tmp_path / "manifest.yaml").data["apps"]["demo"]["title"] == "Demo"
+    edited = APP.replace("title: Demo", "title: Edited")
+    (tmp_path / "manifest.yaml").write_text(edited, encoding="utf-8")
+    assert read_pack_manifest(tmp_path / "manifest.yaml").data["apps"]["demo"]["title"] == "Edited"
+    (tmp_path / COMPILED_NAME).write_text("{not json", encoding="utf-8")
+    assert read_pack_manifest(tmp_path / "manifest.yaml").data["apps"]["demo"]["title"] == "Edited"
+
+
+LAZY_PROBE = """
+import json, sys
+from connector.catalog import build_catalog
+from connector.documents.schema import schemas_read
+from connector.runtime import Runtime, Settings
+
+def ghl():
+    return [name for name in schemas_read() if name.startswith("actions/ghl.")]
+
+catalog = build_catalog()
+listed = ghl()
+with Runtime(catalog, Settings(), auth=lambda app, action: None) as runtime:
+    runtime.dry_run("ghl.contacts.get", {"contactId": "c1"})
+print(json.dumps({"actions": len(catalog.actions), "listed": listed, "called": ghl()}))
+"""
+
+
+def test_manifest_pack_schemas_are_read_on_first_use():
+    """Building the catalog reads no GHL action schema; calling one action reads its own only
+    (a fresh process: this one may have read them all)."""
+    done = subprocess.run(
+        [sys.executable, "-c", LAZY_PROBE], cwd=ROOT, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    found = json.loads(done.stdout)
+    assert found["actions"] > 576
+    assert found["listed"] == []
+    assert found["called"] == ["actions/ghl.contacts.get.json"]
+
+
+def test_manifest_lazy_schema_reads_its_file_once():
+    """The input and output parts of one schema file share one read, on first access."""
+    reads = []
+
+    def load():
+        reads.append(1)
+        return SCHEMA
+
+    file = SchemaFile(load)
+    given, answer = file.part("input"), file.part("output")
+    assert reads == [] and not given.loaded
+    assert given["required"] == ["thingId"] and reads == [1]
+    assert dict(answer) == {"type": "object"} and reads == [1]
+    assert plain(given) is plain(given) and json.dumps(plain(answer)) == '{"type": "object"}'
+    assert file.part("missing") == {}

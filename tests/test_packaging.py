@@ -92,5 +92,5 @@ def test_packaging_wheel_installs_and_runs_catalog(wheel, tmp_path):
         for row in json.loads(result.stdout)
         if row["app"] == "ghl" and row["kind"] == "action"
     }
-    assert len(ids) == 32
+    assert len(ids) == 576
     assert "ghl.contacts.search" in ids

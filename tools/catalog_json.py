@@ -13,9 +13,29 @@ from typing import Any
 DRAFT = "https://json-schema.org/draft/2020-12/schema"
 
 KEY_ORDER = (
-    "$schema", "$id", "title", "description", "type", "const", "enum", "format", "pattern",
-    "minLength", "maxLength", "minimum", "maximum", "minItems", "maxItems", "default",
-    "properties", "required", "additionalProperties", "items", "anyOf", "oneOf", "allOf",
+    "$schema",
+    "$id",
+    "title",
+    "description",
+    "type",
+    "const",
+    "enum",
+    "format",
+    "pattern",
+    "minLength",
+    "maxLength",
+    "minimum",
+    "maximum",
+    "minItems",
+    "maxItems",
+    "default",
+    "properties",
+    "required",
+    "additionalProperties",
+    "items",
+    "anyOf",
+    "oneOf",
+    "allOf",
     "examples",
 )
 

@@ -16,9 +16,18 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from catalog_json import DRAFT, CatalogError, Json, apply_fix, load_json, ordered
+from catalog_report import Report
 
 TRIGGER_KEYS = (
-    "title", "description", "kind", "event", "scopes", "schema", "action", "cursor", "dedupe",
+    "title",
+    "description",
+    "kind",
+    "event",
+    "scopes",
+    "schema",
+    "action",
+    "cursor",
+    "dedupe",
     "enrich",
 )
 _MISSING = object()
@@ -185,6 +194,7 @@ def build_triggers(
     events: Path,
     actions: Mapping[str, Json],
     action_schemas: Mapping[str, Json],
+    report: Report,
 ) -> tuple[dict[str, Json], dict[str, Json]]:
     """Return the manifest's trigger entries by id and their schema documents by file name.
 

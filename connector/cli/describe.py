@@ -7,6 +7,7 @@ import textwrap
 from collections.abc import Mapping
 from typing import Any
 
+from connector.documents.lazyschema import plain
 from connector.documents.sample import sample
 from connector.hookspecs import Action, Trigger
 
@@ -50,8 +51,8 @@ def describe_action(action: Action) -> tuple[str, dict[str, Any]]:
         "use_instead": action.use_instead,
         "params": {p.name: p.location for p in action.params},
         "pagination": action.pagination,
-        "input_schema": action.input_schema,
-        "output_schema": action.output_schema,
+        "input_schema": plain(action.input_schema),
+        "output_schema": plain(action.output_schema),
         "example_input": example,
     }
     return "\n".join(lines) + "\n", data
@@ -75,7 +76,7 @@ def describe_trigger(trigger: Trigger) -> tuple[str, dict[str, Any]]:
         "title": trigger.title,
         "event": trigger.event,
         "scopes": list(trigger.scopes),
-        "payload_schema": trigger.payload_schema,
+        "payload_schema": plain(trigger.payload_schema),
         "example_event": example,
     }
     return "\n".join(lines) + "\n", data

@@ -227,15 +227,14 @@ class HttpClient:
         headers = self._headers.copy()
         if request.headers:
             headers.update(request.headers)
-        content = None
-        if request.json is not None:
-            content = json.dumps(request.json, ensure_ascii=False, separators=(",", ":"))
-            headers["Content-Type"] = "application/json"
+        content, kind = request.body()
+        if kind is not None:
+            headers["Content-Type"] = kind
         return httpx.Request(
             request.method.upper(),
             request.wire_url(self._base),
             headers=headers,
-            content=content.encode() if content is not None else None,
+            content=content,
             extensions={"timeout": self._timeouts},
         )
 

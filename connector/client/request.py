@@ -8,15 +8,19 @@ Credentials are never part of a RequestSpec: the HTTP layer adds them when sendi
 
 from __future__ import annotations
 
+import base64
+import json
+import mimetypes
 import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote, unquote, urlencode
 
 import httpx
 
-from connector.errors import InputError, Location, Problem
+from connector.errors import ConnectorError, InputError, Location, Problem
 
 __all__ = ["Reply", "RequestSpec", "fill_path", "path_segment"]
 
@@ -34,6 +38,7 @@ class RequestSpec:
     :param query: query parameters in order; values are strings.
     :param json: the JSON body, or ``None`` for no body.
     :param headers: non-secret headers the app or action declares (e.g. ``Version``).
+    :param form: how ``json`` (the body fields) is encoded: ``json``, ``multipart`` or ``form``.
     """
 
     method: str
@@ -41,6 +46,7 @@ class RequestSpec:
     query: tuple[tuple[str, str], ...] = ()
     json: Any = None
     headers: Mapping[str, str] = field(default_factory=dict)
+    form: str = "json"
 
     @property
     def target(self) -> str:
@@ -60,18 +66,72 @@ class RequestSpec:
         """
         return httpx.URL(base_url.rstrip("/") + self.target)
 
+    def body(self) -> tuple[bytes | None, str | None]:
+        """The encoded body and its Content-Type (``None, None`` without a body).
+
+        ``multipart`` sends each file input (``{filename, content_base64 | path}``,
+        docs/catalog.md "File uploads") as a file part and every other field as text;
+        ``form`` sends the fields URL-encoded; ``json`` one JSON object.
+        """
+        if self.json is None:
+            return None, None
+        if self.form == "json":
+            text = json.dumps(self.json, ensure_ascii=False, separators=(",", ":"))
+            return text.encode(), "application/json"
+        fields = {k: _field_text(v) for k, v in self.json.items() if not _is_file(v)}
+        if self.form == "form":
+            return urlencode(fields).encode(), "application/x-www-form-urlencoded"
+        files = {k: _file_part(k, v) for k, v in self.json.items() if _is_file(v)}
+        encoded = httpx.Request("POST", "http://body.invalid/", data=fields, files=files)
+        return encoded.read(), encoded.headers["Content-Type"]
+
     def with_query(self, **values: str) -> RequestSpec:
         """A copy with the given query parameters set (replacing same-named ones)."""
         kept = tuple((k, v) for k, v in self.query if k not in values)
         return RequestSpec(
-            self.method, self.path, kept + tuple(values.items()), self.json, self.headers
+            self.method,
+            self.path,
+            kept + tuple(values.items()),
+            self.json,
+            self.headers,
+            self.form,
         )
 
     def with_json(self, **values: Any) -> RequestSpec:
         """A copy whose JSON body has the given properties set."""
         body = dict(self.json or {})
         body.update(values)
-        return RequestSpec(self.method, self.path, self.query, body, self.headers)
+        return RequestSpec(self.method, self.path, self.query, body, self.headers, self.form)
+
+
+def _is_file(value: Any) -> bool:
+    return isinstance(value, Mapping) and "filename" in value
+
+
+def _field_text(value: Any) -> str:
+    """A form field's text: strings as they are, booleans lower-case, the rest as JSON."""
+    if isinstance(value, str):
+        return value
+    return json.dumps(value, ensure_ascii=False)
+
+
+def _file_part(name: str, value: Mapping[str, Any]) -> tuple[str, bytes, str]:
+    """``(filename, bytes, content type)`` of a file input.
+
+    :raises ConnectorError: neither ``content_base64`` nor a readable ``path`` is given.
+    """
+    filename = str(value["filename"])
+    kind = value.get("content_type") or mimetypes.guess_type(filename)[0]
+    try:
+        if "content_base64" in value:
+            data = base64.b64decode(value["content_base64"], validate=True)
+        elif "path" in value:
+            data = Path(value["path"]).read_bytes()
+        else:
+            raise ConnectorError(f"input {name!r}: give content_base64 or path for {filename!r}")
+    except (OSError, ValueError) as exc:
+        raise ConnectorError(f"input {name!r}: cannot read the file: {exc}") from None
+    return filename, data, kind or "application/octet-stream"
 
 
 def fill_path(template: str, values: Mapping[str, Any], *, action_id: str) -> str:

@@ -1,10 +1,15 @@
 """Reading a manifest (``manifest.yaml``) into App, Action and Trigger descriptors.
 
-The staged pipeline: read the YAML with positions (:mod:`connector.documents.document`), validate it
-against ``schemas/manifest.schema.json``, then build frozen descriptors, loading each action's
-schema file. Consistency checks that JSON Schema cannot express (every input placed, every
-path placeholder filled, no two inputs on the same wire name) are reported with the line of
-the action that breaks them.
+The staged pipeline: read the YAML with positions (:mod:`connector.documents.document`),
+validate it against ``schemas/manifest.schema.json``, then build frozen descriptors, loading
+each action's schema file. Consistency checks that JSON Schema cannot express (every input
+placed, every path placeholder filled, no two inputs on the same wire name) are reported with
+the line of the action that breaks them.
+
+The pack's own manifest (:func:`pack_manifest`, checked in full by the test suite) takes a
+fast path: its compiled JSON form is read instead of the YAML, without positions
+(:mod:`connector.documents.compiled`), and each schema file is read the first time its
+action's schemas are looked at (:mod:`connector.documents.lazyschema`).
 """
 
 from __future__ import annotations
@@ -16,7 +21,9 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+from connector.documents.compiled import read_pack_manifest
 from connector.documents.document import Document, load_yaml_file
+from connector.documents.lazyschema import SchemaFile
 from connector.documents.schema import compile_validator, load_schema, raise_for_document
 from connector.errors import DocumentError, Problem
 from connector.hookspecs import Action, App, Param, RateLimit, Trigger, Webhooks
@@ -26,7 +33,7 @@ __all__ = ["Manifest", "load_manifest", "pack_manifest"]
 
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 _PLACEHOLDER = re.compile(r"\{([^{}]+)\}")
-_EXECUTOR_OPTIONS = ("graphql", "verify")
+_EXECUTOR_OPTIONS = ("graphql", "verify", "headers", "body")
 """Manifest keys that configure how an action runs; they reach the runtime as ``Action.options``."""
 
 
@@ -44,35 +51,48 @@ class Manifest:
 def pack_manifest() -> Manifest:
     """The pack's own manifest (built-in apps, actions and triggers), read once."""
     root = pack_root()
-    # The pack's own schemas are checked against the meta-schema by its test suite; checking
-    # them again at every start would cost a second of start-up.
-    return load_manifest(root / "manifest.yaml", schema_root=root, check_schemas=False)
+    # The pack's own manifest and schemas are checked in full by its test suite
+    # (tests/test_manifest.py, tests/test_contracts.py); reading the YAML with positions and
+    # 576 schema files at every start would cost each process over a second.
+    return load_manifest(root / "manifest.yaml", schema_root=root, trusted=True)
 
 
 def load_manifest(
-    path: Path, *, schema_root: Path | None = None, check_schemas: bool = True
+    path: Path,
+    *,
+    schema_root: Path | None = None,
+    check_schemas: bool = True,
+    trusted: bool = False,
 ) -> Manifest:
     """Read, validate and build the manifest at ``path``.
 
     :param schema_root: folder that the manifest's ``schema:`` paths are relative to
         (default: the manifest's own folder).
     :param check_schemas: check each schema file against the JSON Schema meta-schema.
+    :param trusted: the pack's own manifest, checked by its tests: read from its compiled
+        JSON form when that is current (without positions or validation), its params not
+        checked against the inputs, and each schema file read the first time something looks
+        at its action's schemas.
     :raises DocumentError: listing every problem, each at its file:line:col.
     """
-    doc = load_yaml_file(path)
-    validator = compile_validator(
-        load_schema("manifest.schema.json"), source="manifest.schema.json", fast=False
-    )
-    raise_for_document(validator, doc)
-    builder = _Builder(doc, schema_root or path.parent, check_schemas)
+    if trusted:
+        doc = read_pack_manifest(path)
+    else:
+        doc = load_yaml_file(path)
+        validator = compile_validator(
+            load_schema("manifest.schema.json"), source="manifest.schema.json", fast=False
+        )
+        raise_for_document(validator, doc)
+    builder = _Builder(doc, schema_root or path.parent, check_schemas, lazy=trusted)
     return builder.build()
 
 
 class _Builder:
-    def __init__(self, doc: Document, root: Path, check_schemas: bool) -> None:
+    def __init__(self, doc: Document, root: Path, check_schemas: bool, *, lazy: bool) -> None:
         self.doc = doc
         self.root = root
         self.check_schemas = check_schemas
+        self.lazy = lazy
         self.found: list[Problem] = []
 
     def build(self) -> Manifest:
@@ -100,10 +120,14 @@ class _Builder:
     def _problem(self, path: tuple[str | int, ...], message: str) -> None:
         self.found.append(Problem(self.doc.locate(path), message))
 
-    def _schema(self, where: tuple[str, ...], relative: str) -> dict[str, Any] | None:
+    def _schema(self, where: tuple[str, ...], relative: str) -> SchemaFile | None:
+        """The schema file at ``relative``: read (and checked) now, or read on first use."""
+        schema_id, folder = str(Path(relative).relative_to("schemas")), self.root / "schemas"
+        if self.lazy:
+            return SchemaFile(lambda: load_schema(schema_id, folder))
         path = self.root / relative
         try:
-            schema = load_schema(str(Path(relative).relative_to("schemas")), self.root / "schemas")
+            schema = load_schema(schema_id, folder)
         except DocumentError as exc:
             self._problem((*where, "schema"), f"{path}: {exc.problems[0].message}")
             return None
@@ -113,7 +137,12 @@ class _Builder:
             except DocumentError as exc:
                 self._problem((*where, "schema"), str(exc))
                 return None
-        return schema
+        return SchemaFile(lambda: schema)
+
+    def _part(self, schema: SchemaFile, name: str) -> Mapping[str, Any]:
+        """A part of an action's or trigger's schema: a plain dict, or lazy when trusted."""
+        part = schema.part(name)
+        return part if self.lazy else part.resolve()
 
     def _action(self, key: str, spec: Mapping[str, Any], apps: Mapping[str, App]) -> Action | None:
         where = ("actions", key)
@@ -124,18 +153,18 @@ class _Builder:
         schema = self._schema(where, spec["schema"])
         if schema is None:
             return None
-        props = schema.get("properties", {})
-        input_schema, output_schema = props.get("input", {}), props.get("output", {})
         method = spec.get("method", "POST" if spec.get("kind") == "graphql" else "GET")
         params = tuple(_param(name, raw) for name, raw in spec.get("params", {}).items())
-        body = spec.get("body", "json" if method in _BODY_METHODS else "none") == "json"
-        self._check_params(where, spec, input_schema, params, body)
+        body = spec.get("body", "json" if method in _BODY_METHODS else "none") != "none"
+        input_schema = self._part(schema, "input")
+        if not self.lazy:
+            self._check_params(where, spec, input_schema, params, body)
         return Action(
             id=key,
             app=app,
             title=spec["title"],
             input_schema=input_schema,
-            output_schema=output_schema,
+            output_schema=self._part(schema, "output"),
             method=method,
             path=spec.get("path", "/"),
             kind=spec.get("kind", "http"),
@@ -152,6 +181,7 @@ class _Builder:
             success=tuple(spec.get("success", ())),
             options={key: spec[key] for key in _EXECUTOR_OPTIONS if key in spec},
             source=str(self.doc.file),
+            tags=tuple(spec.get("tags", ())),
         )
 
     def _check_params(
@@ -197,23 +227,22 @@ class _Builder:
         if app not in apps:
             self._problem(where, f"trigger {key!r} belongs to unknown app {app!r}")
             return None
-        schema: Mapping[str, Any] = {}
+        schema = SchemaFile(dict)
         if "schema" in spec:
-            loaded = self._schema(where, spec["schema"])
-            if loaded is None:
+            found = self._schema(where, spec["schema"])
+            if found is None:
                 return None
-            schema = loaded
-        props = schema.get("properties", {})
+            schema = found
         return Trigger(
             id=key,
             app=app,
             title=spec["title"],
             kind=spec["kind"],
-            payload_schema=props.get("payload", {}),
+            payload_schema=self._part(schema, "payload"),
             event=spec.get("event"),
             description=spec.get("description", ""),
             scopes=tuple(spec.get("scopes", ())),
-            options_schema=props.get("with", {}),
+            options_schema=self._part(schema, "with"),
             action=spec.get("action"),
             cursor=spec.get("cursor"),
             dedupe=tuple(spec.get("dedupe", ())),

@@ -24,6 +24,7 @@ from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError, ValidationError
 
 from connector.documents.document import Document, JsonPath, pointer
+from connector.documents.lazyschema import plain
 from connector.errors import DocumentError, Location, Problem
 from connector.pack import pack_root
 
@@ -37,6 +38,7 @@ __all__ = [
     "problems",
     "raise_for_document",
     "to_problem",
+    "schemas_read",
 ]
 
 
@@ -45,9 +47,18 @@ def load_schema(schema_id: str, root: Path | None = None) -> dict[str, Any]:
     return _load(schema_id, root or pack_root() / "schemas")
 
 
+_READ: list[str] = []
+
+
+def schemas_read() -> tuple[str, ...]:
+    """The schema files this process has read so far, by ``$id`` (each is read once)."""
+    return tuple(_READ)
+
+
 @cache
 def _load(schema_id: str, root: Path) -> dict[str, Any]:
     path = root / schema_id
+    _READ.append(schema_id)
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except OSError as exc:
@@ -78,6 +89,7 @@ class Validator:
     __slots__ = ("_fast", "_full")
 
     def __init__(self, schema: Mapping[str, Any], *, fast: bool = True) -> None:
+        schema = plain(schema)
         self._full = Draft202012Validator(
             schema, format_checker=Draft202012Validator.FORMAT_CHECKER
         )
@@ -126,6 +138,7 @@ def compile_validator(
     :param fast: compile the fastjsonschema pre-check; a schema that checks a few documents
         once each (manifests) gains nothing from it and pays its compile time and memory.
     """
+    schema = plain(schema)
     if check:
         try:
             Draft202012Validator.check_schema(schema)
