@@ -16,6 +16,7 @@ import pytest
 from conftest import ROOT, SHARED
 from jsonschema import Draft202012Validator
 
+from actions.rest import build_rest_request
 from connector.catalog import build_catalog
 from connector.documents.sample import sample
 from connector.runtime import Runtime
@@ -92,7 +93,7 @@ def test_minimal_request_is_valid_against_official_spec(action_id):
         pytest.skip("the spec does not declare a path parameter it uses (in the report)")
     with Runtime(CATALOG) as runtime:
         data = runtime.prepare_input(action, sample(action.input_schema, required_only=True))
-        request = runtime.build_request(action, data)
+        request = build_rest_request(action, data)
     headers = {"Authorization": "Bearer test", **CATALOG.app("ghl").headers, **request.headers}
     content, kind = request.body()
     if kind is not None:
