@@ -13,8 +13,8 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
     from pathlib import Path
 
-    from connector.cli.servesandbox import PartnerSandbox
     from connector.hookspecs import AuthProvider
+    from connector.sandbox.partners import PartnerSandbox
     from connector.sandbox.server import SandboxServer
     from connector.service.options import ServeOptions
 
