@@ -11,9 +11,10 @@ The whole call (redirects included) is held to :class:`~connector.client.limits.
 the same total deadline and decoded-body cap as every other outgoing call.
 
 The output is ``{status, headers, json, text}``. A 4xx/5xx answer raises
-:class:`~connector.errors.RemoteError` unless the input sets ``accept_errors``. httpx
-exceptions are translated here (this module sends its own requests, outside
-:class:`connector.client.httpclient.HttpClient`, because it must see redirects and pin addresses).
+:class:`~connector.errors.RemoteError` unless the input sets ``accept_errors``. This module
+sends its own requests, outside :class:`connector.client.httpclient.HttpClient`, because it must
+see redirects and pin addresses; httpx exceptions are translated by the same
+:func:`~connector.client.failure.mapped_failures`.
 """
 
 from __future__ import annotations
@@ -28,9 +29,9 @@ from typing import TYPE_CHECKING, Any
 import httpx
 
 from connector.auth.redaction import is_secret_name
+from connector.client.failure import mapped_failures
 from connector.client.limits import (
     MAX_BODY,
-    BodyTooLarge,
     DeadlineExceeded,
     DeadlineWatch,
     ResponseLimits,
@@ -45,7 +46,6 @@ from connector.errors import (
     Problem,
     RateLimitError,
     RemoteError,
-    ResponseLimitError,
 )
 
 if TYPE_CHECKING:
@@ -236,9 +236,15 @@ def _build(
 
 @contextmanager
 def _map_httpx_errors(hop: _Hop, exchange: _Exchange) -> Iterator[None]:
-    """Translate httpx exceptions (other than a refused connection) into RemoteError."""
-    method, url = hop.method, safe_url(hop.url)
-    try:
+    """Translate httpx exceptions (:func:`~connector.client.failure.mapped_failures`), those
+    raised after the deadline's watch fired as the deadline."""
+    with mapped_failures(
+        hop.method,
+        safe_url(hop.url),
+        timeout=exchange.timeout,
+        max_body=exchange.limits.max_body,
+        deadline_seconds=exchange.seconds,
+    ):
         try:
             yield
         except httpx.HTTPError as exc:
@@ -246,25 +252,6 @@ def _map_httpx_errors(hop: _Hop, exchange: _Exchange) -> Iterator[None]:
             if explained is exc:
                 raise
             raise explained from exc
-    except BodyTooLarge as exc:
-        max_body = exchange.limits.max_body
-        raise ResponseLimitError.too_large(method, url, exc.status, max_body) from None
-    except DeadlineExceeded:
-        raise ResponseLimitError.too_slow(method, url, exchange.seconds) from None
-    except httpx.TimeoutException as exc:
-        raise RemoteError(
-            f"{method} {url} -> timed out after {exchange.timeout:g}s", method=method, url=url
-        ) from exc
-    except httpx.TransportError as exc:
-        if isinstance(exc, httpx.ConnectError):
-            raise
-        raise RemoteError(
-            f"{method} {url} -> connection lost ({type(exc).__name__})", method=method, url=url
-        ) from exc
-    except (httpx.HTTPError, httpx.InvalidURL) as exc:
-        raise RemoteError(
-            f"{method} {url} -> {type(exc).__name__}: {exc}", method=method, url=url
-        ) from exc
 
 
 def _redirect(hop: _Hop, status: int, location: str) -> _Hop:

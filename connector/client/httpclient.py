@@ -1,13 +1,14 @@
 """The HTTP client of the connector: sends a RequestSpec with limits and retries, maps httpx errors.
 
-One :class:`HttpClient` (one ``httpx.Client`` on httpx's own pooled transport, through the
-proxy the environment names for the app's URL if any) serves one app. It builds the
-``httpx.Request`` itself (the client's URL and header merging is not needed for one base URL).
+One :class:`HttpClient` (one pooled ``httpx.HTTPTransport``, httpx's own, through the proxy the
+environment names for the app's URL if any) serves one app. It builds each ``httpx.Request``
+itself and hands it to the transport (``httpx.Client``'s URL merging, cookie jar, hooks and
+redirect loop are not needed for one base URL).
 :meth:`HttpClient.send` waits on the rate limiter before every attempt, retries what is safe to
 retry, and turns every failure into a :class:`~connector.errors.RemoteError` whose message never
 holds a header or a token (httpx exceptions through
 :func:`~connector.client.failure.mapped_failures`, shared with the generic action). Cookies a
-server sets are not kept.
+server sets are not kept, redirects not followed.
 
 What is retried (with the backoff of :class:`~connector.client.retry.RetryPolicy`):
 
@@ -31,7 +32,6 @@ import time
 import urllib.request
 from collections.abc import Mapping
 from contextlib import AbstractContextManager, nullcontext
-from http.cookiejar import CookieJar, DefaultCookiePolicy
 from types import TracebackType
 
 import httpx
@@ -98,20 +98,14 @@ class HttpClient:
             raise ConnectorError(f"{base_url}: the app's headers set {own!r} {_FRAMING_WHY}")
         self._headers = httpx.Headers(_DEFAULT_HEADERS)
         self._headers.update(headers or {})
-        self._client = httpx.Client(
-            transport=_transport(base_url),
-            timeout=timeout,
-            follow_redirects=False,
-            trust_env=False,  # the proxy was chosen for base_url above
-            cookies=_no_cookies(),
-        )
+        self._transport = _transport(base_url)
 
     def __repr__(self) -> str:
         return f"HttpClient(base_url={self.base_url!r})"
 
     def close(self) -> None:
         """Close the pooled connections."""
-        self._client.close()
+        self._transport.close()
 
     def __enter__(self) -> HttpClient:
         return self
@@ -194,8 +188,19 @@ class HttpClient:
             return self._authenticated(built, auth, instant)
 
     def _exchange(self, request: httpx.Request, instant: float) -> httpx.Response:
-        """Send one httpx request and read its body under the limits."""
-        response = self._client.send(request, stream=True)
+        """Send one httpx request and read its body under the limits.
+
+        Straight to the transport: ``httpx.Client.send`` would add its cookie jar, auth and
+        redirect loops and hooks, none of which one app's client needs (redirects are not
+        followed, cookies not kept, auth runs in :meth:`_authenticated`); they cost about a
+        quarter of a call's CPU (see ``bench/bench_runtime.py`` in ``docs/architecture.md``).
+        """
+        try:
+            response = self._transport.handle_request(request)
+        except httpx.HTTPError as exc:
+            exc.request = request  # as httpx.Client does: errors name their host
+            raise
+        response.request = request
         return read_limited(response, max_body=self.limits.max_body, deadline=instant)
 
     def _build(self, request: RequestSpec) -> httpx.Request:
@@ -279,11 +284,6 @@ def _framing(headers: Mapping[str, str]) -> str | None:
         if name.lower() in _FRAMING:
             return name
     return None
-
-
-def _no_cookies() -> httpx.Cookies:
-    """A cookie jar that keeps nothing: no server state rides along with the credentials."""
-    return httpx.Cookies(CookieJar(policy=DefaultCookiePolicy(allowed_domains=[])))
 
 
 def _lower(headers: httpx.Headers) -> dict[str, str]:

@@ -232,7 +232,8 @@ class RateLimiter:
             assert bucket.day is not None
             resets = datetime.combine(bucket.day + timedelta(days=1), datetime.min.time())
             raise RateLimitError(
-                f"rate limit {key!r}: daily quota used up [resets at {resets:%Y-%m-%d %H:%M} UTC]"
+                f"rate limit {key!r}: daily quota used up "
+                f"[resets at {resets:%Y-%m-%d %H:%M} UTC]"
             )
 
 
