@@ -176,6 +176,43 @@ def test_limits_a_drip_ends_at_the_deadline(hostile, path, behave):
     )
 
 
+class ThenDrip(HostileServer):
+    """Answers the first request of a connection in full, then drips the next one's head."""
+
+    def __init__(self) -> None:
+        super().__init__(drip_head)
+
+    def _answer(self, conn: socket.socket) -> None:
+        if _head(conn):
+            body = b'{"contact": {"id": "c1"}}'
+            conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                         b"Content-Length: %d\r\n\r\n%s" % (len(body), body))  # fmt: skip
+        if _head(conn):
+            drip_head(conn)
+
+
+def test_limits_deadline_holds_on_a_kept_alive_connection(path):
+    """The second call reuses the first one's connection, and is still cut off at its deadline
+    (the connection is not given up for it: one connection in all)."""
+    server = ThenDrip()
+    base_url = server.url
+    if path == "proxy":
+        os.environ["HTTP_PROXY"] = server.url
+        base_url = "http://127.0.0.2:9"
+    limits, retry = ResponseLimits(deadline=2.0), RetryPolicy(attempts=1)
+    try:
+        with HttpClient(base_url=base_url, timeout=1.5, limits=limits, retry=retry) as api:
+            assert api.send(RequestSpec("GET", "/contacts/c1")).data == {"contact": {"id": "c1"}}
+            started = time.monotonic()
+            with pytest.raises(ResponseLimitError, match="no complete answer within 2s"):
+                api.send(RequestSpec("GET", "/contacts/c1"))
+            assert 1.9 <= time.monotonic() - started < 3.0
+    finally:
+        os.environ.pop("HTTP_PROXY", None)
+        server.close()
+    assert server.connections == 1
+
+
 def test_limits_default_deadline_is_four_timeouts_and_env_configures_both(monkeypatch):
     """Defaults: 10 MiB and 4x the timeout; the environment overrides; bad values are named."""
     monkeypatch.delenv("CONNECTOR_HTTP_MAX_BODY", raising=False)
