@@ -238,6 +238,21 @@ def test_wire_https_verifies_the_certificate(
             get(api)
 
 
+def test_wire_http2_is_spoken_when_the_server_picks_it(
+    serve: Callable[..., RawServer], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Over TLS the client offers HTTP/2 (ALPN); a server that picks it gets the HTTP/2 preface
+    (this raw server then hangs up: one clean error)."""
+    server_context, cert_file = self_signed(tmp_path)
+    server_context.set_alpn_protocols(["h2", "http/1.1"])
+    server = serve(lambda head: None, tls=server_context)
+    monkeypatch.setenv("SSL_CERT_FILE", str(cert_file))
+    with HttpClient(base_url=server.url, retry=RetryPolicy(attempts=1)) as api:
+        with pytest.raises(RemoteError, match=r"^GET / -> connection lost"):
+            get(api)
+    assert server.heads[0] == b"PRI * HTTP/2.0"
+
+
 def test_wire_refused_connection_names_the_reason() -> None:
     """Nobody listening: the error says so, with the address."""
     with socket.socket() as probe:
