@@ -28,6 +28,9 @@ from __future__ import annotations
 import importlib.util
 import json
 import logging
+import os
+import ssl
+import threading
 import time
 import urllib.request
 from collections.abc import Mapping
@@ -261,8 +264,26 @@ def _transport(base_url: str) -> httpx.HTTPTransport:
     hostport = url.host if url.port is None else f"{url.host}:{url.port}"
     if proxy and urllib.request.proxy_bypass(hostport):
         proxy = None
-    transport = httpx.HTTPTransport(http2=_HTTP2, limits=POOL, proxy=proxy or None)
+    transport = httpx.HTTPTransport(
+        verify=_ssl_context(), http2=_HTTP2, limits=POOL, proxy=proxy or None
+    )
     return hold_to_deadlines(transport)
+
+
+_SSL_CONTEXTS: dict[tuple[str, str], ssl.SSLContext] = {}
+_SSL_LOCK = threading.Lock()
+
+
+def _ssl_context() -> ssl.SSLContext:
+    """httpx's SSL context (certificates verified; ``SSL_CERT_FILE`` and ``SSL_CERT_DIR``
+    honoured), made once per process and shared: loading the CA bundle takes tens of
+    milliseconds and most of a megabyte, too much for every app's client."""
+    key = (os.environ.get("SSL_CERT_FILE", ""), os.environ.get("SSL_CERT_DIR", ""))
+    with _SSL_LOCK:
+        context = _SSL_CONTEXTS.get(key)
+        if context is None:
+            context = _SSL_CONTEXTS[key] = httpx.create_ssl_context()
+        return context
 
 
 _HTTP2 = importlib.util.find_spec("h2") is not None
