@@ -275,21 +275,33 @@ def test_limits_http_request_action_uses_the_same_limits(hostile, monkeypatch, b
     assert str(info.value).startswith(f"GET {server.url}/big {message}")
 
 
+_MEASURE = (
+    "import os, subprocess, sys\n"
+    "proc = subprocess.Popen(sys.argv[2:])\n"
+    "_, status, usage = os.wait4(proc.pid, 0)\n"
+    "open(sys.argv[1], 'w').write(str(usage.ru_maxrss))\n"
+    "sys.exit(os.waitstatus_to_exitcode(status))\n"
+)
+"""Runs a command and writes its peak RSS to a file. A child started straight from pytest
+would report pytest's own peak (Linux counts the parent's memory in a vfork'ed child's
+``ru_maxrss``); started from this small process, it reports its own."""
+
+
 def _run_call(args: list[str], env: dict[str, str]) -> tuple[int, str, float, int]:
     """``python -m connector call ARGS`` as a process: status, stderr, seconds, peak RSS (KiB)."""
     full_env = {k: v for k, v in os.environ.items() if not k.startswith("CONNECTOR_")}
     full_env.update(env, CONNECTOR_HOME=tempfile.mkdtemp(prefix="connector-home-"))
+    rss_file = Path(full_env["CONNECTOR_HOME"]) / "rss"
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         started = time.monotonic()
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "connector", "call", *args],
+        status = subprocess.call(
+            [sys.executable, "-c", _MEASURE, str(rss_file),
+             sys.executable, "-m", "connector", "call", *args],
             cwd=ROOT, env=full_env, stdout=out, stderr=err, stdin=subprocess.DEVNULL,
         )  # fmt: skip
-        _, status, usage = os.wait4(proc.pid, 0)
-        proc.returncode = os.waitstatus_to_exitcode(status)
         elapsed = time.monotonic() - started
         err.seek(0)
-        return proc.returncode, err.read().decode(), elapsed, usage.ru_maxrss
+        return status, err.read().decode(), elapsed, int(rss_file.read_text())
 
 
 @pytest.mark.parametrize(
