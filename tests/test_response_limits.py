@@ -2,9 +2,9 @@
 
 A tiny hostile server on 127.0.0.1 (threads and sockets) serves an endless chunked body, an
 endless close-delimited body, a gzip bomb, and a one-byte-a-second drip (in the body and in the
-head). Every outgoing path is tried: the keep-alive transport, httpx's own transport (used when a
-proxy is set: the hostile server plays the proxy), the generic ``http.request`` action, and the
-``call`` command as a real process. Each must fail with ResponseLimitError by its deadline,
+head). Every outgoing path is tried: HttpClient straight to the server and through a proxy (the
+hostile server plays the proxy), the generic ``http.request`` action, and the ``call`` command as
+a real process. Each must fail with ResponseLimitError by its deadline,
 with memory bounded by the cap, not by what the server sends.
 """
 
@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pytest
 from conftest import ROOT
-from test_transport import RawServer
+from rawserver import RawServer
 
 from actions.http import urlguard
 from connector.catalog import build_catalog
@@ -119,9 +119,9 @@ def hostile() -> Iterator[Callable[[Callable[[socket.socket], None]], HostileSer
         server.close()
 
 
-@pytest.fixture(params=["keep-alive transport", "httpx transport (proxy)"])
+@pytest.fixture(params=["direct", "proxy"])
 def path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
-    """Both ways HttpClient sends: its own transport, or httpx's when a proxy is set."""
+    """Both ways HttpClient sends: straight to the server, or through the environment's proxy."""
     for name in ("HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy", "ALL_PROXY",
                  "all_proxy", "NO_PROXY", "no_proxy"):  # fmt: skip
         monkeypatch.delenv(name, raising=False)
@@ -131,7 +131,7 @@ def path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str
 def send(server: HostileServer, path: str, limits: ResponseLimits, timeout: float = 1.5) -> None:
     """One GET through HttpClient; with the proxy path the hostile server is the proxy."""
     base_url = server.url
-    if path.startswith("httpx"):
+    if path == "proxy":
         os.environ["HTTP_PROXY"] = server.url
         base_url = "http://127.0.0.2:9"  # nothing listens there: the "proxy" answers
     retry = RetryPolicy(attempts=3, base=0.01, cap=0.01)
@@ -176,6 +176,43 @@ def test_limits_a_drip_ends_at_the_deadline(hostile, path, behave):
     )
 
 
+class ThenDrip(HostileServer):
+    """Answers the first request of a connection in full, then drips the next one's head."""
+
+    def __init__(self) -> None:
+        super().__init__(drip_head)
+
+    def _answer(self, conn: socket.socket) -> None:
+        if _head(conn):
+            body = b'{"contact": {"id": "c1"}}'
+            conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                         b"Content-Length: %d\r\n\r\n%s" % (len(body), body))  # fmt: skip
+        if _head(conn):
+            drip_head(conn)
+
+
+def test_limits_deadline_holds_on_a_kept_alive_connection(path):
+    """The second call reuses the first one's connection, and is still cut off at its deadline
+    (the connection is not given up for it: one connection in all)."""
+    server = ThenDrip()
+    base_url = server.url
+    if path == "proxy":
+        os.environ["HTTP_PROXY"] = server.url
+        base_url = "http://127.0.0.2:9"
+    limits, retry = ResponseLimits(deadline=2.0), RetryPolicy(attempts=1)
+    try:
+        with HttpClient(base_url=base_url, timeout=1.5, limits=limits, retry=retry) as api:
+            assert api.send(RequestSpec("GET", "/contacts/c1")).data == {"contact": {"id": "c1"}}
+            started = time.monotonic()
+            with pytest.raises(ResponseLimitError, match="no complete answer within 2s"):
+                api.send(RequestSpec("GET", "/contacts/c1"))
+            assert 1.9 <= time.monotonic() - started < 3.0
+    finally:
+        os.environ.pop("HTTP_PROXY", None)
+        server.close()
+    assert server.connections == 1
+
+
 def test_limits_default_deadline_is_four_timeouts_and_env_configures_both(monkeypatch):
     """Defaults: 10 MiB and 4x the timeout; the environment overrides; bad values are named."""
     monkeypatch.delenv("CONNECTOR_HTTP_MAX_BODY", raising=False)
@@ -203,7 +240,7 @@ def test_limits_small_gzip_answers_still_decode(hostile, path):
 
     server = hostile(small)
     base_url = server.url
-    if path.startswith("httpx"):
+    if path == "proxy":
         os.environ["HTTP_PROXY"] = server.url
         base_url = "http://127.0.0.2:9"
     try:

@@ -23,14 +23,14 @@ from types import TracebackType
 
 import httpx
 
+from connector.client.failure import mapped_failures
 from connector.client.limits import (
-    BodyTooLarge,
     DeadlineExceeded,
     DeadlineWatch,
     ResponseLimits,
     read_limited,
 )
-from connector.errors import ConnectorError, RemoteError, ResponseLimitError
+from connector.errors import ConnectorError, RemoteError
 
 __all__ = [
     "REDIRECT_STATUSES",
@@ -153,10 +153,14 @@ class Exchange:
 
     @contextmanager
     def _mapped(self, method: str, target: httpx.URL) -> Iterator[None]:
-        """Translate httpx exceptions (other than a refused connection) into RemoteError."""
-        url = safe_url(target)
+        """Translate httpx exceptions (:func:`~connector.client.failure.mapped_failures`, the
+        one mapping of every outgoing call); those raised after the deadline's watch fired are
+        the deadline."""
         watch = self._watch
-        try:
+        with mapped_failures(
+            method, safe_url(target), timeout=self.timeout, max_body=self.limits.max_body,
+            deadline_seconds=self.seconds,
+        ):  # fmt: skip
             try:
                 yield
             except httpx.HTTPError as exc:
@@ -164,25 +168,6 @@ class Exchange:
                 if explained is exc:
                     raise
                 raise explained from exc
-        except BodyTooLarge as exc:
-            max_body = self.limits.max_body
-            raise ResponseLimitError.too_large(method, url, exc.status, max_body) from None
-        except DeadlineExceeded:
-            raise ResponseLimitError.too_slow(method, url, self.seconds) from None
-        except httpx.TimeoutException as exc:
-            raise RemoteError(
-                f"{method} {url} -> timed out after {self.timeout:g}s", method=method, url=url
-            ) from exc
-        except httpx.TransportError as exc:
-            if isinstance(exc, httpx.ConnectError):
-                raise
-            raise RemoteError(
-                f"{method} {url} -> connection lost ({type(exc).__name__})", method=method, url=url
-            ) from exc
-        except (httpx.HTTPError, httpx.InvalidURL) as exc:
-            raise RemoteError(
-                f"{method} {url} -> {type(exc).__name__}: {exc}", method=method, url=url
-            ) from exc
 
 
 def _pinned(

@@ -1,9 +1,14 @@
 """The HTTP client of the connector: sends a RequestSpec with limits and retries, maps httpx errors.
 
-One :class:`HttpClient` (one pooled ``httpx.Client``) serves one app. :meth:`HttpClient.send`
-waits on the rate limiter before every attempt, retries what is safe to retry, and turns every
-failure into a :class:`~connector.errors.RemoteError` whose message never holds a header or a
-token. httpx exceptions are translated here, in :func:`_map_httpx_errors`, and nowhere else.
+One :class:`HttpClient` (one pooled ``httpx.HTTPTransport``, httpx's own, through the proxy the
+environment names for the app's URL if any) serves one app. It builds each ``httpx.Request``
+itself and hands it to the transport (``httpx.Client``'s URL merging, cookie jar, hooks and
+redirect loop are not needed for one base URL).
+:meth:`HttpClient.send` waits on the rate limiter before every attempt, retries what is safe to
+retry, and turns every failure into a :class:`~connector.errors.RemoteError` whose message never
+holds a header or a token (httpx exceptions through
+:func:`~connector.client.failure.mapped_failures`, shared with the generic action). Cookies a
+server sets are not kept, redirects not followed.
 
 What is retried (with the backoff of :class:`~connector.client.retry.RetryPolicy`):
 
@@ -20,31 +25,26 @@ answer the same way).
 
 from __future__ import annotations
 
-import errno
+import importlib.util
 import json
 import logging
-import socket
+import os
+import ssl
+import threading
 import time
 import urllib.request
-from collections.abc import Iterator, Mapping
-from contextlib import AbstractContextManager, contextmanager, nullcontext
+from collections.abc import Mapping
+from contextlib import AbstractContextManager, nullcontext
 from types import TracebackType
 
 import httpx
 
-from connector.client.limits import (
-    DEADLINE_EXTENSION,
-    BodyTooLarge,
-    DeadlineExceeded,
-    DeadlineWatch,
-    ResponseLimits,
-    read_limited,
-)
+from connector.client.failure import NoResponse, mapped_failures
+from connector.client.limits import ResponseLimits, deadline, hold_to_deadlines, read_limited
 from connector.client.ratelimiter import RateLimiter
 from connector.client.request import Reply, RequestSpec
 from connector.client.retry import Backoff, RetryPolicy, parse_retry_after
-from connector.client.transport import KeepAliveTransport
-from connector.errors import AuthError, RateLimitError, RemoteError, ResponseLimitError
+from connector.errors import AuthError, ConnectorError, RateLimitError, RemoteError
 
 __all__ = ["BODY_CUT", "IDEMPOTENT_METHODS", "RETRY_STATUSES", "HttpClient"]
 
@@ -61,23 +61,8 @@ IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS"})
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 BODY_CUT = 200
 """Characters of an error body (or of the server's message) kept in an error message."""
-
-_ERRNO_REASONS = {
-    errno.ECONNREFUSED: "connection refused",
-    errno.ECONNRESET: "connection reset",
-    errno.EHOSTUNREACH: "host unreachable",
-    errno.ENETUNREACH: "network unreachable",
-    errno.ETIMEDOUT: "timed out",
-}
-
-
-class _NoResponse(RemoteError):
-    """An attempt that got no response; ``sent`` says whether it may have reached the server."""
-
-    def __init__(self, what: str, *, method: str, url: str, sent: bool) -> None:
-        self.what = what
-        self.sent = sent
-        super().__init__(f"{method} {url} -> {what}", method=method, url=url)
+POOL = httpx.Limits(max_connections=100, max_keepalive_connections=32, keepalive_expiry=5.0)
+"""Connections of one app's client: at most 100 open, 32 kept idle for 5 s."""
 
 
 class HttpClient:
@@ -88,9 +73,6 @@ class HttpClient:
     :param timeout: seconds for connecting, and for each read or write.
     :param limiter: the app's rate limiter, or ``None`` for no client-side limit.
     :param retry: the retry policy (default: :class:`RetryPolicy` defaults).
-    :param transport: an httpx transport (default:
-    :class:`~connector.client.transport.KeepAliveTransport`,
-        or httpx's own when the environment names a proxy).
     :param limits: body cap and total deadline (default: from the environment,
         :meth:`ResponseLimits.from_env`).
     """
@@ -103,7 +85,6 @@ class HttpClient:
         timeout: float = 30.0,
         limiter: RateLimiter | None = None,
         retry: RetryPolicy | None = None,
-        transport: httpx.BaseTransport | None = None,
         limits: ResponseLimits | None = None,
     ) -> None:
         self.base_url = base_url
@@ -115,29 +96,19 @@ class HttpClient:
         self._backoff = Backoff(self.retry)
         self._timeouts = httpx.Timeout(timeout).as_dict()
         self._base = base_url.rstrip("/")
+        own = _framing(headers or {})
+        if own is not None:
+            raise ConnectorError(f"{base_url}: the app's headers set {own!r} {_FRAMING_WHY}")
         self._headers = httpx.Headers(_DEFAULT_HEADERS)
         self._headers.update(headers or {})
-        transport = transport or _default_transport()
-        # Without a proxy, requests go straight to the transport (httpx.Client's URL merging,
-        # cookie jar and hooks cost as much CPU as the exchange itself); with one, through a
-        # Client, which picks the proxy per URL and honours NO_PROXY. Its connections are not
-        # kept alive: the deadline watch can only stop connections it saw open.
-        self._client = httpx.Client(
-            transport=transport,
-            timeout=timeout,
-            follow_redirects=False,
-            limits=httpx.Limits(max_keepalive_connections=0),
-        )
-        self._transport = transport
+        self._transport = _transport(base_url)
 
     def __repr__(self) -> str:
         return f"HttpClient(base_url={self.base_url!r})"
 
     def close(self) -> None:
         """Close the pooled connections."""
-        self._client.close()
-        if self._transport is not None:
-            self._transport.close()
+        self._transport.close()
 
     def __enter__(self) -> HttpClient:
         return self
@@ -177,11 +148,9 @@ class HttpClient:
                 with self._slot(limiter_key):
                     started = time.perf_counter()
                     response = self._attempt(request, auth)
-            except _NoResponse as exc:
+            except NoResponse as exc:
                 if attempt == attempts or not (may_repeat or not exc.sent):
-                    raise RemoteError(
-                        str(exc), method=exc.method, url=exc.url, status=None
-                    ) from exc.__cause__
+                    raise
                 self._pause(method, request.path, exc.what, attempt, None)
                 continue
             elapsed_ms = (time.perf_counter() - started) * 1000
@@ -204,28 +173,46 @@ class HttpClient:
 
     def _attempt(self, request: RequestSpec, auth: httpx.Auth | None) -> httpx.Response:
         """One try: build, authenticate, send and read the whole body, by the deadline."""
-        deadline = time.monotonic() + self._deadline_seconds
-        with _map_httpx_errors(request, self.timeout, self._deadline_seconds, self.limits):
+        seconds = self._deadline_seconds
+        instant = time.monotonic() + seconds
+        with (
+            mapped_failures(
+                request.method.upper(),
+                request.path,
+                timeout=self.timeout,
+                max_body=self.limits.max_body,
+                deadline_seconds=seconds,
+            ),
+            deadline(instant),
+        ):
             built = self._build(request)
             if auth is None:
-                return self._exchange(built, deadline)
-            return self._authenticated(built, auth, deadline)
+                return self._exchange(built, instant)
+            return self._authenticated(built, auth, instant)
 
-    def _exchange(self, request: httpx.Request, deadline: float) -> httpx.Response:
-        """Send one httpx request and read its body under the limits."""
-        if self._transport is not None:
-            request.extensions[DEADLINE_EXTENSION] = deadline
+    def _exchange(self, request: httpx.Request, instant: float) -> httpx.Response:
+        """Send one httpx request and read its body under the limits.
+
+        Straight to the transport: ``httpx.Client.send`` would add its cookie jar, auth and
+        redirect loops and hooks, none of which one app's client needs (redirects are not
+        followed, cookies not kept, auth runs in :meth:`_authenticated`); they cost about a
+        quarter of a call's CPU (see ``bench/bench_runtime.py`` in ``docs/architecture.md``).
+        """
+        try:
             response = self._transport.handle_request(request)
-            return read_limited(response, max_body=self.limits.max_body, deadline=deadline)
-        with DeadlineWatch(deadline) as watch:
-            request.extensions.update(watch.extensions())
-            response = self._client.send(request, stream=True)
-            return read_limited(response, max_body=self.limits.max_body, deadline=deadline)
+        except httpx.HTTPError as exc:
+            exc.request = request  # as httpx.Client does: errors name their host
+            raise
+        response.request = request
+        return read_limited(response, max_body=self.limits.max_body, deadline=instant)
 
     def _build(self, request: RequestSpec) -> httpx.Request:
         """The httpx request: the app's headers, then the request's; the JSON body encoded."""
         headers = self._headers.copy()
         if request.headers:
+            own = _framing(request.headers)
+            if own is not None:
+                raise httpx.LocalProtocolError(f"{own!r} {_FRAMING_WHY}")
             headers.update(request.headers)
         content, kind = request.body()
         if kind is not None:
@@ -239,7 +226,7 @@ class HttpClient:
         )
 
     def _authenticated(
-        self, request: httpx.Request, auth: httpx.Auth, deadline: float
+        self, request: httpx.Request, auth: httpx.Auth, instant: float
     ) -> httpx.Response:
         """Run ``auth``'s flow: send what it yields, hand it each response, until it stops
         (httpx.Client's loop, without the client)."""
@@ -247,7 +234,7 @@ class HttpClient:
         try:
             request = next(flow)
             while True:
-                response = self._exchange(request, deadline)
+                response = self._exchange(request, instant)
                 try:
                     request = flow.send(response)
                 except StopIteration:
@@ -266,73 +253,57 @@ class HttpClient:
         time.sleep(wait)
 
 
-def _default_transport() -> httpx.BaseTransport | None:
-    """Our keep-alive transport; None (httpx's, which honours them) when a proxy is set."""
+def _transport(base_url: str) -> httpx.HTTPTransport:
+    """httpx's transport for ``base_url``: through the proxy the environment names for it
+    (``HTTP_PROXY``, ``HTTPS_PROXY``, ``ALL_PROXY``, unless ``NO_PROXY`` lists the host), HTTP/2
+    offered when ``h2`` is installed, held to each exchange's deadline."""
+    url = httpx.URL(base_url)
     proxies = urllib.request.getproxies()
-    if any(proxies.get(scheme) for scheme in ("http", "https", "all")):
-        return None
-    return KeepAliveTransport()
+    proxy = proxies.get(url.scheme) or proxies.get("all")
+    hostport = url.host if url.port is None else f"{url.host}:{url.port}"
+    if proxy and urllib.request.proxy_bypass(hostport):
+        proxy = None
+    transport = httpx.HTTPTransport(
+        verify=_ssl_context(), http2=_HTTP2, limits=POOL, proxy=proxy or None
+    )
+    return hold_to_deadlines(transport)
 
 
-@contextmanager
-def _map_httpx_errors(
-    request: RequestSpec, timeout: float, deadline_seconds: float, limits: ResponseLimits
-) -> Iterator[None]:
-    """Translate httpx exceptions raised inside into :class:`_NoResponse` (a RemoteError), or
-    :class:`ResponseLimitError` past the deadline or the body cap."""
-    method, path = request.method.upper(), request.path
-
-    def failed(what: str, *, sent: bool) -> _NoResponse:
-        return _NoResponse(what, method=method, url=path, sent=sent)
-
-    try:
-        yield
-    except BodyTooLarge as exc:
-        raise ResponseLimitError.too_large(method, path, exc.status, limits.max_body) from None
-    except DeadlineExceeded:
-        raise ResponseLimitError.too_slow(method, path, deadline_seconds) from None
-    except httpx.ConnectTimeout as exc:
-        what = f"timed out after {timeout:g}s [while connecting to {_host(exc)}]"
-        raise failed(what, sent=False) from exc
-    except httpx.PoolTimeout as exc:
-        what = f"timed out after {timeout:g}s [waiting for a free connection]"
-        raise failed(what, sent=False) from exc
-    except httpx.TimeoutException as exc:
-        raise failed(f"timed out after {timeout:g}s", sent=True) from exc
-    except httpx.ConnectError as exc:
-        raise failed(f"cannot connect to {_host(exc)} ({_reason(exc)})", sent=False) from exc
-    except httpx.LocalProtocolError as exc:
-        raise failed(f"cannot send ({exc})", sent=False) from exc
-    except httpx.TransportError as exc:
-        # Read/write and protocol errors: the request may have reached the server.
-        raise failed(f"connection lost ({_reason(exc)})", sent=True) from exc
-    except (httpx.HTTPError, httpx.InvalidURL) as exc:
-        raise RemoteError(
-            f"{method} {path} -> {type(exc).__name__}: {exc}", method=method, url=path
-        ) from exc
+_SSL_CONTEXTS: dict[tuple[str, str], ssl.SSLContext] = {}
+_SSL_LOCK = threading.Lock()
 
 
-def _host(exc: httpx.HTTPError) -> str:
-    """``host:port`` of the request that failed."""
-    try:
-        url = exc.request.url
-    except RuntimeError:
-        return "the server"
-    port = url.port or (443 if url.scheme == "https" else 80)
-    return f"{url.host}:{port}"
+def _ssl_context() -> ssl.SSLContext:
+    """httpx's SSL context (certificates verified; ``SSL_CERT_FILE`` and ``SSL_CERT_DIR``
+    honoured), made once per process and shared: loading the CA bundle takes tens of
+    milliseconds and most of a megabyte, too much for every app's client."""
+    key = (os.environ.get("SSL_CERT_FILE", ""), os.environ.get("SSL_CERT_DIR", ""))
+    with _SSL_LOCK:
+        context = _SSL_CONTEXTS.get(key)
+        if context is None:
+            context = _SSL_CONTEXTS[key] = httpx.create_ssl_context()
+        return context
 
 
-def _reason(exc: BaseException) -> str:
-    """A short lower-case reason from the OSError behind an httpx error, if any."""
-    cause: BaseException | None = exc
-    while cause is not None:
-        if isinstance(cause, socket.gaierror):
-            return "name not resolved"
-        if isinstance(cause, OSError) and cause.errno in _ERRNO_REASONS:
-            return _ERRNO_REASONS[cause.errno]
-        cause = cause.__cause__ or cause.__context__
-    text = str(exc).strip().rstrip(".")
-    return (text[:1].lower() + text[1:]) if text else type(exc).__name__
+_HTTP2 = importlib.util.find_spec("h2") is not None
+"""Whether to offer HTTP/2 (TLS with ALPN; plain-text servers are spoken to in HTTP/1.1)."""
+
+
+_FRAMING = frozenset({"host", "content-length", "transfer-encoding"})
+_FRAMING_WHY = "(httpx sets it from the URL and the body)"
+
+
+def _framing(headers: Mapping[str, str]) -> str | None:
+    """The first header in ``headers`` that only httpx may set, or None.
+
+    httpx itself would send a caller's ``Transfer-Encoding`` beside the ``Content-Length`` it
+    computes (a message two servers may split differently), and a caller's ``Content-Length``
+    or ``Host`` in place of the true ones; so the client refuses them before sending.
+    """
+    for name in headers:
+        if name.lower() in _FRAMING:
+            return name
+    return None
 
 
 def _lower(headers: httpx.Headers) -> dict[str, str]:

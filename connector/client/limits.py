@@ -1,22 +1,24 @@
 """The limits every answer is read under: a cap on the decoded body and a total deadline.
 
-One mechanism for every outgoing call: the REST and GraphQL client
-(:class:`~connector.client.httpclient.HttpClient`, over
-:class:`~connector.client.transport.KeepAliveTransport` or,
-with a proxy, httpx's own transport) and the generic ``http.request``
-(``actions.http``, through :class:`~connector.client.exchange.Exchange`).
-:class:`ResponseLimits` says how big (default
-:data:`MAX_BODY`, decoded) and how slow (default :data:`DEADLINE_FACTOR` times the timeout, for
-the whole exchange: connect, send, headers, body) an answer may be; ``CONNECTOR_HTTP_MAX_BODY``
-and ``CONNECTOR_HTTP_DEADLINE`` change them.
+The same limits for every outgoing call: the REST and GraphQL client
+(:class:`~connector.client.httpclient.HttpClient`, on httpx's own transport, with or without a
+proxy) and the generic ``http.request`` (``actions.http``, through
+:class:`~connector.client.exchange.Exchange`).
+:class:`ResponseLimits` says how big (default :data:`MAX_BODY`, decoded) and how slow (default
+:data:`DEADLINE_FACTOR` times the timeout, for the whole exchange: connect, send, headers, body)
+an answer may be; ``CONNECTOR_HTTP_MAX_BODY`` and ``CONNECTOR_HTTP_DEADLINE`` change them.
 
 - :func:`read_limited` reads a streamed response: the body is decoded here (gzip, deflate) in
   bounded steps and counted as it arrives, so neither an endless body nor a compressed bomb
   grows in memory past the cap.
-- The deadline travels with the request (the :data:`DEADLINE_EXTENSION` extension): the
-  keep-alive transport cuts every socket wait to what is left of it; where the connector cannot
-  reach the socket reads (httpx's own transport), :class:`DeadlineWatch` shuts the connection
-  down at the deadline.
+- The deadline, on pooled connections: :func:`hold_to_deadlines` puts
+  :class:`DeadlineBackend` under an ``httpx.HTTPTransport`` (httpcore's network-backend
+  interface), and :func:`deadline` sets the instant for the exchanges of the current thread;
+  every connect, write and read on any of the pool's connections then waits at most what is
+  left of it (a server dripping a byte a second is cut off at the deadline, in the head as in
+  the body), and connections stay pooled.
+- The deadline, on a client of its own (the generic action's, one per call):
+  :class:`DeadlineWatch` shuts the call's new connections down at the deadline.
 
 Past either limit the caller gets :class:`DeadlineExceeded` or :class:`BodyTooLarge` (httpx
 exceptions, raised where httpx's are), which the clients turn into
@@ -27,27 +29,33 @@ from __future__ import annotations
 
 import os
 import socket
+import ssl
 import threading
 import time
 import zlib
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
 
+import httpcore
 import httpx
 
 from connector.errors import ConnectorError
 
 __all__ = [
-    "DEADLINE_EXTENSION",
     "DEADLINE_FACTOR",
     "MAX_BODY",
     "STEP",
     "BodyTooLarge",
+    "DeadlineBackend",
     "DeadlineExceeded",
     "DeadlineWatch",
     "ResponseLimits",
+    "deadline",
+    "hold_to_deadlines",
     "read_limited",
 ]
 
@@ -55,8 +63,6 @@ MAX_BODY = 10 * 1024 * 1024
 """Default cap on a response body, in bytes after decoding (gzip, deflate)."""
 DEADLINE_FACTOR = 4.0
 """Default total deadline of one exchange, in multiples of the (per-read) timeout."""
-DEADLINE_EXTENSION = "connector.deadline"
-"""Request extension: the ``time.monotonic()`` instant by which the whole exchange must end."""
 MAX_BODY_ENV = "CONNECTOR_HTTP_MAX_BODY"
 DEADLINE_ENV = "CONNECTOR_HTTP_DEADLINE"
 STEP = 65_536
@@ -222,6 +228,138 @@ def _inflate(chunks: Iterable[bytes], encoding: str, request: httpx.Request) -> 
         yield tail
 
 
+_DEADLINE: ContextVar[float | None] = ContextVar("connector_http_deadline", default=None)
+
+
+@contextmanager
+def deadline(instant: float) -> Iterator[None]:
+    """Hold this thread's exchanges inside to ``instant`` (a ``time.monotonic()`` value), on
+    every transport :func:`hold_to_deadlines` prepared."""
+    token = _DEADLINE.set(instant)
+    try:
+        yield
+    finally:
+        _DEADLINE.reset(token)
+
+
+def hold_to_deadlines(transport: httpx.HTTPTransport) -> httpx.HTTPTransport:
+    """Put :class:`DeadlineBackend` under ``transport``'s connection pool (or proxy) and return it.
+
+    httpx does not take a network backend itself; its pool (``httpcore``) does, and this sets
+    it on the pool httpx made. A new httpx that moves it fails here, at the client's
+    construction, not silently at the first slow server.
+    """
+    pool = getattr(transport, "_pool", None)
+    backend = getattr(pool, "_network_backend", None)
+    if not isinstance(backend, httpcore.NetworkBackend):
+        raise TypeError(f"cannot find the network backend of {transport!r} (httpx changed?)")
+    if not isinstance(backend, DeadlineBackend):
+        pool._network_backend = DeadlineBackend(backend)  # type: ignore[union-attr]
+    return transport
+
+
+def _wait(timeout: float | None) -> tuple[float | None, bool]:
+    """The wait for one socket operation, and whether the deadline cut it.
+
+    :raises DeadlineExceeded: nothing is left of the current deadline.
+    """
+    instant = _DEADLINE.get()
+    if instant is None:
+        return timeout, False
+    left = instant - time.monotonic()
+    if left <= 0:
+        raise DeadlineExceeded()
+    if timeout is None or left < timeout:
+        return left, True
+    return timeout, False
+
+
+class DeadlineBackend(httpcore.NetworkBackend):
+    """httpcore's network backend, each socket wait cut to what is left of :func:`deadline`.
+
+    A wait the deadline cut that times out raises :class:`DeadlineExceeded` (an httpx
+    exception, which httpx passes through unchanged); otherwise the backend's own timeouts and
+    errors stand.
+    """
+
+    def __init__(self, inner: httpcore.NetworkBackend) -> None:
+        self._inner = inner
+
+    def __repr__(self) -> str:
+        return f"DeadlineBackend({self._inner!r})"
+
+    def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: Iterable[Any] | None = None,
+    ) -> httpcore.NetworkStream:
+        """Connect, by the deadline."""
+        wait, cut = _wait(timeout)
+        with _cut_off(cut, httpcore.ConnectTimeout):
+            stream = self._inner.connect_tcp(host, port, wait, local_address, socket_options)
+        return _DeadlineStream(stream)
+
+    def connect_unix_socket(
+        self, path: str, timeout: float | None = None, socket_options: Iterable[Any] | None = None
+    ) -> httpcore.NetworkStream:
+        """Connect, by the deadline."""
+        wait, cut = _wait(timeout)
+        with _cut_off(cut, httpcore.ConnectTimeout):
+            stream = self._inner.connect_unix_socket(path, wait, socket_options)
+        return _DeadlineStream(stream)
+
+    def sleep(self, seconds: float) -> None:
+        """Sleep (httpcore's retries of a failed connect)."""
+        self._inner.sleep(seconds)
+
+
+class _DeadlineStream(httpcore.NetworkStream):
+    """One connection's stream; each read and write waits at most what is left."""
+
+    def __init__(self, inner: httpcore.NetworkStream) -> None:
+        self._inner = inner
+
+    def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        wait, cut = _wait(timeout)
+        with _cut_off(cut, httpcore.ReadTimeout):
+            return self._inner.read(max_bytes, wait)
+
+    def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        wait, cut = _wait(timeout)
+        with _cut_off(cut, httpcore.WriteTimeout):
+            self._inner.write(buffer, wait)
+
+    def close(self) -> None:
+        self._inner.close()
+
+    def start_tls(
+        self,
+        ssl_context: ssl.SSLContext,
+        server_hostname: str | None = None,
+        timeout: float | None = None,
+    ) -> httpcore.NetworkStream:
+        wait, cut = _wait(timeout)
+        with _cut_off(cut, httpcore.ConnectTimeout):
+            return _DeadlineStream(self._inner.start_tls(ssl_context, server_hostname, wait))
+
+    def get_extra_info(self, info: str) -> Any:
+        return self._inner.get_extra_info(info)
+
+
+@contextmanager
+def _cut_off(cut: bool, timeout: type[Exception]) -> Iterator[None]:
+    """Raise :class:`DeadlineExceeded` for a ``timeout`` of a wait the deadline cut."""
+    try:
+        yield
+    except timeout as exc:
+        if cut:
+            raise DeadlineExceeded() from exc
+        raise
+
+
 class DeadlineWatch:
     """Holds exchanges through httpx's own transport to a deadline by shutting their sockets.
 
@@ -245,7 +383,7 @@ class DeadlineWatch:
 
     def extensions(self) -> dict[str, Any]:
         """Request extensions for an exchange under this watch."""
-        return {"trace": self._trace, DEADLINE_EXTENSION: self.deadline}
+        return {"trace": self._trace}
 
     def __enter__(self) -> DeadlineWatch:
         self._timer = threading.Timer(max(0.0, self.deadline - time.monotonic()), self._fire)

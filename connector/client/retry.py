@@ -3,8 +3,10 @@
 Waits grow exponentially (``base * 2**n``, at most ``cap``) with "full jitter" (a uniform draw
 between 0 and that bound), so many clients that failed together do not retry together. A
 ``Retry-After`` from the server is a floor: we never retry sooner than the server asked.
-Which failures are retried is decided by :mod:`connector.client.httpclient`; this module only does
-the sums.
+Which failures are retried is decided by the callers; this module only does the sums, for every
+backoff of the pack: the HTTP client's retries, a recipe step's ``on_error`` retries
+(:mod:`connector.recipes.step`) and the service's retries of an inbox event
+(:mod:`connector.service.workers`, through :func:`jittered`).
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from typing import Literal
 
-__all__ = ["Backoff", "RetryPolicy", "parse_retry_after"]
+__all__ = ["Backoff", "RetryPolicy", "jittered", "parse_retry_after"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,8 +67,10 @@ class Backoff:
         :returns: the wait in seconds.
         """
         policy = self.policy
-        bound = min(policy.cap, policy.base * 2 ** (retry - 1))
-        wait = self._rng.uniform(0.0, bound) if policy.jitter == "full" else bound
+        if policy.jitter == "full":
+            wait = jittered(policy.base, policy.cap, retry, rng=self._rng)
+        else:
+            wait = _bound(policy.base, policy.cap, retry)
         if retry_after is not None:
             wait = max(wait, retry_after)
         return wait
@@ -74,6 +78,22 @@ class Backoff:
     def too_long(self, retry_after: float | None) -> bool:
         """Whether the server asks us to wait longer than the policy's ``cap`` (then give up)."""
         return retry_after is not None and retry_after > self.policy.cap
+
+
+def jittered(base: float, cap: float, retry: int, *, rng: random.Random | None = None) -> float:
+    """Full jitter: a uniform draw between 0 and ``base * 2**(retry-1)``, at most ``cap``.
+
+    :param retry: 1-based number of the retry about to happen.
+    :param rng: the random generator (default: one shared by the process).
+    """
+    return (rng or _RANDOM).uniform(0.0, _bound(base, cap, retry))
+
+
+def _bound(base: float, cap: float, retry: int) -> float:
+    return min(cap, base * 2.0 ** (retry - 1))
+
+
+_RANDOM = random.Random()
 
 
 def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:

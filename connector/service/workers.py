@@ -19,13 +19,13 @@ from __future__ import annotations
 
 import collections
 import logging
-import random
 import threading
 import time
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from connector.client.retry import jittered
 from connector.errors import ConnectorError, StoreError
 from connector.service.dispatcher import Outcome, contact_key, event_payload
 from connector.service.inbox import Inbox, InboxEvent
@@ -273,7 +273,7 @@ class WorkerPool:
             if attempt >= self.settings.max_attempts:
                 self._settle(event, "dead", f"gave up after {attempt} attempts: {error}")
                 return
-            delay = _jittered(self.settings.backoff, self.settings.backoff_cap, attempt)
+            delay = jittered(self.settings.backoff, self.settings.backoff_cap, attempt)
             _log.warning("%s: event %r (%s) failed, retry %d in %.1fs: %s", self.name,
                          event.webhook_id, event.type, attempt, delay, error)
             try:
@@ -304,7 +304,3 @@ def _contact_of(event: InboxEvent) -> str | None:
     payload = event_payload(event)
     return contact_key(payload) if isinstance(payload, dict) else None
 
-
-def _jittered(base: float, cap: float, attempt: int) -> float:
-    """Full jitter: a random wait up to ``base * 2**(attempt-1)``, at most ``cap``."""
-    return random.uniform(0, min(cap, base * 2 ** (attempt - 1)))
