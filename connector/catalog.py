@@ -66,6 +66,22 @@ class Catalog:
             message = _unknown("trigger", trigger_id, self.triggers, self.skipped)
             raise ConnectorError(message) from None
 
+    @property
+    def hub(self) -> str | None:
+        """The id of the hub app (``hub: true`` in its manifest; HighLevel's ``ghl`` in the
+        pack), or None when no registered app is the hub."""
+        return next((key for key, app in self.apps.items() if app.hub), None)
+
+    def hub_app(self) -> App:
+        """The hub app; a catalog without one raises (a command that needs a connection)."""
+        for app in self.apps.values():
+            if app.hub:
+                return app
+        raise ConnectorError(
+            "no app of the catalog is the hub [one app's manifest entry needs `hub: true`;"
+            " the pack's is `ghl`]"
+        )
+
     def app(self, app_id: str) -> App:
         """The app ``app_id``; unknown ids raise with a hint."""
         try:
