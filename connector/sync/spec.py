@@ -201,7 +201,7 @@ def build_sync(
     apps = _installed_apps() if apps is None else apps
     problems: list[Problem] = []
     partner = str(data["partner"])
-    hub = next((key for key, app in apps.items() if app.hub), "")
+    hub = _hub_of(apps)
     tags = data["objects"].get("tags")
     objects: dict[str, ObjectSync] = {}
     for kind, spec in data["objects"].items():
@@ -247,6 +247,12 @@ def _tag_field(spec: Mapping[str, Any], adapters: Mapping[Side, Adapter] | None)
         spec.get("direction", "two_way"),
         spec.get("source_of_truth"),
     )
+
+
+def _hub_of(apps: Mapping[str, App]) -> str:
+    from connector.catalog import hub_of  # the catalog sits above the documents it reads
+
+    return hub_of(apps) or ""
 
 
 def _installed_apps() -> Mapping[str, App]:
