@@ -29,13 +29,18 @@ if TYPE_CHECKING:
     from connector.expressions.syntax import FilterSpec
     from connector.hookspecs import Executor
 
-__all__ = ["Catalog", "build_catalog", "did_you_mean"]
+__all__ = ["Catalog", "build_catalog", "did_you_mean", "hub_of"]
 
 
 def did_you_mean(name: str, known: Iterable[str]) -> str | None:
     """A ``did you mean 'x'?`` hint for a misspelled ``name``, or None."""
     close = difflib.get_close_matches(name, list(known), n=1, cutoff=0.6)
     return f"did you mean {close[0]!r}?" if close else None
+
+
+def hub_of(apps: Mapping[str, App]) -> str | None:
+    """The id of the app of ``apps`` declared the hub (``hub: true``), or None."""
+    return next((key for key, app in apps.items() if app.hub), None)
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +70,21 @@ class Catalog:
         except KeyError:
             message = _unknown("trigger", trigger_id, self.triggers, self.skipped)
             raise ConnectorError(message) from None
+
+    @property
+    def hub(self) -> str | None:
+        """The id of the hub app (``hub: true`` in its manifest; HighLevel's ``ghl`` in the
+        pack), or None when no registered app is the hub."""
+        return hub_of(self.apps)
+
+    def hub_app(self) -> App:
+        """The hub app; a catalog without one raises (a command that needs a connection)."""
+        if (hub := self.hub) is not None:
+            return self.apps[hub]
+        raise ConnectorError(
+            "no app of the catalog is the hub [one app's manifest entry needs `hub: true`;"
+            " the pack's is `ghl`]"
+        )
 
     def app(self, app_id: str) -> App:
         """The app ``app_id``; unknown ids raise with a hint."""

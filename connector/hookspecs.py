@@ -110,6 +110,10 @@ class App:
     sync_adapters: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     """Object (``contacts``, ``tasks``, ``notes``) -> how a two-way sync reads and writes it in
     this app: the keys of :class:`connector.sync.spec.Adapter` (action ids, id and time fields)."""
+    hub: bool = False
+    """Whether this is the hub app (HighLevel in the pack's catalog): stored connections are its,
+    its webhook events are typed by its own names, its pollers run per location and it is the
+    fixed side of every two-way sync. At most one app of a catalog is the hub."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -189,8 +189,22 @@ def _refuse(pm: pluggy.PluginManager, message: str) -> None:
 
 
 def collect_apps(pm: pluggy.PluginManager) -> dict[str, App]:
-    """All registered apps by id."""
-    return _collect(pm, "connector_register_apps", "app")
+    """All registered apps by id; of apps declaring themselves the hub, only the first is kept."""
+    apps: dict[str, App] = _collect(pm, "connector_register_apps", "app")
+    hub: App | None = None
+    for key, app in list(apps.items()):
+        if not app.hub:
+            continue
+        if hub is None:
+            hub = app
+            continue
+        _refuse(
+            pm,
+            f"app {app.id!r} declares itself the hub (`hub: true`), but app {hub.id!r} already"
+            " is; a catalog has one hub, so the later one is left out",
+        )
+        del apps[key]
+    return apps
 
 
 def collect_actions(pm: pluggy.PluginManager, apps: Mapping[str, App]) -> dict[str, Action]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import inspect
 import json
 import re
@@ -98,6 +99,39 @@ def test_contract_modules_stay_small():
             if lines > 700:
                 big[str(path.relative_to(ROOT))] = lines
     assert big == {}
+
+
+# Modules that still hold the literal "ghl", with how many times and why (reviewed). Each is the
+# name of the fixed side of a two-way sync (its role, ``Side``: the sync documents' keyword in
+# ``direction: ghl_to_partner``, ``source_of_truth: ghl``, ``adapters.ghl``, and the id map's
+# ``ghl_id`` columns), never an app id: the app on that side is the catalog's hub
+# (``SyncSpec.app("ghl")``). The sandbox and the demo stand in for HighLevel itself.
+GHL_ROLE_LITERALS = {
+    "recipes/flows.py": 3,  # obj.allows("ghl") and spec.app("ghl"): the hub side's role
+    "sync/backfill.py": 15,  # adapters["ghl"], ids.find(..., "ghl", ...): role keys
+    "sync/change.py": 2,  # the outcome's ids by role
+    "sync/engine.py": 5,  # the engine's sides and link ids by role
+    "sync/events.py": 1,  # a hub webhook's change comes from side "ghl"
+    "sync/idmap.py": 6,  # the link's per-role columns
+    "sync/mapping.py": 1,  # which field name a source role reads
+    "sync/spec.py": 7,  # Side = Literal["ghl", "partner"], SIDES, other(), FieldMap by role
+}
+
+
+def test_contract_no_ghl_app_id_literal_outside_the_hub_data():
+    """The hub is data (``hub: true`` in its manifest, :attr:`Catalog.hub`): no module of
+    connector/ outside sandbox/ and demo/ holds the string "ghl" except the reviewed sync-role
+    uses above (help text and docstrings name ids like ``ghl.contacts.get``, never "ghl")."""
+    found: dict[str, int] = {}
+    for path in sorted((ROOT / "connector").rglob("*.py")):
+        rel = path.relative_to(ROOT / "connector").as_posix()
+        if rel.startswith(("sandbox/", "demo/")):
+            continue
+        tree = ast.parse(path.read_text(), str(path))
+        count = sum(isinstance(n, ast.Constant) and n.value == "ghl" for n in ast.walk(tree))
+        if count:
+            found[rel] = count
+    assert found == GHL_ROLE_LITERALS
 
 
 def test_contract_architecture_maps_every_module():

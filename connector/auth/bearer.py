@@ -14,10 +14,7 @@ import httpx
 from connector.errors import AuthError
 from connector.hookspecs import App
 
-__all__ = ["CONNECTION_APP", "StaticBearer", "app_token", "app_token_env"]
-
-CONNECTION_APP = "ghl"
-"""The app stored connections belong to: their tokens are sent to HighLevel only."""
+__all__ = ["StaticBearer", "app_token", "app_token_env"]
 
 
 class StaticBearer(httpx.Auth):

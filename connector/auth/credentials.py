@@ -13,7 +13,7 @@ from collections.abc import Generator
 
 import httpx
 
-from connector.auth.bearer import CONNECTION_APP, StaticBearer, app_token
+from connector.auth.bearer import StaticBearer, app_token
 from connector.errors import AuthError
 from connector.hookspecs import Action, App, AuthProvider
 
@@ -53,7 +53,7 @@ def ghl_only(auth: httpx.Auth) -> AuthProvider:
     def provide(app: App, action: Action) -> httpx.Auth | None:
         if "none" in app.auth or not app.auth:
             return None
-        return auth if app.id == CONNECTION_APP else app_token(app)
+        return auth if app.hub else app_token(app)
 
     return provide
 
@@ -99,7 +99,7 @@ def auth_from_args(
         return None, None, None
     if "api_key" in app.auth and not args.token_env:
         return api_key_provider(), None, None
-    if app.id != CONNECTION_APP and not args.token_env:
+    if not app.hub and not args.token_env:
         sent_token = app_token(app)
         return (lambda _app, _action: sent_token), None, None
     if args.token_env:

@@ -29,7 +29,7 @@ import httpx
 
 from connector.auth import oauth
 from connector.auth import redaction as secrets
-from connector.auth.bearer import CONNECTION_APP, app_token
+from connector.auth.bearer import app_token
 from connector.auth.connection import (
     DEFAULT_NAME,
     ENV_NAME,
@@ -275,7 +275,7 @@ class TokenManager:
         def for_action(app: App, action: Action) -> httpx.Auth | None:
             if not _AUTH_KINDS.intersection(app.auth):
                 return None
-            if app.id != CONNECTION_APP:
+            if not app.hub:
                 return app_token(app)
             connection = self.current(name)
             require_scopes(action.id, action.scopes, connection)

@@ -12,11 +12,12 @@ if TYPE_CHECKING:
     from connector.hookspecs import RateLimit
 
 __all__ = [
-    "GHL_APP", "count", "days", "per_app", "per_window", "port", "positive", "rate_limits",
+    "HUB_APP", "count", "days", "per_app", "per_window", "port", "positive", "rate_limits",
     "seconds",
 ]  # fmt: skip
 
-GHL_APP = "ghl"
+HUB_APP = "@hub"
+"""As ``plain``: a plain value is the catalog's hub app's (HighLevel's in the pack)."""
 _APP_ID = re.compile(r"[a-z][a-z0-9_]*")
 
 
@@ -77,7 +78,7 @@ def seconds(text: str) -> float:
 
 
 def per_app(
-    values: list[str] | None, option: str, catalog: Catalog, *, plain: str | None = GHL_APP
+    values: list[str] | None, option: str, catalog: Catalog, *, plain: str | None = HUB_APP
 ) -> dict[str, str]:
     """App id -> value of the ``option`` values (``--base-url``, ``--rate-limit``): ``APP=VALUE``,
     or a plain value (a URL with ``=`` in its query too), which is ``plain``'s app if allowed.
@@ -87,6 +88,8 @@ def per_app(
     """
     from connector.errors import ConnectorError
 
+    if plain == HUB_APP:
+        plain = catalog.hub
     found: dict[str, str] = {}
     for text in values or []:
         name, sep, value = text.partition("=")
@@ -105,7 +108,7 @@ def per_app(
 
 
 def rate_limits(
-    values: list[str] | None, catalog: Catalog, *, plain: str | None = GHL_APP
+    values: list[str] | None, catalog: Catalog, *, plain: str | None = HUB_APP
 ) -> dict[str, RateLimit]:
     """App id -> rate limit from ``--rate-limit [APP=]N/SECONDS`` values.
 

@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
-from connector.cli.argtypes import GHL_APP, per_app, positive, rate_limits
+from connector.cli.argtypes import per_app, positive, rate_limits
 
 if TYPE_CHECKING:
     from connector.catalog import Catalog
@@ -79,7 +79,7 @@ def run(args: argparse.Namespace) -> int:
     from connector.sync.spec import load_sync
 
     catalog = build_catalog()
-    partners = sorted(a for a, app in catalog.apps.items() if app.sync_adapters and a != "ghl")
+    partners = sorted(a for a, app in catalog.apps.items() if app.sync_adapters and not app.hub)
     if args.to not in partners:
         raise ConnectorError(
             f"backfill: --to {args.to!r} is not a partner app a sync can write to"
@@ -110,9 +110,10 @@ def _runtime(args: argparse.Namespace, catalog: Catalog) -> Runtime:
     urls = per_app(args.base_url, "--base-url", catalog)
     limits = rate_limits(args.rate_limit, catalog, plain=None)
     chosen = argparse.Namespace(token_env=None, connection=args.connection)
-    fallback, location_id, base_url = auth_from_args(chosen, catalog.app(GHL_APP))
-    if base_url and GHL_APP not in urls:
-        urls[GHL_APP] = base_url
+    hub = catalog.hub_app()
+    fallback, location_id, base_url = auth_from_args(chosen, hub)
+    if base_url and hub.id not in urls:
+        urls[hub.id] = base_url
     settings = Settings(base_urls=urls, location_id=location_id, rate_limits=limits)
     return Runtime(catalog, settings, auth=api_key_provider(fallback))
 

@@ -7,7 +7,7 @@ import json
 import sys
 from typing import TYPE_CHECKING
 
-from connector.cli.argtypes import GHL_APP, per_app
+from connector.cli.argtypes import per_app
 
 if TYPE_CHECKING:
     from connector.catalog import Catalog
@@ -155,12 +155,13 @@ def connected(
     from connector.runtime import Runtime, Settings
 
     chosen = argparse.Namespace(token_env=None, connection=connection)
+    hub = catalog.hub_app() if ghl else None
     fallback, location_id, base_url = (
-        auth_from_args(chosen, catalog.app(GHL_APP)) if ghl else (None, None, None)
+        auth_from_args(chosen, hub) if hub is not None else (None, None, None)
     )
     urls = dict(urls)
-    if base_url and GHL_APP not in urls:
-        urls[GHL_APP] = base_url
+    if base_url and hub is not None and hub.id not in urls:
+        urls[hub.id] = base_url
     settings = Settings(base_urls=urls, location_id=location_id)
     return Runtime(catalog, settings, auth=api_key_provider(fallback))
 

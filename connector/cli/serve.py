@@ -7,7 +7,7 @@ import logging
 import sys
 from typing import TYPE_CHECKING
 
-from connector.cli.argtypes import GHL_APP, days, per_app, per_window, port, positive, rate_limits
+from connector.cli.argtypes import days, per_app, per_window, port, positive, rate_limits
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
@@ -128,8 +128,8 @@ def run(args: argparse.Namespace) -> int:
         port=args.port,
         keys=load_keys(args.public_key) if args.public_key else default_keys(),
         pool=PoolSettings(workers=args.workers, grace=args.grace),
-        base_url=urls.pop(GHL_APP, None),
-        rate_limit=limits.pop(GHL_APP, None),
+        base_url=urls.pop(catalog.hub or "", None),
+        rate_limit=limits.pop(catalog.hub or "", None),
         app_urls=urls,
         app_limits=limits,
         max_age=args.max_age,

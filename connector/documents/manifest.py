@@ -269,6 +269,7 @@ def _app(key: str, spec: Mapping[str, Any]) -> App:
         assumptions=tuple(spec.get("assumptions", ())),
         webhooks=_webhooks(spec["webhooks"]) if "webhooks" in spec else None,
         sync_adapters={k: dict(v) for k, v in spec.get("sync_adapters", {}).items()},
+        hub=bool(spec.get("hub", False)),
     )
 
 

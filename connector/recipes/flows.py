@@ -64,9 +64,9 @@ def sync_flows(label: str, spec: SyncSpec) -> list[Flow]:
     for obj in spec.objects.values():
         name = _SAME.get(obj.name, obj.name)
         if obj.allows("ghl"):
-            found.append(Flow(label, ("ghl", name), (spec.partner, name)))
+            found.append(Flow(label, (spec.app("ghl"), name), (spec.partner, name)))
         if obj.allows("partner"):
-            found.append(Flow(label, (spec.partner, name), ("ghl", name)))
+            found.append(Flow(label, (spec.partner, name), (spec.app("ghl"), name)))
     found = list(dict.fromkeys(found))
     return found
 

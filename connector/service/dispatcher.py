@@ -169,11 +169,12 @@ def event_payload(event: InboxEvent) -> dict[str, Any] | str:
     return payload
 
 
-def event_app(event_type: str | None) -> str:
+def event_app(event_type: str | None, hub: str | None) -> str:
     """The app an inbox event came from: a partner's or a poller's type is a trigger id
-    (``<partner>.tasks.created``), a GHL webhook's is GHL's own (``TaskCreate``)."""
+    (``<partner>.tasks.created``), a webhook of the ``hub`` app's is typed by its own name
+    (GHL's ``TaskCreate``); "" when there is no hub."""
     kind = event_type or ""
-    return kind.partition(".")[0] if "." in kind else "ghl"
+    return kind.partition(".")[0] if "." in kind else hub or ""
 
 
 def enrich(trigger: Trigger, payload: Mapping[str, Any], runtime: Runtime) -> dict[str, Any]:
@@ -244,7 +245,7 @@ class Dispatcher:
         self.routes: tuple[Route, ...] = ()
         self._by_type: dict[str, list[Route]] = {}
         self.use(routes)
-        self._known = {n for t in catalog.triggers.values() for n in _types(t)}
+        self._known = {n for t in catalog.triggers.values() for n in _types(t, catalog.hub)}
         self._ignored: set[str] = set()
         self._lock = threading.Lock()
 
@@ -255,7 +256,7 @@ class Dispatcher:
         """Run these routes from now on (events already running finish with the old ones)."""
         by_type: dict[str, list[Route]] = {}
         for route in routes:
-            for name in _types(route.trigger):
+            for name in _types(route.trigger, self.catalog.hub):
                 by_type.setdefault(name, []).append(route)
         self.routes, self._by_type = tuple(routes), by_type
 
@@ -328,9 +329,10 @@ class Dispatcher:
         return {str(r["id"]): str(r["status"]) for r in rows}
 
 
-def _types(trigger: Trigger) -> list[str]:
-    """The inbox ``type`` values that start a trigger: a GHL webhook's event type (the payload's
-    ``type``); events of pollers and of other apps' receivers carry the trigger id instead."""
-    if trigger.kind == "webhook" and trigger.app == "ghl":
+def _types(trigger: Trigger, hub: str | None) -> list[str]:
+    """The inbox ``type`` values that start a trigger: a webhook of the ``hub`` app's (GHL's) is
+    typed by its event (the payload's ``type``); events of pollers and of other apps' receivers
+    carry the trigger id instead."""
+    if trigger.kind == "webhook" and trigger.app == hub:
         return [trigger.event] if trigger.event else []
     return [trigger.id]

@@ -123,7 +123,7 @@ class Poller:
         self.location_id = location_id or runtime.settings.location_id or ""
         if not self.location_id:
             raise ValueError(f"Poller({trigger.id!r}): no location_id [set it or the runtime's]")
-        self.mode, self.field = _mode(trigger)
+        self.mode, self.field = _mode(trigger, runtime.catalog.hub)
         self.ledger = PollLedger(store, trigger.id, self.location_id)
         self.child: Action | None = None
         if self.mode == "children":
@@ -336,11 +336,12 @@ class Poller:
         return NewEvent(key, kind, where, text.encode(), time.time())
 
 
-def _mode(trigger: Trigger) -> tuple[Mode, str]:
-    """The mode for a trigger and the contact field its cursor follows."""
+def _mode(trigger: Trigger, hub: str | None) -> tuple[Mode, str]:
+    """The mode for a trigger and the contact field its cursor follows (a per-contact list is
+    the ``hub`` app's)."""
     if trigger.kind == "polling" and trigger.cursor and trigger.action == SEARCH:
         return "records", trigger.cursor
-    if trigger.kind == "polling" and not trigger.cursor and trigger.app == "ghl":
+    if trigger.kind == "polling" and not trigger.cursor and trigger.app == hub:
         return "children", "dateUpdated"
     if trigger.kind == "webhook" and trigger.event in _RECONCILE:
         return "reconcile", _RECONCILE[trigger.event]

@@ -78,7 +78,6 @@ from connector.sync.syncs import SyncRoute, Syncs, load_syncs, partner_hooks
 
 __all__ = ["Engines", "serve", "start_pollers", "start_purger"]
 
-GHL_APP = "ghl"
 _log = logging.getLogger("connector.service.process")
 Scope = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
@@ -124,8 +123,9 @@ class Engines:
 
     def _build(self, location_id: str | None) -> Engine:
         options = self.options
-        urls = {GHL_APP: options.base_url} if options.base_url else {}
-        limits = {GHL_APP: options.rate_limit} if options.rate_limit else {}
+        hub = self.catalog.hub
+        urls = {hub: options.base_url} if options.base_url and hub else {}
+        limits = {hub: options.rate_limit} if options.rate_limit and hub else {}
         settings = RuntimeSettings(
             base_urls={**options.app_urls, **urls},
             location_id=location_id,
@@ -361,7 +361,7 @@ def _handler(
     syncs that audited it are skipped then; a loop makes the event dead at once)."""
 
     def handle(event: InboxEvent) -> Outcome:
-        echo = _echo(footprints, event)
+        echo = _echo(footprints, event, dispatcher.catalog.hub)
         outcome = dispatcher.process(event, echo)
         if syncs is not None:
             try:
@@ -401,12 +401,12 @@ def _file_name(route: Route) -> str:
     return Path(route.recipe.file).name if route.recipe.file else route.key
 
 
-def _echo(footprints: Footprints, event: InboxEvent) -> Echo | None:
+def _echo(footprints: Footprints, event: InboxEvent, hub: str | None) -> Echo | None:
     """The pack's write ``event`` echoes (None: not an echo, or its body is not an object)."""
     payload = event_payload(event)
     if isinstance(payload, str):
         return None
-    return footprints.echo_of(event_app(event.type), payload, event.received_at)
+    return footprints.echo_of(event_app(event.type, hub), payload, event.received_at)
 
 
 def _unset(event: InboxEvent) -> Outcome:

@@ -164,18 +164,19 @@ class ObjectSync:
 @dataclass(frozen=True, slots=True)
 class SyncSpec:
     """A whole sync: its name (keys the id map and the audit), the partner app, the objects,
-    the region for phone numbers written without a country code, and field names whose values
-    the audit never stores."""
+    the region for phone numbers written without a country code, field names whose values
+    the audit never stores, and the hub app (the catalog's; the fixed side, role ``ghl``)."""
 
     name: str
     partner: str
     objects: Mapping[str, ObjectSync]
     phone_region: str = "US"
     redact: frozenset[str] = frozenset()
+    hub: str = ""
 
     def app(self, side: Side) -> str:
-        """The app id on ``side``."""
-        return "ghl" if side == "ghl" else self.partner
+        """The app id on ``side``: the hub's on the hub side (role ``ghl``), else the partner's."""
+        return self.partner if side == "partner" else self.hub
 
 
 # -- building -------------------------------------------------------------------------------
@@ -200,6 +201,7 @@ def build_sync(
     apps = _installed_apps() if apps is None else apps
     problems: list[Problem] = []
     partner = str(data["partner"])
+    hub = _hub_of(apps)
     tags = data["objects"].get("tags")
     objects: dict[str, ObjectSync] = {}
     for kind, spec in data["objects"].items():
@@ -207,7 +209,7 @@ def build_sync(
             continue
         path = (*at, "objects", kind)
         declared = data.get("adapters", {})
-        adapters = _adapters(apps, partner, kind, declared, doc, path, problems)
+        adapters = _adapters(apps, (hub, partner), kind, declared, doc, path, problems)
         fields = _fields(spec, path, doc, problems)
         if kind == "contacts" and tags is not None:
             fields.append(_tag_field(tags, adapters))
@@ -231,6 +233,7 @@ def build_sync(
         objects=MappingProxyType(objects),
         phone_region=str(data.get("phone_region", "US")),
         redact=frozenset(data.get("redact", ())),
+        hub=hub,
     )
 
 
@@ -246,6 +249,12 @@ def _tag_field(spec: Mapping[str, Any], adapters: Mapping[Side, Adapter] | None)
     )
 
 
+def _hub_of(apps: Mapping[str, App]) -> str:
+    from connector.catalog import hub_of  # the catalog sits above the documents it reads
+
+    return hub_of(apps) or ""
+
+
 def _installed_apps() -> Mapping[str, App]:
     from connector.catalog import build_catalog  # the catalog sits above the documents it reads
 
@@ -254,7 +263,7 @@ def _installed_apps() -> Mapping[str, App]:
 
 def _adapters(
     apps: Mapping[str, App],
-    partner: str,
+    pair: tuple[str, str],
     kind: str,
     declared: Mapping[str, Any],
     doc: Document | None,
@@ -263,7 +272,7 @@ def _adapters(
 ) -> dict[Side, Adapter] | None:
     found: dict[Side, Adapter] = {}
     for side in SIDES:
-        app = "ghl" if side == "ghl" else partner
+        app = pair[SIDES.index(side)]
         found_app = apps.get(app)
         defaults = found_app.sync_adapters.get(kind, {}) if found_app else {}
         data = {**defaults, **declared.get(side, {}).get(kind, {})}
@@ -272,8 +281,12 @@ def _adapters(
             problems.append(
                 Problem(
                     where,
-                    f"app {app!r} has no adapter for {kind!r}",
-                    f"declare sync.adapters.{side}.{kind} with its action ids",
+                    f"app {app!r} has no adapter for {kind!r}"
+                    if app
+                    else f"no app of the catalog is the hub, so the {side} side has no app",
+                    f"declare sync.adapters.{side}.{kind} with its action ids"
+                    if app
+                    else "give one app `hub: true` in its manifest",
                 )
             )
             continue

@@ -59,8 +59,6 @@ __all__ = [
 Prepare = Callable[[Change], Change]
 """Completes a change before it is applied (e.g. reads the full record a webhook only names)."""
 SUFFIXES = (".yaml", ".yml")
-GHL = "ghl"
-"""The hub app every sync keeps a partner in step with."""
 _log = logging.getLogger(__name__)
 
 
@@ -203,7 +201,7 @@ def ghl_child_reader(runtime: Runtime) -> Prepare:
             return change
         if not change.parent_id:
             return change
-        adapter = runtime.catalog.app(GHL).sync_adapters.get(change.object)
+        adapter = runtime.catalog.hub_app().sync_adapters.get(change.object)
         if adapter is None or "get" not in adapter:
             return change
         data = {adapter["id_input"]: change.record_id, adapter["parent_input"]: change.parent_id}
@@ -249,6 +247,8 @@ class Syncs:
         self._webhooks = {p: runtime.catalog.app(p).webhooks for p in self.partners}
         self._engines = [SyncEngine(r.spec, runtime, store) for r in self.routes]
         self._prepare = ghl_child_reader(runtime)
+        self.hub = runtime.catalog.hub or ""
+        """The hub app's id: its events are typed by its own names and cover every sync."""
 
     def __repr__(self) -> str:
         return f"Syncs({[r.name for r in self.routes]}, location={self.location_id!r})"
@@ -272,7 +272,7 @@ class Syncs:
         loops: list[LoopDetected] = []
         for engine in self._engines:
             spec = engine.spec
-            if app not in ("ghl", spec.partner) or change.object not in spec.objects:
+            if app not in (self.hub, spec.partner) or change.object not in spec.objects:
                 continue
             writer = f"sync:{spec.name}"
             if echo is not None and echo.writer != writer:
@@ -284,7 +284,7 @@ class Syncs:
             origin = Origin(writer, event.webhook_id, (*(echo.chain if echo else ()), writer))
             try:
                 with acting(origin, self.footprints):
-                    prepared = self._prepare(change) if app == "ghl" else change
+                    prepared = self._prepare(change) if app == self.hub else change
                     self._pull_parent(engine, prepared)
                     outcomes.append(engine.apply(prepared))
             except LoopDetected as exc:
@@ -315,7 +315,7 @@ class Syncs:
                 )
                 return None
             change = change_from_ghl(payload)
-            app = "ghl"
+            app = self.hub
         else:
             webhooks = self._webhooks.get(app)
             change = change_from_partner(payload, webhooks) if webhooks else None
