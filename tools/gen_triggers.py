@@ -53,10 +53,14 @@ class Describer:
     def text(self, group: str, path: str, name: str) -> str:
         """The description of ``path`` (dotted, ``[]`` for array items) in ``group``'s payloads.
 
-        With a ``report`` (events made by rule) a missing one is written from the name and
-        reported; without, it is an error (the hand-configured events must describe all).
+        With a ``report`` (events made by rule) only ``<group>.<path>`` entries are used and a
+        missing one is written from the name and reported; without, the by-name tables are
+        tried too and a missing one is an error (the hand-configured events must describe all).
         """
-        for key, table in ((f"{group}.{path}", self.own), (name, self.own), (name, self.shared)):
+        keys = [(f"{group}.{path}", self.own)]
+        if self.report is None:  # the by-name tables are about contacts, notes, tasks
+            keys += [(name, self.own), (name, self.shared)]
+        for key, table in keys:
             if key in table:
                 return table[key]
         if self.report is not None:
@@ -145,7 +149,9 @@ def webhook_trigger(
         example = {"type": kind_type, **example}
     payload = annotate(source, example, group, "", describer)
     kind = payload["properties"].setdefault("type", {"type": "string"})
-    kind["description"] = cfg["descriptions"]["type"].replace("{event}", kind_type)
+    if "description" not in kind or event not in cfg["webhook"]:
+        kind["description"] = f"Event type, {kind_type} for this trigger."
+    kind["description"] = kind["description"].replace("{event}", kind_type)
     payload["description"] = (
         f"The JSON body GHL posts for each {event} event: its published schema plus `webhookId` "
         "and `timestamp`. Open: GHL may add fields."

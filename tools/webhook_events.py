@@ -9,9 +9,12 @@ defects of that folder are settled here, each by a rule written to the report
   other (``Email/SMS``) is dropped (no type constraint);
 - ``required: true`` on a property (a draft-3 habit; invalid in 2020-12) is dropped: the property
   stays optional, as GHL's examples do not always carry it;
-- a second schema file: its properties are added to the first one's (one payload, either form);
+- a second schema file: its properties are added to the first one's; a property the two
+  declare differently takes either form (``anyOf``);
 - no schema file: the schema is inferred from the examples (types of their values; a property
   whose examples disagree on the type gets none) or taken from ``schema_from`` in the overrides;
+- an official example whose value has another type than the schema says: both types are
+  accepted (the examples are what GHL sends);
 - no example file: the trigger has no sample.
 """
 
@@ -23,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from catalog_json import Json, load_json
+from jsonschema import Draft202012Validator
 from catalog_report import Report
 
 JSON_TYPES = frozenset({"string", "number", "integer", "boolean", "array", "object", "null"})
@@ -68,10 +72,16 @@ def read_event(
         report.add("triggers", f"{event}: a second schema file; its properties are merged in")
         props = schema.setdefault("properties", {})
         for name, sub in extra.get("properties", {}).items():
-            props.setdefault(name, copy.deepcopy(sub))
+            if name in props and props[name] != sub:
+                report.add("triggers", f"{event}: /{name}: the two schemas differ: either passes")
+                props[name] = {"anyOf": [props[name], copy.deepcopy(sub)]}
+            else:
+                props.setdefault(name, copy.deepcopy(sub))
     if not examples:
         report.add("triggers", f"{event}: no example file; the trigger has no sample")
-    return EventFiles(event, settle(schema, event, "", report), examples)
+    schema = settle(schema, event, "", report)
+    widen(schema, examples, event, report)
+    return EventFiles(event, schema, examples)
 
 
 def settle(node: Json, event: str, where: str, report: Report) -> Json:
@@ -94,6 +104,22 @@ def settle(node: Json, event: str, where: str, report: Report) -> Json:
         else:
             out[key] = copy.deepcopy(value)
     return out
+
+
+def widen(schema: Json, examples: list[Json], event: str, report: Report) -> None:
+    """Where an official example has another type than the schema says, accept both types."""
+    for example in examples:
+        for error in Draft202012Validator(schema).iter_errors(example):
+            if error.validator != "type":
+                continue
+            node = schema
+            for part in list(error.absolute_schema_path)[:-1]:
+                node = node[part]
+            kinds = node["type"] if isinstance(node["type"], list) else [node["type"]]
+            node["type"] = [*kinds, _kind(error.instance)]
+            where = error.json_path.removeprefix("$")
+            report.add("triggers", f"{event}: {where}: an example is {_kind(error.instance)},"
+                       f" the schema says {'/'.join(kinds)}: both accepted")
 
 
 def infer(examples: list[Json]) -> Json:
