@@ -213,8 +213,10 @@ def _routing_type(files: EventFiles, report: Report) -> str:
         return only
     if len(seen) > 1:
         shown = ", ".join(sorted(map(str, seen)))
-        report.add("triggers", f"{files.name}: examples disagree on `type` ({shown}): routed by"
-                   f" {files.name!r}")
+        report.add(
+            "triggers",
+            f"{files.name}: examples disagree on `type` ({shown}): routed by {files.name!r}",
+        )
     return files.name
 
 
@@ -255,14 +257,18 @@ def auto_config(
     title = hand.get("title") or " ".join(parts).capitalize()
     scopes = hand["scopes"] if "scopes" in hand else _resource_scopes(resource, actions)
     if not scopes and "scopes" not in hand:
-        raise CatalogError(f"{event}: no {resource} actions to take a scope from"
-                           f" [add triggers.auto.{event}.scopes with a reason]")
+        raise CatalogError(
+            f"{event}: no {resource} actions to take a scope from"
+            f" [add triggers.auto.{event}.scopes with a reason]"
+        )
     if "scopes" in hand:
         shown = ", ".join(scopes) or "no scope"
         note = f"Scope: GHL's files do not say; {shown} is set by hand: {hand['reason'].strip()}"
     else:
-        note = (f"Scope: GHL's files do not say; {', '.join(scopes)} is assumed, the read scope"
-                f" of the {resource} actions (not documented; verify on a real app).")
+        note = (
+            f"Scope: GHL's files do not say; {', '.join(scopes)} is assumed, the read scope"
+            f" of the {resource} actions (not documented; verify on a real app)."
+        )
         report.add("triggers", f"{event}: scopes {scopes} assumed (read scope of ghl.{resource}.*)")
     report.add("triggers", f"{event}: id {tid!r}, title and description by rule")
     return {
@@ -347,7 +353,9 @@ def build_triggers(
             tcfg, desc = auto_config(files, hand.get(event, {}), actions, report), guessing
         tid, entry, doc = webhook_trigger(files, tcfg, cfg, desc, report)
         if tid in entries or tid in actions:
-            raise CatalogError(f"{event}: trigger id {tid!r} is taken [set triggers.auto.{event}.id]")
+            raise CatalogError(
+                f"{event}: trigger id {tid!r} is taken [set triggers.auto.{event}.id]"
+            )
         entries[tid], documents[f"{tid}.json"] = entry, doc
     for tid, tcfg in cfg["polling"].items():
         entry, doc = polling_trigger(tid, tcfg, cfg, actions, action_schemas)

@@ -26,8 +26,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from catalog_json import Json, load_json
-from jsonschema import Draft202012Validator
 from catalog_report import Report
+from jsonschema import Draft202012Validator
 
 JSON_TYPES = frozenset({"string", "number", "integer", "boolean", "array", "object", "null"})
 _TYPE_FIXES: Mapping[str, Json] = {"Date": {"type": "string", "format": "date-time"}}
@@ -118,8 +118,11 @@ def widen(schema: Json, examples: list[Json], event: str, report: Report) -> Non
             kinds = node["type"] if isinstance(node["type"], list) else [node["type"]]
             node["type"] = [*kinds, _kind(error.instance)]
             where = error.json_path.removeprefix("$")
-            report.add("triggers", f"{event}: {where}: an example is {_kind(error.instance)},"
-                       f" the schema says {'/'.join(kinds)}: both accepted")
+            report.add(
+                "triggers",
+                f"{event}: {where}: an example is {_kind(error.instance)},"
+                f" the schema says {'/'.join(kinds)}: both accepted",
+            )
 
 
 def infer(examples: list[Json]) -> Json:
