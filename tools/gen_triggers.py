@@ -270,7 +270,8 @@ def auto_config(
             f" of the {resource} actions (not documented; verify on a real app)."
         )
         report.add("triggers", f"{event}: scopes {scopes} assumed (read scope of ghl.{resource}.*)")
-    report.add("triggers", f"{event}: id {tid!r}, title and description by rule")
+    how = "from the overrides" if "id" in hand else "by rule"
+    report.add("triggers", f"{event}: id {tid!r} {how}; title and description by rule")
     return {
         "id": tid,
         "title": title,
