@@ -283,12 +283,15 @@ def test_cli_scopes_for_folder_prints_scopes(cli, tmp_path):
         "  - id: deal\n    use: ghl.opportunities.get\n    with:\n      id: '{{ trigger.id }}'\n"
     )
     (folder / "b.yaml").write_text(
-        "name: B\ntrigger:\n  use: ghl.contacts.created\nsteps:\n"
+        "name: B\ntrigger:\n  use: ghl.invoices.paid\nsteps:\n"
         "  - id: c\n    use: ghl.contacts.get\n    with:\n      contactId: '{{ trigger.id }}'\n"
     )
     result = cli.run("login", "--scopes-for", str(folder), "--print-scopes")
     assert result.returncode == 0, result.stderr
-    assert result.stdout.split() == ["contacts.readonly", "opportunities.readonly"]
+    # contacts.readonly: a.yaml's trigger and b.yaml's step; invoices.readonly: b.yaml's trigger
+    assert result.stdout.split() == [
+        "contacts.readonly", "invoices.readonly", "opportunities.readonly"
+    ]
     assert not (cli.home / "state.db").exists() or not cli.connections().names()
 
 
