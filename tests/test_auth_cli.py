@@ -284,7 +284,7 @@ def test_cli_scopes_for_folder_prints_scopes(cli, tmp_path):
     )
     (folder / "b.yaml").write_text(
         "name: B\ntrigger:\n  use: ghl.invoices.paid\nsteps:\n"
-        "  - id: c\n    use: ghl.contacts.get\n    with:\n      contactId: '{{ trigger.id }}'\n"
+        "  - id: c\n    use: ghl.contacts.get\n    with:\n      contactId: '{{ trigger._id }}'\n"
     )
     result = cli.run("login", "--scopes-for", str(folder), "--print-scopes")
     assert result.returncode == 0, result.stderr
