@@ -271,3 +271,42 @@ def test_cli_login_refuses_broken_recipe(cli):
     assert result.returncode == 1
     assert result.stderr.startswith(f"error: {some}:")
     assert "Traceback" not in result.stderr
+
+
+def test_cli_scopes_for_folder_prints_scopes(cli, tmp_path):
+    """`auth login --scopes-for FOLDER --print-scopes` prints every action's and trigger's scopes
+    of every recipe in the folder, and exits without logging in."""
+    folder = tmp_path / "recipes"
+    folder.mkdir()
+    (folder / "a.yaml").write_text(
+        "name: A\ntrigger:\n  use: ghl.contacts.created\nsteps:\n"
+        "  - id: deal\n    use: ghl.opportunities.get\n    with:\n      id: '{{ trigger.id }}'\n"
+    )
+    (folder / "b.yaml").write_text(
+        "name: B\ntrigger:\n  use: ghl.invoices.paid\nsteps:\n"
+        "  - id: c\n    use: ghl.contacts.get\n    with:\n      contactId: '{{ trigger._id }}'\n"
+    )
+    result = cli.run("login", "--scopes-for", str(folder), "--print-scopes")
+    assert result.returncode == 0, result.stderr
+    # contacts.readonly: a.yaml's trigger and b.yaml's step; invoices.readonly: b.yaml's trigger
+    assert result.stdout.split() == [
+        "contacts.readonly", "invoices.readonly", "opportunities.readonly"
+    ]
+    assert not (cli.home / "state.db").exists() or not cli.connections().names()
+
+
+def test_cli_scopes_for_prints_before_login(cli):
+    """A login with --scopes-for prints the computed scope list before the authorize URL."""
+    recipe = str(ROOT / "tests" / "data" / "recipes" / "good" / "deprecated_action.yaml")
+    status, output = cli.login("--name", "r", "--scopes", "", "--scopes-for", recipe)
+    assert status == 0, output
+    lines = output.splitlines()
+    shown = next(i for i, line in enumerate(lines) if line.startswith("scopes to request:"))
+    url = next(i for i, line in enumerate(lines) if line.strip().startswith("http://"))
+    assert shown < url and lines[shown] == "scopes to request: contacts.readonly"
+
+
+def test_cli_scopes_for_empty_folder_is_an_error(cli, tmp_path):
+    result = cli.run("login", "--scopes-for", str(tmp_path), "--print-scopes")
+    assert result.returncode == 1
+    assert "no recipe" in result.stderr and "Traceback" not in result.stderr

@@ -35,6 +35,54 @@ WEBHOOK_TRIGGERS = {
     "AppointmentUpdate": "ghl.appointments.updated",
     "AppointmentDelete": "ghl.appointments.deleted",
 }
+RULE_TRIGGERS = {
+    # The other events, triggers by the rule of tools/gen_triggers.py (docs/catalog.md).
+    "AppInstall": "ghl.apps.installed",
+    "AppUninstall": "ghl.apps.uninstalled",
+    "AssociationCreate": "ghl.associations.created",
+    "AssociationDelete": "ghl.associations.deleted",
+    "AssociationUpdate": "ghl.associations.updated",
+    "CampaignStatusUpdate": "ghl.campaigns.status_updated",
+    "ConversationUnreadWebhook": "ghl.conversations.unread_updated",
+    "InboundMessage": "ghl.messages.inbound",
+    "InvoiceCreate": "ghl.invoices.created",
+    "InvoiceDelete": "ghl.invoices.deleted",
+    "InvoicePaid": "ghl.invoices.paid",
+    "InvoicePartiallyPaid": "ghl.invoices.partially_paid",
+    "InvoiceSent": "ghl.invoices.sent",
+    "InvoiceUpdate": "ghl.invoices.updated",
+    "InvoiceVoid": "ghl.invoices.voided",
+    "LCEmailStats": "ghl.emails.stats",
+    "LocationCreate": "ghl.locations.created",
+    "LocationUpdate": "ghl.locations.updated",
+    "ObjectSchemaCreate": "ghl.object_schemas.created",
+    "ObjectSchemaUpdate": "ghl.object_schemas.updated",
+    "OpportunityAssignedToUpdate": "ghl.opportunities.assigned_to_updated",
+    "OpportunityCreate": "ghl.opportunities.created",
+    "OpportunityDelete": "ghl.opportunities.deleted",
+    "OpportunityMonetaryValueUpdate": "ghl.opportunities.monetary_value_updated",
+    "OpportunityStageUpdate": "ghl.opportunities.stage_updated",
+    "OpportunityStatusUpdate": "ghl.opportunities.status_updated",
+    "OpportunityUpdate": "ghl.opportunities.updated",
+    "OrderCreate": "ghl.orders.created",
+    "OrderStatusUpdate": "ghl.orders.status_updated",
+    "OutboundMessage": "ghl.messages.outbound",
+    "PlanChange": "ghl.apps.plan_changed",
+    "PriceCreate": "ghl.prices.created",
+    "PriceDelete": "ghl.prices.deleted",
+    "PriceUpdate": "ghl.prices.updated",
+    "ProductCreate": "ghl.products.created",
+    "ProductDelete": "ghl.products.deleted",
+    "ProductUpdate": "ghl.products.updated",
+    "ProviderOutboundMessage": "ghl.messages.provider_outbound",
+    "RecordCreate": "ghl.records.created",
+    "RecordDelete": "ghl.records.deleted",
+    "RecordUpdate": "ghl.records.updated",
+    "RelationCreate": "ghl.relations.created",
+    "RelationDelete": "ghl.relations.deleted",
+    "UserCreate": "ghl.users.created",
+}
+ALL_WEBHOOK_TRIGGERS = {**WEBHOOK_TRIGGERS, **RULE_TRIGGERS}
 POLLING_TRIGGERS = {
     "ghl.contacts.changed": ("dateUpdated", ["id", "dateUpdated"]),
     "ghl.contacts.added": ("dateAdded", ["id"]),
@@ -44,12 +92,12 @@ NO_EVENTS = f"GHL webhook-event files not found at {EVENTS_DIR}"
 
 
 def event_examples() -> list[Any]:
-    """One param per (event, example file) of the 14 events."""
+    """One param per (event, example file) of every event."""
     if not EVENTS_DIR.exists():
         return [pytest.param(None, None, marks=pytest.mark.skip(reason=NO_EVENTS), id="none")]
     return [
         pytest.param(event, path, id=path.name)
-        for event in WEBHOOK_TRIGGERS
+        for event in ALL_WEBHOOK_TRIGGERS
         for path in sorted(EVENTS_DIR.glob(f"{event}.example*.json"))
     ]
 
@@ -75,9 +123,29 @@ def errors_of(validator: Draft202012Validator, data: Any) -> list[str]:
 
 @pytest.mark.parametrize(("event", "path"), event_examples())
 def test_trigger_official_example_validates_against_payload(event, path):
-    """Every GHL example payload of the 14 events validates against its trigger's payload schema."""
+    """Every GHL example payload of every event validates against its trigger's payload schema."""
     example = json.loads(path.read_text(encoding="utf-8"))
-    assert errors_of(payload_validator(WEBHOOK_TRIGGERS[event]), example) == []
+    assert errors_of(payload_validator(ALL_WEBHOOK_TRIGGERS[event]), example) == []
+
+
+def test_trigger_every_event_is_a_trigger(manifest):
+    """Each event of GHL's webhook-events folder is a webhook trigger with a sample (when GHL
+    gives an example) that passes its own schema, and states how its scope was chosen."""
+    if not EVENTS_DIR.exists():
+        pytest.skip(NO_EVENTS)
+    names = {p.name.split(".", 1)[0] for p in EVENTS_DIR.glob("*.json")}
+    assert names == set(ALL_WEBHOOK_TRIGGERS)
+    for event, trigger_id in RULE_TRIGGERS.items():
+        entry = manifest["triggers"][trigger_id]
+        assert entry["kind"] == "webhook" and "Scope:" in entry["description"], trigger_id
+        document = json.loads((ROOT / entry["schema"]).read_text(encoding="utf-8"))
+        payload = document["properties"]["payload"]
+        Draft202012Validator.check_schema(payload)
+        has_example = any(EVENTS_DIR.glob(f"{event}.example*.json"))
+        assert ("examples" in payload) is has_example, trigger_id
+        for sample in payload.get("examples", []):
+            assert errors_of(Draft202012Validator(payload), sample) == [], trigger_id
+            assert sample["type"] == entry["event"] or event == "ProviderOutboundMessage"
 
 
 def test_trigger_appointment_examples_with_wrong_type_still_validate():

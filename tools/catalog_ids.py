@@ -34,6 +34,12 @@ def words(text: str) -> list[str]:
     return [w.lower() for w in _WORD.findall(text)]
 
 
+def guess_description(name: str) -> str:
+    """A description written from a property name: ``calendarId`` -> ``Calendar id.``."""
+    text = " ".join(words(name)) or name
+    return text[:1].upper() + text[1:] + "."
+
+
 def snake(text: str) -> str:
     """``text`` as one snake_case name that starts with a letter."""
     name = "_".join(words(text))

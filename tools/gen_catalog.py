@@ -23,7 +23,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import yaml
-from catalog_ids import IdRule, words
+from catalog_ids import IdRule, guess_description
 from catalog_json import DRAFT, CatalogError, Json, apply_fix, load_json, ordered
 from catalog_paging import detect
 from catalog_report import Report
@@ -90,12 +90,6 @@ FILE_INPUT: Json = {
     "additionalProperties": False,
 }
 """The input form of a ``format: binary`` body field (docs/catalog.md, "File uploads")."""
-
-
-def guess_description(name: str) -> str:
-    """A description written from a property name: ``calendarId`` -> ``Calendar id.``."""
-    text = " ".join(words(name)) or name
-    return text[:1].upper() + text[1:] + "."
 
 
 class Converter:

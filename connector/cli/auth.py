@@ -73,11 +73,19 @@ def _add_login(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         help="scopes to request, space-separated (added to those --recipes need)",
     )
     login.add_argument(
+        "--scopes-for",
         "--recipes",
+        dest="recipes",
         nargs="+",
         default=[],
         metavar="RECIPE",
-        help="ask for exactly the scopes these recipes need (checked with validate first)",
+        help="ask for exactly the scopes these recipes (files or folders) need: every action's"
+        " and trigger's scopes (checked with validate first)",
+    )
+    login.add_argument(
+        "--print-scopes",
+        action="store_true",
+        help="print the scopes the login would ask for, one a line, and exit (no login)",
     )
     login.add_argument("--name", default="default", help="connection name (default: default)")
     login.add_argument("--base-url", help="API base URL (default: $CONNECTOR_GHL_BASE_URL or GHL)")
@@ -123,18 +131,24 @@ def _login_scopes(args: argparse.Namespace) -> list[str]:
         from pathlib import Path
 
         from connector.catalog import build_catalog
+        from connector.cli.validate import recipe_files
+        from connector.errors import ConnectorError
         from connector.recipes.checker import validate_file
 
         catalog = build_catalog()
         for recipe in args.recipes:
-            report = validate_file(Path(recipe), catalog, filters=catalog.filters)
-            report.raise_for_problems()
-            scopes.update(report.scopes)
+            files = recipe_files(Path(recipe))
+            if not files:
+                raise ConnectorError(f"auth login: {recipe}: no recipe (*.yaml) in this folder")
+            for path in files:
+                report = validate_file(path, catalog, filters=catalog.filters)
+                report.raise_for_problems()
+                scopes.update(report.scopes)
     if not scopes:
         from connector.errors import ConnectorError
 
         raise ConnectorError(
-            "auth login: no scopes to request [hint: pass --scopes '...' or --recipes FILE...]"
+            "auth login: no scopes to request [hint: pass --scopes '...' or --scopes-for RECIPE...]"
         )
     return sorted(scopes)
 
@@ -171,9 +185,13 @@ def run_login(args: argparse.Namespace) -> int:
     from connector.auth import tokens as auth
     from connector.errors import AuthError
 
+    scopes = _login_scopes(args)  # a recipe that does not check stops us before any prompt
+    if args.print_scopes:
+        print("\n".join(scopes))
+        return 0
     if not args.client_id:
         raise AuthError(f"auth login: no client id [hint: pass --client-id or set {CLIENT_ID_ENV}]")
-    scopes = _login_scopes(args)  # a recipe that does not check stops us before any prompt
+    print(f"scopes to request: {' '.join(scopes)}", flush=True)
     secret = _read_secret(
         args.client_secret_env, "Client secret: ", "auth login", "--client-secret-env"
     )

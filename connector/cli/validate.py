@@ -14,7 +14,7 @@ if TYPE_CHECKING:
     from connector.recipes.checker import Report
     from connector.recipes.flows import Flow
 
-__all__ = ["add_parser"]
+__all__ = ["add_parser", "recipe_files"]
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -51,7 +51,7 @@ def run(args: argparse.Namespace) -> int:
     filters = catalog.filters  # built-in filters and every plugin's
     reports: list[Report] = []
     for name in args.recipes:
-        files = _recipe_files(Path(name))
+        files = recipe_files(Path(name))
         if not files:
             where = Location(name)
             reports.append(Report(name, (Problem(where, "no recipe (*.yaml) in this folder"),)))
@@ -85,7 +85,7 @@ def _crossings(reports: list[Report], catalog: Catalog) -> list[str]:
     return crossings(flows)
 
 
-def _recipe_files(path: Path) -> list[Path]:
+def recipe_files(path: Path) -> list[Path]:
     """``path`` itself, or every recipe of the folder ``path`` (as ``serve`` reads them)."""
     from connector.service.dispatcher import RECIPE_SUFFIXES
 
