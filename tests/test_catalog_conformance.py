@@ -15,11 +15,9 @@ from typing import Any
 import pytest
 from conftest import ROOT, SHARED
 from jsonschema import Draft202012Validator
+from specrequests import minimal_request
 
-from actions.rest import build_rest_request
 from connector.catalog import build_catalog
-from connector.documents.sample import sample
-from connector.runtime import Runtime
 
 APPS = SHARED / "ghl-openapi" / "apps"
 pytestmark = pytest.mark.skipif(not APPS.exists(), reason=f"official specs not found at {APPS}")
@@ -83,30 +81,12 @@ def test_every_spec_operation_is_one_action():
 @pytest.mark.parametrize("action_id", GHL)
 def test_minimal_request_is_valid_against_official_spec(action_id):
     """A request built from a minimal valid input passes openapi-core's request validation."""
-    from openapi_core.testing import MockRequest
-
-    action = CATALOG.action(action_id)
     stem = _stems()[action_id]
     if action_id in OPEN:
         pytest.xfail(OPEN[action_id])
     if reported("Path placeholders the spec does not declare", action_id):
         pytest.skip("the spec does not declare a path parameter it uses (in the report)")
-    with Runtime(CATALOG) as runtime:
-        data = runtime.prepare_input(action, sample(action.input_schema, required_only=True))
-        request = build_rest_request(action, data)
-    headers = {"Authorization": "Bearer test", **CATALOG.app("ghl").headers, **request.headers}
-    content, kind = request.body()
-    if kind is not None:
-        headers["Content-Type"] = kind.split(";")[0] if request.form == "json" else kind
-    mock = MockRequest(
-        "https://services.leadconnectorhq.com",
-        request.method.lower(),
-        request.path,
-        args=dict(request.query),
-        headers=headers,
-        data=content,
-        content_type=headers.get("Content-Type", "application/json"),
-    )
+    mock = minimal_request(CATALOG, action_id)
     openapi(stem).validate_request(mock)
 
 

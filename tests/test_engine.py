@@ -4,7 +4,6 @@ ledger, the run history, and secrets kept out of the state file."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +11,7 @@ import pytest
 
 from actions.http.urlguard import allowing
 from connector.auth.bearer import StaticBearer
-from connector.catalog import Catalog, build_catalog
+from connector.catalog import Catalog
 from connector.client.retry import RetryPolicy
 from connector.errors import DocumentError, RecipeError
 from connector.recipes.engine import Engine, check_event
@@ -27,27 +26,10 @@ TAGS = "POST /contacts/{contactId}/tags"
 NOTES = "POST /contacts/{contactId}/notes"
 
 
-@pytest.fixture(scope="module")
-def catalog() -> Catalog:
-    return build_catalog()
-
-
 @pytest.fixture
-def store(tmp_path: Path) -> Iterator[Store]:
-    with Store(tmp_path / "state.db") as opened:
-        yield opened
-
-
-@pytest.fixture
-def engine(ghl: SandboxServer, catalog: Catalog, store: Store) -> Iterator[Engine]:
-    bearer = StaticBearer(ghl.private_token)
-    settings = Settings(
-        base_urls={"ghl": ghl.base_url},
-        location_id=ghl.location_id,
-        retry=RetryPolicy(attempts=1),  # the engine's own retries are under test
-    )
-    with Runtime(catalog, settings, auth=lambda app, action: bearer) as runtime:
-        yield Engine(catalog, runtime, store, environ={"RECIPE_SANDBOX_TOKEN": ghl.private_token})
+def engine(runtime: Runtime, catalog: Catalog, store: Store, ghl: SandboxServer) -> Engine:
+    """The engine on the shared GHL runtime (no HTTP retries: the engine's own are tested)."""
+    return Engine(catalog, runtime, store, environ={"RECIPE_SANDBOX_TOKEN": ghl.private_token})
 
 
 def contact_ids(ghl: SandboxServer) -> list[str]:

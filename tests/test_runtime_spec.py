@@ -6,11 +6,10 @@ import json
 
 import pytest
 from conftest import SHARED
+from specrequests import minimal_request
 
 from actions.rest import build_rest_request
 from connector.catalog import build_catalog
-from connector.documents.sample import sample
-from connector.runtime import Runtime
 
 SPEC_FILE = SHARED / "ghl-openapi" / "apps" / "contacts.json"
 
@@ -42,22 +41,7 @@ def openapi():
 @pytest.mark.parametrize("action_id", GHL_ACTIONS)
 def test_runtime_minimal_request_is_valid_against_spec(openapi, action_id):
     """A request built from a minimal valid input passes the spec's request validation."""
-    from openapi_core.testing import MockRequest
-
-    action = CATALOG.action(action_id)
-    with Runtime(CATALOG) as runtime:
-        data = runtime.prepare_input(action, sample(action.input_schema, required_only=True))
-        request = build_rest_request(action, data)
-    headers = {"Authorization": "Bearer test", **CATALOG.app("ghl").headers, **request.headers}
-    body = json.dumps(request.json) if request.json is not None else None
-    mock = MockRequest(
-        "https://services.leadconnectorhq.com",
-        request.method.lower(),
-        request.path,
-        args=dict(request.query),
-        headers=headers,
-        data=body,
-    )
+    mock = minimal_request(CATALOG, action_id)
     openapi.validate_request(mock)
 
 

@@ -198,9 +198,13 @@ def load_trusted_yaml_file(path: Path) -> Document:
     guarded, positioned reader takes over a second on the 576-action manifest). Errors are
     located at the file only.
     """
-    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    safe_loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
     try:
-        data = yaml.load(path.read_bytes(), Loader=loader)  # noqa: S506 - a safe loader
+        loader = safe_loader(path.read_bytes())
+        try:
+            data = loader.get_single_data()
+        finally:
+            loader.dispose()
     except OSError as exc:
         raise DocumentError(
             [Problem(Location(str(path)), f"cannot read: {exc.strerror}")]
