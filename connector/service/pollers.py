@@ -31,7 +31,7 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -104,6 +104,8 @@ class Poller:
     :param store: the state file holding the inbox and the poll tables.
     :param settings: interval and limits; defaults to :class:`PollSettings`.
     :param location_id: the location polled; defaults to the runtime's.
+    :param clock: the time source (epoch seconds) for the poller's start, the settle window,
+        event times and ``last_poll``; tests pass their own to order moments without sleeping.
     :raises ConnectorError: the trigger cannot be polled or reconciled.
     :raises ValueError: no location is given.
     """
@@ -116,8 +118,10 @@ class Poller:
         settings: PollSettings | None = None,
         *,
         location_id: str | None = None,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.trigger = trigger
+        self.clock = clock
         self.runtime = runtime
         self.settings = settings or PollSettings()
         self.location_id = location_id or runtime.settings.location_id or ""
@@ -159,7 +163,7 @@ class Poller:
             self.last_error = str(exc)
             raise
         finally:
-            self.last_poll = time.time()
+            self.last_poll = self.clock()
         self.last_error = None
         return count
 
@@ -199,7 +203,7 @@ class Poller:
         started = 0 if cursor is None else cursor.started
         upper = None
         if self.mode == "reconcile":
-            upper = int((time.time() - self.settings.settle) * 1000)
+            upper = int((self.clock() - self.settings.settle) * 1000)
         contacts = list(self._search(lower, upper))
         value = max([0 if cursor is None else cursor.value, *(p for p, _ in contacts)])
         if self.mode == "children":
@@ -219,7 +223,7 @@ class Poller:
         value = next((p for p, _ in newest), 0)
         if self.mode == "children":
             # Records listed later are dated by their own clock: what is older than now existed.
-            self.ledger.commit([], value=value, started=int(time.time() * 1000), emit=False)
+            self.ledger.commit([], value=value, started=int(self.clock() * 1000), emit=False)
         else:
             found = self._candidates(list(self._search(value, None)))
             self.ledger.commit(found, value=value, emit=False)
@@ -307,7 +311,7 @@ class Poller:
             type=event_type,
             locationId=location,
             webhookId=key,
-            timestamp=_iso(int(time.time() * 1000)),
+            timestamp=_iso(int(self.clock() * 1000)),
         )
         return Found(
             record_id,
@@ -333,7 +337,7 @@ class Poller:
     def _event(self, key: str, kind: str, body: Mapping[str, Any], location: object) -> NewEvent:
         text = json.dumps(body, separators=(",", ":"), ensure_ascii=False)
         where = location if isinstance(location, str) else self.location_id
-        return NewEvent(key, kind, where, text.encode(), time.time())
+        return NewEvent(key, kind, where, text.encode(), self.clock())
 
 
 def _mode(trigger: Trigger, hub: str | None) -> tuple[Mode, str]:
