@@ -108,7 +108,7 @@ def test_contract_modules_stay_small():
 # (``SyncSpec.app("ghl")``). The sandbox and the demo stand in for HighLevel itself.
 GHL_ROLE_LITERALS = {
     "recipes/flows.py": 3,  # obj.allows("ghl") and spec.app("ghl"): the hub side's role
-    "sync/backfill.py": 15,  # adapters["ghl"], ids.find(..., "ghl", ...): role keys
+    "sync/backfill.py": 17,  # adapters["ghl"], ids.find(..., "ghl", ...): role keys
     "sync/change.py": 2,  # the outcome's ids by role
     "sync/engine.py": 5,  # the engine's sides and link ids by role
     "sync/events.py": 1,  # a hub webhook's change comes from side "ghl"

@@ -18,7 +18,7 @@ from connector.sandbox.server import SandboxServer
 from connector.sandbox.superphone import SuperPhoneSandboxServer
 from connector.sync.audit import entries
 from connector.sync.engine import Change
-from connector.sync.events import change_from_ghl
+from connector.sync.events import change_from_hub
 from connector.sync.mapping import record_time
 from connector.sync.syncs import ghl_child_reader
 
@@ -175,7 +175,7 @@ def test_convergence_late_ghl_note_webhook_does_not_hide_a_later_edit(world: Wor
         "webhookId": "late-note-1",
         "timestamp": datetime.fromtimestamp(late, UTC).isoformat().replace("+00:00", "Z"),
     }  # fmt: skip
-    change = change_from_ghl(webhook)
+    change = change_from_hub(webhook, w.rt.catalog.hub_app().sync_events)
     assert change is not None
     assert w.apply(ghl_child_reader(w.rt)(change)).action == "update"
     w.rt.call("ghl.notes.update", {**ref, "id": note["id"], "body": "c"})  # its webhook is lost

@@ -22,10 +22,11 @@ from connector.runtime import Runtime, Settings
 from connector.store import Store
 from connector.sync.audit import entries
 from connector.sync.engine import Change, SyncEngine
-from connector.sync.events import change_from_ghl, change_from_partner
+from connector.sync.events import change_from_hub, change_from_partner
 from connector.sync.spec import parse_sync
 
 WEBHOOKS = {a: app.webhooks for a, app in pack_manifest().apps.items()}
+HUB_EVENTS = pack_manifest().apps["ghl"].sync_events
 
 CATALOG = build_catalog()
 CF_COMPANY = "cfCompany0000000001"
@@ -197,7 +198,7 @@ def test_sync_two_way_echo_is_suppressed(runtime, store, ghl, lp, receiver):
     )["contact"]
     assert engine.apply(from_lp(edited)).action == "update"
     ghl.drain_webhooks()
-    back = change_from_ghl(_last(receiver, "ContactUpdate"))
+    back = change_from_hub(_last(receiver, "ContactUpdate"), HUB_EVENTS)
     out = engine.apply(back)
     assert out.action == "skip" and out.reason.startswith("echo")
     assert ghl_writes(ghl) == ghl_before + 1

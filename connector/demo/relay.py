@@ -38,7 +38,7 @@ from connector.errors import ConnectorError
 from connector.service.partnerhooks import Check, ghl_check, hmac_check
 from connector.sync.audit import AuditEntry, record
 from connector.sync.engine import Change, Outcome, SyncEngine
-from connector.sync.events import change_from_ghl, change_from_partner
+from connector.sync.events import change_from_hub, change_from_partner
 from connector.sync.mapping import digest, projection, record_time
 from connector.sync.spec import other
 from connector.sync.syncs import Prepare, ghl_child_reader
@@ -245,10 +245,11 @@ class Relay:
         if not isinstance(payload, dict):
             self._count("rejected")
             return 400
-        if app == "ghl":
-            change = change_from_ghl(payload)
+        found = pack_manifest().apps[app]
+        if found.sync_events is not None:  # the hub's flat events (GHL's)
+            change = change_from_hub(payload, found.sync_events)
         else:
-            webhooks = pack_manifest().apps[app].webhooks
+            webhooks = found.webhooks
             change = change_from_partner(payload, webhooks) if webhooks else None
         self._count("received" if change is not None else "ignored")
         if change is not None:

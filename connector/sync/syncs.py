@@ -40,7 +40,7 @@ from connector.service.inbox import InboxEvent
 from connector.service.partnerhooks import PartnerHook, partner_of, webhook_secret_env
 from connector.store import Store
 from connector.sync.engine import Change, Outcome, SyncEngine
-from connector.sync.events import change_from_ghl, change_from_partner
+from connector.sync.events import change_from_hub, change_from_partner
 from connector.sync.mapping import record_time
 from connector.sync.sides import SyncSide
 from connector.sync.spec import SyncSpec, load_sync
@@ -249,6 +249,9 @@ class Syncs:
         self._prepare = ghl_child_reader(runtime)
         self.hub = runtime.catalog.hub or ""
         """The hub app's id: its events are typed by its own names and cover every sync."""
+        hub = runtime.catalog.apps.get(self.hub)
+        self._hub_events = hub.sync_events if hub else None
+        """How the hub's webhooks read as changes (its manifest's ``sync_events``)."""
 
     def __repr__(self) -> str:
         return f"Syncs({[r.name for r in self.routes]}, location={self.location_id!r})"
@@ -314,7 +317,8 @@ class Syncs:
                     event.location_id,
                 )
                 return None
-            change = change_from_ghl(payload)
+            events = self._hub_events
+            change = change_from_hub(payload, events) if events else None
             app = self.hub
         else:
             webhooks = self._webhooks.get(app)
