@@ -37,6 +37,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
+from connector.client.retry import RetryPolicy
 from connector.errors import ConnectorError, RemoteError
 from connector.hookspecs import Action, Polling, Trigger
 from connector.runtime import Runtime
@@ -172,8 +173,13 @@ class Poller:
         """Poll every ``interval`` seconds until ``stop`` is set; never raises.
 
         A failed poll is logged and the wait doubles (up to 15 minutes, or the interval if
-        longer) until a poll succeeds again.
+        longer) until a poll succeeds again (the pack's one backoff,
+        :class:`~connector.client.retry.RetryPolicy`, without jitter).
         """
+        interval = self.settings.interval
+        backoff = RetryPolicy(
+            base=2 * interval, cap=max(_MAX_BACKOFF, interval), jitter="none"
+        ).backoff()
         failures = 0
         while not stop.is_set():
             try:
@@ -186,13 +192,7 @@ class Poller:
                 failures += 1
                 self.last_error = "internal error (see the log)"
                 _log.exception("poller %s: poll failed", self.trigger.id)
-            interval = self.settings.interval
-            wait = (
-                interval
-                if not failures
-                else min(interval * 2 ** min(failures, 20), max(_MAX_BACKOFF, interval))
-            )
-            stop.wait(wait)
+            stop.wait(backoff.delay(min(failures, 20)) if failures else interval)
 
     # -- one poll --------------------------------------------------------------------------
 
