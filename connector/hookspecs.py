@@ -130,7 +130,9 @@ class SyncEvents:
 
     The type is at ``type`` and read by ``types``; the record is the payload without the
     ``envelope`` keys, its id at ``id``; the event id is the first of ``event_id`` present, the
-    change's time the first of ``time`` and the parent contact the first of ``contact``.
+    change's time the first of ``time`` and the parent contact the first of ``contact``. The
+    events of the ``reread`` objects carry a partial record (GHL's tasks and notes): the sync
+    reads the record with the object's ``get`` adapter first and dates the change by it.
     """
 
     types: Mapping[str, EventType]
@@ -140,6 +142,7 @@ class SyncEvents:
     time: tuple[str, ...] = ()
     contact: tuple[str, ...] = ()
     envelope: tuple[str, ...] = ()
+    reread: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

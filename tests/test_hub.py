@@ -272,3 +272,5 @@ def test_hub_pack_data_names_actions_and_events_that_exist():
     events = {t.event for t in catalog.triggers.values() if t.app == hub.id and t.event}
     read = set(hub.polling.reconcile) | set(hub.sync_events.types)
     assert read - events == set()
+    reread = hub.sync_events.reread
+    assert reread and all("get" in hub.sync_adapters[obj] for obj in reread)

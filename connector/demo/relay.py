@@ -6,7 +6,7 @@ keys (:func:`~connector.service.partnerhooks.ghl_check`), a partner's ``sha256=<
 body
 under its shared secret (:func:`~connector.service.partnerhooks.hmac_check`); GHL tasks are
 completed
-by :func:`connector.sync.syncs.ghl_child_reader` (all three shared with the service). A verified
+by :func:`connector.sync.syncs.hub_reader` (all three shared with the service). A verified
 body becomes a :class:`~connector.sync.engine.Change`
 (:mod:`connector.sync.events`) and is queued on every :class:`Lane` listening to that app; a lane
 is one sync engine fed from a thread of its own, so changes reach an engine in the order they
@@ -41,11 +41,11 @@ from connector.sync.engine import Change, Outcome, SyncEngine
 from connector.sync.events import change_from_hub, change_from_partner
 from connector.sync.mapping import digest, projection, record_time
 from connector.sync.spec import other
-from connector.sync.syncs import Prepare, ghl_child_reader
+from connector.sync.syncs import Prepare, hub_reader
 
 __all__ = [
     "LATE_ECHO", "WRITES", "Applied", "Check", "Echoes", "Lane", "Prepare", "Relay", "ghl_check",
-    "ghl_child_reader", "hmac_check",
+    "hmac_check", "hub_reader",
 ]  # fmt: skip
 
 WRITES = frozenset({"create", "update", "delete", "archive"})

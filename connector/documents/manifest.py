@@ -308,6 +308,7 @@ def _sync_events(spec: Mapping[str, Any]) -> SyncEvents:
         time=tuple(spec.get("time", ())),
         contact=tuple(spec.get("contact", ())),
         envelope=tuple(spec.get("envelope", ())),
+        reread=tuple(spec.get("reread", ())),
     )
 
 

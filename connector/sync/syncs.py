@@ -50,7 +50,7 @@ __all__ = [
     "SyncRoute",
     "Syncs",
     "describe",
-    "ghl_child_reader",
+    "hub_reader",
     "is_sync_document",
     "load_syncs",
     "partner_hooks",
@@ -186,22 +186,25 @@ def describe(routes: Sequence[SyncRoute], base: str, location_id: str | None) ->
     return lines
 
 
-def ghl_child_reader(runtime: Runtime) -> Prepare:
-    """Completes GHL task and note changes with the record as GHL holds it now.
+def hub_reader(runtime: Runtime) -> Prepare:
+    """Completes the hub's changes of the objects its ``sync_events`` lists under ``reread``
+    with the record as the hub holds it now (a child of a contact, read by its ``get``).
 
     GHL's task webhooks carry only the task's text fields (``TaskComplete`` says nothing of
     ``completed``), and its note webhooks no update time (only the event's ``timestamp``,
     which may run ahead of the note's ``dateUpdated``: a later edit then looked older). So the
-    record is read before the engine compares it, and its ``dateUpdated`` is the change's time.
+    record is read before the engine compares it, and its update time is the change's time.
     """
     side = SyncSide(runtime)
+    hub = runtime.catalog.apps.get(runtime.catalog.hub or "")
+    reread = frozenset(hub.sync_events.reread) if hub and hub.sync_events else frozenset()
 
     def prepare(change: Change) -> Change:
-        if change.object not in ("tasks", "notes") or change.record is None:
+        if change.object not in reread or change.record is None or hub is None:
             return change
         if not change.parent_id:
             return change
-        adapter = runtime.catalog.hub_app().sync_adapters.get(change.object)
+        adapter = hub.sync_adapters.get(change.object)
         if adapter is None or "get" not in adapter:
             return change
         data = {adapter["id_input"]: change.record_id, adapter["parent_input"]: change.parent_id}
@@ -246,7 +249,7 @@ class Syncs:
         self.partners = frozenset(r.spec.partner for r in self.routes)
         self._webhooks = {p: runtime.catalog.app(p).webhooks for p in self.partners}
         self._engines = [SyncEngine(r.spec, runtime, store) for r in self.routes]
-        self._prepare = ghl_child_reader(runtime)
+        self._prepare = hub_reader(runtime)
         self.hub = runtime.catalog.hub or ""
         """The hub app's id: its events are typed by its own names and cover every sync."""
         hub = runtime.catalog.apps.get(self.hub)
