@@ -11,7 +11,10 @@ killed predecessor left, then runs:
 - the worker pool (:mod:`connector.service.workers`), which runs the dispatcher
   (:mod:`connector.service.dispatcher`)
   on each event with the engine of the event's location (:class:`Engines`), then applies it to
-  the folder's two-way syncs (:mod:`connector.sync.syncs`).
+  the folder's two-way syncs (:mod:`connector.sync.syncs`);
+- the REST-hook deliverer (:mod:`connector.api.delivery`, unless ``rest_hooks`` is off,
+  ``--no-rest-hooks``): each event is queued for the subscriptions it matches before its
+  recipes run, and sent to their targets signed, retried, durably.
 
 Sync documents in the folder (``name`` + ``sync:``) are loaded too; the receiver then also
 takes each of their partners' webhooks at ``/webhooks/<app>`` (HMAC-signed, see
@@ -44,6 +47,7 @@ from pathlib import Path
 from types import FrameType
 from typing import IO, Any, TextIO
 
+from connector.api.delivery import Deliverer, delivery_counts, fan_out
 from connector.auth.redaction import register
 from connector.catalog import Catalog
 from connector.errors import ConnectorError, DocumentError, StoreError
@@ -276,7 +280,8 @@ def _run(options: ServeOptions, catalog: Catalog, loaded: tuple[list[Route], lis
     dispatcher = Dispatcher(catalog, routes, engines, History(work_store))
     syncs = Syncs(sync_routes, engines(options.sync_location).runtime, work_store,
                   location_id=options.sync_location, footprints=footprints) if sync_routes else None
-    pool.handle = _handler(dispatcher, syncs, footprints)
+    deliverer = Deliverer(work_store) if options.rest_hooks else None
+    pool.handle = _handler(dispatcher, syncs, footprints, deliverer)
     writer = _WakingWriter(Inbox(receive_store), pool.wake)
 
     def health() -> tuple[bool, dict[str, Any]]:
@@ -285,9 +290,16 @@ def _run(options: ServeOptions, catalog: Catalog, loaded: tuple[list[Route], lis
         except StoreError as exc:
             counts = str(exc)
         healthy = writer.alive and writer.healthy and pool.alive and isinstance(counts, dict)
-        return healthy, {"status": "ok" if healthy else "unhealthy", "inbox": counts,
-                         "workers": options.pool.workers, "in_flight": pool.in_flight,
-                         "writer": "ok" if writer.alive and writer.healthy else "failing"}
+        healthy = healthy and (deliverer is None or deliverer.alive)
+        report = {"status": "ok" if healthy else "unhealthy", "inbox": counts,
+                  "workers": options.pool.workers, "in_flight": pool.in_flight,
+                  "writer": "ok" if writer.alive and writer.healthy else "failing"}
+        if deliverer is not None:
+            try:
+                report["hooks"] = delivery_counts(work_store)
+            except StoreError as exc:
+                report["hooks"] = str(exc)
+        return healthy, report
 
     settings = Settings(options.keys, max_age=options.max_age)
     app = ReceiverApp(writer, settings, partners=hooks, health=health)
@@ -298,6 +310,8 @@ def _run(options: ServeOptions, catalog: Catalog, loaded: tuple[list[Route], lis
     url = socket_url(sock, WEBHOOK_PATH)
     writer.start()
     pool.start()
+    if deliverer is not None:
+        deliverer.start()
     _catch_signals(stop)
     pollers = start_pollers(routes, engines, work_store, options, stop)
     start_purger(inbox, options, stop)
@@ -327,6 +341,8 @@ def _run(options: ServeOptions, catalog: Catalog, loaded: tuple[list[Route], lis
         sock.close()
         writer.close()
         handed = pool.stop()
+        if deliverer is not None:
+            deliverer.stop()
         engines.close()
         _log.info("serve: stopped", extra={"fields": {"handed_back": handed,
                                                       "settled": dict(pool.settled)}})
@@ -354,13 +370,17 @@ def start_purger(inbox: Inbox, options: ServeOptions, stop: threading.Event) -> 
 
 
 def _handler(
-    dispatcher: Dispatcher, syncs: Syncs | None, footprints: Footprints
+    dispatcher: Dispatcher, syncs: Syncs | None, footprints: Footprints,
+    hooks: Deliverer | None = None,
 ) -> Callable[[InboxEvent], Outcome]:
-    """Tell whether an event echoes the pack's own write, run its recipes, then apply it to
+    """Queue the event for the REST-hook subscriptions it matches (once, however often it
+    runs), tell whether it echoes the pack's own write, run its recipes, then apply it to
     the syncs (a sync that fails raises, so the pool retries the event: runs that ended and
     syncs that audited it are skipped then; a loop makes the event dead at once)."""
 
     def handle(event: InboxEvent) -> Outcome:
+        if hooks is not None and fan_out(hooks.store, event):
+            hooks.wake()
         echo = _echo(footprints, event, dispatcher.catalog.hub)
         outcome = dispatcher.process(event, echo)
         if syncs is not None:
