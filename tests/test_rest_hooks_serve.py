@@ -9,6 +9,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+import pytest
 from hooktarget import HookTarget
 
 from actions.http.urlguard import allowing
@@ -27,6 +28,7 @@ def counts(db: Path) -> dict[str, int]:
         return delivery_counts(store)
 
 
+@pytest.mark.slow
 def test_rest_hooks_serve_delivers_and_a_kill_9_loses_no_event(
     ghl: SandboxServer, tmp_path: Path, catalog: Catalog
 ) -> None:
@@ -70,3 +72,31 @@ def test_rest_hooks_serve_delivers_and_a_kill_9_loses_no_event(
         assert message_id(sub.id, late["webhookId"]) in ids
         assert all(r.verified for r in target.received)
         assert sub.secret not in "\n".join(proc.logs)
+
+
+def polled_once(db: Path, trigger_id: str) -> bool:
+    with Store(db) as store:
+        return bool(store.query("SELECT 1 FROM poll_cursors WHERE trigger_id = ?",
+                                (trigger_id,)))
+
+
+@pytest.mark.slow
+def test_rest_hooks_serve_polls_a_polling_trigger_subscribed_while_running(
+    ghl: SandboxServer, tmp_path: Path, catalog: Catalog
+) -> None:
+    """No recipe polls ghl.contacts.added; a subscription to it made while serve runs starts
+    its poller, and a contact added afterwards is delivered as that trigger's event."""
+    proc = serve_for(ghl, tmp_path, "--poll-interval", "0.3", "--poll-location", ghl.location_id)
+    proc.env["CONNECTOR_HTTP_ALLOW"] = "127.0.0.1"
+    with HookTarget() as target, proc:
+        assert "pollers: none" in proc.summary
+        with Store(proc.db) as store, allowing("127.0.0.1"):
+            sub = subscribe(store, "ghl.contacts.added", target.url, catalog=catalog)
+        target.secret = sub.secret
+        assert wait_for(lambda: polled_once(proc.db, "ghl.contacts.added"))
+        contact = create_contact(ghl, "Polly")
+        assert wait_for(lambda: counts(proc.db) == {"delivered": 1})
+        [got] = target.received
+        assert got.verified, got.error
+        assert got.json()["type"] == "ghl.contacts.added"
+        assert got.json()["data"]["id"] == contact

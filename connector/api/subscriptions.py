@@ -7,6 +7,9 @@ trigger id, a ``target_url`` and an optional filter; :func:`subscribe` answers a
 in the state file's ``hook_subscriptions`` table (store migration 9), so they survive
 restarts; the secret is stored sealed by the vault (:mod:`connector.auth.vault`, bound to the
 row) and registered with the redaction rule whenever it is opened, so it never reaches a log.
+Each row also keeps the inbox ``type`` of its trigger's events (a GHL event name, else the
+trigger id), which is how :func:`connector.api.delivery.fan_out` finds the subscriptions of an
+event; :func:`subscribed_triggers` tells ``serve`` which polling triggers to poll for them.
 
 ``target_url`` is checked by the SSRF guard of the generic HTTP action
 (:mod:`actions.http.urlguard`): loopback, private, link-local and metadata addresses are
@@ -47,6 +50,7 @@ from connector.store import Store
 
 if TYPE_CHECKING:
     from connector.catalog import Catalog
+    from connector.hookspecs import Trigger
 
 __all__ = [
     "MAX_FILTER_FIELDS",
@@ -61,6 +65,7 @@ __all__ = [
     "matches",
     "open_secret",
     "subscribe",
+    "subscribed_triggers",
     "unsubscribe",
 ]
 
@@ -184,6 +189,13 @@ def get_subscription(
     rows = store.query(f"SELECT {_COLUMNS} FROM hook_subscriptions WHERE id = ?",
                        (subscription_id,))
     return _from_row(rows[0], vault or Vault.beside(store.path)) if rows else None
+
+
+def subscribed_triggers(store: Store, catalog: Catalog) -> list[Trigger]:
+    """The catalog's triggers some subscription names (ids the catalog lost are skipped)."""
+    rows = store.query("SELECT DISTINCT trigger_id FROM hook_subscriptions ORDER BY trigger_id")
+    return [catalog.triggers[i] for i in (str(r["trigger_id"]) for r in rows)
+            if i in catalog.triggers]
 
 
 def open_secret(vault: Vault, subscription_id: str, sealed: bytes) -> str:

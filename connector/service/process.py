@@ -48,9 +48,11 @@ from types import FrameType
 from typing import IO, Any, TextIO
 
 from connector.api.delivery import Deliverer, delivery_counts, fan_out
+from connector.api.subscriptions import subscribed_triggers
 from connector.auth.redaction import register
 from connector.catalog import Catalog
 from connector.errors import ConnectorError, DocumentError, StoreError
+from connector.hookspecs import Trigger
 from connector.recipes.engine import Engine
 from connector.recipes.flows import crossings, recipe_flows, sync_flows
 from connector.recipes.footprints import (
@@ -165,17 +167,18 @@ class _WakingWriter(InboxWriter):
 
 def start_pollers(
     routes: list[Route], engines: Engines, store: Store, options: ServeOptions,
-    stop: threading.Event,
+    stop: threading.Event, *, triggers: Sequence[Trigger] = (),
 ) -> list[str]:
-    """Start one poller thread per polling trigger the routes use and per polled location.
+    """Start one poller thread per polling trigger the routes (or ``triggers``: those REST-hook
+    subscriptions name) use and per polled location.
 
     Pollers (:class:`connector.service.pollers.Poller`) put their events into the inbox of
     ``store``,
     through the runtime of their location (so they share its rate limit); they stop when
     ``stop`` is set. Returns ``<trigger> @ <location>`` for each poller started.
     """
-    polled = sorted({r.trigger.id: r.trigger for r in routes
-                     if r.trigger.kind == "polling"}.items())
+    used = [*(r.trigger for r in routes), *triggers]
+    polled = sorted({t.id: t for t in used if t.kind == "polling"}.items())
     if not polled:
         return []
     if not options.poll_locations:
@@ -313,7 +316,10 @@ def _run(options: ServeOptions, catalog: Catalog, loaded: tuple[list[Route], lis
     if deliverer is not None:
         deliverer.start()
     _catch_signals(stop)
+    hook_polls = _HookPollers(routes, engines, work_store, options, stop) if deliverer else None
     pollers = start_pollers(routes, engines, work_store, options, stop)
+    if hook_polls is not None:
+        pollers += hook_polls.check()
     start_purger(inbox, options, stop)
     # In a thread, so this module, not uvicorn, owns the signals.
     served = ServerThread(guarded_server(app, log_config=None, timeout_graceful_shutdown=2), sock,
@@ -335,6 +341,8 @@ def _run(options: ServeOptions, catalog: Catalog, loaded: tuple[list[Route], lis
                 break
             if watch.changed():
                 _reload(dispatcher, options.recipes, catalog)
+            if hook_polls is not None:
+                hook_polls.check()
     finally:
         stop.set()
         served.stop()
@@ -347,6 +355,42 @@ def _run(options: ServeOptions, catalog: Catalog, loaded: tuple[list[Route], lis
         _log.info("serve: stopped", extra={"fields": {"handed_back": handed,
                                                       "settled": dict(pool.settled)}})
     return status
+
+
+class _HookPollers:
+    """Polls the polling triggers REST-hook subscriptions name that no recipe polls: those
+    subscribed at start, then (looked up every ``every`` seconds) those subscribed later.
+    A poller runs until the service stops, even after its last subscription is removed."""
+
+    def __init__(self, routes: list[Route], engines: Engines, store: Store,
+                 options: ServeOptions, stop: threading.Event, every: float = 2.0) -> None:
+        self.engines, self.store, self.options, self.stop = engines, store, options, stop
+        self.every = every
+        self.polled = {r.trigger.id for r in routes if r.trigger.kind == "polling"}
+        self._next = 0.0
+
+    def check(self) -> list[str]:
+        """Start pollers for newly subscribed polling triggers (at most every ``every`` s)."""
+        now = time.monotonic()
+        if now < self._next:
+            return []
+        self._next = now + self.every
+        catalog = self.engines.catalog
+        try:
+            named = subscribed_triggers(self.store, catalog)
+        except StoreError as exc:
+            _log.warning("serve: cannot read the REST-hook subscriptions: %s", exc)
+            return []
+        fresh = [t for t in named if t.kind == "polling" and t.id not in self.polled]
+        if not fresh:
+            return []
+        self.polled.update(t.id for t in fresh)
+        started = start_pollers([], self.engines, self.store, self.options, self.stop,
+                                triggers=fresh)
+        if started:
+            _log.info("serve: polling for REST-hook subscriptions",
+                      extra={"fields": {"pollers": started}})
+        return started
 
 
 def start_purger(inbox: Inbox, options: ServeOptions, stop: threading.Event) -> None:
