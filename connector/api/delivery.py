@@ -27,8 +27,9 @@ A 2xx answer is ``delivered``. A 410 deletes the subscription (its pending deliv
 connection, a timeout) is retried after the pack's one jittered backoff
 (:mod:`connector.client.retry`; a ``Retry-After`` is honoured up to the cap), until
 ``retry.attempts`` attempts were made: then the delivery is ``dead`` and stays listed
-(:func:`deliveries`, :func:`delivery_counts`, ``serve``'s ``/healthz``). A target the guard
-refuses is ``dead`` at once. Delivered and cancelled rows are purged after ``keep`` seconds.
+(:func:`deliveries`, :func:`delivery_counts`, ``serve``'s ``/healthz``, ``ghl-connector
+hooks deliveries``) until :func:`redeliver` sends it again. A target the guard refuses is
+``dead`` at once. Delivered and cancelled rows are purged after ``keep`` seconds.
 
 Use::
 
@@ -56,7 +57,7 @@ import socket
 import sqlite3
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -86,6 +87,7 @@ __all__ = [
     "message_id",
     "purge",
     "recover",
+    "redeliver",
     "sign",
 ]
 
@@ -236,6 +238,24 @@ def purge(store: Store, finished_before: float) -> int:
             "DELETE FROM hook_deliveries WHERE status IN ('delivered', 'cancelled')"
             " AND finished_at < ?", (finished_before,),
         ).rowcount)
+
+
+def redeliver(store: Store, ids: Sequence[str] | None = None) -> int:
+    """Send ``dead`` deliveries again (all of them when ``ids`` is None): ``pending`` now, with
+    their attempts counted from zero; a running deliverer picks them up within ``idle``.
+
+    :returns: how many were revived (deliveries not ``dead`` are left alone).
+    """
+    sql = ("UPDATE hook_deliveries SET status = 'pending', attempts = 0, available_at = ?,"
+           " finished_at = NULL WHERE status = 'dead'")
+    params: list[object] = [time.time()]
+    if ids is not None:
+        if not ids:
+            return 0
+        sql += f" AND id IN ({', '.join('?' * len(ids))})"
+        params.extend(ids)
+    with store.transaction() as db:
+        return int(db.execute(sql, params).rowcount)
 
 
 _HOST = socket.gethostname()

@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import base64
 import json
+import math
 import secrets
 import sqlite3
 import time
@@ -273,19 +274,21 @@ def check_filter(value: object) -> list[Problem]:
                                         " values"))
             elif not all(_scalar(v) for v in wanted):
                 problems.append(Problem(where, "list values must be strings (at most"
-                                        f" {_MAX_FILTER_TEXT} characters), numbers, booleans"
-                                        " or null"))
+                                        f" {_MAX_FILTER_TEXT} characters), finite numbers,"
+                                        " booleans or null"))
         elif not _scalar(wanted):
             problems.append(Problem(where, "must be a string (at most"
-                                    f" {_MAX_FILTER_TEXT} characters), number, boolean, null"
-                                    " or a list of them"))
+                                    f" {_MAX_FILTER_TEXT} characters), finite number, boolean,"
+                                    " null or a list of them"))
     return problems
 
 
 def _scalar(value: object) -> bool:
     if isinstance(value, str):
         return len(value) <= _MAX_FILTER_TEXT
-    return value is None or isinstance(value, bool | int | float)
+    if isinstance(value, float):
+        return math.isfinite(value)
+    return value is None or isinstance(value, bool | int)
 
 
 def _escape(name: str) -> str:
