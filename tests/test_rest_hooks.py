@@ -18,7 +18,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from inboxes import find
 
-from actions.http.urlguard import allowing
 from connector.api.delivery import (
     Deliverer,
     DeliverySettings,
@@ -39,6 +38,7 @@ from connector.api.subscriptions import (
 )
 from connector.catalog import Catalog
 from connector.client.retry import RetryPolicy
+from connector.client.urlguard import allowing
 from connector.errors import DocumentError
 from connector.service.inbox import Inbox, InboxEvent, NewEvent
 from connector.store import Store

@@ -12,7 +12,7 @@ that is POSTed on every attempt::
 
 **Sending.** :class:`Deliverer` is the worker a process starts: ``senders`` threads (4) that
 each claim one ready delivery (under a lease, so several processes may share the table), check
-its ``target_url`` again with the SSRF guard (:mod:`actions.http.urlguard`), connect only to
+its ``target_url`` again with the SSRF guard (:mod:`connector.client.urlguard`), connect only to
 the addresses the guard checked (:class:`~connector.client.exchange.Exchange`), and POST it
 with the Standard Webhooks headers:
 
@@ -64,12 +64,12 @@ from typing import Any, Literal
 
 import httpx
 
-from actions.http.urlguard import UrlGuard
 from connector.api.subscriptions import drop, open_secret
 from connector.auth.redaction import redact
 from connector.auth.vault import Vault
 from connector.client.exchange import Exchange
 from connector.client.retry import RetryPolicy, parse_retry_after
+from connector.client.urlguard import UrlGuard
 from connector.errors import ConnectorError, RemoteError, StoreError
 from connector.service.dispatcher import event_payload
 from connector.service.inbox import InboxEvent
