@@ -109,9 +109,12 @@ def run(args: argparse.Namespace) -> int:
     """Build the tools from the catalog and serve until the client leaves (or Ctrl-C)."""
     from connector.catalog import build_catalog
     from connector.mcpserver.server import ServerOptions, build_server, serve_http, serve_stdio
+    from connector.mcpserver.toolset import select
     from connector.runtime import Runtime
 
     catalog = build_catalog()
+    patterns = args.actions or (["*"] if args.dynamic else None)
+    select(catalog, patterns, read_only=args.read_only)  # a mistake there first, alone
     with ExitStack() as stack:
         settings, auth = (
             _sandbox(args, catalog, stack) if args.sandbox else _connection(args, catalog)

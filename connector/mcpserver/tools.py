@@ -157,7 +157,7 @@ def description(action: Action) -> str:
 def action_tool(name: str, action: Action, runtime: Runtime) -> ActionTool:
     """``action`` as the tool ``name``, calling it through ``runtime``."""
     schema, wrapped = output_schema(action)
-    checker = compile_validator(schema, source=f"{action.id} output schema", check=False)
+    checkers: list[Validator] = []  # compiled on the first call: most tools are never called
 
     def call(arguments: dict[str, Any]) -> CallToolResult:
         try:
@@ -165,8 +165,11 @@ def action_tool(name: str, action: Action, runtime: Runtime) -> ActionTool:
             output = runtime.call(action.id, data)
         except ConnectorError as exc:
             return error_result(exc)
+        if not checkers:
+            source = f"{action.id} output schema"
+            checkers.append(compile_validator(schema, source=source, check=False))
         structured = {_WRAPPED: output} if wrapped else output
-        return success(structured, action.id, checker)
+        return success(structured, action.id, checkers[0])
 
     return json_tool(
         name,
