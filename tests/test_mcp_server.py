@@ -237,9 +237,12 @@ def sandbox_runtime(ghl: SandboxServer, catalog: Catalog) -> Iterator[Runtime]:
         yield runtime
 
 
-def test_mcp_read_only_drops_every_write(catalog: Catalog, sandbox_runtime: Runtime) -> None:
+def test_mcp_read_only_drops_every_write(
+    catalog: Catalog, sandbox_runtime: Runtime, ghl: SandboxServer
+) -> None:
     """--read-only keeps the reads (GETs and the POST search) and drops creates, updates,
-    deletes; over '*', no write of the catalog (nor http.request) is left."""
+    deletes; over '*', no write of the catalog (nor http.request) is left; with --dynamic,
+    search finds only reads and call_action refuses a write."""
     server = build_server(catalog, sandbox_runtime, ServerOptions(read_only=True))
     names = drive(Client(server), lambda c: c.list_tools())
     listed = {t.name: t for t in names.tools}
@@ -253,6 +256,22 @@ def test_mcp_read_only_drops_every_write(catalog: Catalog, sandbox_runtime: Runt
     assert kept and all(catalog.action(i).method in ("GET", "POST") for i in kept)
     assert "http.request" not in kept and "ghl.contacts.delete" not in kept
     assert {i for i in catalog.actions if catalog.action(i).method == "GET"} <= kept
+
+    dynamic = build_server(catalog, sandbox_runtime, ServerOptions(dynamic=True, read_only=True))
+
+    async def body(client: Client) -> tuple[Any, Any, Any]:
+        tools = (await client.list_tools()).tools
+        found = await client.call_tool("search_actions", {"words": "contact", "limit": 100})
+        refused = await client.call_tool(
+            "call_action", {"action": "ghl.contacts.create", "input": {"firstName": "No"}}
+        )
+        return tools, found, refused
+
+    tools, found, refused = drive(Client(dynamic), body)
+    assert all(t.annotations.read_only_hint for t in tools)
+    assert all(a["read_only"] for a in found.structured_content["actions"])
+    assert refused.is_error and "--read-only" in refused.content[0].text
+    assert ghl.writes("POST /contacts/") == 0
 
 
 def test_mcp_dynamic_finds_describes_and_calls_an_action_outside_the_default_set(
@@ -356,3 +375,29 @@ def test_mcp_cli_port_in_use_is_one_line(
     err = capsys.readouterr().err
     assert status == 1 and f"error: --port {port}: cannot listen on 127.0.0.1" in err, err
     assert "Traceback" not in err
+
+
+def test_mcp_answer_off_its_schema_is_an_error_holding_the_answer(
+    catalog: Catalog, sandbox_runtime: Runtime, ghl: SandboxServer
+) -> None:
+    """An answer that does not match the tool's outputSchema is not passed off as structured
+    content (the client would refuse it): it is a tool error saying the call was made, the
+    answer under `output`. (The action here is ghl.contacts.get with a schema asking for a
+    field the sandbox never sends: test data, the call itself is real.)"""
+    import dataclasses
+
+    from connector.catalog import Catalog as CatalogType
+
+    action = catalog.action("ghl.contacts.get")
+    stricter = {"type": "object", "required": ["never_sent"], "properties": {"never_sent": {}}}
+    changed = dataclasses.replace(action, output_schema=stricter)
+    altered = CatalogType(catalog.apps, {**catalog.actions, action.id: changed}, catalog.triggers,
+                          catalog.filters, catalog.executors)  # fmt: skip
+    with Runtime(altered, sandbox_runtime.settings, auth=sandbox_runtime._auth) as runtime:
+        server = build_server(altered, runtime, ServerOptions(actions=["ghl.contacts.get"]))
+        contact_id = runtime.call("ghl.contacts.search", {"pageLimit": 1})["contacts"][0]["id"]
+        result = drive(Client(server), lambda c: c.call_tool("ghl-contacts-get", {"contactId": contact_id}))
+    assert result.is_error is True
+    assert result.structured_content["error"] == "output_mismatch"
+    assert result.structured_content["output"]["contact"]["id"] == contact_id
+    assert "the call was made" in result.content[0].text and "never_sent" in result.content[0].text

@@ -125,10 +125,15 @@ _CALL_OUTPUT = {
 
 
 def dynamic_tools(
-    actions: Mapping[str, Action], runtime: Runtime, *, known: Iterable[str] = ()
+    actions: Mapping[str, Action],
+    runtime: Runtime,
+    *,
+    known: Iterable[str] = (),
+    read_only: bool = False,
 ) -> list[ActionTool]:
     """The three tools, reaching ``actions`` (id -> action) through ``runtime``; ``known`` are
-    the catalog's other ids (asking for one says it was left out, not that it is unknown)."""
+    the catalog's other ids (asking for one says it was left out, not that it is unknown);
+    ``read_only``: the actions only read, so ``call_action`` is hinted read-only."""
     left_out = frozenset(known) - set(actions)
     def find(arguments: dict[str, Any]) -> CallToolResult:
         words = str(arguments["words"]).split()
@@ -194,6 +199,10 @@ def dynamic_tools(
             input_schema=_CALL_INPUT,
             output=_CALL_OUTPUT,
             annotations=ToolAnnotations(
+                title="Call an action", read_only_hint=True, open_world_hint=True
+            )
+            if read_only
+            else ToolAnnotations(
                 title="Call an action",
                 read_only_hint=False,
                 destructive_hint=True,

@@ -60,7 +60,9 @@ def build_server(catalog: Catalog, runtime: Runtime, options: ServerOptions) -> 
     actions = select(catalog, patterns, read_only=options.read_only)
     tools: list[Tool]
     if options.dynamic:
-        tools = [*dynamic_tools({a.id: a for a in actions}, runtime, known=catalog.actions)]
+        offered = {a.id: a for a in actions}
+        found = dynamic_tools(offered, runtime, known=catalog.actions, read_only=options.read_only)
+        tools = [*found]
     else:
         names = tool_names(a.id for a in actions)
         tools = [action_tool(name, catalog.action(i), runtime) for name, i in names.items()]
