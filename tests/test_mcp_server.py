@@ -22,6 +22,7 @@ from conftest import ROOT
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from mcp import Client, StdioServerParameters
+from zenline_server import API_KEY, ZenlineServer
 
 from connector.auth.bearer import StaticBearer
 from connector.auth.credentials import api_key_provider, ghl_only
@@ -35,9 +36,10 @@ from connector.sandbox.server import SandboxServer
 THIRDPARTY = ROOT / "tests" / "thirdparty"
 
 
-def clean_env(**extra: str) -> dict[str, str]:
+def clean_env(home: Path, **extra: str) -> dict[str, str]:
+    """The environment of a server process: no CONNECTOR_* of the caller, its own state."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("CONNECTOR_")}
-    env["CONNECTOR_HOME"] = str(Path(os.environ.get("TMPDIR", "/tmp")) / f"mcp-home-{os.getpid()}")
+    env["CONNECTOR_HOME"] = str(home)
     env.update(extra)
     return env
 
@@ -99,16 +101,13 @@ def check_scenario(seen: dict[str, Any]) -> str:
 # -- over stdio: a real `ghl-connector mcp --sandbox` process ---------------------------------
 
 
-def test_mcp_stdio_lists_calls_and_refuses_bad_input() -> None:
+def test_mcp_stdio_lists_calls_and_refuses_bad_input(tmp_path: Path) -> None:
     """An MCP client starts `ghl-connector mcp --sandbox` (with Zenline, a third-party plugin
     package from tests/thirdparty, installed), lists the tools (valid names, annotations from
     the method), creates a contact and gets it back, and sees every field of a bad input named
     in a tool error; the resources hold the catalog and trigger samples. Zenline's actions are
     tools too, with no other change, and a call reaches Zenline's API with its key."""
-    sys.path.insert(0, str(ROOT / "tests"))
-    from zenline_server import API_KEY, ZenlineServer
-
-    env = clean_env(PYTHONPATH=str(THIRDPARTY), CONNECTOR_ZENLINE_API_KEY=API_KEY)
+    env = clean_env(tmp_path, PYTHONPATH=str(THIRDPARTY), CONNECTOR_ZENLINE_API_KEY=API_KEY)
 
     async def body(client: Client) -> dict[str, Any]:
         seen = await create_then_get(client)
@@ -191,10 +190,10 @@ class HttpServer:
 
 
 @pytest.fixture
-def http_server(ghl: SandboxServer) -> Iterator[HttpServer]:
+def http_server(ghl: SandboxServer, tmp_path: Path) -> Iterator[HttpServer]:
     server = HttpServer(
         "--base-url", ghl.base_url, "--token-env", "MCP_TEST_TOKEN", "--location-id",
-        ghl.location_id, env=clean_env(MCP_TEST_TOKEN=ghl.private_token),
+        ghl.location_id, env=clean_env(tmp_path, MCP_TEST_TOKEN=ghl.private_token),
     )  # fmt: skip
     yield server
     server.stop()

@@ -69,11 +69,21 @@ def build_server(catalog: Catalog, runtime: Runtime, options: ServerOptions) -> 
     return MCPServer(
         name="ghl-connector",
         title="GHL Connector Pack",
+        version=_version(),
         instructions=_INSTRUCTIONS + (_DYNAMIC if options.dynamic else ""),
         tools=tools,
         resources=catalog_resources(catalog),
         log_level="WARNING",
     )
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("ghl-connector")
+    except PackageNotFoundError:  # run from a checkout that is not installed
+        return ""
 
 
 def serve_stdio(server: MCPServer) -> None:
