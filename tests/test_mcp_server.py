@@ -223,11 +223,6 @@ def test_mcp_http_lists_calls_and_refuses_bad_input(
 # -- in process: the options ------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def catalog() -> Catalog:
-    return build_catalog()
-
-
 @pytest.fixture
 def sandbox_runtime(ghl: SandboxServer, catalog: Catalog) -> Iterator[Runtime]:
     settings = Settings(base_urls={"ghl": ghl.base_url}, location_id=ghl.location_id)
@@ -400,3 +395,49 @@ def test_mcp_answer_off_its_schema_is_an_error_holding_the_answer(
     assert result.structured_content["error"] == "output_mismatch"
     assert result.structured_content["output"]["contact"]["id"] == contact_id
     assert "the call was made" in result.content[0].text and "never_sent" in result.content[0].text
+
+
+JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=10), inner, max_size=4),
+    max_leaves=20,
+)
+
+
+@pytest.fixture(scope="module")
+def get_tool(catalog: Catalog, sandbox: SandboxServer) -> Iterator[Any]:
+    """The ghl-contacts-get tool, calling the session's sandbox."""
+    from connector.mcpserver.tools import action_tool
+
+    settings_ = Settings(base_urls={"ghl": sandbox.base_url}, location_id=sandbox.location_id)
+    bearer = StaticBearer(sandbox.private_token)
+    with Runtime(catalog, settings_, auth=lambda app, action: bearer) as runtime:
+        yield action_tool("ghl-contacts-get", catalog.action("ghl.contacts.get"), runtime)
+
+
+@settings(max_examples=60, deadline=None)
+@given(arguments=st.dictionaries(st.sampled_from(["contactId", "locationId", "x", ""]), JSON, max_size=4))
+def test_mcp_fuzzed_arguments_always_answer_a_result(arguments: dict[str, Any], get_tool: Any) -> None:
+    """Whatever the arguments, a tool answers a result (an input error, GHL's error, or the
+    contact), never a crash; a wrong input names its fields."""
+    result = get_tool.fn(arguments)
+    body = result.structured_content
+    if result.is_error:
+        assert body["error"] in ("invalid_input", "remote", "rate_limited")
+        if body["error"] == "invalid_input":
+            assert body["problems"] and all(p["field"] for p in body["problems"])
+    else:
+        assert "contact" in body
+
+
+def test_mcp_arguments_over_the_limits_are_input_errors(catalog: Catalog, sandbox_runtime: Runtime) -> None:
+    """The limits `call --input` has hold for tool arguments: too deep, too long a number."""
+    from connector.mcpserver.tools import action_tool
+
+    tool = action_tool("ghl-contacts-create", catalog.action("ghl.contacts.create"), sandbox_runtime)
+    deep: Any = "x"
+    for _ in range(300):
+        deep = [deep]
+    for arguments in ({"firstName": deep}, {"firstName": 10**5000}, {"firstName": float("nan")}):
+        result = tool.fn(arguments)
+        assert result.is_error and result.structured_content["error"] == "invalid_input", result
