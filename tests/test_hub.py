@@ -232,6 +232,11 @@ def test_hub_sync_events_and_child_lists_are_the_apps_data(apps):
 
 CORE_EXEMPT = ("sandbox/", "demo/")
 """Stand-ins for HighLevel and its partners, and the demo that drives them."""
+REVIEWED_IDS = {
+    "mcpserver/toolset.py": {"ghl.contacts.*"},  # the MCP server's default tool selection (a
+    # glob a user overrides with --actions, like a CLI default), not an action the code calls
+}
+"""Reviewed strings under ``ghl.`` that stay in the core, by module."""
 
 
 def test_hub_no_action_trigger_or_event_id_in_the_core():
@@ -250,6 +255,8 @@ def test_hub_no_action_trigger_or_event_id_in_the_core():
             continue
         for node in ast.walk(ast.parse(path.read_text(), str(path))):
             if not (isinstance(node, ast.Constant) and isinstance(node.value, str)):
+                continue
+            if node.value in REVIEWED_IDS.get(rel, ()):
                 continue
             if node.value in ids or node.value in events or re.match(r"ghl\.\w", node.value):
                 named.append(f"connector/{rel}:{node.lineno}: {node.value!r}")
