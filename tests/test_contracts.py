@@ -163,6 +163,19 @@ def test_contract_top_of_the_package_stays_small():
     assert len(top) <= 12, top
 
 
+def test_contract_no_module_is_named_after_the_standard_library():
+    """No module or package of connector/ takes a standard-library name (``http``, ``json``,
+    ``queue``...): one noun per module, and none that shadows what it may import."""
+    import sys
+
+    named = sorted(
+        str(p.relative_to(ROOT)) for p in (ROOT / "connector").rglob("*")
+        if (p.suffix == ".py" or (p.is_dir() and (p / "__init__.py").exists()))
+        and p.stem in sys.stdlib_module_names
+    )  # fmt: skip
+    assert named == []
+
+
 def test_contract_architecture_maps_every_module():
     """docs/architecture.md opens with the module map: every module of connector/ (outside the
     sandboxes, the demo and the CLI, which have their own sections) on a line of its own."""
