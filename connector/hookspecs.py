@@ -101,8 +101,9 @@ class Polling:
     a polling trigger whose action is ``search`` fires per record, one without a cursor lists
     each changed contact's records with its action (the contact named by ``contact_input``),
     and a webhook trigger whose event ``reconcile`` names fires for changes no stored webhook
-    announced. ``changed`` and ``created`` are the contact's update and creation times; an
-    event reconciled on a field other than ``created`` reports an update.
+    announced. ``changed`` and ``created`` are the update and creation time fields of a
+    contact (and of the records listed per contact); an event reconciled on a field other
+    than ``created`` reports an update.
     """
 
     search: str
