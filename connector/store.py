@@ -255,6 +255,18 @@ MIGRATIONS: tuple[Migration, ...] = (
         );
         """,
     ),
+    Migration(
+        9,
+        "console_tokens",
+        # Login tokens of the web console (connector/console/access.py): their SHA-256 only.
+        """
+        CREATE TABLE console_tokens (
+            digest      TEXT PRIMARY KEY,
+            label       TEXT NOT NULL,
+            created_at  REAL NOT NULL
+        );
+        """,
+    ),
 )
 
 

@@ -46,6 +46,8 @@ from typing import IO, Any, TextIO
 
 from connector.auth.redaction import register
 from connector.catalog import Catalog
+from connector.console.app import ServiceApp
+from connector.console.mount import console_banner, replayer, service_console
 from connector.errors import ConnectorError, DocumentError, StoreError
 from connector.recipes.engine import Engine
 from connector.recipes.flows import crossings, recipe_flows, sync_flows
@@ -136,6 +138,16 @@ class Engines:
         return Engine(
             self.catalog, runtime, self.store, sleep=self.sleep, footprints=self.footprints
         )
+
+    def rate_limits(self) -> dict[str, list[dict[str, object]]]:
+        """Every runtime's rate-limiter state, by app id (one entry per location seen)."""
+        with self._lock:
+            engines = list(self._engines.values())
+        merged: dict[str, list[dict[str, object]]] = {}
+        for engine in engines:
+            for app, snaps in engine.runtime.rate_limits().items():
+                merged.setdefault(app, []).extend(snaps)
+        return merged
 
     def close(self) -> None:
         """Close every runtime's HTTP clients."""
@@ -290,7 +302,13 @@ def _run(options: ServeOptions, catalog: Catalog, loaded: tuple[list[Route], lis
                          "writer": "ok" if writer.alive and writer.healthy else "failing"}
 
     settings = Settings(options.keys, max_age=options.max_age)
-    app = ReceiverApp(writer, settings, partners=hooks, health=health)
+    receiver = ReceiverApp(writer, settings, partners=hooks, health=health)
+    console, metrics = service_console(
+        work_store, options.host, routes=lambda: dispatcher.routes, catalog=catalog,
+        rate_limits=engines.rate_limits,
+        replay=replayer(work_store, catalog, lambda loc: engines(loc).runtime, pool.wake),
+    )
+    app = ServiceApp(console, receiver, metrics)
     try:
         sock = bind_socket(options.host, options.port)
     except ConnectorError as exc:
@@ -308,6 +326,7 @@ def _run(options: ServeOptions, catalog: Catalog, loaded: tuple[list[Route], lis
     try:
         served.start()
         lines = summary(options, routes, sync_routes, url, pollers, recovered)
+        lines[2:2] = console_banner(url.removesuffix(WEBHOOK_PATH), console)
         out.write("\n".join(lines) + "\nready\n")
         out.flush()
         _log.info("serve: ready", extra={"fields": {"webhook_url": url, "recipes": len(routes)}})
@@ -323,6 +342,8 @@ def _run(options: ServeOptions, catalog: Catalog, loaded: tuple[list[Route], lis
                 _reload(dispatcher, options.recipes, catalog)
     finally:
         stop.set()
+        console.stopping.set()
+        metrics.close()
         served.stop()
         sock.close()
         writer.close()
