@@ -45,7 +45,7 @@ CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' 
        " connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
 SECURITY_HEADERS = {
     "content-security-policy": CSP, "x-content-type-options": "nosniff",
-    "x-frame-options": "DENY", "referrer-policy": "no-referrer", "cache-control": "no-store",
+    "x-frame-options": "DENY", "referrer-policy": "same-origin", "cache-control": "no-store",
 }  # fmt: skip
 _PRE_COOKIE = "ghl_console_pre"
 _MAX_FORM = 64 * 1024
@@ -90,8 +90,8 @@ def _bearer(request: Request) -> str:
 def _cross_site(request: Request) -> bool:
     """Whether the browser says another site sent this request."""
     site = request.headers.get("sec-fetch-site")
-    if site is not None and site not in ("same-origin", "none"):
-        return True
+    if site is not None:  # browsers set it and pages cannot: the strongest word
+        return site not in ("same-origin", "none")
     origin = request.headers.get("origin")
     if origin is None:
         return False

@@ -23,6 +23,7 @@ __all__ = ["BATCH_LIMIT", "BATCH_SECONDS", "Filters", "stream"]
 BATCH_SECONDS = 0.5
 BATCH_LIMIT = 200
 HEARTBEAT_SECONDS = 15.0
+RECENT = 100
 _FIELD_LIMIT = 200
 
 
@@ -70,11 +71,12 @@ async def stream(
     gone: Callable[[], bool],
     interval: float = BATCH_SECONDS,
 ) -> AsyncIterator[bytes]:
-    """SSE bytes: batches of events after sequence ``start`` (None: from now) until ``gone()``.
+    """SSE bytes: batches of events after sequence ``start`` (None: the last
+    :data:`RECENT` events first, so a page opens with what just happened) until ``gone()``.
 
     :param gone: true once the client left or the server stops.
     """
-    seq = bus.last if start is None else max(0, min(start, bus.last))
+    seq = max(0, bus.last - RECENT) if start is None else max(0, min(start, bus.last))
     yield b"retry: 2000\n: connected\n\n"
     quiet = 0.0
     while not gone():
