@@ -20,6 +20,8 @@ secret
 or API key is missing. Every sync runs with the runtime of ``sync_location`` (GHL calls) which
 also calls the partners with their API keys.
 
+``/console/`` is the web console and ``/metrics`` the Prometheus metrics
+(:mod:`connector.console`; a login beyond loopback), in front of the receiver.
 ``GET /healthz`` (and ``HEAD``, without the body) answers 200 with the inbox counts while the
 inbox writer and every worker run, 503 otherwise. Processed (``done``) inbox events older than
 ``keep_events`` are purged at start and every ``purge_every`` seconds, in small batches; dead
