@@ -16,6 +16,8 @@ from typing import Any
 
 import httpx
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from prometheus_client.parser import text_string_to_metric_families
 
 from connector.activity import Bus, contact_fields
@@ -246,3 +248,22 @@ def test_loopback_rule_and_console_cli(tmp_path: Path) -> None:
 def _no_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy"):
         monkeypatch.delenv(name, raising=False)
+
+
+@settings(max_examples=60, deadline=None)
+@given(text=st.text(max_size=80))
+def test_pages_show_any_text_as_text(text: str) -> None:
+    """Whatever a recipe name, step input or error holds, it reaches the page escaped: no tag,
+    attribute or entity of its own survives."""
+    from connector.console import pages
+    from connector.recipes.history import RunRecord, StepRecord
+
+    hostile = f"<script>{text}</script>\"'&"
+    step = StepRecord(hostile, 0, 0, "ghl.tasks.create", "failed", 1, json.dumps({"t": hostile}),
+                      hostile, False, hostile, 0.0, 1.0)
+    run = RunRecord("r1", hostile, None, "t", json.dumps({"n": hostile}), "failed", hostile, 1,
+                    0.0, 1.0, (step,))
+    page = pages.run_detail(run) + pages.runs("/console", [run], hostile, hostile)
+    assert "<script>" not in page and "\"'&\"" not in page
+    assert "&lt;script&gt;" in page
+    assert all(c not in pages.e(text) for c in "<>\"'")

@@ -107,6 +107,7 @@ def test_activity_shows_a_signed_webhook_live_and_its_run_step_by_step(
         shoot(page, tmp_path, "connections")
 
 
+@pytest.mark.slow
 def test_dead_letter_replayed_with_the_button_succeeds(
         ghl: SandboxServer, tmp_path: Path, page: Any) -> None:
     """A dead letter selected and replayed from the page runs again and succeeds."""
@@ -155,6 +156,7 @@ def test_beyond_loopback_the_browser_must_log_in(
         assert page.url.endswith("/console/login")
 
 
+@pytest.mark.slow
 def test_demo_keep_serves_the_console_with_the_syncs(tmp_path: Path, page: Any) -> None:
     """`demo --keep` prints the console URL and keeps serving it: the sync look-up shows a
     contact's id map and audit trail."""
