@@ -143,8 +143,9 @@ def test_console_shows_webhooks_runs_and_metrics_and_never_the_canary(
             seen.append(answer.text)
         connections = seen[-2]
         assert "canary-conn" in connections and "LocCanary" in connections
+        assert "<td>env</td>" in connections  # the $CONNECTOR_TOKEN connection, facts only
         for text in seen:
-            assert CANARY not in text
+            assert CANARY not in text and ghl.private_token not in text
 
 
 def test_console_beyond_loopback_needs_a_token_login(ghl: SandboxServer, tmp_path: Path) -> None:

@@ -23,7 +23,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from connector.auth.connection import ConnectionStore
+from connector.auth.connection import ConnectionStore, env_connection
 from connector.console import charts, pages
 from connector.console.access import SESSION_COOKIE, SESSION_SECONDS, Session, token_valid
 from connector.console.metrics import CONTENT_TYPE, Metrics
@@ -305,7 +305,9 @@ def _dead_letter_action(request: Request, ctx: _Context) -> Response:
 def _connections(request: Request, ctx: _Context) -> Response:
     state = ctx.state
     connections = ConnectionStore(state.store)
-    body = pages.connections(connections.summaries(), connections.stored_times(),
+    env = env_connection()
+    summaries = [*([env.summary()] if env is not None else []), *connections.summaries()]
+    body = pages.connections(summaries, connections.stored_times(),
                              state.needed_scopes(), state.rate_limits(), cursors(state.store))
     return ctx.page("Connections and limits", body, "/connections")
 

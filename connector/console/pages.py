@@ -328,8 +328,8 @@ def connections(
         "<h2>Connections</h2><table><thead><tr><th>Name</th><th>Kind</th><th>Location</th>"
         "<th>Token expires</th><th>Last login or refresh</th><th>Needs login</th>"
         f"<th>Scopes vs loaded recipes</th></tr></thead><tbody>{''.join(conn_rows)}</tbody>"
-        "</table>" + ("" if summaries else message("No stored connection (the service may use"
-                                                   " $CONNECTOR_TOKEN)."))
+        "</table>" + ("" if summaries else message("No connection stored or given in"
+                                                   " $CONNECTOR_TOKEN."))
         + "<h2>Scopes the loaded recipes need</h2><table><thead><tr><th>Recipe</th>"
         f"<th>Scopes</th></tr></thead><tbody>{need_rows}</tbody></table>"
         "<h2>Rate-limit headroom</h2><table><thead><tr><th>App</th><th>Location</th>"
