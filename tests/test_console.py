@@ -13,6 +13,7 @@ import time
 import uuid
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 import pytest
@@ -268,3 +269,33 @@ def test_pages_show_any_text_as_text(text: str) -> None:
     assert "<script>" not in page and "\"'&\"" not in page
     assert "&lt;script&gt;" in page
     assert all(c not in pages.e(text) for c in "<>\"'")
+
+
+@pytest.fixture(scope="module")
+def lone_console(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """The console alone (as the demo runs it) over a fresh state file."""
+    from connector.console.server import ConsoleServer
+
+    with Store(tmp_path_factory.mktemp("lone") / "state.db") as store, \
+            ConsoleServer(store) as server:
+        yield server
+
+
+@settings(max_examples=40, deadline=None)
+@given(text=st.text(max_size=300))
+def test_console_answers_any_query_without_a_server_error(lone_console: Any, text: str) -> None:
+    """Whatever a page is asked for (look-ups, filters, run ids, form fields), the answer is a
+    page or a refusal, never a 500, and the text comes back escaped."""
+    base = lone_console.url.rstrip("/")
+    with httpx.Client(timeout=10) as client:
+        for path, params in (("/syncs", {"q": text}), ("/runs", {"recipe": text, "status": text}),
+                             ("/", {"contact": text, "location": text}),
+                             ("/deadletters", {"replayed": text, "kept": text})):
+            answer = client.get(base + path, params=params)
+            assert answer.status_code == 200, (path, answer.text[:200])
+            if "<" in text:
+                assert f"value=\"{text}\"" not in answer.text
+        run = client.get(base + "/runs/" + quote(text, safe=""))
+        assert run.status_code in (200, 404)
+        posted = client.post(base + "/deadletters", data={"csrf": text, "id": text})
+        assert posted.status_code == 403

@@ -134,7 +134,8 @@ class Sessions:
 
     def csrf_ok(self, session: Session | None, given: str, nonce: str = "") -> bool:
         """Whether ``given`` is the CSRF token this session (or process) expects."""
-        return bool(given) and hmac.compare_digest(given, self.csrf(session, nonce))
+        expected = self.csrf(session, nonce).encode()
+        return bool(given) and hmac.compare_digest(given.encode("utf-8", "replace"), expected)
 
     def throttled(self) -> bool:
         """Whether too many logins failed in the last minute (then all are refused a while)."""
