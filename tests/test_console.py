@@ -281,7 +281,7 @@ def lone_console(tmp_path_factory: pytest.TempPathFactory) -> Any:
         yield server
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=25, deadline=None)
 @given(text=st.text(max_size=300))
 def test_console_answers_any_query_without_a_server_error(lone_console: Any, text: str) -> None:
     """Whatever a page is asked for (look-ups, filters, run ids, form fields), the answer is a
