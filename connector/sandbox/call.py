@@ -31,6 +31,11 @@ class Call:
     allow_duplicates: bool = False
     events: list[tuple[str, Record, str]] = field(default_factory=list)
     acting_location: str | None = None
+    query_pairs: list[tuple[str, str]] = field(default_factory=list)
+    """Every query pair in order (``query`` keeps the last of a repeated name)."""
+    raw_body: bytes = b""
+    """The body as sent (spec-answered form and multipart operations read it)."""
+    content_type: str = ""
 
     def contact(self) -> Record:
         """The contact named by the path's ``contactId``; a GHL 400 when there is none."""

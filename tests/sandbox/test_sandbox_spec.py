@@ -1,0 +1,174 @@
+"""The sandbox answers every GHL operation outside Contacts from its spec: each of them, called
+through the runtime (strict: the answer must pass the action's output schema) with a minimal
+valid input, answers; records persist (create, get, update, list, delete, 404); inputs the spec
+refuses are a 422; lists page as their pagination declares."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+
+from connector.auth.bearer import StaticBearer
+from connector.catalog import Catalog
+from connector.client.retry import RetryPolicy
+from connector.documents.sample import sample
+from connector.errors import RemoteError
+from connector.hookspecs import RateLimit
+from connector.runtime import Runtime, Settings
+from connector.sandbox.routes import OPERATIONS, spec_operations
+from connector.sandbox.server import SandboxServer
+from connector.sandbox.specroutes import SpecOperation
+
+HANDLERS: dict[str, SpecOperation] = {
+    op.handler.action.id: op.handler for op in spec_operations()
+    if isinstance(op.handler, SpecOperation)
+}
+
+
+@pytest.fixture
+def strict(ghl: SandboxServer, catalog: Catalog) -> Iterator[Runtime]:
+    """A runtime that fails on any answer its output schema refuses; no rate limit in the way."""
+    ghl.set_limits(requests=1_000_000, seconds=1.0)
+    settings = Settings(strict=True, base_urls={"ghl": ghl.base_url},
+                        location_id=ghl.location_id, retry=RetryPolicy(attempts=1),
+                        rate_limits={"ghl": RateLimit(1_000_000, 1.0)})
+    bearer = StaticBearer(ghl.private_token)
+    with Runtime(catalog, settings, auth=lambda app, action: bearer) as made:
+        yield made
+
+
+def minimal_input(catalog: Catalog, action_id: str, location: str) -> dict[str, Any]:
+    """The action's required inputs from its examples; every ``locationId`` the sandbox's."""
+    action = catalog.action(action_id)
+    data = sample(action.input_schema, required_only=True)
+    assert isinstance(data, dict)
+    for name in data:
+        if name in ("locationId", "location_id", "altId") and isinstance(data[name], str):
+            data[name] = location
+    return data
+
+
+def _creator(handler: SpecOperation) -> SpecOperation | None:
+    """The create operation of the collection an item operation reads, if the spec has one."""
+    segments = handler.plan.segments[:-1]
+    shape = tuple("{}" if s.startswith("{") else s for s in segments)
+    for other in HANDLERS.values():
+        made = tuple("{}" if s.startswith("{") else s for s in other.plan.segments)
+        if other.plan.role == "create" and (made == shape or made[:-1] == shape):
+            return other
+    return None
+
+
+def _record_id(handler: SpecOperation, output: Any) -> str:
+    node = output
+    for name in handler.plan.slot or ():
+        node = node[name]
+    return str(node.get("id") or node.get("_id"))
+
+
+def _call_item(runtime: Runtime, catalog: Catalog, handler: SpecOperation,
+               data: dict[str, Any], location: str) -> Any:
+    """Call a get/update/delete on a record made first by its collection's create."""
+    creator = _creator(handler)
+    if creator is None:
+        return runtime.call(handler.action.id, data)
+    made_input = minimal_input(catalog, creator.action.id, location)
+    item_names = {p.name: p.wire_name for p in handler.action.params if p.location == "path"}
+    by_wire = {w: n for n, w in item_names.items()}
+    for param in creator.action.params:  # the same parent values, position by position
+        if param.location != "path":
+            continue
+        position = creator.plan.segments.index("{" + param.wire_name + "}")
+        wire = handler.plan.segments[position][1:-1]
+        if wire in by_wire and by_wire[wire] in data:
+            made_input[param.name] = data[by_wire[wire]]
+    made = runtime.call(creator.action.id, made_input)
+    last = handler.plan.segments[-1][1:-1]
+    data[by_wire[last]] = _record_id(creator, made)
+    return runtime.call(handler.action.id, data)
+
+
+@pytest.mark.slow  # ~800 calls through the runtime: each action's schemas compiled once
+def test_spec_every_operation_outside_contacts_answers_its_output_schema(
+        ghl: SandboxServer, strict: Runtime, catalog: Catalog) -> None:
+    """All 542 operations outside Contacts (576 less the 32 Contacts routes and the 2 OAuth
+    token exchanges the sandbox's OAuth provider answers) give a 2xx answer that passes the
+    action's output schema, items read after their collection's create."""
+    ghl_actions = [a for a in catalog.actions.values() if a.app == "ghl"]
+    assert len(ghl_actions) == 576
+    assert len(HANDLERS) == 576 - len(OPERATIONS) - 2
+    failed: dict[str, str] = {}
+    for action_id, handler in sorted(HANDLERS.items()):
+        data = minimal_input(catalog, action_id, ghl.location_id)
+        try:
+            if handler.plan.role in ("get", "update", "delete"):
+                _call_item(strict, catalog, handler, data, ghl.location_id)
+            else:
+                strict.call(action_id, data)
+        except Exception as exc:  # every failure is listed, not just the first
+            failed[action_id] = str(exc)[:300]
+    for action_id, why in failed.items():
+        print("FAILED", action_id, why)
+    assert failed == {}
+
+
+def test_spec_opportunity_lifecycle_is_stateful(ghl: SandboxServer, strict: Runtime) -> None:
+    """Create, read, status change, search by contact, delete, then 404 for the id."""
+    loc = ghl.location_id
+    made = strict.call("ghl.opportunities.create", {
+        "pipelineId": "pipe1", "locationId": loc, "name": "Big deal", "status": "open",
+        "contactId": "contact1", "monetaryValue": 900})["opportunity"]
+    strict.call("ghl.opportunities.create", {
+        "pipelineId": "pipe1", "locationId": loc, "name": "Other", "status": "open",
+        "contactId": "contact2"})
+    got = strict.call("ghl.opportunities.get", {"id": made["id"]})["opportunity"]
+    assert (got["name"], got["monetaryValue"], got["contactId"]) == ("Big deal", 900, "contact1")
+    strict.call("ghl.opportunities.update_status", {"id": made["id"], "status": "won"})
+    found = strict.call("ghl.opportunities.search", {"location_id": loc,
+                                                    "contact_id": "contact1"})
+    assert [(o["id"], o["status"]) for o in found["opportunities"]] == [(made["id"], "won")]
+    assert len(strict.call("ghl.opportunities.search", {"location_id": loc})[
+        "opportunities"]) == 2
+    strict.call("ghl.opportunities.delete", {"id": made["id"]})
+    with pytest.raises(RemoteError, match="404"):
+        strict.call("ghl.opportunities.get", {"id": made["id"]})
+
+
+def test_spec_refused_inputs_are_422_and_unknown_ids_404(ghl: SandboxServer) -> None:
+    """Raw HTTP: a body the spec refuses (wrong type, missing required, unknown property) is a
+    422 naming each problem; an id the sandbox never made is a 404; the Version header is needed."""
+    headers = {**ghl.auth_headers(), "Version": "2021-07-28"}
+    with httpx.Client(base_url=ghl.base_url, headers=headers, timeout=10) as client:
+        bad = client.post("/opportunities/", json={"name": 5, "color": "red"})
+        assert bad.status_code == 422
+        messages = bad.json()["message"]
+        assert "name: 5 is not of type 'string'" in messages
+        assert "'pipelineId' is a required property" in messages
+        assert any("'color' was unexpected" in m for m in messages)
+        query = client.get("/opportunities/search",
+                           params={"location_id": ghl.location_id, "limit": "many"})
+        assert query.status_code == 422 and "limit" in str(query.json()["message"])
+        assert client.get("/opportunities/unknownId").status_code == 404
+        assert client.get("/calendars/events/appointments/unknownId").status_code == 404
+    no_version = httpx.get(f"{ghl.base_url}/opportunities/pipelines", params={"locationId": "x"},
+                           headers={"Authorization": f"Bearer {ghl.private_token}"}, timeout=10)
+    assert no_version.status_code == 400
+
+
+def test_spec_lists_page_as_declared(ghl: SandboxServer, strict: Runtime) -> None:
+    """Seven opportunities walk in pages of 3 through the runtime's pager (startAfterId
+    cursor, as the action's pagination declares) and arrive once each, in order."""
+    loc = ghl.location_id
+    ids = [strict.call("ghl.opportunities.create", {
+        "pipelineId": "p", "locationId": loc, "name": f"deal {n}", "status": "open",
+        "contactId": "c"})["opportunity"]["id"] for n in range(7)]
+    action = strict.catalog.action("ghl.opportunities.search")
+    assert action.pagination and action.pagination["style"] == "cursor"
+    walked = [o["id"] for o in strict.iterate("ghl.opportunities.search",
+                                              {"location_id": loc, "limit": 3})]
+    assert walked == ids
+    first = strict.call("ghl.opportunities.search", {"location_id": loc, "limit": 3})
+    assert first["meta"]["total"] == 7 and len(first["opportunities"]) == 3
