@@ -208,6 +208,8 @@ class SpecOperation:
         shown = [fit(r, each) if isinstance(each, Mapping) else r for r in page]
         if isinstance(each, Mapping):  # a record no item shape takes is left out
             shown = [r for r in shown if valid(r, each)]
+        if not items_path:  # the answer is the list itself
+            return shown
         _put(answer, items_path, shown)
         self._paging_fields(answer, paging, chosen, cursor)
         return answer
@@ -403,7 +405,7 @@ def _items_path(action: Action, output: Mapping[str, Any]) -> Path | None:
     objects (at the top or under ``data``)."""
     paging = action.pagination
     if paging and isinstance(paging.get("items"), str):
-        return tuple(str(paging["items"]).split("."))
+        return tuple(p for p in str(paging["items"]).split(".") if p)  # "": the answer itself
     for prefix in ((), ("data",)):
         props = _object_props(_at_schema(output, prefix))
         arrays = [n for n, sub in props.items()

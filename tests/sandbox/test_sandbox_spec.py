@@ -62,6 +62,12 @@ def _creator(handler: SpecOperation) -> SpecOperation | None:
     return None
 
 
+def _resolve(data: Any, path: str) -> Any:
+    for name in (p for p in path.split(".") if p):
+        data = data.get(name) if isinstance(data, dict) else None
+    return data
+
+
 def _record_id(handler: SpecOperation, output: Any) -> str:
     node = output
     for name in handler.plan.slot or ():
@@ -105,11 +111,15 @@ def test_spec_every_operation_outside_contacts_answers_its_output_schema(
         data = minimal_input(catalog, action_id, ghl.location_id)
         try:
             if handler.plan.role in ("get", "update", "delete"):
-                _call_item(strict, catalog, handler, data, ghl.location_id)
+                output = _call_item(strict, catalog, handler, data, ghl.location_id)
             else:
-                strict.call(action_id, data)
+                output = strict.call(action_id, data)
         except Exception as exc:  # every failure is listed, not just the first
             failed[action_id] = str(exc)[:300]
+            continue
+        paging = handler.action.pagination
+        if paging and not isinstance(_resolve(output, paging["items"]), list):
+            failed[action_id] = f"pagination items {paging['items']!r} is not a list"
     for action_id, why in failed.items():
         print("FAILED", action_id, why)
     assert failed == {}
@@ -172,3 +182,20 @@ def test_spec_lists_page_as_declared(ghl: SandboxServer, strict: Runtime) -> Non
     assert walked == ids
     first = strict.call("ghl.opportunities.search", {"location_id": loc, "limit": 3})
     assert first["meta"]["total"] == 7 and len(first["opportunities"]) == 3
+
+
+def test_spec_hand_declared_offset_paging_walks_every_record(ghl: SandboxServer,
+                                                             strict: Runtime) -> None:
+    """GET /products/ (paging declared by hand in the overrides: offset, records in
+    `products`) walks five created products two at a time, each once, in order."""
+    action = strict.catalog.action("ghl.products.list_invoices")
+    assert action.pagination == {"style": "offset", "items": "products", "offset": "offset",
+                                 "limit": {"param": "limit"}}
+    made = [strict.call("ghl.products.create", {"name": f"P{n}", "productType": "DIGITAL"})["_id"]
+            for n in range(5)]
+    walked = [p["_id"] for p in strict.iterate("ghl.products.list_invoices",
+                                               {"locationId": ghl.location_id, "limit": 2})]
+    assert walked == made
+    second = strict.call("ghl.products.list_invoices",
+                         {"locationId": ghl.location_id, "limit": 2, "offset": 2})
+    assert [p["_id"] for p in second["products"]] == made[2:4]
