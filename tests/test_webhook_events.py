@@ -27,7 +27,6 @@ from connector.service.receiver import ReceiverServer, Settings, open_store
 from connector.service.signatures import parse_keys
 
 
-
 @pytest.fixture
 def receiver(tmp_path: Path) -> Iterator[tuple[ReceiverServer, Inbox, WebhookKeys]]:
     keys = WebhookKeys()
