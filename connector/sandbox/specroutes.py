@@ -5,7 +5,8 @@ official specs): method, path, scopes, input schema (the request check) and outp
 answer's shape, with the spec's examples). Each operation gets a role from its shape alone:
 
 - ``create``: a POST to a collection path (no ``{param}`` at the end) whose answer holds one
-  record (the output's ``id``, or its one object member, such as ``{"opportunity": {...}}``);
+  record (the output's ``id``, or its one object member, such as ``{"opportunity": {...}}``, or
+  names it: ``messageId`` for a POST to ``/conversations/messages``);
   the record is built from the answer schema, overlaid with the request's inputs of the same
   names, and stored under the collection's path with a fresh id.
 - ``get`` / ``update`` / ``delete``: a GET, PUT/PATCH or DELETE of ``<collection>/{id}``: the
@@ -17,6 +18,8 @@ answer's shape, with the spec's examples). Each operation gets a role from its s
   ``A/{p}/B`` reads ``A/B`` filtered by ``p``; or the collections just below it), filtered by
   the query inputs named like record fields (``contact_id`` matches ``contactId``; ``all`` and
   empty values do not filter), paged as the action's ``pagination`` declares.
+- appointments the Contacts side holds (``GET /contacts/{id}/appointments``, webhooks) are
+  read and edited through ``/calendars/events/appointments/{eventId}`` too;
 - anything else is answered from the spec's example; a PUT/PATCH/POST below a stored record
   (``PUT /opportunities/{id}/status``) merges its body into that record.
 
@@ -49,6 +52,9 @@ _NO_FILTER = frozenset({"", "all"})
 _TOTALS = ("total", "totalCount", "total_count", "meta.total", "meta.totalCount")
 """Where a list answer keeps its record count when its pagination names none."""
 _STATUS = re.compile(r"The (\d{3}) response")
+_APPOINTMENTS = frozenset({("calendars", "events", "appointments"), ("calendars", "events")})
+"""Collections whose ids may be appointments the Contacts side holds (seeded, or booked with
+``/_sandbox/appointments``): the calendars API reads and edits them too."""
 
 
 def _segments(path: str) -> list[str]:
@@ -73,6 +79,8 @@ class _Plan:
     slot: Path | None
     items: Path | None
     status: int
+    id_field: str = "id"
+    """The answer's name for a created record's id: ``id``, or ``<noun>Id`` (``messageId``)."""
 
 
 class SpecOperation:
@@ -134,8 +142,8 @@ class SpecOperation:
         record_id = call.store.new_id()
         props = schema.get("properties", {}) if schema else {}
         record["id"] = record_id
-        if "_id" in props:
-            record["_id"] = record_id
+        for name in {"_id", self.plan.id_field} & set(props):
+            record[name] = record_id
         now = call.store.stamp()
         for name in _STAMPS:
             record[name] = now
@@ -147,6 +155,9 @@ class SpecOperation:
         record_id = call.params.get(segments[-1][1:-1], "")
         collection = self._key(call, segments[:-1])
         found = call.store.resources.find(collection, record_id)
+        if found is None and _shape(segments[:-1]) in _APPOINTMENTS and self.plan.role != "delete":
+            booked = call.store.find_appointment(record_id)  # booked on the Contacts side
+            found = None if booked is None else (collection, booked)
         if found is None and self._known(_shape(segments[:-1])):
             raise ApiError(404, error_body(404, f"{segments[-2]} {record_id!r} not found"))
         answer = self.example()
@@ -416,6 +427,14 @@ def _items_path(action: Action, output: Mapping[str, Any]) -> Path | None:
     return None
 
 
+def _own_id(segments: Sequence[str], output: Mapping[str, Any]) -> str | None:
+    """``messageId`` for a POST to ``.../messages`` whose answer names the new record so."""
+    last = segments[-1]
+    noun = last[:-1] if last.endswith("s") else last
+    name = f"{noun}Id"
+    return name if name in _object_props(output) else None
+
+
 def _plan(action: Action) -> _Plan:
     output = plain(action.output_schema)
     segments = tuple(_segments(action.path))
@@ -423,6 +442,9 @@ def _plan(action: Action) -> _Plan:
     status = int(found.group(1)) if found else 200
     tail = _is_param(segments[-1])
     slot = _record_slot(output)
+    own_id = None if tail else _own_id(segments, output)
+    if slot is None and own_id is not None and action.method == "POST":
+        slot = ()
     items = _items_path(action, output)
     method = action.method
     if method == "GET":
@@ -435,7 +457,7 @@ def _plan(action: Action) -> _Plan:
         role = "delete"
     else:
         role = "other"
-    return _Plan(role, segments, slot, items, status)
+    return _Plan(role, segments, slot, items, status, own_id or "id")
 
 
 def spec_handlers(actions: Iterable[Action]) -> list[SpecOperation]:

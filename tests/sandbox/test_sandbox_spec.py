@@ -55,10 +55,12 @@ def _creator(handler: SpecOperation) -> SpecOperation | None:
     """The create operation of the collection an item operation reads, if the spec has one."""
     segments = handler.plan.segments[:-1]
     shape = tuple("{}" if s.startswith("{") else s for s in segments)
-    for other in HANDLERS.values():
-        made = tuple("{}" if s.startswith("{") else s for s in other.plan.segments)
-        if other.plan.role == "create" and (made == shape or made[:-1] == shape):
-            return other
+    creates = [h for h in HANDLERS.values() if h.plan.role == "create"]
+    for exact in (True, False):  # the collection's own create first, else one just below it
+        for other in creates:
+            made = tuple("{}" if s.startswith("{") else s for s in other.plan.segments)
+            if made == shape if exact else made[:-1] == shape:
+                return other
     return None
 
 
@@ -72,7 +74,7 @@ def _record_id(handler: SpecOperation, output: Any) -> str:
     node = output
     for name in handler.plan.slot or ():
         node = node[name]
-    return str(node.get("id") or node.get("_id"))
+    return str(node.get("id") or node.get("_id") or node.get(handler.plan.id_field))
 
 
 def _call_item(runtime: Runtime, catalog: Catalog, handler: SpecOperation,
