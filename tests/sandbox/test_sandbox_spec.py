@@ -1,15 +1,21 @@
 """The sandbox answers every GHL operation outside Contacts from its spec: each of them, called
 through the runtime (strict: the answer must pass the action's output schema) with a minimal
 valid input, answers; records persist (create, get, update, list, delete, 404); inputs the spec
-refuses are a 422; lists page as their pagination declares."""
+refuses are a 422; lists page as their pagination declares; any request gets an answer or a
+clean error; `call` reaches them from the command line."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from conftest import run_cli
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from connector.auth.bearer import StaticBearer
 from connector.catalog import Catalog
@@ -18,9 +24,12 @@ from connector.documents.sample import sample
 from connector.errors import RemoteError
 from connector.hookspecs import RateLimit
 from connector.runtime import Runtime, Settings
+from connector.sandbox.call import Call
+from connector.sandbox.responses import ApiError
 from connector.sandbox.routes import OPERATIONS, spec_operations
 from connector.sandbox.server import SandboxServer
 from connector.sandbox.specroutes import SpecOperation
+from connector.sandbox.state import Store
 
 HANDLERS: dict[str, SpecOperation] = {
     op.handler.action.id: op.handler for op in spec_operations()
@@ -201,3 +210,63 @@ def test_spec_hand_declared_offset_paging_walks_every_record(ghl: SandboxServer,
     second = strict.call("ghl.products.list_invoices",
                          {"locationId": ghl.location_id, "limit": 2, "offset": 2})
     assert [p["_id"] for p in second["products"]] == made[2:4]
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=10), inner,
+                                                                max_size=4),
+    max_leaves=12,
+)
+FUZZED = ("ghl.opportunities.create", "ghl.opportunities.search", "ghl.opportunities.update",
+          "ghl.medias.upload_content", "ghl.calendars.get_slots", "ghl.products.list_invoices")
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    action_id=st.sampled_from(FUZZED),
+    query=st.lists(st.tuples(st.sampled_from(["limit", "location_id", "startAfterId", "offset",
+                                              "x", "status", "startDate"]),
+                             st.text(max_size=12)), max_size=5),
+    body=json_values,
+    raw=st.binary(max_size=200),
+    content_type=st.sampled_from(["", "multipart/form-data; boundary=b", "text/plain"]),
+)
+def test_spec_any_request_gets_an_answer_or_a_clean_error(action_id: str, query: list[Any],
+                                                          body: Any, raw: bytes,
+                                                          content_type: str) -> None:
+    """Whatever a request holds, a spec operation answers or raises GHL's error (400, 404, 422
+    with a message): never another exception (hypothesis, in process)."""
+    handler = HANDLERS[action_id]
+    params = {s[1:-1]: "someId" for s in handler.plan.segments if s.startswith("{")}
+    call = Call(Store(seed=1), "loc", params, dict(query), body, query_pairs=list(query),
+                raw_body=raw, content_type=content_type)
+    try:
+        status, _answer = handler(call)
+    except ApiError as exc:
+        assert exc.status in (400, 404, 422) and exc.body["message"]
+    else:
+        assert 200 <= status < 300
+
+
+def test_spec_call_cli_reaches_any_action(ghl: SandboxServer, tmp_path: Path) -> None:
+    """`ghl-connector call` with a stored sandbox token creates and reads an opportunity, and an
+    unknown id is one `error:` line with GHL's 404."""
+    env = {"CONNECTOR_HOME": str(tmp_path / "home"), "PIT": ghl.private_token}
+    stored = run_cli("auth", "set-token", "default", "--token-env", "PIT", "--location-id",
+                     ghl.location_id, "--base-url", ghl.base_url, env=env)
+    assert stored.status == 0, stored
+    env.pop("PIT")
+    given_input = json.dumps({"pipelineId": "p", "name": "CLI deal", "status": "open",
+                              "contactId": "c1"})
+    made = run_cli("call", "ghl.opportunities.create", "--input", given_input, env=env)
+    assert made.status == 0, made
+    created = json.loads(made.stdout)["opportunity"]
+    assert (created["name"], created["locationId"]) == ("CLI deal", ghl.location_id)
+    got = run_cli("call", "ghl.opportunities.get", "--input", json.dumps({"id": created["id"]}),
+                  env=env)
+    assert json.loads(got.stdout)["opportunity"]["id"] == created["id"]
+    missing = run_cli("call", "ghl.opportunities.get", "--input", '{"id": "nope"}', env=env)
+    assert missing.status != 0 and "Traceback" not in missing.stderr
+    assert missing.stderr.strip().splitlines() == [
+        "error: GET /opportunities/nope -> 404 Not Found: opportunities 'nope' not found"]
