@@ -326,3 +326,19 @@ def test_recipes_shipped_run_inbound_message_opportunity(
         "location_id": ghl.location_id, "contact_id": contact["id"]})["opportunities"]
     assert [(o["name"], o["status"], o["pipelineId"], o["pipelineStageId"]) for o in found] == [
         ("New SMS lead", "open", recipe.vars["pipeline_id"], recipe.vars["stage_id"])]
+
+
+def test_recipes_shipped_beyond_contacts_typos_get_did_you_mean(tmp_path: Path,
+                                                                 catalog: Catalog) -> None:
+    """A mistyped opportunities action id and output path in a copy of a shipped recipe are
+    each reported at their line with the right name suggested."""
+    text = (RECIPES / "appointment_opportunity_stage.yaml").read_text()
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(text.replace("ghl.opportunities.update", "ghl.opportunities.updat")
+                   .replace("steps.open.opportunities", "steps.open.opportunitie"))
+    messages = [str(p) for p in validate_file(bad, catalog).problems]
+    assert len(messages) == 2, messages
+    assert "unknown action 'ghl.opportunities.updat' [did you mean 'ghl.opportunities.update'?]" \
+        in messages[0]
+    assert "steps.open has no field 'opportunitie'" in messages[1]
+    assert "[did you mean 'opportunities'?]" in messages[1]

@@ -52,6 +52,8 @@ _NO_FILTER = frozenset({"", "all"})
 _TOTALS = ("total", "totalCount", "total_count", "meta.total", "meta.totalCount")
 """Where a list answer keeps its record count when its pagination names none."""
 _STATUS = re.compile(r"The (\d{3}) response")
+_LOCATION_INPUTS = ("locationId", "location_id")
+_CONTACTS_SIDE = "<contacts>"
 _APPOINTMENTS = frozenset({("calendars", "events", "appointments"), ("calendars", "events")})
 """Collections whose ids may be appointments the Contacts side holds (seeded, or booked with
 ``/_sandbox/appointments``): the calendars API reads and edits them too."""
@@ -116,6 +118,7 @@ class SpecOperation:
         data, body_names = read_input(self.action, call.params, call.query_pairs, call.body,
                                       call.raw_body, call.content_type)
         check_input(self._input, data)
+        _check_location(call, data)
         role = self.plan.role
         if role == "create":
             return self._create(call, data)
@@ -155,16 +158,18 @@ class SpecOperation:
         record_id = call.params.get(segments[-1][1:-1], "")
         collection = self._key(call, segments[:-1])
         found = call.store.resources.find(collection, record_id)
-        if found is None and _shape(segments[:-1]) in _APPOINTMENTS and self.plan.role != "delete":
+        if found is None and _shape(segments[:-1]) in _APPOINTMENTS:
             booked = call.store.find_appointment(record_id)  # booked on the Contacts side
-            found = None if booked is None else (collection, booked)
+            if booked is not None and self.plan.role == "delete":
+                call.store.appointments.get(str(booked.get("contactId")), {}).pop(record_id, None)
+            found = None if booked is None else (_CONTACTS_SIDE, booked)
         if found is None and self._known(_shape(segments[:-1])):
             raise ApiError(404, error_body(404, f"{segments[-2]} {record_id!r} not found"))
         answer = self.example()
         if found is None:
             return self.plan.status, self._with_record(answer, {"id": record_id})
         key, record = found
-        if self.plan.role == "delete":
+        if self.plan.role == "delete" and key != _CONTACTS_SIDE:
             call.store.resources.remove(key, record_id)
         elif self.plan.role == "update":
             _merge(record, {n: data[n] for n in body_names}, call.store.stamp())
@@ -270,6 +275,15 @@ class SpecOperation:
             value: object = cursor[0] if _takes_text(schema) else cursor[1]
             if valid(value, schema):
                 _put(answer, path, value)
+
+
+def _check_location(call: Call, data: Mapping[str, Any]) -> None:
+    """A location token acts on its own location only: another ``locationId`` in the query or
+    body is GHL's 403 (a path's ``{locationId}`` names a record, checked as records are)."""
+    for name in _LOCATION_INPUTS:
+        named = data.get(name) if name not in call.params else None
+        if isinstance(named, str) and call.location_id and named != call.location_id:
+            raise ApiError(403, error_body(403, "The token does not have access to this location."))
 
 
 def _takes_text(schema: Mapping[str, Any]) -> bool:

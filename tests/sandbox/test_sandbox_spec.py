@@ -160,7 +160,8 @@ def test_spec_opportunity_lifecycle_is_stateful(ghl: SandboxServer, strict: Runt
 
 def test_spec_refused_inputs_are_422_and_unknown_ids_404(ghl: SandboxServer) -> None:
     """Raw HTTP: a body the spec refuses (wrong type, missing required, unknown property) is a
-    422 naming each problem; an id the sandbox never made is a 404; the Version header is needed."""
+    422 naming each problem; an id the sandbox never made is a 404; another location than the
+    token's is a 403; the Version header is needed."""
     headers = {**ghl.auth_headers(), "Version": "2021-07-28"}
     with httpx.Client(base_url=ghl.base_url, headers=headers, timeout=10) as client:
         bad = client.post("/opportunities/", json={"name": 5, "color": "red"})
@@ -173,6 +174,8 @@ def test_spec_refused_inputs_are_422_and_unknown_ids_404(ghl: SandboxServer) -> 
                            params={"location_id": ghl.location_id, "limit": "many"})
         assert query.status_code == 422 and "limit" in str(query.json()["message"])
         assert client.get("/opportunities/unknownId").status_code == 404
+        elsewhere = client.get("/opportunities/search", params={"location_id": "otherLocation"})
+        assert elsewhere.status_code == 403
         assert client.get("/calendars/events/appointments/unknownId").status_code == 404
     no_version = httpx.get(f"{ghl.base_url}/opportunities/pipelines", params={"locationId": "x"},
                            headers={"Authorization": f"Bearer {ghl.private_token}"}, timeout=10)
@@ -235,8 +238,8 @@ FUZZED = ("ghl.opportunities.create", "ghl.opportunities.search", "ghl.opportuni
 def test_spec_any_request_gets_an_answer_or_a_clean_error(action_id: str, query: list[Any],
                                                           body: Any, raw: bytes,
                                                           content_type: str) -> None:
-    """Whatever a request holds, a spec operation answers or raises GHL's error (400, 404, 422
-    with a message): never another exception (hypothesis, in process)."""
+    """Whatever a request holds, a spec operation answers or raises GHL's error (400, 403, 404,
+    422 with a message): never another exception (hypothesis, in process)."""
     handler = HANDLERS[action_id]
     params = {s[1:-1]: "someId" for s in handler.plan.segments if s.startswith("{")}
     call = Call(Store(seed=1), "loc", params, dict(query), body, query_pairs=list(query),
@@ -244,7 +247,7 @@ def test_spec_any_request_gets_an_answer_or_a_clean_error(action_id: str, query:
     try:
         status, _answer = handler(call)
     except ApiError as exc:
-        assert exc.status in (400, 404, 422) and exc.body["message"]
+        assert exc.status in (400, 403, 404, 422) and exc.body["message"]
     else:
         assert 200 <= status < 300
 
@@ -270,3 +273,22 @@ def test_spec_call_cli_reaches_any_action(ghl: SandboxServer, tmp_path: Path) ->
     assert missing.status != 0 and "Traceback" not in missing.stderr
     assert missing.stderr.strip().splitlines() == [
         "error: GET /opportunities/nope -> 404 Not Found: opportunities 'nope' not found"]
+
+
+def test_spec_contacts_side_appointments_through_the_calendars_api(ghl: SandboxServer) -> None:
+    """An appointment booked on the Contacts side is read, edited and deleted through
+    /calendars/events; the contact's appointment list follows."""
+    contact_id = ghl.call(lambda: list(ghl.app.store.contacts))[0]
+    booked = ghl.add_appointment(contact_id, title="Demo call")
+    headers = {**ghl.auth_headers(), "Version": "2021-04-15"}
+    with httpx.Client(base_url=ghl.base_url, headers=headers, timeout=10) as client:
+        path = f"/calendars/events/appointments/{booked['id']}"
+        assert client.get(path).json()["event"]["title"] == "Demo call"
+        edited = client.put(path, json={"title": "Renamed"})
+        assert edited.status_code == 200 and edited.json()["title"] == "Renamed"
+        listed = client.get(f"/contacts/{contact_id}/appointments").json()["events"]
+        assert [e["title"] for e in listed if e["id"] == booked["id"]] == ["Renamed"]
+        assert client.delete(f"/calendars/events/{booked['id']}").status_code in (200, 201)
+        assert client.get(path).status_code == 404
+        listed = client.get(f"/contacts/{contact_id}/appointments").json()["events"]
+        assert booked["id"] not in [e["id"] for e in listed]
