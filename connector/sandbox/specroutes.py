@@ -4,7 +4,8 @@ The operations are the pack's generated GHL actions (``manifest.yaml``, made fro
 official specs): method, path, scopes, input schema (the request check) and output schema (the
 answer's shape, with the spec's examples). Each operation gets a role from its shape alone:
 
-- ``create``: a POST to a collection path (no ``{param}`` at the end) whose answer holds one
+- ``create``: a POST to a collection path (no ``{param}`` at the end, and not a verb after one:
+  ``POST /invoices/{invoiceId}/send`` acts on the invoice) whose answer holds one
   record (the output's ``id``, or its one object member, such as ``{"opportunity": {...}}``, or
   names it: ``messageId`` for a POST to ``/conversations/messages``);
   the record is built from the answer schema, overlaid with the request's inputs of the same
@@ -449,6 +450,13 @@ def _own_id(segments: Sequence[str], output: Mapping[str, Any]) -> str | None:
     return name if name in _object_props(output) else None
 
 
+def _verb_on_item(segments: Sequence[str]) -> bool:
+    """``A/{id}/word`` where ``word`` is not a plural noun (``send``, ``void``, ``schedule``):
+    an action on the record ``A/{id}``, not a collection below it (``locations/{id}/tags``)."""
+    return (len(segments) >= 2 and _is_param(segments[-2])
+            and not segments[-1].endswith("s"))
+
+
 def _plan(action: Action) -> _Plan:
     output = plain(action.output_schema)
     segments = tuple(_segments(action.path))
@@ -463,6 +471,8 @@ def _plan(action: Action) -> _Plan:
     method = action.method
     if method == "GET":
         role = "get" if tail else ("list" if items else "other")
+    elif method == "POST" and not tail and _verb_on_item(segments):
+        role = "other"  # POST /invoices/{invoiceId}/send acts on the invoice
     elif method == "POST" and not tail:
         role = "list" if items and slot is None else ("create" if slot is not None else "other")
     elif method in ("PUT", "PATCH") and tail:
