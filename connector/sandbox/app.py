@@ -207,6 +207,8 @@ class SandboxApp:
         wrote = status < 300 and op.writes
         if wrote:
             self.emit(call.events)
+            for body in call.payloads:
+                self.sender.emit(body)
         return status, answer, wrote
 
     async def _fault_first(self, scope: Scope, send: Send, fault: Fault, key: str,

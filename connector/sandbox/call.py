@@ -36,6 +36,8 @@ class Call:
     raw_body: bytes = b""
     """The body as sent (spec-answered form and multipart operations read it)."""
     content_type: str = ""
+    payloads: list[dict[str, Any]] = field(default_factory=list)
+    """Whole webhook bodies to send once the call succeeded (spec-answered writes)."""
 
     def contact(self) -> Record:
         """The contact named by the path's ``contactId``; a GHL 400 when there is none."""

@@ -125,7 +125,7 @@ def spec_operations() -> tuple[Operation, ...]:
     return tuple(
         Operation(h.action.operation or h.action.id, h.action.method, h.action.path,
                   tuple(h.action.scopes), h, form=str(h.action.options.get("body", "json")))
-        for h in spec_handlers(actions)
+        for h in spec_handlers(actions, pack_manifest().triggers.values())
     )
 
 

@@ -25,6 +25,8 @@ answer's shape, with the spec's examples). Each operation gets a role from its s
   (``PUT /opportunities/{id}/status``) merges its body into that record.
 
 Every answer is built to pass the action's output schema (:mod:`connector.sandbox.specvalues`).
+Creates, changes and deletes send the resource's webhook events, when GHL has such events
+(:mod:`connector.sandbox.specevents`: ``OpportunityCreate``, ``OpportunityStatusUpdate``, ...).
 """
 
 from __future__ import annotations
@@ -37,9 +39,10 @@ from typing import Any
 
 from connector.documents.lazyschema import plain
 from connector.documents.schema import Validator
-from connector.hookspecs import Action
+from connector.hookspecs import Action, Trigger
 from connector.sandbox.call import Call, Reply
 from connector.sandbox.responses import ApiError, error_body
+from connector.sandbox.specevents import EventRule, event_rules, payload
 from connector.sandbox.specinput import check_input, read_input
 from connector.sandbox.specvalues import fit, instance, valid
 
@@ -89,10 +92,12 @@ class _Plan:
 class SpecOperation:
     """The handler of one spec operation (a :class:`connector.sandbox.routes.Operation`'s)."""
 
-    def __init__(self, action: Action, plan: _Plan, creatable: frozenset[Path]) -> None:
+    def __init__(self, action: Action, plan: _Plan, creatable: frozenset[Path],
+                 events: EventRule | None = None) -> None:
         self.action = action
         self.plan = plan
         self._creatable = creatable
+        self._events = events
         self._input: Validator | None = None
         self._output: dict[str, Any] | None = None
         self._example: Any = None
@@ -152,6 +157,7 @@ class SpecOperation:
         for name in _STAMPS:
             record[name] = now
         call.store.resources.put(self._key(call, self.plan.segments), record_id, record)
+        self._emit(call, "created", record, ())
         return self.plan.status, self._with_record(answer, record)
 
     def _item(self, call: Call, data: Mapping[str, Any], body_names: set[str]) -> Reply:
@@ -172,8 +178,11 @@ class SpecOperation:
         key, record = found
         if self.plan.role == "delete" and key != _CONTACTS_SIDE:
             call.store.resources.remove(key, record_id)
+            self._emit(call, "deleted", record, ())
         elif self.plan.role == "update":
             _merge(record, {n: data[n] for n in body_names}, call.store.stamp())
+            if key != _CONTACTS_SIDE:
+                self._emit(call, "updated", record, body_names)
         return self.plan.status, self._with_record(answer, record)
 
     def _other(self, call: Call, data: Mapping[str, Any], body_names: set[str]) -> Reply:
@@ -189,7 +198,16 @@ class SpecOperation:
         record = found[1]
         if self.action.method in ("PUT", "PATCH", "POST") and body_names:
             _merge(record, {n: data[n] for n in body_names}, call.store.stamp())
+            self._emit(call, "updated", record, body_names)
         return self.plan.status, self._with_record(answer, record)
+
+    def _emit(self, call: Call, kind: str, record: Mapping[str, Any],
+              changed: Iterable[str]) -> None:
+        """Queue the webhook events this write sends (:mod:`connector.sandbox.specevents`)."""
+        if self._events is None:
+            return
+        for trigger in self._events.for_change(kind, changed):
+            call.payloads.append(payload(trigger, record, call.location_id or ""))
 
     def _with_record(self, answer: Any, record: Mapping[str, Any]) -> Any:  # noqa: ANN401
         """``answer`` with its record slot holding ``record`` as the slot's schema wants it."""
@@ -484,8 +502,12 @@ def _plan(action: Action) -> _Plan:
     return _Plan(role, segments, slot, items, status, own_id or "id")
 
 
-def spec_handlers(actions: Iterable[Action]) -> list[SpecOperation]:
-    """A handler for each of ``actions``, knowing which collections the others create in."""
+def spec_handlers(actions: Iterable[Action],
+                  triggers: Iterable[Trigger] = ()) -> list[SpecOperation]:
+    """A handler for each of ``actions``, knowing which collections the others create in and
+    which webhook events (of ``triggers``) each resource's writes send."""
     plans = [(action, _plan(action)) for action in actions]
     creatable = frozenset(_shape(p.segments) for _, p in plans if p.role == "create")
-    return [SpecOperation(action, plan, creatable) for action, plan in plans]
+    rules = event_rules(triggers)
+    return [SpecOperation(action, plan, creatable, rules.get(action.id.split(".")[1]))
+            for action, plan in plans]

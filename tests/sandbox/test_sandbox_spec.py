@@ -7,7 +7,10 @@ clean error; `call` reaches them from the command line."""
 from __future__ import annotations
 
 import json
+import threading
+import time
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +19,7 @@ import pytest
 from conftest import run_cli
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from jsonschema import Draft202012Validator
 
 from connector.auth.bearer import StaticBearer
 from connector.catalog import Catalog
@@ -292,3 +296,69 @@ def test_spec_contacts_side_appointments_through_the_calendars_api(ghl: SandboxS
         assert client.get(path).status_code == 404
         listed = client.get(f"/contacts/{contact_id}/appointments").json()["events"]
         assert booked["id"] not in [e["id"] for e in listed]
+
+
+class _Hooks(ThreadingHTTPServer):
+    """A local webhook target that keeps every body it is sent."""
+
+    daemon_threads = True
+
+    def __init__(self) -> None:
+        super().__init__(("127.0.0.1", 0), _HookHandler)
+        self.bodies: list[dict[str, Any]] = []
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}/hook"
+
+
+class _HookHandler(BaseHTTPRequestHandler):
+    server: _Hooks
+
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers.get("content-length", "0")))
+        self.server.bodies.append(json.loads(body))
+        self.send_response(200)
+        self.send_header("content-length", "0")
+        self.end_headers()
+
+    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - stdlib signature
+        pass
+
+
+def test_spec_writes_send_their_webhook_events(ghl: SandboxServer, strict: Runtime,
+                                               catalog: Catalog) -> None:
+    """Creating, re-staging, winning and deleting an opportunity sends OpportunityCreate,
+    OpportunityUpdate with OpportunityStageUpdate, OpportunityUpdate with
+    OpportunityStatusUpdate, and OpportunityDelete, each passing its trigger's payload schema
+    and naming the opportunity; a failed write sends nothing."""
+    hooks = _Hooks()
+    threading.Thread(target=hooks.serve_forever, args=(0.02,), daemon=True).start()
+    ghl.set_webhook_urls([hooks.url])
+    try:
+        made = strict.call("ghl.opportunities.create", {
+            "pipelineId": "p", "locationId": ghl.location_id, "name": "Hooked",
+            "status": "open", "contactId": "c1"})["opportunity"]  # fmt: skip
+        strict.call("ghl.opportunities.update", {"id": made["id"], "pipelineStageId": "s2"})
+        strict.call("ghl.opportunities.update_status", {"id": made["id"], "status": "won"})
+        strict.call("ghl.opportunities.delete", {"id": made["id"]})
+        with pytest.raises(RemoteError):
+            strict.call("ghl.opportunities.get", {"id": made["id"]})
+        deadline = time.monotonic() + 10
+        while len(hooks.bodies) < 6 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(0.2)  # nothing more arrives
+    finally:
+        hooks.shutdown()
+        hooks.server_close()
+    types = sorted(b["type"] for b in hooks.bodies)
+    assert types == sorted(["OpportunityCreate", "OpportunityUpdate", "OpportunityStageUpdate",
+                            "OpportunityUpdate", "OpportunityStatusUpdate",
+                            "OpportunityDelete"])
+    by_event = {t.event: t for t in catalog.triggers.values() if t.kind == "webhook"}
+    for body in hooks.bodies:
+        schema = by_event[body["type"]].payload_schema
+        assert Draft202012Validator(dict(schema)).is_valid(body), body
+        assert body["id"] == made["id"] and body["locationId"] == ghl.location_id
+    status = next(b for b in hooks.bodies if b["type"] == "OpportunityStatusUpdate")
+    assert (status["status"], status["pipelineStageId"], status["name"]) == ("won", "s2", "Hooked")
