@@ -342,3 +342,18 @@ def test_recipes_shipped_beyond_contacts_typos_get_did_you_mean(tmp_path: Path,
         in messages[0]
     assert "steps.open has no field 'opportunitie'" in messages[1]
     assert "[did you mean 'opportunities'?]" in messages[1]
+
+
+def test_recipes_shipped_run_opportunity_won_thanks(
+    ghl: SandboxServer, contact: dict[str, Any], catalog: Catalog, runtime: Runtime, store: Store
+) -> None:
+    """A won opportunity texts its contact a thank-you naming the deal; a lost one does not."""
+    trigger = catalog.triggers["ghl.opportunities.status_updated"]
+    event = {**trigger.payload_schema["examples"][0], "locationId": ghl.location_id,
+             "contactId": contact["id"], "name": "Kitchen remodel", "status": "won"}
+    run("opportunity_won_thanks", event, catalog, runtime, store)
+    lost = run("opportunity_won_thanks", {**event, "status": "lost"}, catalog, runtime, store)
+    assert lost.steps[0].status == "skipped"
+    sent = ghl.call(lambda: ghl.app.store.resources.records("conversations/messages"))
+    assert [(m["contactId"], m["message"]) for m in sent] == [(
+        contact["id"], 'Thank you for choosing us! We are getting started on "Kitchen remodel".')]

@@ -7,6 +7,9 @@ clean error; `call` reaches them from the command line."""
 from __future__ import annotations
 
 import json
+import re
+import shutil
+import sqlite3
 import threading
 import time
 from collections.abc import Iterator
@@ -16,7 +19,7 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import run_cli
+from conftest import ROOT, run_cli
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from jsonschema import Draft202012Validator
@@ -34,6 +37,7 @@ from connector.sandbox.routes import OPERATIONS, spec_operations
 from connector.sandbox.server import SandboxServer
 from connector.sandbox.specroutes import SpecOperation
 from connector.sandbox.state import Store
+from tests.serveproc import ServeProcess, wait_for
 
 HANDLERS: dict[str, SpecOperation] = {
     op.handler.action.id: op.handler for op in spec_operations()
@@ -362,3 +366,40 @@ def test_spec_writes_send_their_webhook_events(ghl: SandboxServer, strict: Runti
         assert body["id"] == made["id"] and body["locationId"] == ghl.location_id
     status = next(b for b in hooks.bodies if b["type"] == "OpportunityStatusUpdate")
     assert (status["status"], status["pipelineStageId"], status["name"]) == ("won", "s2", "Hooked")
+
+
+@pytest.mark.slow  # a real serve process with its sandbox
+def test_spec_event_runs_a_recipe_under_serve_sandbox(tmp_path: Path) -> None:
+    """`serve --sandbox` with the shipped opportunity_won_thanks recipe: an opportunity created
+    and won through the sandbox's API sends OpportunityStatusUpdate, the recipe runs once and
+    its SMS reaches the sandbox's Conversations API; nothing is dead."""
+    folder = tmp_path / "recipes"
+    folder.mkdir()
+    shutil.copy(ROOT / "recipes" / "opportunity_won_thanks.yaml", folder)
+    proc = ServeProcess(folder, tmp_path / "home", base_url="http://127.0.0.1:9", token="unused",
+                        location_id="unused", public_keys={}, extra=("--sandbox",))
+    with proc:
+        line = next(x for x in proc.summary if x.startswith("ghl sandbox: "))
+        found = re.match(r"ghl sandbox: (\S+) \(location (\S+), private token (\S+),", line)
+        assert found, line
+        url, location, token = found.groups()
+        headers = {"Authorization": f"Bearer {token}", "Version": "2021-07-28"}
+        with httpx.Client(base_url=url, headers=headers, timeout=10) as client:
+            made = client.post("/opportunities/", json={
+                "pipelineId": "p", "locationId": location, "name": "Roof", "status": "open",
+                "contactId": "c1"})  # fmt: skip
+            assert made.status_code == 201, made.text
+            oid = made.json()["opportunity"]["id"]
+            won = client.put(f"/opportunities/{oid}/status", json={"status": "won"})
+            assert won.status_code == 200, won.text
+
+            def sent() -> int:
+                routes = client.get("/_sandbox/stats").json()["locations"][location]["routes"]
+                return int(routes.get("POST /conversations/messages", {}).get("writes", 0))
+
+            assert wait_for(lambda: sent() == 1, timeout=30), proc.logs[-20:]
+            time.sleep(1.0)  # and only once
+            assert sent() == 1
+        with sqlite3.connect(proc.db) as db:
+            runs = db.execute("SELECT status FROM runs").fetchall()
+    assert runs == [("succeeded",)]
