@@ -27,23 +27,27 @@ import queue
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from connector.auth.redaction import redact
 from connector.errors import StoreError
+from connector.hookspecs import EventMatch
 from connector.store import Store
+
+if TYPE_CHECKING:
+    from connector.catalog import Catalog
 
 __all__ = [
     "DEFAULT_LEASE",
     "GHL_PREFIX",
+    "EventTypes",
     "Inbox",
     "InboxEvent",
     "InboxWriter",
     "NewEvent",
     "Status",
-    "ghl_event_type",
     "ghl_key",
 ]
 
@@ -54,21 +58,47 @@ _log = logging.getLogger(__name__)
 
 
 GHL_PREFIX = "ghl:"
-PROVIDER_MESSAGE_EVENT = "ProviderOutboundMessage"
-_PROVIDER_MESSAGE_TYPES = frozenset({"SMS", "Email"})
 
 
-def ghl_event_type(payload: dict[str, Any]) -> str | None:
-    """The event type a GHL body is stored (and routed) under: its ``type``, except for
-    ProviderOutboundMessage, whose ``type`` is the message's (``SMS``, ``Email``): a body with
-    such a ``type`` and a ``messageId`` is that event. No other GHL event has those types (its
-    message events say ``InboundMessage``/``OutboundMessage`` and carry ``messageType``)."""
-    kind = payload.get("type")
-    if not isinstance(kind, str):
-        return None
-    if kind in _PROVIDER_MESSAGE_TYPES and isinstance(payload.get("messageId"), str):
-        return PROVIDER_MESSAGE_EVENT
-    return kind
+@dataclass(frozen=True, slots=True)
+class EventTypes:
+    """What type a hub webhook body is stored (and routed) under: the string at ``key``, unless
+    the body fits the ``match`` of one of the hub's webhook triggers (manifest data: GHL's
+    ProviderOutboundMessage arrives typed ``SMS`` or ``Email`` with a ``messageId``), which
+    makes it that trigger's event. Without matches (the default) every body keeps its type.
+
+    :param matches: (event, how its bodies are known), in catalog order; the first fitting wins.
+    :param key: where a body holds its type (the hub's ``sync_events.type``, else ``type``).
+    """
+
+    matches: tuple[tuple[str, EventMatch], ...] = ()
+    key: str = "type"
+
+    @classmethod
+    def of_catalog(cls, catalog: Catalog) -> EventTypes:
+        """The hub's: its webhook triggers' ``match`` data (none without a hub)."""
+        hub = catalog.apps.get(catalog.hub) if catalog.hub else None
+        if hub is None:
+            return cls()
+        matches = tuple(
+            (t.event, t.match)
+            for t in catalog.triggers.values()
+            if t.app == hub.id and t.kind == "webhook" and t.event and t.match
+        )
+        return cls(matches, hub.sync_events.type if hub.sync_events else "type")
+
+    def of(self, payload: Mapping[str, Any]) -> str | None:
+        """The stored type of a parsed body (None when it has no string type)."""
+        kind = payload.get(self.key)
+        if not isinstance(kind, str):
+            return None
+        for event, match in self.matches:
+            if kind in match.types and all(isinstance(payload.get(f), str) for f in match.has):
+                return event
+        return kind
+
+
+_PLAIN = EventTypes()
 
 
 def ghl_key(webhook_id: str) -> str:
@@ -103,10 +133,11 @@ class NewEvent:
         return f"NewEvent({self.webhook_id!r}, type={self.type!r}, bytes={len(self.body)})"
 
     @classmethod
-    def from_payload(cls, body: bytes, payload: dict[str, Any], received_at: float) -> NewEvent:
+    def from_payload(cls, body: bytes, payload: dict[str, Any], received_at: float,
+                     types: EventTypes | None = None) -> NewEvent:
         """Build from a parsed GHL body: the key is :func:`ghl_key` of its ``webhookId``, or
         without a string one the body's SHA-256 (``sha256:<hex>``), so a redelivery of the same
-        bytes is still stored once."""
+        bytes is still stored once; its type is read by ``types`` (default: its ``type``)."""
         given = payload.get("webhookId")
         if isinstance(given, str) and given:
             key = ghl_key(given)
@@ -115,7 +146,7 @@ class NewEvent:
         location = payload.get("locationId")
         return cls(
             key,
-            ghl_event_type(payload),
+            (types or _PLAIN).of(payload),
             location if isinstance(location, str) else None,
             body,
             received_at,

@@ -76,7 +76,7 @@ from connector.service.dispatcher import (
     event_payload,
     load_routes,
 )
-from connector.service.inbox import Inbox, InboxEvent, InboxWriter, NewEvent
+from connector.service.inbox import EventTypes, Inbox, InboxEvent, InboxWriter, NewEvent
 from connector.service.listener import ServerThread, bind_socket, guarded_server, socket_url
 from connector.service.options import ServeOptions
 from connector.service.partnerhooks import PartnerHook, ordering
@@ -318,7 +318,8 @@ def _run(options: ServeOptions, catalog: Catalog, loaded: tuple[list[Route], lis
                 report["hooks"] = str(exc)
         return healthy, report
 
-    settings = Settings(options.keys, max_age=options.max_age)
+    settings = Settings(options.keys, max_age=options.max_age,
+                        events=EventTypes.of_catalog(catalog))
     receiver = ReceiverApp(writer, settings, partners=hooks, health=health)
     console, metrics = service_console(
         work_store, options.host, routes=lambda: dispatcher.routes, catalog=catalog,
