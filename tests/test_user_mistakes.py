@@ -34,3 +34,25 @@ def test_hooks_add_and_http_request_with_a_malformed_host_print_one_line(tmp_pat
                      env=env)
     assert called.status == 1, called.stderr
     assert "Traceback" not in called.stderr and "invalid URL" in called.stderr
+
+
+TOKEN = "pit-0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0"
+
+
+@pytest.mark.parametrize("args", [
+    ("call", "ghl.contacts.get", "--input", '{"contactId": "abc"}', "--token-env", TOKEN),
+    ("mcp", "--token-env", TOKEN),
+    ("auth", "set-token", "main", "--token-env", TOKEN),
+    ("auth", "login", "--client-id", "cid", "--client-secret-env", TOKEN),
+])
+def test_a_token_pasted_into_an_env_option_is_refused_without_echoing_it(
+    args: tuple[str, ...],
+) -> None:
+    """`--token-env pit-...` (the token itself, where a variable name belongs) is a usage error
+    that never repeats the value: before, `call` printed `$pit-... is not set` and `mcp`
+    printed it as a warning into the MCP client's log."""
+    result = run_cli(*args, timeout=30)
+    assert result.status == 2, result.stderr
+    assert TOKEN not in result.stderr and TOKEN not in result.stdout
+    assert "NAME of an environment variable" in result.stderr
+    assert "Traceback" not in result.stderr

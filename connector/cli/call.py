@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from connector.cli.argtypes import env_name
 from connector.errors import DocumentError, Location, Problem
 
 if TYPE_CHECKING:
@@ -52,6 +53,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     )
     parser.add_argument(
         "--token-env",
+        type=env_name,
         metavar="VAR",
         help="name of the environment variable holding the bearer token (never the token itself)",
     )

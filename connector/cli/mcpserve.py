@@ -10,7 +10,7 @@ import sys
 from contextlib import ExitStack
 from typing import TYPE_CHECKING
 
-from connector.cli.argtypes import port, rate_limits
+from connector.cli.argtypes import env_name, port, rate_limits
 
 if TYPE_CHECKING:
     import httpx
@@ -95,6 +95,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     )
     parser.add_argument(
         "--token-env",
+        type=env_name,
         metavar="VAR",
         help="environment variable holding the GHL bearer token (never the token itself)",
     )
