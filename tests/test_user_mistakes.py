@@ -56,3 +56,20 @@ def test_a_token_pasted_into_an_env_option_is_refused_without_echoing_it(
     assert TOKEN not in result.stderr and TOKEN not in result.stdout
     assert "NAME of an environment variable" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("args", [
+    ("mcp", "--sandbox", "--timeout", "nan"),
+    ("mcp", "--timeout", "-1"),
+    ("call", "ghl.contacts.get", "--input", '{"contactId": "abc"}', "--timeout", "nan"),
+    ("call", "ghl.contacts.get", "--input", '{"contactId": "abc"}', "--timeout", "0"),
+    ("auth", "login", "--client-id", "cid", "--timeout", "inf"),
+])
+def test_a_timeout_that_is_not_a_positive_number_is_a_usage_error(args: tuple[str, ...]) -> None:
+    """Before, `mcp --timeout nan` started, and every tool call then logged a traceback
+    (ValueError: Invalid value NaN) and answered only "Error executing tool"; a negative one
+    failed each call with "no complete answer within -4s"."""
+    result = run_cli(*args, timeout=30)
+    assert result.status == 2, result.stderr
+    assert "--timeout" in result.stderr and "not a number of seconds above 0" in result.stderr
+    assert "Traceback" not in result.stderr

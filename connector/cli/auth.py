@@ -10,7 +10,7 @@ import time
 from collections.abc import Mapping
 from datetime import UTC, datetime
 
-from connector.cli.argtypes import env_name
+from connector.cli.argtypes import env_name, seconds
 
 __all__ = ["add_parser"]
 
@@ -102,7 +102,7 @@ def _add_login(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         help="loopback port of the redirect URI (must match the app's registered redirect URI;"
         " default: any free port)",
     )
-    login.add_argument("--timeout", type=float, default=300.0, help="seconds to wait (300)")
+    login.add_argument("--timeout", type=seconds, default=300.0, help="seconds to wait (300)")
     login.add_argument(
         "--no-browser", action="store_true", help="only print the URL, never offer to open it"
     )

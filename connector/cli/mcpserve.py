@@ -10,7 +10,7 @@ import sys
 from contextlib import ExitStack
 from typing import TYPE_CHECKING
 
-from connector.cli.argtypes import env_name, port, rate_limits
+from connector.cli.argtypes import env_name, port, rate_limits, seconds
 
 if TYPE_CHECKING:
     import httpx
@@ -102,7 +102,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     parser.add_argument(
         "--location-id", help="fills locationId where an input needs it; keys the rate limiter"
     )
-    parser.add_argument("--timeout", type=float, metavar="SECONDS", help="per-request timeout")
+    parser.add_argument("--timeout", type=seconds, metavar="SECONDS", help="per-request timeout")
     parser.set_defaults(func=run)
 
 
