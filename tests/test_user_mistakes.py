@@ -73,3 +73,15 @@ def test_a_timeout_that_is_not_a_positive_number_is_a_usage_error(args: tuple[st
     assert result.status == 2, result.stderr
     assert "--timeout" in result.stderr and "not a number of seconds above 0" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_hooks_add_with_an_action_or_unknown_id_says_what_it_is_once(tmp_path: Path) -> None:
+    """An action id given as a trigger is named as an action (before: "did you mean
+    'ghl.contacts.deleted'?"); an unknown id carries its hint once, not twice."""
+    env = {"CONNECTOR_HOME": str(tmp_path)}
+    action = run_cli("hooks", "add", "ghl.contacts.get", "https://hooks.example.com/a", env=env)
+    assert action.status == 1 and "Traceback" not in action.stderr
+    assert "'ghl.contacts.get' is an action, not a trigger" in action.stderr
+    unknown = run_cli("hooks", "add", "nope.trigger", "https://hooks.example.com/a", env=env)
+    assert unknown.status == 1 and "unknown trigger 'nope.trigger'" in unknown.stderr
+    assert unknown.stderr.count("ghl-connector catalog") == 1, unknown.stderr

@@ -227,10 +227,17 @@ def _event_type(catalog: Catalog, trigger_id: object, problems: list[Problem]) -
     if not isinstance(trigger_id, str) or not trigger_id:
         problems.append(Problem(where, "must be a trigger id, e.g. ghl.contacts.created"))
         return ""
+    if trigger_id in catalog.actions:
+        problems.append(Problem(where, f"{trigger_id!r} is an action, not a trigger: a hook"
+                                " delivers a trigger's events", "list the triggers with"
+                                " `ghl-connector catalog`"))
+        return ""
     try:
         trigger = catalog.trigger(trigger_id)
     except ConnectorError as exc:
-        problems.append(Problem(where, str(exc), "list them with `ghl-connector catalog`"))
+        message = str(exc)  # it may hold the hint already: do not say it twice
+        hint = "list them with `ghl-connector catalog`"
+        problems.append(Problem(where, message, None if hint[-23:] in message else hint))
         return ""
     types = trigger_types(trigger, catalog.hub)
     if not types:
