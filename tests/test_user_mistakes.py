@@ -4,13 +4,21 @@ traceback, and never echoes a secret (real processes, real state files)."""
 from __future__ import annotations
 
 import json
+import time
+import uuid
 from pathlib import Path
 
 import pytest
 from conftest import run_cli
 
-from connector.client.urlguard import UrlGuard
+from connector.api.delivery import Deliverer, DeliverySettings, deliveries, fan_out
+from connector.api.subscriptions import subscribe
+from connector.catalog import Catalog
+from connector.client.retry import RetryPolicy
+from connector.client.urlguard import UrlGuard, allowing
 from connector.errors import ConnectorError
+from connector.service.inbox import Inbox, NewEvent
+from connector.store import Store
 
 
 @pytest.mark.parametrize(("url", "says"), [
@@ -85,3 +93,36 @@ def test_hooks_add_with_an_action_or_unknown_id_says_what_it_is_once(tmp_path: P
     unknown = run_cli("hooks", "add", "nope.trigger", "https://hooks.example.com/a", env=env)
     assert unknown.status == 1 and "unknown trigger 'nope.trigger'" in unknown.stderr
     assert unknown.stderr.count("ghl-connector catalog") == 1, unknown.stderr
+
+
+def test_hooks_redeliver_of_ids_not_dead_is_an_error_and_sends_none(tmp_path: Path,
+                                                                    catalog: Catalog) -> None:
+    """`hooks redeliver msg_typo` said "redelivering 0 dead deliveries", exit 0. Now every id
+    that is unknown or not dead is named, exit 1, and the dead ones given with it stay dead
+    (nothing half done); the right ids alone are redelivered."""
+    db = tmp_path / "state.db"
+    with Store(db) as store:
+        with allowing("127.0.0.1"):
+            subscribe(store, "ghl.contacts.created", "http://127.0.0.1:9/h", catalog=catalog)
+        payload = {"webhookId": str(uuid.uuid4()), "type": "ContactCreate",
+                   "locationId": "loc1", "id": "c1"}
+        Inbox(store).add(NewEvent.from_payload(json.dumps(payload).encode(), payload,
+                                               time.time()))
+        [row] = store.query("SELECT id FROM inbox")
+        event = Inbox(store).get(int(row["id"]))
+        assert event is not None and fan_out(store, event) == 1
+        settings = DeliverySettings(retry=RetryPolicy(attempts=1, base=0.01, cap=0.01),
+                                    timeout=1.0, senders=1, idle=0.05)
+        assert Deliverer(store, settings).run_once() == 1  # the guard refuses: dead at once
+        [dead] = deliveries(store)
+        assert dead.status == "dead"
+    env = {"CONNECTOR_HOME": str(tmp_path)}
+    wrong = run_cli("hooks", "redeliver", dead.id, "msg_typo", env=env)
+    assert wrong.status == 1 and "Traceback" not in wrong.stderr
+    assert "no delivery 'msg_typo'" in wrong.stderr and "nothing redelivered" in wrong.stderr
+    with Store(db) as store:
+        assert [d.status for d in deliveries(store)] == ["dead"]
+    right = run_cli("hooks", "redeliver", dead.id, env=env)
+    assert right.status == 0 and right.stdout.startswith("redelivering 1 ")
+    again = run_cli("hooks", "redeliver", dead.id, env=env)
+    assert again.status == 1 and f"{dead.id!r} is pending, not dead" in again.stderr

@@ -206,11 +206,14 @@ def fan_out(store: Store, event: InboxEvent, *, now: float | None = None) -> int
 
 def deliveries(
     store: Store, *, status: Status | None = None, subscription_id: str | None = None,
-    limit: int = 100,
+    limit: int = 100, ids: Sequence[str] | None = None,
 ) -> list[Delivery]:
-    """Deliveries, newest first, optionally of one status or one subscription."""
+    """Deliveries, newest first, optionally of one status, one subscription or these ids."""
     where: list[str] = []
     params: list[object] = []
+    if ids is not None:
+        where.append(f"id IN ({', '.join('?' * len(ids))})" if ids else "0")
+        params.extend(ids)
     if status is not None:
         where.append("status = ?")
         params.append(status)

@@ -166,9 +166,20 @@ def run_deliveries(args: argparse.Namespace) -> int:
 
 def run_redeliver(args: argparse.Namespace) -> int:
     """Mark dead deliveries pending again."""
-    from connector.api.delivery import redeliver
+    from connector.api.delivery import deliveries, redeliver
+    from connector.errors import ConnectorError
 
     with _store(args) as store:
+        if not args.dead:  # every id must name a dead delivery, or none is sent again
+            ids = list(dict.fromkeys(args.ids))
+            found = {d.id: d.status for d in deliveries(store, ids=ids, limit=len(ids))}
+            wrong = [f"{i!r} is {found[i]}, not dead" if i in found else f"no delivery {i!r}"
+                     for i in ids if found.get(i) != "dead"]
+            if wrong:
+                raise ConnectorError(
+                    "; ".join(wrong) + " [nothing redelivered; list the dead ones with"
+                    " `ghl-connector hooks deliveries --status dead`]"
+                )
         revived = redeliver(store, None if args.dead else args.ids)
     if args.json:
         _print_json({"redelivering": revived})
