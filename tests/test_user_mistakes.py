@@ -126,3 +126,12 @@ def test_hooks_redeliver_of_ids_not_dead_is_an_error_and_sends_none(tmp_path: Pa
     assert right.status == 0 and right.stdout.startswith("redelivering 1 ")
     again = run_cli("hooks", "redeliver", dead.id, env=env)
     assert again.status == 1 and f"{dead.id!r} is pending, not dead" in again.stderr
+
+
+def test_hooks_list_is_a_subcommand_as_the_help_says(tmp_path: Path) -> None:
+    """`hooks --help` says "list, add, remove"; `hooks list` was an invalid choice."""
+    env = {"CONNECTOR_HOME": str(tmp_path)}
+    listed = run_cli("hooks", "list", env=env)
+    assert listed.status == 0, listed.stderr
+    assert listed.stdout.startswith("no subscriptions")
+    assert run_cli("hooks", "list", "--json", env=env).stdout == "[]\n"

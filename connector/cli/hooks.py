@@ -28,7 +28,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         "as Standard Webhooks says, by `ghl-connector serve` (see docs/rest-hooks.md).\n"
         "Without a subcommand: list the subscriptions of the state file.",
         epilog="examples:\n"
-        "  ghl-connector hooks\n"
+        "  ghl-connector hooks                        list the subscriptions\n"
         "  ghl-connector hooks add ghl.contacts.created https://hooks.example.com/abc \\\n"
         "      --filter '{\"country\": [\"US\", \"CA\"]}'\n"
         "  ghl-connector hooks deliveries --status dead\n"
@@ -38,8 +38,12 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     )
     _common(parser)
     parser.set_defaults(func=run_list)
-    inner = parser.add_subparsers(dest="hooks_command", metavar="{add,remove,deliveries,"
+    inner = parser.add_subparsers(dest="hooks_command", metavar="{list,add,remove,deliveries,"
                                   "redeliver}")
+    shown = inner.add_parser("list", help="list the subscriptions (never their secrets); the"
+                             " same as `hooks` alone")
+    _common(shown)
+    shown.set_defaults(func=run_list)
     add = inner.add_parser("add", help="subscribe a URL to a trigger; prints the id and secret")
     add.add_argument("trigger", metavar="TRIGGER", help="a trigger id (ghl-connector catalog)")
     add.add_argument("url", metavar="URL", help="where each event is POSTed")
