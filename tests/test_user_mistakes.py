@@ -135,3 +135,20 @@ def test_hooks_list_is_a_subcommand_as_the_help_says(tmp_path: Path) -> None:
     assert listed.status == 0, listed.stderr
     assert listed.stdout.startswith("no subscriptions")
     assert run_cli("hooks", "list", "--json", env=env).stdout == "[]\n"
+
+
+def test_hooks_db_and_json_before_the_subcommand_are_kept(tmp_path: Path) -> None:
+    """`hooks --db X add ...` (the order `hooks --help`'s usage shows) wrote the subscription
+    to $CONNECTOR_HOME/state.db, not X: the subcommand's defaults overwrote the options."""
+    home, chosen = tmp_path / "home", tmp_path / "chosen.db"
+    home.mkdir()
+    env = {"CONNECTOR_HOME": str(home), "CONNECTOR_HTTP_ALLOW": "127.0.0.1"}
+    added = run_cli("hooks", "--db", str(chosen), "--json", "add", "ghl.contacts.created",
+                    "http://127.0.0.1:9/h", env=env)
+    assert added.status == 0, added.stderr
+    made = json.loads(added.stdout)  # --json before the subcommand holds too
+    assert chosen.exists() and not (home / "state.db").exists()
+    listed = run_cli("hooks", "--db", str(chosen), "list", "--json", env=env)
+    assert [s["id"] for s in json.loads(listed.stdout)] == [made["id"]]
+    after = run_cli("hooks", "deliveries", "--db", str(chosen), "--json", env=env)
+    assert (after.status, after.stdout) == (0, "[]\n")

@@ -36,7 +36,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         "  ghl-connector hooks remove sub_0123...",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    _common(parser)
+    _common(parser, inner=False)
     parser.set_defaults(func=run_list)
     inner = parser.add_subparsers(dest="hooks_command", metavar="{list,add,remove,deliveries,"
                                   "redeliver}")
@@ -72,10 +72,14 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     again.set_defaults(func=run_redeliver)
 
 
-def _common(parser: argparse.ArgumentParser) -> None:
+def _common(parser: argparse.ArgumentParser, *, inner: bool = True) -> None:
+    """``--db`` and ``--json``, before or after the subcommand. A subcommand's own copies
+    default to SUPPRESS: argparse would otherwise overwrite ``hooks --db X add ...``'s X with
+    the subcommand's default (None), and the command would use the default state file."""
+    keep: dict[str, object] = {"default": argparse.SUPPRESS} if inner else {}
     parser.add_argument("--db", metavar="PATH",
-                        help="the state file (default: $CONNECTOR_HOME/state.db)")
-    parser.add_argument("--json", action="store_true", help="print JSON")
+                        help="the state file (default: $CONNECTOR_HOME/state.db)", **keep)
+    parser.add_argument("--json", action="store_true", help="print JSON", **keep)
 
 
 def _store(args: argparse.Namespace) -> Store:
