@@ -152,3 +152,12 @@ def test_hooks_db_and_json_before_the_subcommand_are_kept(tmp_path: Path) -> Non
     assert [s["id"] for s in json.loads(listed.stdout)] == [made["id"]]
     after = run_cli("hooks", "deliveries", "--db", str(chosen), "--json", env=env)
     assert (after.status, after.stdout) == (0, "[]\n")
+
+
+def test_hooks_add_problems_are_placed_at_the_command_not_at_input(tmp_path: Path) -> None:
+    """Each problem line said `<input>: /target_url: ...`, a place the user never typed."""
+    bad = run_cli("hooks", "add", "", "ftp://x", env={"CONNECTOR_HOME": str(tmp_path)})
+    assert bad.status == 1 and "<input>" not in bad.stderr
+    lines = bad.stderr.removeprefix("error: ").splitlines()
+    assert [line.split(": ")[:2] for line in lines] == [["hooks add", "/trigger"],
+                                                        ["hooks add", "/target_url"]]

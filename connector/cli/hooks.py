@@ -116,14 +116,21 @@ def run_list(args: argparse.Namespace) -> int:
 
 def run_add(args: argparse.Namespace) -> int:
     """Subscribe, and print the id and the signing secret (shown only now)."""
+    from dataclasses import replace
+
     from connector.api.subscriptions import subscribe
     from connector.documents.payload import load_json
+    from connector.errors import DocumentError
 
     wanted = None
     if args.filter is not None:
         wanted = load_json(args.filter, source="--filter", max_bytes=_MAX_FILTER_BYTES)
     with _store(args) as store:
-        sub = subscribe(store, args.trigger, args.url, wanted)
+        try:
+            sub = subscribe(store, args.trigger, args.url, wanted)
+        except DocumentError as exc:  # name the command, not "<input>", as where they are
+            raise DocumentError([replace(p, location=replace(p.location, file="hooks add"))
+                                 for p in exc.problems]) from None
     if args.json:
         _print_json({**sub.public(), "secret": sub.secret})
         return 0
