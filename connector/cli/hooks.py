@@ -76,10 +76,11 @@ def _common(parser: argparse.ArgumentParser, *, inner: bool = True) -> None:
     """``--db`` and ``--json``, before or after the subcommand. A subcommand's own copies
     default to SUPPRESS: argparse would otherwise overwrite ``hooks --db X add ...``'s X with
     the subcommand's default (None), and the command would use the default state file."""
-    keep: dict[str, object] = {"default": argparse.SUPPRESS} if inner else {}
-    parser.add_argument("--db", metavar="PATH",
-                        help="the state file (default: $CONNECTOR_HOME/state.db)", **keep)
-    parser.add_argument("--json", action="store_true", help="print JSON", **keep)
+    default = argparse.SUPPRESS if inner else None
+    parser.add_argument("--db", metavar="PATH", default=default,
+                        help="the state file (default: $CONNECTOR_HOME/state.db)")
+    parser.add_argument("--json", action="store_true", default=default or False,
+                        help="print JSON")
 
 
 def _store(args: argparse.Namespace) -> Store:
