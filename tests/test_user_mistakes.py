@@ -161,3 +161,38 @@ def test_hooks_add_problems_are_placed_at_the_command_not_at_input(tmp_path: Pat
     lines = bad.stderr.removeprefix("error: ").splitlines()
     assert [line.split(": ")[:2] for line in lines] == [["hooks add", "/trigger"],
                                                         ["hooks add", "/target_url"]]
+
+
+def test_mcp_run_by_hand_on_a_terminal_says_it_waits_for_a_client(tmp_path: Path) -> None:
+    """A newcomer typing `ghl-connector mcp` saw nothing at all (it reads JSON-RPC on stdin).
+    On a terminal it now says so on stderr; with a pipe (an MCP client) it says nothing."""
+    import os
+    import pty
+    import select
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CONNECTOR_")}
+    env["CONNECTOR_HOME"] = str(tmp_path)
+    leader, follower = pty.openpty()
+    proc = subprocess.Popen([sys.executable, "-m", "connector", "mcp", "--sandbox"],
+                            stdin=follower, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            env=env, cwd=ROOT)
+    os.close(follower)
+    seen = b""
+    try:
+        assert proc.stderr is not None
+        while b"Ctrl-C stops" not in seen and proc.poll() is None:
+            ready, _, _ = select.select([proc.stderr], [], [], 30)
+            assert ready, f"nothing said on stderr: {seen!r}"
+            seen += os.read(proc.stderr.fileno(), 4096)
+    finally:
+        proc.kill()
+        proc.communicate(timeout=10)  # reaps it and closes its pipes
+        os.close(leader)
+    assert b"waiting for an MCP client" in seen and b"--http" in seen
+    piped = run_cli("mcp", "--sandbox", input="", env={"CONNECTOR_HOME": str(tmp_path)})
+    assert piped.status == 0 and "waiting for an MCP client" not in piped.stderr
+    assert piped.stdout == ""

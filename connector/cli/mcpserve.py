@@ -136,6 +136,11 @@ def run(args: argparse.Namespace) -> int:
                     " [choose another port, or 0 for a free one]"
                 ) from None
         else:
+            if sys.stdin.isatty():  # run by hand: say why nothing seems to happen
+                print("MCP server on stdio: waiting for an MCP client's JSON-RPC on stdin. An"
+                      " MCP client (Claude Desktop, ...) starts this command itself; to try it"
+                      " by hand use --http (see docs/platforms/mcp.md). Ctrl-C stops.",
+                      file=sys.stderr, flush=True)
             serve_stdio(server)
     return 0
 
