@@ -163,6 +163,7 @@ def test_hooks_add_problems_are_placed_at_the_command_not_at_input(tmp_path: Pat
                                                         ["hooks add", "/target_url"]]
 
 
+@pytest.mark.slow  # two server starts, one on a pseudo-terminal
 def test_mcp_run_by_hand_on_a_terminal_says_it_waits_for_a_client(tmp_path: Path) -> None:
     """A newcomer typing `ghl-connector mcp` saw nothing at all (it reads JSON-RPC on stdin).
     On a terminal it now says so on stderr; with a pipe (an MCP client) it says nothing."""
