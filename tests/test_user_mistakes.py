@@ -197,3 +197,21 @@ def test_mcp_run_by_hand_on_a_terminal_says_it_waits_for_a_client(tmp_path: Path
     piped = run_cli("mcp", "--sandbox", input="", env={"CONNECTOR_HOME": str(tmp_path)})
     assert piped.status == 0 and "waiting for an MCP client" not in piped.stderr
     assert piped.stdout == ""
+
+
+def test_serve_with_a_bad_allow_entry_stops_at_the_start(tmp_path: Path,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """A typo in CONNECTOR_HTTP_ALLOW (read at each delivery) made `serve` start fine and then
+    mark every delivery dead at once, public targets too. It is now said at the start."""
+    monkeypatch.setenv("CONNECTOR_HTTP_ALLOW", "127.0.0.1;10.0.0.0/8")
+    with Store(tmp_path / "state.db") as store, pytest.raises(ConnectorError,
+                                                               match="CONNECTOR_HTTP_ALLOW"):
+        Deliverer(store)
+    folder = tmp_path / "recipes"
+    folder.mkdir()
+    shipped = Path(__file__).resolve().parents[1] / "recipes" / "new_contact_task.yaml"
+    (folder / "new_contact_task.yaml").write_text(shipped.read_text())
+    served = run_cli("serve", "--recipes", str(folder), "--port", "0", timeout=30,
+                     env={"CONNECTOR_HOME": str(tmp_path), "CONNECTOR_HTTP_ALLOW": "10.0.0.0/33"})
+    assert served.status == 1 and "Traceback" not in served.stderr
+    assert "error: CONNECTOR_HTTP_ALLOW: '10.0.0.0/33'" in served.stderr

@@ -329,6 +329,8 @@ class Deliverer:
     :param vault: opens the subscriptions' secrets (default: beside the state file).
     :param guard: the SSRF guard, made for each attempt (default:
         :meth:`UrlGuard.from_config`, which sees later ``allow`` entries too).
+    :raises ConnectorError: the guard's configuration is wrong (a bad ``CONNECTOR_HTTP_ALLOW``
+        entry): said now, at the start, rather than as every delivery going dead.
     """
 
     def __init__(
@@ -343,6 +345,7 @@ class Deliverer:
         self.settings = settings or DeliverySettings()
         self.vault = vault or Vault.beside(store.path)
         self._guard = guard or UrlGuard.from_config
+        self._guard()
         self._backoff = self.settings.retry.backoff()
         self._secrets: dict[str, str] = {}
         self._wake = threading.Event()
