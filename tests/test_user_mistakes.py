@@ -215,3 +215,34 @@ def test_serve_with_a_bad_allow_entry_stops_at_the_start(tmp_path: Path,
                      env={"CONNECTOR_HOME": str(tmp_path), "CONNECTOR_HTTP_ALLOW": "10.0.0.0/33"})
     assert served.status == 1 and "Traceback" not in served.stderr
     assert "error: CONNECTOR_HTTP_ALLOW: '10.0.0.0/33'" in served.stderr
+
+
+def test_hooks_a_redirecting_target_is_told_redirects_are_not_followed(
+    tmp_path: Path, catalog: Catalog
+) -> None:
+    """A target answering 307 showed only `-> 307` in `hooks deliveries`: the user could not
+    tell the pack never follows redirects (it must not: the guard never saw where they lead)."""
+    from hooktarget import HookTarget
+
+    target = HookTarget(default=307)
+    try:
+        with Store(tmp_path / "state.db") as store:
+            with allowing("127.0.0.1"):
+                sub = subscribe(store, "ghl.contacts.created", target.url, catalog=catalog)
+                target.secret = sub.secret
+                payload = {"webhookId": str(uuid.uuid4()), "type": "ContactCreate",
+                           "locationId": "loc1", "id": "c1"}
+                Inbox(store).add(NewEvent.from_payload(json.dumps(payload).encode(), payload,
+                                                       time.time()))
+                [row] = store.query("SELECT id FROM inbox")
+                event = Inbox(store).get(int(row["id"]))
+                assert event is not None and fan_out(store, event) == 1
+                settings = DeliverySettings(retry=RetryPolicy(attempts=3, base=0.01, cap=0.01),
+                                            timeout=2.0, senders=1, idle=0.05)
+                assert Deliverer(store, settings).run_once() == 1
+            [tried] = deliveries(store)
+    finally:
+        target.close()
+    assert len(target.received) == 1 and target.received[0].verified
+    assert (tried.status, tried.last_status) == ("pending", 307)
+    assert tried.last_error is not None and "a redirect: never followed" in tried.last_error

@@ -510,8 +510,10 @@ class Deliverer:
         if answer.status == 410:
             return _Result("gone", 410, "the target answered 410 Gone: unsubscribed")
         wait = parse_retry_after(answer.headers.get("retry-after"))
-        return _Result("retry", answer.status,
-                       f"POST {_origin(target.url)} -> {answer.status}", wait)
+        said = f"POST {_origin(target.url)} -> {answer.status}"
+        if 300 <= answer.status < 400:  # following it could lead anywhere the guard never saw
+            said += " (a redirect: never followed) [subscribe the URL it points to instead]"
+        return _Result("retry", answer.status, said, wait)
 
     def _record(self, claim: _Claim, result: _Result) -> None:
         fields = {"delivery": claim.id, "subscription": claim.subscription_id,
