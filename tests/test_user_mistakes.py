@@ -246,3 +246,32 @@ def test_hooks_a_redirecting_target_is_told_redirects_are_not_followed(
     assert len(target.received) == 1 and target.received[0].verified
     assert (tried.status, tried.last_status) == ("pending", 307)
     assert tried.last_error is not None and "a redirect: never followed" in tried.last_error
+
+
+def test_hooks_deliveries_says_when_a_pending_one_is_tried_again(tmp_path: Path,
+                                                                 catalog: Catalog) -> None:
+    """`hooks deliveries` showed a failing delivery as pending with no hint of when the next
+    attempt comes (the backoff grows to an hour): the NEXT TRY column says it."""
+    import re
+
+    from hooktarget import HookTarget
+
+    with HookTarget(default=500) as target, Store(tmp_path / "state.db") as store:
+        with allowing("127.0.0.1"):
+            sub = subscribe(store, "ghl.contacts.created", target.url, catalog=catalog)
+            target.secret = sub.secret
+            payload = {"webhookId": str(uuid.uuid4()), "type": "ContactCreate",
+                       "locationId": "loc1", "id": "c1"}
+            Inbox(store).add(NewEvent.from_payload(json.dumps(payload).encode(), payload,
+                                                   time.time()))
+            [row] = store.query("SELECT id FROM inbox")
+            event = Inbox(store).get(int(row["id"]))
+            assert event is not None and fan_out(store, event) == 1
+            settings = DeliverySettings(retry=RetryPolicy(attempts=5, base=7200, cap=7200),
+                                        timeout=2.0, senders=1, idle=0.05)
+            assert Deliverer(store, settings).run_once() == 1
+    assert target.received[0].verified
+    listed = run_cli("hooks", "deliveries", env={"CONNECTOR_HOME": str(tmp_path)})
+    header, line = listed.stdout.splitlines()
+    assert "NEXT TRY" in header
+    assert re.search(r" pending +1 +(in \d+h\d\dm|in \d+m\d\ds|in \d+s|now) +500 ", line), line

@@ -171,11 +171,13 @@ def run_deliveries(args: argparse.Namespace) -> int:
     if not found:
         print("no deliveries")
         return 0
+    now = time.time()
     print_table(
-        [(d.id, _when(d.created_at), d.status, str(d.attempts),
-          str(d.last_status or "-"), d.subscription_id, d.last_error or "")
+        [(d.id, _when(d.created_at), d.status, str(d.attempts), _next(d.status, d.available_at,
+          now), str(d.last_status or "-"), d.subscription_id, d.last_error or "")
          for d in found],
-        headers=("ID", "QUEUED", "STATUS", "ATTEMPTS", "HTTP", "SUBSCRIPTION", "LAST ERROR"),
+        headers=("ID", "QUEUED", "STATUS", "ATTEMPTS", "NEXT TRY", "HTTP", "SUBSCRIPTION",
+                 "LAST ERROR"),
     )
     return 0
 
@@ -202,6 +204,19 @@ def run_redeliver(args: argparse.Namespace) -> int:
     else:
         print(f"redelivering {revived} dead deliveries (a running serve sends them)")
     return 0
+
+
+def _next(status: str, available_at: float, now: float) -> str:
+    """When a pending delivery is tried again: ``now``, or ``in 3m20s`` (others: ``-``)."""
+    if status != "pending":
+        return "-"
+    wait = int(available_at - now)
+    if wait <= 0:
+        return "now"
+    minutes, seconds = divmod(wait, 60)
+    hours, minutes = divmod(minutes, 60)
+    return "in " + (f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{seconds:02d}s"
+                    if minutes else f"{seconds}s")
 
 
 def _when(epoch: float) -> str:
