@@ -275,3 +275,19 @@ def test_hooks_deliveries_says_when_a_pending_one_is_tried_again(tmp_path: Path,
     header, line = listed.stdout.splitlines()
     assert "NEXT TRY" in header
     assert re.search(r" pending +1 +(in \d+h\d\dm|in \d+m\d\ds|in \d+s|now) +500 ", line), line
+
+
+def test_hooks_list_needs_no_key(tmp_path: Path) -> None:
+    """Listing never shows a secret, yet it opened every one: a state file moved without its
+    key listed nothing but "cannot decrypt tokens ... run `ghl-connector auth login`"."""
+    env = {"CONNECTOR_HOME": str(tmp_path), "CONNECTOR_HTTP_ALLOW": "127.0.0.1"}
+    added = run_cli("hooks", "add", "ghl.contacts.created", "http://127.0.0.1:9/h",
+                    "--filter", '{"country": "US"}', "--json", env=env)
+    made = json.loads(added.stdout)
+    (tmp_path / "state.key").unlink()
+    listed = run_cli("hooks", "--json", env=env)
+    assert listed.status == 0, listed.stderr
+    assert json.loads(listed.stdout) == [{k: v for k, v in made.items() if k != "secret"}]
+    table = run_cli("hooks", env=env)
+    assert table.status == 0 and made["id"] in table.stdout and '{"country": "US"}' in table.stdout
+    assert not (tmp_path / "state.key").exists()  # nor made a new key on the way

@@ -65,6 +65,7 @@ __all__ = [
     "list_subscriptions",
     "matches",
     "open_secret",
+    "public_subscriptions",
     "subscribe",
     "subscribed_triggers",
     "unsubscribe",
@@ -181,6 +182,20 @@ def list_subscriptions(store: Store, *, vault: Vault | None = None) -> list[Subs
     rows = store.query(f"SELECT {_COLUMNS} FROM hook_subscriptions ORDER BY created_at, id")
     opener = vault or Vault.beside(store.path)
     return [_from_row(row, opener) for row in rows]
+
+
+def public_subscriptions(store: Store) -> list[dict[str, Any]]:
+    """Every subscription as :meth:`Subscription.public` shows it, oldest first, without
+    opening a secret: listing needs no key (a state file moved without its key still lists).
+
+    :raises StoreError: the state file cannot be read.
+    """
+    rows = store.query("SELECT id, trigger_id, target_url, filter, created_at"
+                       " FROM hook_subscriptions ORDER BY created_at, id")
+    return [{"id": str(r["id"]), "trigger": str(r["trigger_id"]),
+             "target_url": str(r["target_url"]),
+             "filter": json.loads(r["filter"]) if r["filter"] is not None else None,
+             "created_at": float(r["created_at"])} for r in rows]
 
 
 def get_subscription(

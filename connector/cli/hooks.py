@@ -96,20 +96,20 @@ def _print_json(value: Any) -> None:  # noqa: ANN401
 
 def run_list(args: argparse.Namespace) -> int:
     """Print the subscriptions (never their secrets)."""
-    from connector.api.subscriptions import list_subscriptions
+    from connector.api.subscriptions import public_subscriptions
     from connector.cli.table import print_table
 
     with _store(args) as store:
-        subs = list_subscriptions(store)
+        subs = public_subscriptions(store)
     if args.json:
-        _print_json([s.public() for s in subs])
+        _print_json(subs)
         return 0
     if not subs:
         print("no subscriptions [add one with `ghl-connector hooks add TRIGGER URL`]")
         return 0
     print_table(
-        [(s.id, _when(s.created_at), s.trigger_id, s.target_url,
-          json.dumps(s.filter) if s.filter is not None else "-") for s in subs],
+        [(s["id"], _when(s["created_at"]), s["trigger"], s["target_url"],
+          json.dumps(s["filter"]) if s["filter"] is not None else "-") for s in subs],
         headers=("ID", "CREATED", "TRIGGER", "URL", "FILTER"),
     )
     return 0
