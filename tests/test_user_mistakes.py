@@ -291,3 +291,12 @@ def test_hooks_list_needs_no_key(tmp_path: Path) -> None:
     table = run_cli("hooks", env=env)
     assert table.status == 0 and made["id"] in table.stdout and '{"country": "US"}' in table.stdout
     assert not (tmp_path / "state.key").exists()  # nor made a new key on the way
+
+
+def test_hooks_add_help_teaches_examples_and_the_address_rule() -> None:
+    """`hooks add --help` had no example, and no word of the guard a newcomer's first local
+    target (127.0.0.1) runs into."""
+    shown = run_cli("hooks", "add", "--help")
+    assert shown.status == 0
+    assert "examples:" in shown.stdout and "--filter '{\"status\"" in shown.stdout
+    assert "CONNECTOR_HTTP_ALLOW=127.0.0.1:8911 ghl-connector hooks add" in shown.stdout

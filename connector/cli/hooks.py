@@ -44,7 +44,22 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
                              " same as `hooks` alone")
     _common(shown)
     shown.set_defaults(func=run_list)
-    add = inner.add_parser("add", help="subscribe a URL to a trigger; prints the id and secret")
+    add = inner.add_parser(
+        "add", help="subscribe a URL to a trigger; prints the id and secret",
+        description="Subscribe URL to TRIGGER: `ghl-connector serve` POSTs each of its events"
+        " there,\nsigned with the secret printed now (and never again).",
+        epilog="examples:\n"
+        "  ghl-connector hooks add ghl.contacts.created https://hooks.example.com/abc\n"
+        "  ghl-connector hooks add ghl.opportunities.status_updated https://hook.eu1.make.com/x"
+        " \\\n      --filter '{\"status\": [\"won\", \"lost\"]}'\n"
+        "  CONNECTOR_HTTP_ALLOW=127.0.0.1:8911 ghl-connector hooks add ghl.contacts.created"
+        " \\\n      http://127.0.0.1:8911/hook\n\n"
+        "The URL must reach a public address: loopback, private and link-local ones (cloud"
+        " metadata)\nare refused unless CONNECTOR_HTTP_ALLOW lists them, for this command and"
+        " for `serve`.\nTriggers: `ghl-connector catalog` (webhook and poll rows). See"
+        " docs/rest-hooks.md.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     add.add_argument("trigger", metavar="TRIGGER", help="a trigger id (ghl-connector catalog)")
     add.add_argument("url", metavar="URL", help="where each event is POSTed")
     add.add_argument("--filter", metavar="JSON",
