@@ -212,7 +212,7 @@ def deliveries(
     where: list[str] = []
     params: list[object] = []
     if ids is not None:
-        where.append(f"id IN ({', '.join('?' * len(ids))})" if ids else "0")
+        where.append(f"id IN ({', '.join('?' * len(ids))})" if ids else "1 = 0")
         params.extend(ids)
     if status is not None:
         where.append("status = ?")
