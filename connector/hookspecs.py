@@ -177,7 +177,8 @@ class SyncEvents:
 
     The type is at ``type`` and read by ``types``; the record is the payload without the
     ``envelope`` keys, its id at ``id``; the event id is the first of ``event_id`` present, the
-    change's time the first of ``time`` and the parent contact the first of ``contact``. The
+    change's time the first of ``time`` and the parent contact the first of ``contact`` (dots walk
+    into objects; the worker pool orders the hub's events by it, contact events by ``id``). The
     events of the ``reread`` objects carry a partial record (GHL's tasks and notes): the sync
     reads the record with the object's ``get`` adapter first and dates the change by it.
     """

@@ -11,6 +11,7 @@ import ast
 import json
 import logging
 import re
+from dataclasses import replace
 from pathlib import Path
 
 import httpx
@@ -33,7 +34,8 @@ from connector.recipes.flows import sync_flows
 from connector.runtime import Runtime, Settings
 from connector.sandbox.keys import WebhookKeys
 from connector.service.dispatcher import event_app
-from connector.service.inbox import EventTypes, Inbox
+from connector.service.inbox import EventTypes, Inbox, InboxEvent
+from connector.service.partnerhooks import ordering
 from connector.service.pollers import Poller, PollSettings
 from connector.service.receiver import ReceiverServer
 from connector.service.receiver import Settings as ReceiverSettings
@@ -382,6 +384,32 @@ def test_hub_polling_search_shape_and_gone_answers_are_the_apps_data(tmp_path):
                 Poller(jobs, runtime, store, PollSettings(backfill=True)).run_once()
         finally:
             runtime.close()
+
+
+def _stored(body: dict[str, object], location: str | None = "L1") -> InboxEvent:
+    return InboxEvent(1, "w1", None, location, 0.0, json.dumps(body).encode(), "pending", 0,
+                      0.0, None, None, None)
+
+
+def test_hub_event_order_is_read_by_the_hubs_sync_events(apps):
+    """The worker pool runs a hub event in the lane of the contact the hub's ``sync_events``
+    name: a contact event's record id, else the first ``contact`` field present (dots walk into
+    objects), per location; without the hub's data its events are not ordered. The pack's GHL
+    data orders contact, task and appointment events by their contact."""
+    events = apps["hq"].sync_events
+    assert events is not None
+    key = ordering({}, replace(events, contact=("personId", "visit.personId")))
+    assert key(_stored({"kind": "PersonModified", "uid": "p1", "personId": "x"})) == "L1/p1"
+    assert key(_stored({"kind": "JobDone", "uid": "j1", "personId": "p2"})) == "L1/p2"
+    assert key(_stored({"kind": "VisitBooked", "visit": {"personId": "p3"}}, "L2")) == "L2/p3"
+    assert key(_stored({"kind": "VisitBooked", "visit": "p3"})) is None
+    assert key(_stored({"kind": "PersonModified"}, None)) is None
+    assert ordering({})(_stored({"kind": "PersonModified", "uid": "p1"})) is None
+    ghl = ordering({}, build_catalog(get_plugin_manager(entry_points=False)).hub_app().sync_events)
+    assert ghl(_stored({"type": "ContactUpdate", "id": "c1", "locationId": "L1"})) == "L1/c1"
+    assert ghl(_stored({"type": "TaskCreate", "id": "t1", "contactId": "c2"})) == "L1/c2"
+    assert ghl(_stored({"type": "AppointmentCreate", "appointment": {"contactId": "c3"}})) == (
+        "L1/c3")
 
 
 def test_hub_sync_events_and_child_lists_are_the_apps_data(apps):

@@ -290,7 +290,7 @@ def _run(options: ServeOptions, catalog: Catalog, loaded: tuple[list[Route], lis
     inbox = Inbox(work_store)
     recovered = recover(inbox)
     pool = WorkerPool(inbox, _unset, options.pool, name=f"serve-{os.getpid()}",
-                      order=ordering(hooks))
+                      order=ordering(hooks, catalog.hub_app().sync_events if catalog.hub else None))
     footprints = Footprints(work_store, loop_limit=options.loop_limit,
                             loop_window=options.loop_window)
     engines = Engines(catalog, work_store, options, pool.sleep, footprints)
