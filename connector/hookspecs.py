@@ -29,6 +29,8 @@ if TYPE_CHECKING:
 
 __all__ = [
     "PROJECT_NAME",
+    "SEARCH_INPUT",
+    "SEARCH_RANGE",
     "Action",
     "App",
     "AuthProvider",
