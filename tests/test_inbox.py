@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from fixtures_store import sqlite_only
 from inboxes import find, webhook_ids
 from serveproc import wait_for
 
@@ -30,9 +31,9 @@ def event(webhook_id: str, received_at: float = 1000.0, **extra: object) -> NewE
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Iterator[Store]:
-    with Store(tmp_path / "state.db") as opened:
-        opened.query("PRAGMA busy_timeout = 100")
+def store(store_location: Path | str) -> Iterator[Store]:
+    with Store(store_location) as opened:
+        opened.set_busy_timeout(0.1)
         yield opened
 
 
@@ -41,7 +42,7 @@ def inbox(store: Store) -> Inbox:
     return Inbox(store)
 
 
-def test_inbox_add_stores_exact_bytes_once(inbox: Inbox, tmp_path: Path) -> None:
+def test_inbox_add_stores_exact_bytes_once(inbox: Inbox) -> None:
     """An event is stored with its exact body; the same webhookId again is a duplicate."""
     first = event("w-1")
     assert inbox.add(first) is True
@@ -51,7 +52,7 @@ def test_inbox_add_stores_exact_bytes_once(inbox: Inbox, tmp_path: Path) -> None
     assert stored is not None
     assert (stored.body, stored.type, stored.location_id) == (first.body, "ContactCreate", "L1")
     assert (stored.status, stored.attempts) == ("pending", 0)
-    with Store(tmp_path / "state.db") as other:
+    with Store(inbox.store.url) as other:
         assert webhook_ids(Inbox(other)) == {"w-1", "w-2", "w-3"}
 
 
@@ -187,6 +188,7 @@ def test_writer_group_commits_and_reports_duplicates(inbox: Inbox) -> None:
 def test_writer_reports_store_errors_and_recovers(inbox: Inbox, store: Store) -> None:
     """While another connection holds the write lock, adds fail with StoreError (nothing
     stored, writer unhealthy); afterwards the same events store fine."""
+    sqlite_only(store.url, "holds SQLite's file write lock from another connection")
     blocker = sqlite3.connect(store.path, isolation_level=None)
     with InboxWriter(inbox) as writer:
         blocker.execute("BEGIN EXCLUSIVE")

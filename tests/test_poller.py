@@ -14,6 +14,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from fixtures_store import sqlite_only
 
 from connector.auth.bearer import StaticBearer
 from connector.catalog import build_catalog
@@ -52,8 +53,8 @@ def runtime(ghl: SandboxServer) -> Iterator[Runtime]:
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Iterator[Store]:
-    with Store(tmp_path / "state.db") as opened:
+def store(store_location: Path | str) -> Iterator[Store]:
+    with Store(store_location) as opened:
         yield opened
 
 
@@ -162,6 +163,7 @@ def test_poller_crash_inside_the_commit_loses_and_repeats_nothing(ghl, runtime, 
     changed = poller("ghl.contacts.changed", runtime, store)
     changed.run_once()
     made = [create_contact(api, ghl) for _ in range(3)]
+    sqlite_only(store.url, "the crash is an SQLite trigger")
     crash = sqlite3.connect(store.path)
     when = CRASH_POINTS[point].format(third=made[2])
     crash.execute(f"CREATE TRIGGER crash {when} BEGIN SELECT RAISE(ABORT, 'simulated crash'); END")

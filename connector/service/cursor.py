@@ -20,14 +20,13 @@ inbox's unique ``webhook_id`` is a second guard: poll events have deterministic 
 from __future__ import annotations
 
 import json
-import sqlite3
 import time
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from connector.service.inbox import NewEvent
-from connector.store import Store
+from connector.store import Db, Store
 
 __all__ = ["POLL_PREFIX", "Cursor", "Found", "PollLedger", "to_ms", "webhook_times"]
 
@@ -35,8 +34,8 @@ POLL_PREFIX = "poll:"
 """How the ``webhook_id`` of every event a poller makes starts (webhooks never do)."""
 
 _INSERT_EVENT = (
-    "INSERT OR IGNORE INTO inbox (webhook_id, type, location_id, received_at, body,"
-    " available_at) VALUES (?, ?, ?, ?, ?, ?)"
+    "INSERT INTO inbox (webhook_id, type, location_id, received_at, body,"
+    " available_at) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING"
 )
 _UPSERT_SEEN = (
     "INSERT INTO poll_seen (trigger_id, scope, record_id, version, position, seen_at)"
@@ -46,7 +45,8 @@ _UPSERT_SEEN = (
 _UPSERT_CURSOR = (
     "INSERT INTO poll_cursors (trigger_id, scope, value, started, polled_at)"
     " VALUES (?, ?, ?, ?, ?) ON CONFLICT (trigger_id, scope) DO UPDATE SET"
-    " value = MAX(value, excluded.value), polled_at = excluded.polled_at"
+    " value = CASE WHEN excluded.value > poll_cursors.value THEN excluded.value"
+    " ELSE poll_cursors.value END, polled_at = excluded.polled_at"
 )
 
 
@@ -95,7 +95,7 @@ class Found:
     quiet_if_new: bool = False
 
 
-Covered = Callable[[sqlite3.Connection, Sequence[Found]], Collection[str]]
+Covered = Callable[[Db, Sequence[Found]], Collection[str]]
 """Given the connection inside the commit and the new records, the ids not to emit."""
 
 
@@ -201,7 +201,7 @@ def _latest(found: Sequence[Found]) -> list[Found]:
     return [f for f in found if by_id[f.record_id] is f]
 
 
-def _version(db: sqlite3.Connection, key: tuple[str, str], record_id: str) -> str | None:
+def _version(db: Db, key: tuple[str, str], record_id: str) -> str | None:
     row = db.execute(
         "SELECT version FROM poll_seen WHERE trigger_id = ? AND scope = ? AND record_id = ?",
         (*key, record_id),
@@ -209,7 +209,7 @@ def _version(db: sqlite3.Connection, key: tuple[str, str], record_id: str) -> st
     return None if row is None else str(row[0])
 
 
-def webhook_times(db: sqlite3.Connection, types: Sequence[str], since: float) -> dict[str, int]:
+def webhook_times(db: Db, types: Sequence[str], since: float) -> dict[str, int]:
     """For each record id, the latest time (ms) a webhook of these types announced it.
 
     A webhook's time is its payload's ``timestamp`` (GHL's clock, like ``dateUpdated``), or

@@ -33,17 +33,14 @@ import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 from connector.errors import ConnectorError, RemoteError
 from connector.hookspecs import Action, Trigger
 from connector.runtime import Runtime
 from connector.service.cursor import POLL_PREFIX, Found, PollLedger, to_ms, webhook_times
 from connector.service.inbox import NewEvent
-from connector.store import Store
-
-if TYPE_CHECKING:
-    import sqlite3
+from connector.store import Db, Store
 
 __all__ = ["Mode", "PollSettings", "Poller"]
 
@@ -317,7 +314,7 @@ class Poller:
             when=position,
         )
 
-    def _announced(self, db: sqlite3.Connection, fresh: Sequence[Found]) -> set[str]:
+    def _announced(self, db: Db, fresh: Sequence[Found]) -> set[str]:
         """The ids among ``fresh`` whose change a stored webhook already announced."""
         times = [f.when for f in fresh if f.when is not None]
         since = min(times) / 1000 - _CLOCK_MARGIN if times else 0.0

@@ -12,14 +12,13 @@ from __future__ import annotations
 import csv
 import json
 import re
-import sqlite3
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
 from connector.expressions.syntax import JSON
-from connector.store import Store
+from connector.store import Db, Row, Store
 
 __all__ = [
     "FIELDS", "MASK", "AuditEntry", "entries", "record", "redacted", "write_csv", "write_jsonl",
@@ -78,7 +77,7 @@ def redacted(
     return out
 
 
-def record(db: sqlite3.Connection, entry: AuditEntry) -> None:
+def record(db: Db, entry: AuditEntry) -> None:
     """Append ``entry`` inside the caller's transaction."""
     db.execute(
         "INSERT INTO sync_audit (at, sync, event_id, object, direction, action, reason,"
@@ -130,7 +129,7 @@ def entries(
     return [_entry(row) for row in reversed(rows)]
 
 
-def _entry(row: sqlite3.Row) -> AuditEntry:
+def _entry(row: Row) -> AuditEntry:
     changes = {k: (v[0], v[1]) for k, v in json.loads(row["changes"]).items()}
     return AuditEntry(
         at=row["at"], sync=row["sync"], event_id=row["event_id"], object=row["object"],
