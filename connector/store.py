@@ -217,13 +217,18 @@ class Store:
         from connector.storage.upgrade import upgrade_postgres
 
         scheme, _, rest = self.url.partition("://")
-        with self._mapped("open the database"):
-            self._engine = create_engine(
-                f"postgresql+psycopg://{rest}", pool_pre_ping=True, pool_size=2, max_overflow=8
-            )
-            upgrade_postgres(self._engine, self.where)
-            self._fairy = self._engine.raw_connection()
-            self._db = PgSession(self._fairy.driver_connection)
+        engine = create_engine(
+            f"postgresql+psycopg://{rest}", pool_pre_ping=True, pool_size=2, max_overflow=8
+        )
+        try:
+            with self._mapped("open the database"):
+                upgrade_postgres(engine, self.where)
+                self._fairy = engine.raw_connection()
+                self._db = PgSession(self._fairy.driver_connection)
+        except BaseException:
+            engine.dispose()
+            raise
+        self._engine = engine
 
     def _mapped(self, doing: str) -> Any:
         return _mapped(self.where, doing, self._errors)
@@ -242,10 +247,10 @@ class Store:
         with self._lock, self._mapped("close the state"):
             if self.dialect == "postgresql":
                 self._fairy.invalidate()  # closes the psycopg connection
-                if self._engine is not None:
-                    self._engine.dispose()
             else:
                 self._db.close()
+            if self._engine is not None:
+                self._engine.dispose()
 
     def __del__(self) -> None:
         # A PostgreSQL store dropped unclosed: close its connections (psycopg warns otherwise).

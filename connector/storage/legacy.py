@@ -1,4 +1,4 @@
-"""The numbered SQLite migrations the state file had before Alembic (versions 1-8).
+"""The numbered SQLite migrations the state file had before Alembic (versions 1-9).
 
 A state file made by an older connector records them in ``schema_migrations``. When such a file
 is opened, :mod:`connector.storage.upgrade` applies the numbers it lacks from here, then stamps
@@ -235,6 +235,43 @@ MIGRATIONS: tuple[Migration, ...] = (
             id     INTEGER PRIMARY KEY CHECK (id = 1),
             value  BLOB NOT NULL
         );
+        """,
+    ),
+    Migration(
+        9,
+        "rest_hooks",
+        # REST-hook subscriptions (connector/api/subscriptions.py; the secret sealed by the
+        # vault) and their deliveries, each a signed POST retried until delivered or dead
+        # (connector/api/delivery.py). Portable types only (TEXT, INTEGER, REAL, BLOB).
+        """
+        CREATE TABLE hook_subscriptions (
+            id          TEXT PRIMARY KEY,
+            trigger_id  TEXT NOT NULL,
+            event_type  TEXT NOT NULL,
+            target_url  TEXT NOT NULL,
+            filter      TEXT,
+            secret      BLOB NOT NULL,
+            created_at  REAL NOT NULL
+        );
+        CREATE INDEX hook_subscriptions_by_type ON hook_subscriptions (event_type);
+        CREATE TABLE hook_deliveries (
+            id              TEXT PRIMARY KEY,
+            subscription_id TEXT NOT NULL,
+            event_id        TEXT NOT NULL,
+            body            BLOB NOT NULL,
+            status          TEXT NOT NULL DEFAULT 'pending' CHECK (status IN
+                            ('pending', 'sending', 'delivered', 'dead', 'cancelled')),
+            attempts        INTEGER NOT NULL DEFAULT 0,
+            available_at    REAL NOT NULL,
+            claimed_by      TEXT,
+            claimed_at      REAL,
+            last_status     INTEGER,
+            last_error      TEXT,
+            created_at      REAL NOT NULL,
+            finished_at     REAL
+        );
+        CREATE INDEX hook_deliveries_ready ON hook_deliveries (status, available_at);
+        CREATE INDEX hook_deliveries_by_subscription ON hook_deliveries (subscription_id, status);
         """,
     ),
 )

@@ -221,6 +221,42 @@ Table(
     CheckConstraint("id = 1", name="footprint_salt_one"),
 )
 
+# REST-hook subscriptions (connector/api/subscriptions.py; the secret sealed by the vault) and
+# their deliveries, each a signed POST retried until delivered or dead (connector/api/delivery.py).
+Table(
+    "hook_subscriptions", metadata,
+    Column("id", Text, primary_key=True),
+    Column("trigger_id", Text, nullable=False),
+    Column("event_type", Text, nullable=False),
+    Column("target_url", Text, nullable=False),
+    Column("filter", Text),
+    Column("secret", LargeBinary, nullable=False),
+    Column("created_at", Double, nullable=False),
+    Index("hook_subscriptions_by_type", "event_type"),
+)
+Table(
+    "hook_deliveries", metadata,
+    Column("id", Text, primary_key=True),
+    Column("subscription_id", Text, nullable=False),
+    Column("event_id", Text, nullable=False),
+    Column("body", LargeBinary, nullable=False),
+    Column("status", Text, nullable=False, server_default="pending"),
+    Column("attempts", BigInteger, nullable=False, server_default="0"),
+    Column("available_at", Double, nullable=False),
+    Column("claimed_by", Text),
+    Column("claimed_at", Double),
+    Column("last_status", BigInteger),
+    Column("last_error", Text),
+    Column("created_at", Double, nullable=False),
+    Column("finished_at", Double),
+    CheckConstraint(
+        "status IN ('pending', 'sending', 'delivered', 'dead', 'cancelled')",
+        name="hook_deliveries_status",
+    ),
+    Index("hook_deliveries_ready", "status", "available_at"),
+    Index("hook_deliveries_by_subscription", "subscription_id", "status"),
+)
+
 # Who runs each poller (connector/storage/leases.py): one holder at a time, until ``expires``.
 Table(
     "leases", metadata,

@@ -1,7 +1,7 @@
-"""The baseline: the tables of the numbered SQLite migrations 1-8 (connections, inbox, runs, run
-steps, ledger, intents, sync links and audit, poll cursors, footprints).
+"""The baseline: the tables of the numbered SQLite migrations 1-9 (connections, inbox, runs, run
+steps, ledger, intents, sync links and audit, poll cursors, footprints, REST hooks).
 
-A state file made before Alembic, at numbered version 8, is stamped with this revision instead
+A state file made before Alembic, at numbered version 9, is stamped with this revision instead
 of running it (connector/storage/upgrade.py).
 """
 
@@ -59,6 +59,50 @@ def upgrade() -> None:
     op.create_index("footprints_by_record", "footprints", ["app", "record", "at"], unique=False)
     op.create_index(
         "footprints_by_writer", "footprints", ["writer", "app", "record", "at"], unique=False
+    )
+    op.create_table(
+        "hook_deliveries",
+        sa.Column("id", sa.Text(), nullable=False),
+        sa.Column("subscription_id", sa.Text(), nullable=False),
+        sa.Column("event_id", sa.Text(), nullable=False),
+        sa.Column("body", sa.LargeBinary(), nullable=False),
+        sa.Column("status", sa.Text(), server_default="pending", nullable=False),
+        sa.Column("attempts", sa.BigInteger(), server_default="0", nullable=False),
+        sa.Column("available_at", sa.Double(), nullable=False),
+        sa.Column("claimed_by", sa.Text(), nullable=True),
+        sa.Column("claimed_at", sa.Double(), nullable=True),
+        sa.Column("last_status", sa.BigInteger(), nullable=True),
+        sa.Column("last_error", sa.Text(), nullable=True),
+        sa.Column("created_at", sa.Double(), nullable=False),
+        sa.Column("finished_at", sa.Double(), nullable=True),
+        sa.CheckConstraint(
+            "status IN ('pending', 'sending', 'delivered', 'dead', 'cancelled')",
+            name="hook_deliveries_status",
+        ),
+        sa.PrimaryKeyConstraint("id"),
+    )
+    op.create_index(
+        "hook_deliveries_by_subscription",
+        "hook_deliveries",
+        ["subscription_id", "status"],
+        unique=False,
+    )
+    op.create_index(
+        "hook_deliveries_ready", "hook_deliveries", ["status", "available_at"], unique=False
+    )
+    op.create_table(
+        "hook_subscriptions",
+        sa.Column("id", sa.Text(), nullable=False),
+        sa.Column("trigger_id", sa.Text(), nullable=False),
+        sa.Column("event_type", sa.Text(), nullable=False),
+        sa.Column("target_url", sa.Text(), nullable=False),
+        sa.Column("filter", sa.Text(), nullable=True),
+        sa.Column("secret", sa.LargeBinary(), nullable=False),
+        sa.Column("created_at", sa.Double(), nullable=False),
+        sa.PrimaryKeyConstraint("id"),
+    )
+    op.create_index(
+        "hook_subscriptions_by_type", "hook_subscriptions", ["event_type"], unique=False
     )
     op.create_table(
         "inbox",
