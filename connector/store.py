@@ -67,6 +67,8 @@ class Cursor(Protocol):
 
     def fetchall(self) -> list[Any]: ...
 
+    def fetchmany(self, size: int = ..., /) -> list[Any]: ...
+
 
 class Db(Protocol):
     """The connection a :meth:`Store.transaction` block gets: SQL with ``?`` placeholders."""
@@ -164,6 +166,7 @@ class Store:
         self._durable_level = _FULL
         self._level = -1  # unknown until the first transaction sets it
         self._engine: Engine | None = None
+        self._closed = False
         if text.startswith(("postgresql:", "postgres:", "postgresql+psycopg:")):
             self.dialect = "postgresql"
             self.url = text
@@ -226,6 +229,7 @@ class Store:
                 self._fairy = engine.raw_connection()
                 self._db = PgSession(self._fairy.driver_connection)
         except BaseException:
+            self._closed = True
             engine.dispose()
             raise
         self._engine = engine
@@ -245,6 +249,9 @@ class Store:
     def close(self) -> None:
         """Close the database connection (and, on PostgreSQL, the pool)."""
         with self._lock, self._mapped("close the state"):
+            if self._closed:
+                return
+            self._closed = True
             if self.dialect == "postgresql":
                 self._fairy.invalidate()  # closes the psycopg connection
             else:
@@ -254,7 +261,7 @@ class Store:
 
     def __del__(self) -> None:
         # A PostgreSQL store dropped unclosed: close its connections (psycopg warns otherwise).
-        if getattr(self, "dialect", None) == "postgresql" and hasattr(self, "_fairy"):
+        if getattr(self, "dialect", None) == "postgresql" and not getattr(self, "_closed", True):
             try:
                 self.close()
             except Exception:  # noqa: BLE001, S110  # nothing useful to do while collected

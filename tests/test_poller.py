@@ -340,6 +340,39 @@ def test_poller_run_forever_polls_until_stopped(ghl, runtime, store, api):
     assert changed.last_poll is not None and changed.last_error is None
 
 
+def test_poller_runs_in_one_process_at_a_time(ghl, runtime, store, api):
+    """Two pollers of one trigger and location sharing a store (as two serve processes do):
+    only the lease holder polls; when it stops, the other takes over and polls."""
+    first = poller("ghl.contacts.changed", runtime, store, lease=5.0)
+    second = poller("ghl.contacts.changed", runtime, store, lease=5.0)
+    first.run_once()
+    stops = [threading.Event(), threading.Event()]
+    threads = [threading.Thread(target=p.run_forever, args=(s,)) for p, s in
+               zip((first, second), stops, strict=True)]
+    for thread in threads:
+        thread.start()
+    try:
+        deadline = time.monotonic() + 10
+        while not (first.leading or second.leading) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        time.sleep(0.3)  # several intervals: the other one keeps asking, and is refused
+        leader, other = (first, second) if first.leading else (second, first)
+        assert leader.leading and not other.leading and other.last_poll is None
+        made = create_contact(api, ghl)
+        while not events(store) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        stops[(first, second).index(leader)].set()  # the holder stops and releases
+        while other.last_poll is None and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert other.leading and other.last_poll is not None and other.last_error is None
+    finally:
+        for stop in stops:
+            stop.set()
+        for thread in threads:
+            thread.join(10)
+    assert [body["id"] for _, body in events(store)] == [made]
+
+
 def test_poller_refuses_what_it_cannot_poll(runtime, store):
     """Triggers without a polling source and nonsense settings are refused with a clear error."""
     with pytest.raises(ConnectorError, match=r"'ghl\.tasks\.created' is 'TaskCreate'"):

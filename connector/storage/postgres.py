@@ -90,6 +90,10 @@ class PgCursor:
         """The remaining rows."""
         return list(self._cursor.fetchall()) if self._cursor.description else []
 
+    def fetchmany(self, size: int = 100, /) -> list[Any]:
+        """Up to ``size`` more rows."""
+        return list(self._cursor.fetchmany(size)) if self._cursor.description else []
+
 
 class PgSession:
     """One psycopg connection in autocommit mode; :class:`~connector.store.Store` sends
