@@ -56,6 +56,18 @@ def postgres_schema() -> Iterator[str]:
             conn.execute(f'DROP SCHEMA IF EXISTS "{name}" CASCADE')
 
 
+def stored_values(store: object) -> bytes:
+    """Every value of every table of a PostgreSQL store, as bytes (what a file read shows on
+    SQLite): to check that something was stored, or that a secret never was."""
+    from connector.storage.tables import metadata
+
+    out = []
+    for table in metadata.sorted_tables:
+        for row in store.query(f"SELECT * FROM {table.name}"):  # type: ignore[attr-defined]
+            out += [v if isinstance(v, bytes) else str(v).encode() for v in row]
+    return b"\n".join(out)
+
+
 def sqlite_only(location: object, why: str) -> None:
     """Skip the PostgreSQL variant of a test about SQLite itself."""
     if str(location).startswith("postgresql"):
