@@ -322,3 +322,36 @@ def test_translate_only_rewrites_outside_quotes(sql):
     back = out.replace("%%", "\0").replace("%s", "?").replace("\0", "%")
     assert back == sql
 
+
+
+def test_store_migrate_copies_a_state_file_into_postgresql(tmp_path):
+    """`ghl-connector store migrate --from FILE --to URL` copies every row of a (pre-Alembic)
+    state file into an empty PostgreSQL schema: tokens still open with the same key, ids
+    continue after the copied ones; a second copy into the filled schema is refused."""
+    from conftest import run_cli
+
+    path = tmp_path / "state.db"
+    shutil.copy(DATA / "state-numbered.db", path)
+    with postgres_schema() as url:
+        done = run_cli("store", "migrate", "--from", str(path), "--to", url)
+        assert done.status == 0, done.stderr
+        assert "inbox: 3" in done.stdout and "rows copied" in done.stdout
+        with Store(path) as source, Store(url) as target:
+            for table in ("connections", "inbox", "runs", "run_steps", "run_ledger",
+                          "run_intents", "sync_links", "sync_audit", "poll_cursors",
+                          "poll_seen", "footprints", "footprint_salt"):
+                assert [tuple(r) for r in target.query(f"SELECT * FROM {table}")] == [
+                    tuple(r) for r in source.query(f"SELECT * FROM {table}")], table
+            acme = ConnectionStore(target, Vault(tmp_path / "k", key=LEGACY_KEY)).get("acme")
+            assert acme.refresh_token == "legacy-refresh-token"
+            with target.transaction() as db:
+                db.execute("INSERT INTO inbox (webhook_id, received_at, body, available_at)"
+                           " VALUES ('new', 1.0, ?, 1.0)", (b"{}",))
+            ids = [r[0] for r in target.query("SELECT id FROM inbox ORDER BY id")]
+            assert ids[-1] == max(ids[:-1]) + 1
+        again = run_cli("store", "migrate", "--from", str(path), "--to", url)
+        assert again.status == 1 and "not empty: connections (1)" in again.stderr
+        assert "Traceback" not in again.stderr
+        status = run_cli("--store", url, "store", "status")
+        assert status.status == 0 and "(postgresql)" in status.stdout
+        assert f"schema revision: {HEAD}" in status.stdout and "inbox: 4" in status.stdout
