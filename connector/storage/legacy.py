@@ -1,4 +1,4 @@
-"""The numbered SQLite migrations the state file had before Alembic (versions 1-9).
+"""The numbered SQLite migrations the state file had before Alembic (versions 1-10).
 
 A state file made by an older connector records them in ``schema_migrations``. When such a file
 is opened, :mod:`connector.storage.upgrade` applies the numbers it lacks from here, then stamps
@@ -272,6 +272,18 @@ MIGRATIONS: tuple[Migration, ...] = (
         );
         CREATE INDEX hook_deliveries_ready ON hook_deliveries (status, available_at);
         CREATE INDEX hook_deliveries_by_subscription ON hook_deliveries (subscription_id, status);
+        """,
+    ),
+    Migration(
+        10,
+        "console_tokens",
+        # Login tokens of the web console (connector/console/access.py): their SHA-256 only.
+        """
+        CREATE TABLE console_tokens (
+            digest      TEXT PRIMARY KEY,
+            label       TEXT NOT NULL,
+            created_at  REAL NOT NULL
+        );
         """,
     ),
 )

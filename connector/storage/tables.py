@@ -257,6 +257,14 @@ Table(
     Index("hook_deliveries_by_subscription", "subscription_id", "status"),
 )
 
+# Login tokens of the web console (connector/console/access.py): their SHA-256 only.
+Table(
+    "console_tokens", metadata,
+    Column("digest", Text, primary_key=True),
+    Column("label", Text, nullable=False),
+    Column("created_at", Double, nullable=False),
+)
+
 # Who runs each poller (connector/storage/leases.py): one holder at a time, until ``expires``.
 Table(
     "leases", metadata,

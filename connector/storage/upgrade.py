@@ -4,7 +4,7 @@ The revisions live in ``connector/storage/migrations/versions/`` (shipped in the
 programmatically: no ``alembic.ini``, no ``env.py``. Concurrent openers are serialized (SQLite:
 ``BEGIN IMMEDIATE``; PostgreSQL: a transaction-scoped advisory lock) and the version is read
 again under the lock, so each revision runs once. A state file made before Alembic (numbered
-``schema_migrations``, see :mod:`connector.storage.legacy`) is finished to number 9, stamped
+``schema_migrations``, see :mod:`connector.storage.legacy`) is finished to number 10, stamped
 with the baseline revision and upgraded from there.
 
 :data:`HEAD` names the newest revision so that opening an up-to-date SQLite file costs one
@@ -30,7 +30,7 @@ HEAD = "0002"
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 _LOCK_KEY = 0x67686C5F73746F72  # "ghl_stor": the advisory lock migrators take on PostgreSQL
-_LEGACY_BASELINE = 9
+_LEGACY_BASELINE = 10
 """The numbered version the Alembic baseline revision stands for."""
 
 

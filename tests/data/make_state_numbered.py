@@ -1,5 +1,5 @@
 # ruff: noqa: E402  (imports follow the sys.path line that picks the old checkout)
-"""Made once with the connector's main code before Alembic (numbered migrations 1-9):
+"""Made once with the connector's main code before Alembic (numbered migrations 1-10):
 tests/data/state-numbered.db and its key, for tests/test_store.py's in-place upgrade test.
 
 Run from a checkout of that code: python make_state_numbered.py OUT.db CHECKOUT

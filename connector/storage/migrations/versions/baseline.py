@@ -1,7 +1,8 @@
-"""The baseline: the tables of the numbered SQLite migrations 1-9 (connections, inbox, runs, run
-steps, ledger, intents, sync links and audit, poll cursors, footprints, REST hooks).
+"""The baseline: the tables of the numbered SQLite migrations 1-10 (connections, inbox, runs, run
+steps, ledger, intents, sync links and audit, poll cursors, footprints, REST hooks,
+console tokens).
 
-A state file made before Alembic, at numbered version 9, is stamped with this revision instead
+A state file made before Alembic, at numbered version 10, is stamped with this revision instead
 of running it (connector/storage/upgrade.py).
 """
 
@@ -36,6 +37,13 @@ def upgrade() -> None:
         sa.Column("generation", sa.BigInteger(), server_default="1", nullable=False),
         sa.Column("updated_at", sa.Double(), nullable=False),
         sa.PrimaryKeyConstraint("name"),
+    )
+    op.create_table(
+        "console_tokens",
+        sa.Column("digest", sa.Text(), nullable=False),
+        sa.Column("label", sa.Text(), nullable=False),
+        sa.Column("created_at", sa.Double(), nullable=False),
+        sa.PrimaryKeyConstraint("digest"),
     )
     op.create_table(
         "footprint_salt",
