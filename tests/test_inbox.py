@@ -225,3 +225,41 @@ def test_writer_close_flushes_queued_events(inbox: Inbox) -> None:
     writer.close()
     assert outcomes == [True] * 100
     assert len(webhook_ids(inbox)) == 100
+
+
+CLAIMER = """
+import json, sys
+from connector.service.inbox import Inbox
+from connector.store import Store
+inbox = Inbox(Store(sys.argv[1]))
+mine = []
+while True:
+    got = inbox.claim(3, sys.argv[2])
+    if not got:
+        break
+    mine += [e.id for e in got]
+    for e in got:
+        inbox.complete(e.id)
+print(json.dumps(mine))
+"""
+
+
+def test_inbox_claims_from_many_processes_take_each_event_once(inbox: Inbox) -> None:
+    """Four processes claiming from one inbox at once (on PostgreSQL: FOR UPDATE SKIP LOCKED)
+    take every event exactly once between them."""
+    import subprocess
+    import sys
+
+    assert inbox.add_many([event(f"w-{i}") for i in range(200)]) == [True] * 200
+    procs = [subprocess.Popen([sys.executable, "-c", CLAIMER, inbox.store.url, f"p{n}"],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for n in range(4)]
+    claimed: list[int] = []
+    for proc in procs:
+        out, err = proc.communicate(timeout=120)
+        assert proc.returncode == 0, err
+        claimed += json.loads(out)
+    assert sorted(claimed) == sorted(set(claimed)) and len(claimed) == 200
+    assert inbox.counts() == {"done": 200}
+    rows = inbox.store.query("SELECT MAX(attempts) AS m FROM inbox")
+    assert rows[0]["m"] == 1  # no event was claimed twice
