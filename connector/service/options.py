@@ -5,7 +5,9 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
+from connector.fleet.options import FleetOptions
 from connector.hookspecs import AuthProvider, RateLimit
 from connector.recipes.footprints import DEFAULT_LOOP_LIMIT, DEFAULT_LOOP_WINDOW
 from connector.service.signatures import PublicKeys, default_keys
@@ -38,6 +40,10 @@ class ServeOptions:
         until replayed or discarded.
     :param purge_every: seconds between purges of older ``done`` events (the first one runs
         at start).
+    :param fleet: run as part of a fleet (``--broker``): the feeder sends events to the
+        queue and ``worker`` processes run them; None: the workers run in this process.
+    :param limiter: builds each app's rate limiter (a fleet's, shared through Redis); None:
+        in-process limiters.
     """
 
     recipes: Path
@@ -62,3 +68,5 @@ class ServeOptions:
     loop_window: float = DEFAULT_LOOP_WINDOW
     keep_events: float = DEFAULT_KEEP_EVENTS
     purge_every: float = 3600.0
+    fleet: FleetOptions | None = None
+    limiter: Callable[[str, RateLimit], Any] | None = field(default=None, repr=False)
