@@ -1,0 +1,68 @@
+"""The fleet (``serve --broker`` and ``worker`` processes) on the real Redis and RabbitMQ:
+every event processed once, one contact's events in order, across processes and kill -9."""
+
+from __future__ import annotations
+
+import os
+import random
+import threading
+import time
+from collections import Counter
+from pathlib import Path
+
+import httpx
+import pytest
+
+from connector.sandbox.server import SandboxServer
+from connector.service.inbox import Inbox
+from connector.store import Store
+from tests.fleetprocs import (
+    AMQP_URL,
+    NOTE_PER_UPDATE,
+    REDIS_URL,
+    Fleet,
+    create_contacts,
+    need,
+    notes_by_contact,
+    send_updates,
+)
+from tests.serveproc import wait_for
+
+NOTES = "POST /contacts/{contactId}/notes"
+
+
+def counts(db: Path) -> dict[str, int]:
+    with Store(db) as store:
+        return Inbox(store).counts()
+
+
+def check_processed_once_in_order(ghl: SandboxServer, db: Path, contacts: list[str],
+                                  per_contact: int) -> None:
+    """Every event done, each contact's notes exactly its updates in order, each write once."""
+    total = len(contacts) * per_contact
+    assert counts(db) == {"done": total}
+    found = notes_by_contact(ghl)
+    for contact in contacts:
+        assert found.get(contact) == [f"{contact}-{i}" for i in range(per_contact)], contact
+    assert ghl.writes(NOTES) == total
+
+
+@pytest.mark.parametrize("broker", [REDIS_URL, AMQP_URL], ids=["redis", "rabbitmq"])
+def test_fleet_runs_each_event_once_in_contact_order(ghl: SandboxServer, tmp_path: Path,
+                                                     broker: str) -> None:
+    """One serve and two workers: every webhook's note is written once, in order per contact,
+    and /healthz of each process lists the three peers."""
+    need(6379, 5672 if broker.startswith("amqp") else 6379)
+    ghl.set_limits(requests=100_000, seconds=10)
+    contacts = create_contacts(ghl, 6)
+    with Fleet(ghl, tmp_path, broker, workers=2, recipes={"note": NOTE_PER_UPDATE},
+               extra=("--rate-limit", "100000/10")) as fleet:
+        sent = send_updates(ghl, fleet.serve.url, contacts, 5, senders=3)
+        assert sent == 30
+        assert wait_for(lambda: counts(fleet.db) == {"done": 30}, timeout=60), counts(fleet.db)
+        check_processed_once_in_order(ghl, fleet.db, contacts, 5)
+        health = fleet.serve.health().json()
+        roles = Counter(p["role"] for p in health["peers"])
+        assert roles == {"serve": 1, "worker": 2}, health
+        worker_health = httpx.get(fleet.workers[0].health_url, timeout=5).json()
+        assert worker_health["status"] == "ok" and len(worker_health["peers"]) == 3
