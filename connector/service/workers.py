@@ -251,6 +251,7 @@ class WorkerPool:
             finally:
                 with self._cond:
                     lane.current = None
+                self._wake.set()  # room for more: the feeder claims now, not at its next poll
 
     def interrupt(self) -> None:
         """Make runs waiting for a retry hand their events back now (a shutdown's grace is
