@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 
 import redis
 
@@ -76,27 +77,28 @@ class LaneRunner:
         with self._lock:
             self._running[lane] = None
         try:
-            last = self._drain(lane)
+            last, delay = self._drain(lane)
         finally:
             with self._lock:
                 self._running.pop(lane, None)
             self.renewer.drop(lane)
             self.lanes.unlock(lane, self.owner)
         if last is not None:
-            self._resend(last, lane, None if not self.draining.is_set() else _MIN_DELAY)
+            self._resend(last, lane, delay)
         elif self.lanes.size(lane):
             head = self.lanes.head(lane)
             if head is not None:
                 self._resend(head, lane, None)
 
-    def _drain(self, lane: str) -> int | None:
-        """Run the lane's events in order; the event left unfinished (handed back), if any."""
+    def _drain(self, lane: str) -> tuple[int | None, float | None]:
+        """Run the lane's events in order; the event left unfinished (handed back, or waiting
+        for a later time), if any, and when its message should come back."""
         while True:
             event_id = self.lanes.head(lane)
             if event_id is None:
-                return None
+                return None, None
             if self.draining.is_set():
-                return event_id
+                return event_id, _MIN_DELAY
             event = self.inbox.claim_event(event_id, self.owner, lease=0)
             if event is None:
                 stored = self.inbox.get(event_id)
@@ -104,7 +106,7 @@ class LaneRunner:
                     self.lanes.remove(lane, event_id)
                     continue
                 # Pending until a later time (a retry someone scheduled): come back then.
-                return event_id
+                return event_id, max(_MIN_DELAY, stored.available_at - time.time())
             with self._lock:
                 self._running[lane] = event.id
             ended = self.pool.run_event(event)
@@ -113,7 +115,7 @@ class LaneRunner:
             if ended in ("done", "dead"):
                 self.lanes.remove(lane, event_id)
             else:
-                return event_id
+                return event_id, _MIN_DELAY
 
     def _resend(self, event_id: int, lane: str, delay: float | None) -> None:
         if self.queue is None:
