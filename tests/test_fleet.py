@@ -47,28 +47,6 @@ def check_processed_once_in_order(ghl: SandboxServer, db: Path, contacts: list[s
     assert ghl.writes(NOTES) == total
 
 
-def test_fleet_runs_each_event_once_in_contact_order(ghl: SandboxServer,
-                                                     tmp_path: Path) -> None:
-    """One serve and two workers on a Redis broker (RabbitMQ: the kill -9 test): every
-    webhook's note is written once, in order per contact, and /healthz of each process lists
-    the three peers."""
-    need(6379)
-    broker = REDIS_URL
-    ghl.set_limits(requests=100_000, seconds=10)
-    contacts = create_contacts(ghl, 6)
-    with Fleet(ghl, tmp_path, broker, workers=2, recipes={"note": NOTE_PER_UPDATE},
-               extra=("--rate-limit", "100000/10")) as fleet:
-        sent = send_updates(ghl, fleet.serve.url, contacts, 5, senders=3)
-        assert sent == 30
-        assert wait_for(lambda: counts(fleet.db) == {"done": 30}, timeout=60), counts(fleet.db)
-        check_processed_once_in_order(ghl, fleet.db, contacts, 5)
-        health = fleet.serve.health().json()
-        roles = Counter(p["role"] for p in health["peers"])
-        assert roles == {"serve": 1, "worker": 2}, health
-        worker_health = httpx.get(fleet.workers[0].health_url, timeout=5).json()
-        assert worker_health["status"] == "ok" and len(worker_health["peers"]) == 3
-
-
 def kill_run(ghl: SandboxServer, tmp_path: Path, broker: str, *, contacts: int,
              per_contact: int, kills: int = 3) -> float:
     """One serve and three workers take ``contacts * per_contact`` signed webhooks while a
@@ -128,7 +106,8 @@ def test_four_workers_share_one_locations_limit(ghl: SandboxServer, tmp_path: Pa
     """Four workers writing to one location through the limiter shared in Redis: the sandbox
     (which records every request's arrival) never answers 429 and never sees more than the
     limit in any window; the sandbox's limit is shrunk to keep the test short, and GHL's real
-    100 per 10 s is the slow variant."""
+    100 per 10 s is the slow variant. /healthz of serve and of a worker lists the five
+    processes."""
     need(6379)
     ghl.set_limits(requests=requests, seconds=seconds)
     contacts = create_contacts(ghl, 10)
@@ -140,6 +119,10 @@ def test_four_workers_share_one_locations_limit(ghl: SandboxServer, tmp_path: Pa
         assert wait_for(lambda: counts(fleet.db).get("done") == events,
                         timeout=30 + 2 * seconds * events / requests, step=0.2)
         elapsed = time.monotonic() - started
+        health = fleet.serve.health().json()
+        assert Counter(p["role"] for p in health["peers"]) == {"serve": 1, "worker": 4}, health
+        worker_health = httpx.get(fleet.workers[0].health_url, timeout=5).json()
+        assert worker_health["status"] == "ok" and len(worker_health["peers"]) == 5
     seen = ghl.location_stats()
     print(f"4 workers, limit {requests}/{seconds:g}s: {seen['requests'] - before} requests in"
           f" {elapsed:.1f}s, busiest window {seen['max_window']}, 429s {seen['throttled']}")
@@ -150,6 +133,7 @@ def test_four_workers_share_one_locations_limit(ghl: SandboxServer, tmp_path: Pa
     assert elapsed >= seconds * (events // requests - 1)
 
 
+@pytest.mark.slow
 def test_sigterm_drains_a_worker_and_hands_back_its_events(ghl: SandboxServer,
                                                           tmp_path: Path) -> None:
     """SIGTERM to a worker whose events outlast its grace: it exits 0, hands its claims back

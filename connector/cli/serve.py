@@ -110,6 +110,9 @@ def add_work_arguments(parser: argparse.ArgumentParser) -> None:
                         " with 'loop detected' (10/60)")
     parser.add_argument("--grace", type=float, default=10.0, metavar="SECONDS",
                         help="on shutdown, how long running events may take to finish (10)")
+    parser.add_argument("--no-rest-hooks", dest="rest_hooks", action="store_false",
+                        help="do not deliver events to the REST-hook subscriptions of the"
+                        " state file (see docs/rest-hooks.md)")
 
 
 def add_fleet_arguments(parser: argparse.ArgumentParser, *, required: bool) -> None:
@@ -165,6 +168,7 @@ def service_options(args: argparse.Namespace, catalog: Catalog, db: Path) -> Ser
         app_urls=urls,
         app_limits=limits,
         fleet=fleet,
+        rest_hooks=args.rest_hooks,
     )
     if args.loop_limit is not None:
         options = dataclasses.replace(

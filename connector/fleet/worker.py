@@ -69,13 +69,19 @@ def work(
             pool = WorkerPool(inbox, _unset, options.pool, name=member.name,
                               order=ordering(loaded[2]))
             options = _with_limiter(options, member)
-            engines, _ = build_work(options, catalog, loaded[:2], store, pool)
+            engines, _, deliverer = build_work(options, catalog, loaded[:2], store, pool)
             runner = LaneRunner(inbox, member.lanes, pool, member.name)
             runner.queue = member.open_queue(runner.run)
             worker = dramatiq.Worker(runner.queue.broker, queues={fleet.queue},
                                      worker_threads=threads, worker_timeout=200)
-            return _run(options, member, runner, worker, health_port, out=out, stop=stop,
-                        inbox=inbox, close=engines.close)
+            if deliverer is not None:
+                deliverer.start()
+            try:
+                return _run(options, member, runner, worker, health_port, out=out, stop=stop,
+                            inbox=inbox, close=engines.close)
+            finally:
+                if deliverer is not None:
+                    deliverer.stop()
         finally:
             member.close()
 

@@ -40,6 +40,8 @@ class ServeOptions:
         until replayed or discarded.
     :param purge_every: seconds between purges of older ``done`` events (the first one runs
         at start).
+    :param rest_hooks: deliver events to the REST-hook subscriptions of the state file
+        (:mod:`connector.api.delivery`); ``--no-rest-hooks`` turns it off.
     :param fleet: run as part of a fleet (``--broker``): the feeder sends events to the
         queue and ``worker`` processes run them; None: the workers run in this process.
     :param limiter: builds each app's rate limiter (a fleet's, shared through Redis); None:
@@ -68,5 +70,6 @@ class ServeOptions:
     loop_window: float = DEFAULT_LOOP_WINDOW
     keep_events: float = DEFAULT_KEEP_EVENTS
     purge_every: float = 3600.0
+    rest_hooks: bool = True
     fleet: FleetOptions | None = None
     limiter: Callable[[str, RateLimit], Any] | None = field(default=None, repr=False)

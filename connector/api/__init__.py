@@ -1,0 +1,1 @@
+"""The HTTP API of the pack (``ghl-connector api``) and its REST hooks (subscriptions, delivery)."""
