@@ -129,6 +129,7 @@ class Fleet:
         common: dict[str, Any] = {"base_url": ghl.base_url, "token": ghl.private_token,
                                   "location_id": ghl.location_id,
                                   "public_keys": ghl.public_keys}
+        self.common = {**common, "extra": args}
         self.serve = ServeProcess(folder, tmp_path / "home", extra=args, **common)
         self.workers = [WorkerProcess(folder, tmp_path / "home", extra=args, **common)
                         for _ in range(workers)]
@@ -136,8 +137,9 @@ class Fleet:
 
     def __enter__(self) -> Fleet:
         self.serve.start()
-        with ThreadPoolExecutor(len(self.workers)) as pool:
-            list(pool.map(lambda w: w.start(), self.workers))
+        if self.workers:
+            with ThreadPoolExecutor(len(self.workers)) as pool:
+                list(pool.map(lambda w: w.start(), self.workers))
         return self
 
     def __exit__(self, *exc_info: object) -> None:

@@ -21,6 +21,7 @@ from tests.fleetprocs import (
     NOTE_PER_UPDATE,
     REDIS_URL,
     Fleet,
+    WorkerProcess,
     create_contacts,
     need,
     notes_by_contact,
@@ -156,4 +157,35 @@ def test_sigterm_drains_a_worker_and_hands_back_its_events(ghl: SandboxServer,
         ghl.clear_faults()
         first.start()
         assert wait_for(lambda: counts(fleet.db) == {"done": 9}, timeout=60), counts(fleet.db)
+        check_processed_once_in_order(ghl, fleet.db, contacts, 3)
+
+
+@pytest.mark.slow
+def test_lost_messages_are_found_again_from_the_inbox(ghl: SandboxServer,
+                                                      tmp_path: Path) -> None:
+    """The queue loses every message (purged) and Redis every lane before any worker runs:
+    the feeder's sweeper finds the unsettled events in the inbox and sends them again; all
+    run once, in order (RabbitMQ broker)."""
+    need(6379, 5672)
+    import pika
+    import redis
+
+    ghl.set_limits(requests=100_000, seconds=10)
+    contacts = create_contacts(ghl, 4)
+    with Fleet(ghl, tmp_path, AMQP_URL, workers=0, recipes={"note": NOTE_PER_UPDATE},
+               extra=("--rate-limit", "100000/10")) as fleet:
+        send_updates(ghl, fleet.serve.url, contacts, 3, senders=2)
+        assert wait_for(lambda: fleet.serve.health().json()["peers"][0]["sent"] >= 12)
+        connection = pika.BlockingConnection(pika.URLParameters(AMQP_URL))
+        lost = connection.channel().queue_purge(fleet.queue).method.message_count
+        connection.close()
+        client = redis.Redis.from_url(REDIS_URL)
+        dropped = client.delete(*client.scan_iter(f"{fleet.queue}:lane:*"))
+        client.close()
+        assert lost >= 12 and dropped == 4
+        assert counts(fleet.db) == {"pending": 12}
+        worker = WorkerProcess(fleet.serve.recipes, fleet.serve.home, **fleet.common)
+        fleet.workers.append(worker)
+        worker.start()
+        assert wait_for(lambda: counts(fleet.db) == {"done": 12}, timeout=40), counts(fleet.db)
         check_processed_once_in_order(ghl, fleet.db, contacts, 3)
