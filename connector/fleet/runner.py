@@ -66,7 +66,15 @@ class LaneRunner:
             return dict(self._running)
 
     def run(self, event_id: int, lane: str) -> None:
-        """The actor: run ``lane`` (which holds ``event_id``) if nobody else does."""
+        """The actor: run ``lane`` (which holds ``event_id``) if nobody else does.
+
+        A message that is not ``(int, str)`` (not the feeder's) is logged and dropped.
+        """
+        if (not isinstance(event_id, int) or isinstance(event_id, bool)
+                or not isinstance(lane, str) or not lane or len(lane) > 10_000):
+            _log.error("%s: dropped a message that is not (event id, lane): %r", self.owner,
+                       (str(event_id)[:80], str(lane)[:80]))
+            return
         if self.draining.is_set():
             self._resend(event_id, lane, _MIN_DELAY)
             return
