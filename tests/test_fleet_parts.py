@@ -10,6 +10,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from connector.errors import ConnectorError
 from connector.fleet.options import FleetOptions, masked
@@ -104,3 +106,38 @@ def test_worker_cli_errors_are_one_line(tmp_path: Path, args: list[str], message
     assert result.returncode != 0
     assert message in result.stderr
     assert "Traceback" not in result.stderr and "pw" not in result.stderr
+
+
+def test_a_message_that_is_not_the_feeders_is_dropped(lanes: object, tmp_path: Path,
+                                                      caplog: pytest.LogCaptureFixture) -> None:
+    """A message with other arguments than (event id, lane) runs nothing and raises nothing
+    (Dramatiq would retry it twenty times)."""
+    from connector.fleet.lanes import Lanes
+    from connector.fleet.runner import LaneRunner
+    from connector.service.dispatcher import Outcome
+    from connector.service.workers import WorkerPool
+
+    assert isinstance(lanes, Lanes)
+    ran: list[object] = []
+    with Store(tmp_path / "state.db") as store:
+        inbox = Inbox(store)
+        pool = WorkerPool(inbox, lambda e: ran.append(e) or Outcome("done"))
+        runner = LaneRunner(inbox, lanes, pool, "w1")
+        for args in (("7", "lane"), (True, "lane"), (7, ""), (7, ["lane"])):
+            runner.run(*args)  # type: ignore[arg-type]
+    assert ran == [] and lanes.locked(["lane"]) == [False]
+    assert caplog.text.count("dropped a message") == 4
+
+
+@settings(max_examples=150, deadline=None)
+@given(broker=st.text(max_size=60) | st.from_regex(r"(redis|amqp|rediss|unix)://[^ ]{0,30}"),
+       redis=st.none() | st.text(max_size=40), queue=st.text(max_size=30))
+def test_fleet_options_accept_or_refuse_any_text(broker: str, redis: str | None,
+                                                 queue: str) -> None:
+    """Whatever a user types, parsing gives options or a ConnectorError naming the option."""
+    try:
+        options = FleetOptions.parse(broker, redis, queue)
+    except ConnectorError as exc:
+        assert str(exc).startswith(("--broker", "--redis", "--queue"))
+    else:
+        assert options.queue == queue and options.redis

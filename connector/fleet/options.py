@@ -51,8 +51,8 @@ class FleetOptions:
 
         :raises ConnectorError: naming the option at fault.
         """
-        scheme = urlsplit(broker).scheme.lower()
-        if scheme not in _BROKERS or not urlsplit(broker).netloc:
+        scheme, netloc = _split(broker)
+        if scheme not in _BROKERS or not netloc:
             raise ConnectorError(
                 f"--broker {masked(broker)!r}: not a broker URL [give redis://HOST:6379/0 or"
                 " amqp://USER:PASSWORD@HOST:5672/]"
@@ -65,7 +65,8 @@ class FleetOptions:
                     " redis://HOST:6379/0]"
                 )
             redis = broker
-        elif urlsplit(redis).scheme.lower() not in _REDIS:
+        elif _split(redis)[0] not in _REDIS or (_split(redis)[0] != "unix"
+                                                 and not _split(redis)[1]):
             raise ConnectorError(
                 f"--redis {masked(redis)!r}: not a Redis URL [give redis://HOST:6379/0]"
             )
@@ -81,6 +82,16 @@ class FleetOptions:
     def key(self, *parts: str) -> str:
         """A Redis key of this fleet: ``<queue>:<part>:<part>...``."""
         return ":".join((self.queue, *parts))
+
+
+def _split(url: str) -> tuple[str, str]:
+    """A URL's scheme (lower case) and network location; empty ones when it cannot be read."""
+    try:
+        split = urlsplit(url)
+        split.port  # noqa: B018  # raises ValueError on a port that is not a number
+    except ValueError:
+        return "", ""
+    return split.scheme.lower(), split.netloc
 
 
 def masked(url: str) -> str:
