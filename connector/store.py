@@ -292,6 +292,18 @@ MIGRATIONS: tuple[Migration, ...] = (
         CREATE INDEX hook_deliveries_by_subscription ON hook_deliveries (subscription_id, status);
         """,
     ),
+    Migration(
+        10,
+        "console_tokens",
+        # Login tokens of the web console (connector/console/access.py): their SHA-256 only.
+        """
+        CREATE TABLE console_tokens (
+            digest      TEXT PRIMARY KEY,
+            label       TEXT NOT NULL,
+            created_at  REAL NOT NULL
+        );
+        """,
+    ),
 )
 
 

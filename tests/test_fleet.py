@@ -107,8 +107,8 @@ def test_four_workers_share_one_locations_limit(ghl: SandboxServer, tmp_path: Pa
     """Four workers writing to one location through the limiter shared in Redis: the sandbox
     (which records every request's arrival) never answers 429 and never sees more than the
     limit in any window; the sandbox's limit is shrunk to keep the test short, and GHL's real
-    100 per 10 s is the slow variant. /healthz of serve and of a worker lists the five
-    processes."""
+    100 per 10 s is the slow variant. /healthz of serve and of a worker, and serve's console,
+    list the five processes."""
     need(6379)
     ghl.set_limits(requests=requests, seconds=seconds)
     contacts = create_contacts(ghl, 10)
@@ -124,6 +124,10 @@ def test_four_workers_share_one_locations_limit(ghl: SandboxServer, tmp_path: Pa
         assert Counter(p["role"] for p in health["peers"]) == {"serve": 1, "worker": 4}, health
         worker_health = httpx.get(fleet.workers[0].health_url, timeout=5).json()
         assert worker_health["status"] == "ok" and len(worker_health["peers"]) == 5
+        page = httpx.get(fleet.serve.health_url.replace("/healthz", "/console/connections"),
+                         timeout=10)
+        assert page.status_code == 200 and "<h2>Fleet</h2>" in page.text
+        assert page.text.count("<tr><td>worker</td>") == 4
     seen = ghl.location_stats()
     print(f"4 workers, limit {requests}/{seconds:g}s: {seen['requests'] - before} requests in"
           f" {elapsed:.1f}s, busiest window {seen['max_window']}, 429s {seen['throttled']}")

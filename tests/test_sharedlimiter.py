@@ -90,3 +90,20 @@ def test_daily_quota_is_shared(prefix: str) -> None:
         which.acquire("loc-3")
     with pytest.raises(RateLimitError, match="daily quota used up"):
         other.acquire("loc-3")
+
+
+def test_snapshot_reports_the_fleets_window(prefix: str) -> None:
+    """The console's headroom for a shared limiter: every process's sends and in-flight
+    requests, the adopted limit, the daily count."""
+    one, other = limiter(prefix, 4, 2.0), limiter(prefix, 4, 2.0)
+    for _ in range(2):
+        one.acquire("loc-9")
+    with other.slot("loc-9"):
+        seen = one.snapshot("loc-9")
+        assert seen["in_window"] == 2 and seen["in_flight"] == 1 and seen["limit"] == 4
+        assert seen["daily_used"] == 3 and seen["wait_seconds"] == 0 and seen["shared"]
+    other.acquire("loc-9")
+    full = other.snapshot("loc-9")
+    assert full["in_window"] == 4 and full["in_flight"] == 0
+    assert 1.5 < float(str(full["wait_seconds"])) <= 2.1
+    assert one.keys() == ["loc-9"] and other.keys() == ["loc-9"]

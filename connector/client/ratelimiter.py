@@ -44,6 +44,12 @@ class Limiter(Protocol):
     def observe(self, key: str, headers: Mapping[str, str]) -> None:
         """Adopt what the server's ``X-RateLimit-*`` headers say."""
 
+    def keys(self) -> list[str]:
+        """The keys (locations) seen so far."""
+
+    def snapshot(self, key: str) -> dict[str, object]:
+        """The state of ``key`` as JSON-ready data (the console's headroom)."""
+
 
 @dataclass(slots=True)
 class _Bucket:
@@ -198,6 +204,11 @@ class RateLimiter:
                 "daily_remaining": self._daily_remaining(bucket),
                 "wait_seconds": round(max(0.0, wait), 3),
             }
+
+    def keys(self) -> list[str]:
+        """The keys (locations) this limiter has seen, sorted."""
+        with self._lock:
+            return sorted(self._buckets)
 
     def _bucket(self, key: str) -> _Bucket:
         bucket = self._buckets.get(key)

@@ -109,6 +109,29 @@ return 0
 """
 
 
+# KEYS: slots zset, meta hash, daily counter. ARGV: limit, window_ms, in-flight ttl ms.
+# Returns {in window, in flight, limit, window ms, daily used, server daily (-1), wait ms}.
+_SNAPSHOT = """
+local t = redis.call('TIME')
+local now = t[1] * 1000 + math.floor(t[2] / 1000)
+local limit = tonumber(ARGV[1])
+local window = tonumber(ARGV[2])
+local m = redis.call('HMGET', KEYS[2], 'limit', 'window', 'server_daily')
+if m[1] and tonumber(m[1]) < limit then limit = tonumber(m[1]) end
+if m[2] and tonumber(m[2]) > window then window = tonumber(m[2]) end
+local total = redis.call('ZCOUNT', KEYS[1], '(' .. now, '+inf')
+local flying = redis.call('ZCOUNT', KEYS[1], '(' .. (now + window), '+inf')
+local wait = 0
+if total >= limit then
+  local nth = redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. now, '+inf', 'WITHSCORES', 'LIMIT',
+                         total - limit, 1)
+  wait = math.min(tonumber(nth[2]) - now, window)
+end
+return {total - flying, flying, limit, window, tonumber(redis.call('GET', KEYS[3]) or '0'),
+        tonumber(m[3] or '-1'), wait}
+"""
+
+
 class SharedRateLimiter:
     """One app's limiter, shared by every process that uses the same Redis and ``prefix``.
 
@@ -139,7 +162,9 @@ class SharedRateLimiter:
         self._take_script = client.register_script(_TAKE)
         self._end_script = client.register_script(_END)
         self._observe_script = client.register_script(_OBSERVE)
-        self._local = threading.local()
+        self._snapshot_script = client.register_script(_SNAPSHOT)
+        self._seen: set[str] = set()
+        self._lock = threading.Lock()
 
     def __repr__(self) -> str:
         return (f"SharedRateLimiter({self.prefix!r}, requests={self.requests!r},"
@@ -168,7 +193,32 @@ class SharedRateLimiter:
         finally:
             self._end(key, token)
 
+    def keys(self) -> list[str]:
+        """The keys (locations) this process has sent for, sorted."""
+        with self._lock:
+            return sorted(self._seen)
+
+    def snapshot(self, key: str) -> dict[str, object]:
+        """The fleet's state of ``key``, as :meth:`RateLimiter.snapshot
+        <connector.client.ratelimiter.RateLimiter.snapshot>` gives it (``in_flight`` counts
+        every process's requests in flight; ``shared`` is True)."""
+        try:
+            found = self._snapshot_script(keys=self._keys(key), args=[
+                self.requests, self._window_ms, _IN_FLIGHT_TTL_MS])
+        except redis.RedisError as exc:
+            return {"key": key, "shared": True, "error": f"Redis: {exc}"}
+        in_window, flying, limit, window, used, server, wait = (int(v) for v in found)
+        ours = None if self.daily is None else max(0, self.daily - used)
+        theirs = None if server < 0 else server
+        remaining = theirs if ours is None else ours if theirs is None else min(ours, theirs)
+        return {"key": key, "shared": True, "in_window": in_window, "in_flight": flying,
+                "limit": limit, "window_seconds": round(window / 1000, 3),
+                "daily_used": used, "daily_remaining": remaining,
+                "wait_seconds": round(max(0, wait) / 1000, 3)}
+
     def _take(self, key: str) -> str:
+        with self._lock:
+            self._seen.add(key)
         token = uuid.uuid4().hex
         keys = self._keys(key)
         while True:

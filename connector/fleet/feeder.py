@@ -76,6 +76,12 @@ class Feeder:
         """Look at the inbox now (the receiver just stored an event)."""
         self._wake.set()
 
+    def rescan(self) -> None:
+        """Send every unsettled event again from the start of the inbox (events went back to
+        pending behind the cursor: a replay); duplicates are harmless."""
+        self._cursor = 0
+        self._wake.set()
+
     def start(self) -> None:
         """Start feeding in a thread."""
         self._thread = threading.Thread(target=self._run, name="fleet-feeder", daemon=True)

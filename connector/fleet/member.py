@@ -83,6 +83,15 @@ class ServeMember(Member):
         """An event was stored: feed it now."""
         self.feeder.wake()
 
+    def rescan(self) -> None:
+        """Events went back to pending (a replay): send every unsettled event again."""
+        self.feeder.rescan()
+
+    def live_peers(self) -> list[dict[str, Any]]:
+        """The fleet's live processes (empty when Redis cannot be reached)."""
+        found = self.peers.health().get("peers")
+        return found if isinstance(found, list) else []
+
     def start(self) -> None:
         """Start the heartbeat and the feeder."""
         self.peers.start()
