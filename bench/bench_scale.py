@@ -9,7 +9,11 @@ note per webhook, and the run ends when the sandbox counted them all. Needs Redi
 RabbitMQ with ``--broker amqp://...``) on 127.0.0.1.
 
     python bench/bench_scale.py [-n 2000] [--contacts 200] [--processes 1,2,4]
-                                [--broker redis://127.0.0.1:6379/15]
+                                [--broker redis://127.0.0.1:6379/15] [--postgres]
+
+``--postgres`` runs every mode on a fresh schema of the test PostgreSQL
+(``$CONNECTOR_TEST_POSTGRES``, default ``postgresql://postgres@127.0.0.1:5432/test``) instead of
+an SQLite file.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ import argparse
 import sys
 import tempfile
 import time
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -32,6 +37,7 @@ from tests.fleetprocs import (  # noqa: E402
     create_contacts,
     send_updates,
 )
+from tests.fixtures_store import postgres_schema  # noqa: E402
 from tests.serveproc import ServeProcess, wait_for  # noqa: E402
 
 NOTES = "POST /contacts/{contactId}/notes"
@@ -51,23 +57,30 @@ def timed(ghl: SandboxServer, url: str, contacts: list[str],
     return posted, time.monotonic() - started
 
 
-def embedded(ghl: SandboxServer, contacts: list[str], per_contact: int) -> tuple[float, float]:
-    with tempfile.TemporaryDirectory() as tmp:
+def store_of(postgres: bool) -> AbstractContextManager[str | None]:
+    """A fresh PostgreSQL schema's URL, or None (an SQLite file in the run's folder)."""
+    return postgres_schema() if postgres else nullcontext()
+
+
+def embedded(ghl: SandboxServer, contacts: list[str], per_contact: int,
+             postgres: bool) -> tuple[float, float]:
+    with tempfile.TemporaryDirectory() as tmp, store_of(postgres) as store:
         folder = Path(tmp) / "recipes"
         folder.mkdir()
         (folder / "note.yaml").write_text(NOTE_PER_UPDATE)
         proc = ServeProcess(folder, Path(tmp) / "home", base_url=ghl.base_url,
                             token=ghl.private_token, location_id=ghl.location_id,
-                            public_keys=ghl.public_keys, extra=LIMIT)
+                            public_keys=ghl.public_keys,
+                            extra=(*LIMIT, *(("--store", store) if store else ())))
         with proc:
             return timed(ghl, proc.url, contacts, per_contact)
 
 
 def fleet(ghl: SandboxServer, broker: str, workers: int, contacts: list[str],
-          per_contact: int) -> tuple[float, float]:
-    with tempfile.TemporaryDirectory() as tmp, \
+          per_contact: int, postgres: bool) -> tuple[float, float]:
+    with tempfile.TemporaryDirectory() as tmp, store_of(postgres) as store, \
             Fleet(ghl, Path(tmp), broker, workers=workers, recipes={"note": NOTE_PER_UPDATE},
-                  extra=LIMIT) as running:
+                  extra=LIMIT, store=store) as running:
         return timed(ghl, running.serve.url, contacts, per_contact)
 
 
@@ -77,6 +90,8 @@ def main() -> None:
     parser.add_argument("--contacts", type=int, default=200, help="contacts they touch (200)")
     parser.add_argument("--processes", default="1,2,4", help="worker processes per run (1,2,4)")
     parser.add_argument("--broker", default=REDIS_URL, help=f"the broker ({REDIS_URL})")
+    parser.add_argument("--postgres", action="store_true",
+                        help="the store on PostgreSQL (a fresh schema per run)")
     args = parser.parse_args()
     per_contact = max(1, args.n // args.contacts)
     total = per_contact * args.contacts
@@ -84,15 +99,16 @@ def main() -> None:
     with SandboxServer(SandboxConfig()) as ghl:
         ghl.set_limits(requests=10_000_000, seconds=10)
         contacts = create_contacts(ghl, args.contacts)
-        posted, took = embedded(ghl, contacts, per_contact)
+        posted, took = embedded(ghl, contacts, per_contact, args.postgres)
         rows.append(("embedded serve (4 worker threads)", posted, took))
         for count in (int(p) for p in args.processes.split(",")):
-            posted, took = fleet(ghl, args.broker, count, contacts, per_contact)
+            posted, took = fleet(ghl, args.broker, count, contacts, per_contact, args.postgres)
             rows.append((f"fleet: {count} worker process{'es' if count > 1 else ''}"
                          " (4 threads each)", posted, took))
     base = total / rows[0][2]
     print(f"{total} webhooks over {args.contacts} contacts, one note each;"
-          f" broker {args.broker.split('@')[-1]}")
+          f" broker {args.broker.split('@')[-1]};"
+          f" store {'PostgreSQL' if args.postgres else 'SQLite'}")
     print(f"{'mode':45} {'posted in':>10} {'all done':>9} {'events/s':>9} {'vs embedded':>12}")
     for name, posted, took in rows:
         rate = total / took

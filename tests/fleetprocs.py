@@ -119,13 +119,14 @@ class Fleet:
     """One serve and ``workers`` worker processes sharing a state file, broker and queue."""
 
     def __init__(self, ghl: SandboxServer, tmp_path: Path, broker: str, *, workers: int,
-                 recipes: dict[str, str], extra: Sequence[str] = ()) -> None:
+                 recipes: dict[str, str], extra: Sequence[str] = (),
+                 store: str | None = None) -> None:
         folder = tmp_path / "recipes"
         folder.mkdir(parents=True, exist_ok=True)
         for name, text in recipes.items():
             (folder / f"{name}.yaml").write_text(text)
         self.queue = new_queue()
-        args = fleet_args(broker, self.queue, *extra)
+        args = fleet_args(broker, self.queue, *extra, *(("--store", store) if store else ()))
         common: dict[str, Any] = {"base_url": ghl.base_url, "token": ghl.private_token,
                                   "location_id": ghl.location_id,
                                   "public_keys": ghl.public_keys}
@@ -133,7 +134,8 @@ class Fleet:
         self.serve = ServeProcess(folder, tmp_path / "home", extra=args, **common)
         self.workers = [WorkerProcess(folder, tmp_path / "home", extra=args, **common)
                         for _ in range(workers)]
-        self.db = self.serve.db
+        self.db: Path | str = store or self.serve.db
+        """The store every process shares: the SQLite file, or the PostgreSQL URL given."""
 
     def __enter__(self) -> Fleet:
         self.serve.start()

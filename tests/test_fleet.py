@@ -16,6 +16,7 @@ import pytest
 from connector.sandbox.server import SandboxServer
 from connector.service.inbox import Inbox
 from connector.store import Store
+from tests.fixtures_store import postgres_schema
 from tests.fleetprocs import (
     AMQP_URL,
     NOTE_PER_UPDATE,
@@ -32,12 +33,12 @@ from tests.serveproc import wait_for
 NOTES = "POST /contacts/{contactId}/notes"
 
 
-def counts(db: Path) -> dict[str, int]:
+def counts(db: Path | str) -> dict[str, int]:
     with Store(db) as store:
         return Inbox(store).counts()
 
 
-def check_processed_once_in_order(ghl: SandboxServer, db: Path, contacts: list[str],
+def check_processed_once_in_order(ghl: SandboxServer, db: Path | str, contacts: list[str],
                                   per_contact: int) -> None:
     """Every event done, each contact's notes exactly its updates in order, each write once."""
     total = len(contacts) * per_contact
@@ -49,7 +50,7 @@ def check_processed_once_in_order(ghl: SandboxServer, db: Path, contacts: list[s
 
 
 def kill_run(ghl: SandboxServer, tmp_path: Path, broker: str, *, contacts: int,
-             per_contact: int, kills: int = 3) -> float:
+             per_contact: int, kills: int = 3, store: str | None = None) -> float:
     """One serve and three workers take ``contacts * per_contact`` signed webhooks while a
     worker is killed with kill -9 (and started again) ``kills`` times; returns the seconds
     from the first webhook to the last event done."""
@@ -58,7 +59,7 @@ def kill_run(ghl: SandboxServer, tmp_path: Path, broker: str, *, contacts: int,
     total = contacts * per_contact
     rng = random.Random(17)
     with Fleet(ghl, tmp_path, broker, workers=3, recipes={"note": NOTE_PER_UPDATE},
-               extra=("--rate-limit", "1000000/10")) as fleet:
+               extra=("--rate-limit", "1000000/10"), store=store) as fleet:
         started = time.monotonic()
         sender = threading.Thread(target=send_updates,
                                   args=(ghl, fleet.serve.url, ids, per_contact), daemon=True)
@@ -78,7 +79,8 @@ def kill_run(ghl: SandboxServer, tmp_path: Path, broker: str, *, contacts: int,
         check_processed_once_in_order(ghl, fleet.db, ids, per_contact)
         health = fleet.serve.health().json()
         assert health["inbox"] == {"done": total}
-    print(f"fleet kill -9 x{kills}: {total} webhooks, {contacts} contacts,"
+    print(f"fleet kill -9 x{kills} ({'PostgreSQL' if store else 'SQLite'} store):"
+          f" {total} webhooks, {contacts} contacts,"
           f" {elapsed:.1f}s to all done ({total / elapsed:.0f} events/s)")
     return elapsed
 
@@ -88,13 +90,21 @@ FLEET_EVENTS = int(os.environ.get("CONNECTOR_FLEET_EVENTS", "600"))
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("broker", [REDIS_URL, AMQP_URL], ids=["redis", "rabbitmq"])
-def test_fleet_survives_kill9_of_workers(ghl: SandboxServer, tmp_path: Path,
-                                         broker: str) -> None:
+@pytest.mark.parametrize(("broker", "backend"), [
+    (REDIS_URL, "postgresql"), (AMQP_URL, "postgresql"), (REDIS_URL, "sqlite"),
+], ids=["redis-postgresql", "rabbitmq-postgresql", "redis-sqlite"])
+def test_fleet_survives_kill9_of_workers(ghl: SandboxServer, tmp_path: Path, broker: str,
+                                         backend: str) -> None:
     """kill -9 of a worker three times during the stream: every event processed once, each
-    contact's notes in order, no note written twice, nothing pending or lost."""
+    contact's notes in order, no note written twice, nothing pending or lost; on the shared
+    PostgreSQL store with either broker, and on one SQLite file."""
     need(6379, 5672 if broker.startswith("amqp") else 6379)
-    kill_run(ghl, tmp_path, broker, contacts=max(1, FLEET_EVENTS // 10), per_contact=10)
+    contacts = max(1, FLEET_EVENTS // 10)
+    if backend == "sqlite":
+        kill_run(ghl, tmp_path, broker, contacts=contacts, per_contact=10)
+        return
+    with postgres_schema() as url:
+        kill_run(ghl, tmp_path, broker, contacts=contacts, per_contact=10, store=url)
 
 
 @pytest.mark.parametrize(("requests", "seconds", "events"), [

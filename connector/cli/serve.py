@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "add_fleet_arguments", "add_parser", "add_work_arguments", "check_writable", "connections",
-    "service_options",
+    "service_options", "store_location",
 ]
 
 
@@ -91,8 +91,10 @@ def add_work_arguments(parser: argparse.ArgumentParser) -> None:
     """The options of running events, shared by ``serve`` and ``worker``."""
     parser.add_argument("--recipes", required=True, metavar="DIR",
                         help="the folder of recipe files (*.yaml)")
-    parser.add_argument("--db", metavar="PATH",
-                        help="the state file (default: $CONNECTOR_HOME/state.db)")
+    parser.add_argument("--store", "--db", dest="db", metavar="URL|PATH",
+                        help="the state: an SQLite file (default: $CONNECTOR_STORE, else"
+                        " $CONNECTOR_HOME/state.db) or postgresql://user@host/db, shared by"
+                        " any number of processes (docs/scale-out.md)")
     parser.add_argument("--workers", type=positive, default=4, metavar="N",
                         help="events run in parallel (4); one contact's events run in order")
     parser.add_argument("--base-url", action="append", default=[], metavar="[APP=]URL",
@@ -135,7 +137,24 @@ def add_fleet_arguments(parser: argparse.ArgumentParser, *, required: bool) -> N
                         " it arrived and its lane is free (60)")
 
 
-def service_options(args: argparse.Namespace, catalog: Catalog, db: Path) -> ServeOptions:
+def store_location(where: str | Path) -> Path | str:
+    """The store a ``--store`` value names: a PostgreSQL URL as given, else the SQLite file
+    (checked writable).
+
+    :raises StoreError: the file, its folder or its lock is read-only.
+    """
+    from pathlib import Path
+
+    where = str(where)
+    if where.startswith(("postgresql:", "postgres:")):
+        return where
+    db = Path(where.removeprefix("sqlite:///"))
+    check_writable(db)
+    return db
+
+
+def service_options(args: argparse.Namespace, catalog: Catalog,
+                    db: Path | str) -> ServeOptions:
     """The options ``serve`` and ``worker`` share, from their arguments.
 
     :raises ConnectorError: a fleet option is wrong (naming it).
@@ -188,7 +207,7 @@ def run(args: argparse.Namespace) -> int:
     from connector.service.logformat import configure_logging
     from connector.service.process import serve
     from connector.service.signatures import default_keys, load_keys
-    from connector.store import default_state_path
+    from connector.store import default_store_location
 
     if not Path(args.recipes).is_dir():  # before any warning about connections
         from connector.errors import ConnectorError
@@ -198,8 +217,7 @@ def run(args: argparse.Namespace) -> int:
     pm = get_plugin_manager()
     catalog = build_catalog(pm)
     filters = {**BUILTIN_FILTERS, **collect_filters(pm)}
-    db = Path(args.db) if args.db else default_state_path()
-    check_writable(db)
+    db = store_location(args.db or default_store_location())
     options = dataclasses.replace(
         service_options(args, catalog, db),
         keys=load_keys(args.public_key) if args.public_key else default_keys(),
@@ -256,7 +274,7 @@ def check_writable(db: Path) -> None:
 
 
 def connections(
-    args: argparse.Namespace, db: Path
+    args: argparse.Namespace, db: Path | str
 ) -> tuple[Callable[[str | None], AuthProvider | None], tuple[str, ...]]:
     """Auth per location: the stored connection of that location, else ``--connection``
     (else ``$CONNECTOR_TOKEN``, else the default connection); API-key apps read their keys.

@@ -21,7 +21,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
             " and environment as serve's), then run the events serve queues, one contact's"
             " events in order across all workers, with the connection of the event's"
             " location; GHL's rate limits are shared by the fleet through Redis. Give it the"
-            " same state (--db), broker, Redis and --queue as serve. SIGTERM/SIGINT drain it:"
+            " same store (--store), broker, Redis and --queue as serve. SIGTERM/SIGINT drain it:"
             " running events get --grace seconds, the rest goes back to the queue."
         ),
         epilog=(
@@ -49,13 +49,13 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from connector.catalog import build_catalog
-    from connector.cli.serve import check_writable, connections, service_options
+    from connector.cli.serve import connections, service_options, store_location
     from connector.errors import ConnectorError
     from connector.expressions.filters import BUILTIN_FILTERS
     from connector.fleet.worker import work
     from connector.plugins import collect_filters, get_plugin_manager
     from connector.service.logformat import configure_logging
-    from connector.store import default_state_path
+    from connector.store import default_store_location
 
     if not Path(args.recipes).is_dir():
         raise ConnectorError(f"{args.recipes}: not a folder of recipes")
@@ -63,8 +63,7 @@ def run(args: argparse.Namespace) -> int:
     pm = get_plugin_manager()
     catalog = build_catalog(pm)
     filters = {**BUILTIN_FILTERS, **collect_filters(pm)}
-    db = Path(args.db) if args.db else default_state_path()
-    check_writable(db)
+    db = store_location(args.db or default_store_location())
     health_port = args.port
     args.port = 0
     options = service_options(args, catalog, db)

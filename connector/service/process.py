@@ -46,6 +46,7 @@ import signal
 import threading
 import time
 from collections.abc import Awaitable, Callable, Mapping, MutableMapping, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from types import FrameType
 from typing import IO, Any, TextIO
@@ -246,6 +247,12 @@ class _Lock:
             self._file.close()
 
 
+def _serve_lock(store: Store) -> AbstractContextManager[object]:
+    """One service per SQLite file; any number share a PostgreSQL store (pollers take
+    leases, inbox claims skip each other's rows)."""
+    return _Lock(store.path) if store.dialect == "sqlite" else nullcontext()
+
+
 def serve(
     options: ServeOptions,
     catalog: Catalog,
@@ -266,7 +273,7 @@ def serve(
     :raises StoreError: the state file cannot be opened, or another service holds it.
     """
     routes, syncs, hooks = load_folder(options, catalog, filters, out=out)
-    with Store(options.db) as work_store, _Lock(options.db):
+    with Store(options.db) as work_store, _serve_lock(work_store):
         with open_store(options.db) as receive_store:
             return _run(options, catalog, (routes, syncs), receive_store, work_store, hooks,
                         out=out, on_ready=on_ready, stop=stop or threading.Event())
@@ -334,7 +341,9 @@ def _run(options: ServeOptions, catalog: Catalog, loaded: tuple[list[Route], lis
         options = dataclasses.replace(options, limiter=fleet.limiter)
         recovered = 0
     else:
-        recovered = recover(inbox)
+        # A shared store (PostgreSQL) has other live processes' claims: those of dead ones are
+        # taken over when their lease runs out (Inbox.claim), never released wholesale here.
+        recovered = recover(inbox) if work_store.dialect == "sqlite" else 0
     engines, dispatcher, deliverer = build_work(options, catalog, loaded, work_store, pool)
     writer = _WakingWriter(Inbox(receive_store), pool.wake if fleet is None else fleet.wake)
 

@@ -353,7 +353,7 @@ def open_store(path: str | Path, *, busy_timeout: float = DEFAULT_BUSY_TIMEOUT,
         raise ValueError(f"open_store: synchronous {synchronous!r} is not FULL, NORMAL or EXTRA")
     store = Store(path)
     store.set_synchronous(synchronous)
-    store.query(f"PRAGMA busy_timeout = {int(busy_timeout * 1000)}")
+    store.set_busy_timeout(busy_timeout)
     return store
 
 
