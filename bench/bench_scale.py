@@ -30,6 +30,7 @@ sys.path.insert(0, str(ROOT))
 
 from connector.sandbox.config import SandboxConfig  # noqa: E402
 from connector.sandbox.server import SandboxServer  # noqa: E402
+from tests.fixtures_store import postgres_schema  # noqa: E402
 from tests.fleetprocs import (  # noqa: E402
     NOTE_PER_UPDATE,
     REDIS_URL,
@@ -37,7 +38,6 @@ from tests.fleetprocs import (  # noqa: E402
     create_contacts,
     send_updates,
 )
-from tests.fixtures_store import postgres_schema  # noqa: E402
 from tests.serveproc import ServeProcess, wait_for  # noqa: E402
 
 NOTES = "POST /contacts/{contactId}/notes"
