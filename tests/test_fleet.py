@@ -85,7 +85,7 @@ def kill_run(ghl: SandboxServer, tmp_path: Path, broker: str, *, contacts: int,
     return elapsed
 
 
-FLEET_EVENTS = int(os.environ.get("CONNECTOR_FLEET_EVENTS", "600"))
+FLEET_EVENTS = int(os.environ.get("CONNECTOR_FLEET_EVENTS", "400"))
 """Webhooks of the kill -9 test (the issue's full run: 5000; ten per contact)."""
 
 
