@@ -42,22 +42,22 @@ def test_redis_broker_is_the_shared_redis_and_passwords_are_masked() -> None:
     assert options.key("lane", "x") == "q:lane:x"
 
 
-def test_inbox_claims_one_event_by_id_and_lists_the_unsettled(tmp_path: Path) -> None:
-    with Store(tmp_path / "state.db") as store:
-        inbox = Inbox(store)
-        inbox.add_many([NewEvent(f"w{i}", "ContactUpdate", "L", b"{}", 100.0 + i)
-                        for i in range(3)])
-        first, second, third = (e.id for e in inbox.unsettled())
-        claimed = inbox.claim_event(second, "a", lease=60)
-        assert claimed is not None and claimed.status == "processing" and claimed.attempts == 1
-        assert inbox.claim_event(second, "b", lease=60) is None  # held, lease not over
-        taken = inbox.claim_event(second, "b", lease=0)  # a lane's holder takes it over
-        assert taken is not None and taken.claimed_by == "b" and taken.attempts == 2
-        assert inbox.complete(second)
-        assert inbox.claim_event(second, "b", lease=0) is None  # settled
-        assert [e.id for e in inbox.unsettled()] == [first, third]
-        assert [e.id for e in inbox.unsettled(after=first)] == [third]
-        assert [e.id for e in inbox.unsettled(received_before=101.5)] == [first]
+def test_inbox_claims_one_event_by_id_and_lists_the_unsettled(store: Store) -> None:
+    """What the queue's feeder and lanes use of the inbox, on SQLite and PostgreSQL."""
+    inbox = Inbox(store)
+    inbox.add_many([NewEvent(f"w{i}", "ContactUpdate", "L", b"{}", 100.0 + i)
+                    for i in range(3)])
+    first, second, third = (e.id for e in inbox.unsettled())
+    claimed = inbox.claim_event(second, "a", lease=60)
+    assert claimed is not None and claimed.status == "processing" and claimed.attempts == 1
+    assert inbox.claim_event(second, "b", lease=60) is None  # held, lease not over
+    taken = inbox.claim_event(second, "b", lease=0)  # a lane's holder takes it over
+    assert taken is not None and taken.claimed_by == "b" and taken.attempts == 2
+    assert inbox.complete(second)
+    assert inbox.claim_event(second, "b", lease=0) is None  # settled
+    assert [e.id for e in inbox.unsettled()] == [first, third]
+    assert [e.id for e in inbox.unsettled(after=first)] == [third]
+    assert [e.id for e in inbox.unsettled(received_before=101.5)] == [first]
 
 
 @pytest.fixture
