@@ -294,7 +294,9 @@ class Store:
             ``synchronous=FULL``). ``False`` (``NORMAL``) still survives a killed process (WAL)
             and becomes durable against power loss with the next durable commit; it is for
             records written on a hot path (run history and ledger), never for tokens or inbox
-            events. PostgreSQL commits are always durable.
+            events. On PostgreSQL, ``False`` commits with ``synchronous_commit`` off: the same
+            trade (a killed process loses nothing; a server crash may lose the last such
+            commits, never a durable one).
         :raises StoreError: if the database fails (the transaction is rolled back).
         """
         with self._lock:
@@ -304,7 +306,7 @@ class Store:
                 )
             else:
                 self._reconnect_if_broken()
-            yield from self._transaction()
+            yield from self._transaction(durable)
 
     def set_synchronous(self, level: str) -> None:
         """Set how durable commits are flushed: ``FULL`` (default), ``NORMAL`` or ``EXTRA``
@@ -341,7 +343,7 @@ class Store:
                 self._fairy = self._engine.raw_connection()
                 self._db = PgSession(self._fairy.driver_connection)
 
-    def _transaction(self) -> Iterator[Db]:
+    def _transaction(self, durable: bool = True) -> Iterator[Db]:
         """The body of :meth:`transaction` (the caller holds the lock)."""
         db = self._db
         begin = "BEGIN IMMEDIATE" if self.dialect == "sqlite" else "BEGIN"
@@ -349,6 +351,8 @@ class Store:
             db.execute(begin)
         try:
             with self._mapped("write the state"):
+                if not durable and self.dialect == "postgresql":
+                    db.execute("SET LOCAL synchronous_commit TO OFF")
                 yield db
         except BaseException:
             self._rollback()
