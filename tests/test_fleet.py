@@ -203,3 +203,46 @@ def test_lost_messages_are_found_again_from_the_inbox(ghl: SandboxServer,
         worker.start()
         assert wait_for(lambda: counts(fleet.db) == {"done": 12}, timeout=40), counts(fleet.db)
         check_processed_once_in_order(ghl, fleet.db, contacts, 3)
+
+
+def test_two_embedded_services_share_one_locations_limit(ghl: SandboxServer,
+                                                         tmp_path: Path) -> None:
+    """`serve --limits redis://...` without a broker: two services on their own state files,
+    each running its own workers, draw GHL's per-location limit from one window in Redis; the
+    sandbox never sees more than the limit in any window, nor answers 429."""
+    need(6379)
+    from tests.fleetprocs import cleanup, new_queue
+    from tests.serveproc import ServeProcess
+
+    requests, seconds, each = 10, 1.0, 30
+    ghl.set_limits(requests=requests, seconds=seconds)
+    contacts = create_contacts(ghl, 6)
+    folder = tmp_path / "recipes"
+    folder.mkdir()
+    (folder / "note.yaml").write_text(NOTE_PER_UPDATE)
+    queue = new_queue()
+    services = [ServeProcess(folder, tmp_path / f"home{i}", base_url=ghl.base_url,
+                             token=ghl.private_token, location_id=ghl.location_id,
+                             public_keys=ghl.public_keys,
+                             extra=("--limits", REDIS_URL, "--queue", queue, "--rate-limit",
+                                    f"{requests}/{seconds:g}")) for i in range(2)]
+    try:
+        for service in services:
+            service.start()
+        senders = [threading.Thread(target=send_updates, args=(
+            ghl, service.url, contacts[i * 3:i * 3 + 3], each // 3)) for i, service in
+            enumerate(services)]
+        for sender in senders:
+            sender.start()
+        for sender in senders:
+            sender.join(60)
+        assert all(wait_for(lambda s=s: counts(s.db).get("done") == each, timeout=60)
+                   for s in services)
+    finally:
+        for service in services:
+            if service.process is not None and service.process.poll() is None:
+                service.stop()
+        cleanup(queue)
+    seen = ghl.location_stats()
+    assert ghl.writes(NOTES) == 2 * each
+    assert seen["throttled"] == 0 and seen["max_window"] <= requests, seen

@@ -126,7 +126,8 @@ def add_fleet_arguments(parser: argparse.ArgumentParser, *, required: bool) -> N
     parser.add_argument("--redis", "--limits", dest="redis", metavar="URL",
                         help="the Redis the fleet shares its rate limits, contact lanes and"
                         " heartbeats through (default: the broker's URL when it is redis://;"
-                        " needed with amqp://)")
+                        " needed with amqp://); without --broker, serve shares only GHL's"
+                        " rate limits through it")
     parser.add_argument("--queue", default="ghl-connector", metavar="NAME",
                         help="the queue name and Redis key prefix (ghl-connector); fleets"
                         " sharing a broker need different ones")
@@ -173,9 +174,7 @@ def service_options(args: argparse.Namespace, catalog: Catalog,
         fleet = FleetOptions.parse(args.broker, args.redis, args.queue, lane_ttl=args.lane_ttl,
                                    sweep_after=args.sweep_after)
     elif args.redis is not None:
-        from connector.errors import ConnectorError
-
-        raise ConnectorError("--redis needs --broker URL (it is the fleet's shared state)")
+        fleet = FleetOptions.limits_only(args.redis, args.queue)
     options = ServeOptions(
         recipes=Path(args.recipes),
         db=db,

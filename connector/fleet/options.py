@@ -79,6 +79,24 @@ class FleetOptions:
                 raise ConnectorError(f"fleet: {name} {value!r} must be positive")
         return cls(broker, redis, queue, **timings)
 
+    @classmethod
+    def limits_only(cls, redis: str, queue: str = DEFAULT_QUEUE) -> FleetOptions:
+        """Only the rate limits shared through Redis (``serve --limits URL`` without a
+        broker: several services sharing a location's quota); ``broker`` is empty.
+
+        :raises ConnectorError: naming the option at fault.
+        """
+        scheme, netloc = _split(redis)
+        if scheme not in _REDIS or (scheme != "unix" and not netloc):
+            raise ConnectorError(
+                f"--limits {masked(redis)!r}: not a Redis URL [give redis://HOST:6379/0]"
+            )
+        if not _NAME.fullmatch(queue):
+            raise ConnectorError(
+                f"--queue {queue[:120]!r}: use letters, digits, '_', '.', '-' (at most 100)"
+            )
+        return cls("", redis, queue)
+
     def key(self, *parts: str) -> str:
         """A Redis key of this fleet: ``<queue>:<part>:<part>...``."""
         return ":".join((self.queue, *parts))

@@ -43,7 +43,9 @@ class ServeOptions:
     :param rest_hooks: deliver events to the REST-hook subscriptions of the state file
         (:mod:`connector.api.delivery`); ``--no-rest-hooks`` turns it off.
     :param fleet: run as part of a fleet (``--broker``): the feeder sends events to the
-        queue and ``worker`` processes run them; None: the workers run in this process.
+        queue and ``worker`` processes run them; None: the workers run in this process. A
+        fleet without a broker (``--limits URL`` only) runs its workers here and shares only
+        the rate limits.
     :param limiter: builds each app's rate limiter (a fleet's, shared through Redis); None:
         in-process limiters.
     """

@@ -334,6 +334,12 @@ def _run(options: ServeOptions, catalog: Catalog, loaded: tuple[list[Route], lis
     pool = WorkerPool(inbox, _unset, options.pool, name=f"serve-{os.getpid()}",
                       order=ordering(hooks))
     fleet = None
+    limits = None
+    if options.fleet is not None and not options.fleet.broker:  # only the limits are shared
+        from connector.fleet.member import Member
+
+        limits = Member(options.fleet, "serve")
+        options = dataclasses.replace(options, fleet=None, limiter=limits.limiter)
     if options.fleet is not None:  # workers elsewhere hold claims: nothing to recover here
         from connector.fleet.member import ServeMember
 
@@ -432,6 +438,8 @@ def _run(options: ServeOptions, catalog: Catalog, loaded: tuple[list[Route], lis
         if deliverer is not None:
             deliverer.stop()
         engines.close()
+        if limits is not None:
+            limits.close()
         _log.info("serve: stopped", extra={"fields": {"handed_back": handed,
                                                       "settled": dict(pool.settled)}})
     return status
