@@ -355,3 +355,18 @@ def test_store_migrate_copies_a_state_file_into_postgresql(tmp_path):
         status = run_cli("--store", url, "store", "status")
         assert status.status == 0 and "(postgresql)" in status.stdout
         assert f"schema revision: {HEAD}" in status.stdout and "inbox: 4" in status.stdout
+
+
+def test_store_cli_bad_store_is_one_error_line(tmp_path):
+    """A --store the connector cannot use is one `error:` line naming it (password hidden),
+    exit 1, no traceback; so is a migrate target that is not empty."""
+    from conftest import run_cli
+
+    bad = run_cli("--store", "mysql://u:pw@h/db", "runs")
+    assert bad.status == 1 and bad.stderr.startswith("error: mysql://u:***@h/db: not a store URL")
+    down = run_cli("--store", "postgresql://u:pw@127.0.0.1:1/db?connect_timeout=2", "store",
+                   "status")
+    assert down.status == 1 and "cannot open the database" in down.stderr
+    for result in (bad, down):
+        assert "Traceback" not in result.stderr and "pw" not in result.stderr
+        assert len(result.stderr.strip().splitlines()) == 1
