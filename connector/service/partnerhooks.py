@@ -22,6 +22,7 @@ from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from connector.catalog import Catalog
 from connector.hookspecs import App, SyncEvents, Webhooks
 from connector.service.dispatcher import contact_key, event_payload
 from connector.service.inbox import InboxEvent, NewEvent
@@ -33,6 +34,7 @@ __all__ = [
     "contact_of",
     "ghl_check",
     "hmac_check",
+    "hub_events",
     "ordering",
     "partner_of",
     "webhook_secret_env",
@@ -128,6 +130,11 @@ def contact_of(webhooks: Webhooks, payload: Mapping[str, Any]) -> str | None:
     else:
         found = next((record[k] for k in webhooks.contact if record.get(k)), None)
     return found if isinstance(found, str) and found else None
+
+
+def hub_events(catalog: Catalog) -> SyncEvents | None:
+    """The hub's ``sync_events`` (what :func:`ordering` reads its events by), or None."""
+    return catalog.hub_app().sync_events if catalog.hub else None
 
 
 def ordering(
