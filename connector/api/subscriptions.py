@@ -93,6 +93,8 @@ class Subscription:
     :param target_url: where each event is POSTed.
     :param filter: the filter (see the module doc), or None for every event.
     :param secret: the signing secret, ``whsec_...`` (left out of ``repr``).
+    :param existing: True when :func:`subscribe` answered a subscription that was already
+        there (same trigger, target URL and filter) instead of making a new one.
     """
 
     id: str
@@ -102,6 +104,7 @@ class Subscription:
     filter: Mapping[str, Any] | None
     created_at: float
     secret: str = field(repr=False)
+    existing: bool = field(default=False, compare=False)
 
     def public(self) -> dict[str, Any]:
         """The subscription as JSON for listings: everything but the secret."""
@@ -122,6 +125,11 @@ def subscribe(
 ) -> Subscription:
     """Store a new subscription and answer it with its fresh secret.
 
+    Idempotent, as REST-hook platforms expect (they subscribe again after a timeout): when a
+    subscription with the same trigger, target URL and filter (its JSON text with sorted
+    keys; ``true`` is not ``1``) exists already, that one is answered, with its id and secret, and
+    :attr:`Subscription.existing` set; nothing is stored, so no event is delivered twice.
+
     :param catalog: where ``trigger_id`` is looked up (default: the pack's, with plugins).
     :param vault: seals the secret (default: the vault beside the state file).
     :param guard: checks ``target_url`` (default: :meth:`UrlGuard.from_config`).
@@ -141,10 +149,22 @@ def subscribe(
     sub_id = "sub_" + secrets.token_hex(12)
     secret = SECRET_PREFIX + base64.b64encode(secrets.token_bytes(_SECRET_BYTES)).decode()
     register(secret)
-    sealed = (vault or Vault.beside(store.path)).seal(secret, context=_context(sub_id))
+    opener = vault or Vault.beside(store.path)
+    sealed = opener.seal(secret, context=_context(sub_id))
     now = time.time()
     stored_filter = json.dumps(dict(filter), sort_keys=True) if filter is not None else None
-    with store.transaction() as db:
+    with store.transaction() as db:  # look and insert in one transaction: no twin by a race
+        for row in db.execute(
+            "SELECT id, event_type, filter, secret, created_at FROM hook_subscriptions"
+            " WHERE trigger_id = ? AND target_url = ? ORDER BY created_at, id",
+            (trigger_id, target_url),
+        ).fetchall():
+            if row[2] == stored_filter:  # both json.dumps(sort_keys=True): the same text
+                return Subscription(
+                    str(row[0]), trigger_id, str(row[1]), target_url,
+                    dict(filter) if filter is not None else None, float(row[4]),
+                    open_secret(opener, str(row[0]), row[3]), existing=True,
+                )
         db.execute(
             f"INSERT INTO hook_subscriptions ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)",
             (sub_id, trigger_id, event_type, target_url, stored_filter, sealed, now),

@@ -47,7 +47,9 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     add = inner.add_parser(
         "add", help="subscribe a URL to a trigger; prints the id and secret",
         description="Subscribe URL to TRIGGER: `ghl-connector serve` POSTs each of its events"
-        " there,\nsigned with the secret printed now (and never again).",
+        " there,\nsigned with the secret printed now. Adding the same TRIGGER, URL and"
+        " --filter again\nadds nothing: it prints that subscription (`already subscribed`),"
+        " with its id and secret.",
         epilog="examples:\n"
         "  ghl-connector hooks add ghl.contacts.created https://hooks.example.com/abc\n"
         "  ghl-connector hooks add ghl.opportunities.status_updated https://hook.eu1.make.com/x"
@@ -148,14 +150,17 @@ def run_add(args: argparse.Namespace) -> int:
             raise DocumentError([replace(p, location=replace(p.location, file="hooks add"))
                                  for p in exc.problems]) from None
     if args.json:
-        _print_json({**sub.public(), "secret": sub.secret})
+        _print_json({**sub.public(), "secret": sub.secret, "existing": sub.existing})
         return 0
-    print(f"subscribed: {sub.id}")
+    if sub.existing:  # subscribing is idempotent: a second `add` makes no twin
+        print(f"already subscribed: {sub.id} (same trigger, URL and filter; nothing added)")
+    else:
+        print(f"subscribed: {sub.id}")
     print(f"  trigger  {sub.trigger_id}")
     print(f"  url      {sub.target_url}")
     print(f"  secret   {sub.secret}")
-    print("keep the secret: it verifies each delivery's webhook-signature and is not shown"
-          " again")
+    print("keep the secret: it verifies each delivery's webhook-signature (`hooks` never"
+          " lists it)")
     return 0
 
 

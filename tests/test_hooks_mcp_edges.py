@@ -1,0 +1,76 @@
+"""What a tester found in the REST hooks and the MCP server (second round): duplicate
+subscriptions, unbounded errors, URLs too long, DNS at subscribe time, usage mistakes (real
+processes, real servers on 127.0.0.1, real state files)."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from pathlib import Path
+
+from conftest import run_cli
+from hooktarget import HookTarget
+from inboxes import find
+
+from connector.api.delivery import Deliverer, DeliverySettings, deliveries, fan_out
+from connector.api.subscriptions import list_subscriptions, subscribe
+from connector.catalog import Catalog
+from connector.client.retry import RetryPolicy
+from connector.client.urlguard import allowing
+from connector.service.inbox import Inbox, NewEvent
+from connector.store import Store
+
+FAST = DeliverySettings(retry=RetryPolicy(attempts=2, base=0.05, cap=0.1), timeout=2.0,
+                        senders=1, idle=0.05)
+
+
+def _contact_created(store: Store) -> None:
+    payload = {"webhookId": str(uuid.uuid4()), "type": "ContactCreate", "locationId": "loc1",
+               "id": uuid.uuid4().hex[:12], "country": "US", "source": "web"}
+    Inbox(store).add(NewEvent.from_payload(json.dumps(payload).encode(), payload, time.time()))
+    event = find(Inbox(store), payload["webhookId"])
+    assert event is not None
+    fan_out(store, event)
+
+
+def test_subscribing_twice_answers_the_existing_subscription_and_delivers_once(
+    store: Store, catalog: Catalog
+) -> None:
+    """The same trigger, URL and filter (keys in another order) subscribed twice answer one
+    subscription, with the same id and secret, marked existing; an event then reaches the
+    target once. A different filter on the same URL is a subscription of its own."""
+    with HookTarget() as target, allowing("127.0.0.1"):
+        first = subscribe(store, "ghl.contacts.created", target.url,
+                          {"country": "US", "source": ["web", "ads"]}, catalog=catalog)
+        again = subscribe(store, "ghl.contacts.created", target.url,
+                          {"source": ["web", "ads"], "country": "US"}, catalog=catalog)
+        assert (again.id, again.secret, again.existing) == (first.id, first.secret, True)
+        assert first.existing is False
+        assert [s.id for s in list_subscriptions(store)] == [first.id]
+        other = subscribe(store, "ghl.contacts.created", target.url, {"country": "CA"},
+                          catalog=catalog)
+        assert other.id != first.id and not other.existing
+        target.secret = first.secret
+        _contact_created(store)
+        assert [d.subscription_id for d in deliveries(store)] == [first.id]
+        assert Deliverer(store, FAST).run_once() == 1
+        assert len(target.received) == 1
+
+
+def test_hooks_add_twice_says_already_subscribed(tmp_path: Path) -> None:
+    """`hooks add` run twice with the same arguments prints `already subscribed: <id>` with the
+    same id and secret the first run printed, and the state file holds one subscription."""
+    env = {"CONNECTOR_HOME": str(tmp_path), "CONNECTOR_HTTP_ALLOW": "127.0.0.1"}
+    args = ("hooks", "add", "ghl.contacts.created", "http://127.0.0.1:9/h",
+            "--filter", '{"country": "US"}')
+    made = run_cli(*args, "--json", env=env)
+    assert made.status == 0, made.stderr
+    first = json.loads(made.stdout)
+    assert first["existing"] is False
+    again = run_cli(*args, env=env)
+    assert again.status == 0, again.stderr
+    assert again.stdout.startswith(f"already subscribed: {first['id']} ")
+    assert first["secret"] in again.stdout
+    listed = json.loads(run_cli("hooks", "--json", env=env).stdout)
+    assert [s["id"] for s in listed] == [first["id"]]
