@@ -8,16 +8,24 @@ import json
 import time
 import uuid
 from pathlib import Path
+from typing import Any
 
 from conftest import run_cli
 from hooktarget import HookTarget
 from inboxes import find
+from mcp import Client
+from test_mcp_server import drive
 
 from connector.api.delivery import Deliverer, DeliverySettings, deliveries, fan_out
 from connector.api.subscriptions import list_subscriptions, subscribe
+from connector.auth.bearer import StaticBearer
+from connector.auth.credentials import api_key_provider, ghl_only
 from connector.catalog import Catalog
 from connector.client.retry import RetryPolicy
 from connector.client.urlguard import allowing
+from connector.mcpserver.server import ServerOptions, build_server
+from connector.runtime import Runtime, Settings
+from connector.sandbox.server import SandboxServer
 from connector.service.inbox import Inbox, NewEvent
 from connector.store import Store
 
@@ -74,3 +82,27 @@ def test_hooks_add_twice_says_already_subscribed(tmp_path: Path) -> None:
     assert first["secret"] in again.stdout
     listed = json.loads(run_cli("hooks", "--json", env=env).stdout)
     assert [s["id"] for s in listed] == [first["id"]]
+
+
+def test_mcp_unknown_tool_names_get_a_short_error(catalog: Catalog, ghl: SandboxServer) -> None:
+    """Over the SDK client: a 100,000-character tool name, a near miss and a name with
+    characters no tool has are each answered with one short error quoting at most a short
+    prefix (before, the SDK echoed the whole name back); a known tool still answers."""
+    settings = Settings(base_urls={"ghl": ghl.base_url}, location_id=ghl.location_id)
+    auth = api_key_provider(ghl_only(StaticBearer(ghl.private_token)))
+    with Runtime(catalog, settings, auth=auth) as runtime:
+        server = build_server(catalog, runtime, ServerOptions())
+
+        async def body(client: Client) -> dict[str, Any]:
+            return {name: await client.call_tool(name, {}) for name in
+                    ("x" * 100_000, "ghl-contacts-gte", "ghl contacts get\n", "ghl-contacts-get")}
+
+        seen = drive(Client(server), body)
+    huge, miss, odd, known = seen.values()
+    for result in (huge, miss, odd):
+        assert result.is_error is True
+        text = result.content[0].text
+        assert len(text) < 300 and "\n" not in text, len(text)
+    assert "x" * 40 not in huge.content[0].text and "100000 characters" in huge.content[0].text
+    assert "'ghl-contacts-gte'" in miss.content[0].text and "tools/list" in miss.content[0].text
+    assert known.is_error is True and known.structured_content["error"] == "invalid_input"
