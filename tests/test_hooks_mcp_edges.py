@@ -106,3 +106,40 @@ def test_mcp_unknown_tool_names_get_a_short_error(catalog: Catalog, ghl: Sandbox
     assert "x" * 40 not in huge.content[0].text and "100000 characters" in huge.content[0].text
     assert "'ghl-contacts-gte'" in miss.content[0].text and "tools/list" in miss.content[0].text
     assert known.is_error is True and known.structured_content["error"] == "invalid_input"
+
+
+def test_a_url_too_long_is_an_input_error_naming_its_field(
+    catalog: Catalog, ghl: SandboxServer, tmp_path: Path
+) -> None:
+    """A 100 KB `query` for ghl.contacts.list is an input error pointing at /query, nothing
+    sent: over MCP `invalid_input` (before: a `remote` error "InvalidURL: URL too long"); from
+    `call` exit 1 with one line naming the field, and with --dry-run no traceback. A query
+    just under the limit still reaches the sandbox."""
+    huge = "a" * 100_000
+    settings = Settings(base_urls={"ghl": ghl.base_url}, location_id=ghl.location_id)
+    auth = api_key_provider(ghl_only(StaticBearer(ghl.private_token)))
+    with Runtime(catalog, settings, auth=auth) as runtime:
+        server = build_server(catalog, runtime, ServerOptions(actions=["ghl.contacts.list"]))
+
+        async def body(client: Client) -> list[Any]:
+            return [await client.call_tool("ghl-contacts-list", {"query": huge}),
+                    await client.call_tool("ghl-contacts-list", {"query": "a" * 4000})]
+
+        refused, fine = drive(Client(server), body)
+    assert refused.is_error is True
+    answer = refused.structured_content
+    assert answer["error"] == "invalid_input", answer["error"]
+    [problem] = answer["problems"]
+    assert problem["field"] == "query" and "URL" in problem["message"]
+    assert len(refused.content[0].text) < 500 and "InvalidURL" not in refused.content[0].text
+    assert fine.is_error is False, fine.content[0].text[:300]
+
+    env = {"CONNECTOR_HOME": str(tmp_path), "CONNECTOR_TOKEN": ghl.private_token,
+           "CONNECTOR_LOCATION_ID": ghl.location_id}
+    for extra in ((), ("--dry-run",)):
+        called = run_cli("call", "ghl.contacts.list", "--base-url", ghl.base_url, *extra,
+                         "--input", json.dumps({"query": huge}), env=env)
+        assert called.status == 1 and "Traceback" not in called.stderr, called.stderr[-300:]
+        [line] = [x for x in called.stderr.splitlines() if x.startswith("error")]
+        assert "query: makes the request URL" in line and "InvalidURL" not in line, line[:300]
+        assert len(line) < 500
