@@ -143,3 +143,29 @@ def test_a_url_too_long_is_an_input_error_naming_its_field(
         [line] = [x for x in called.stderr.splitlines() if x.startswith("error")]
         assert "query: makes the request URL" in line and "InvalidURL" not in line, line[:300]
         assert len(line) < 500
+
+
+def test_hooks_add_accepts_a_host_that_does_not_resolve_now_with_a_warning(
+    tmp_path: Path, store: Store, catalog: Catalog
+) -> None:
+    """A target whose name does not resolve at subscribe time is subscribed, with a warning
+    on stderr (before: refused); a literal private address and a name that resolves to
+    loopback are still refused, nothing stored for them."""
+    env = {"CONNECTOR_HOME": str(tmp_path)}
+    added = run_cli("hooks", "add", "ghl.contacts.created", "https://nonexistent.invalid/abc",
+                    "--json", env=env)
+    assert added.status == 0, added.stderr
+    made = json.loads(added.stdout)
+    assert made["target_url"] == "https://nonexistent.invalid/abc"
+    [warning] = added.stderr.strip().splitlines()
+    assert warning.startswith("warning: ") and "cannot resolve host" in warning
+    for url, risk in (("http://10.1.2.3/h", "private"), ("http://localhost:9/h", "loopback")):
+        refused = run_cli("hooks", "add", "ghl.contacts.created", url, env=env)
+        assert refused.status == 1 and "Traceback" not in refused.stderr
+        assert "/target_url" in refused.stderr and risk in refused.stderr, refused.stderr
+    listed = json.loads(run_cli("hooks", "--json", env=env).stdout)
+    assert [s["id"] for s in listed] == [made["id"]]
+
+    sub = subscribe(store, "ghl.contacts.created", "https://nonexistent.invalid/x",
+                    catalog=catalog)
+    assert len(sub.warnings) == 1 and "subscribed anyway" in sub.warnings[0]

@@ -149,6 +149,8 @@ def run_add(args: argparse.Namespace) -> int:
         except DocumentError as exc:  # name the command, not "<input>", as where they are
             raise DocumentError([replace(p, location=replace(p.location, file="hooks add"))
                                  for p in exc.problems]) from None
+    for warning in sub.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
     if args.json:
         _print_json({**sub.public(), "secret": sub.secret, "existing": sub.existing})
         return 0
