@@ -169,3 +169,19 @@ def test_hooks_add_accepts_a_host_that_does_not_resolve_now_with_a_warning(
     sub = subscribe(store, "ghl.contacts.created", "https://nonexistent.invalid/x",
                     catalog=catalog)
     assert len(sub.warnings) == 1 and "subscribed anyway" in sub.warnings[0]
+
+
+def test_mcp_sandbox_with_a_ghl_base_url_is_a_usage_error(tmp_path: Path) -> None:
+    """`mcp --sandbox --base-url X` used to ignore X silently; now it is one line, exit 2,
+    before anything starts. A base URL for another app stays allowed (the server starts, and
+    stops when its stdin closes)."""
+    env = {"CONNECTOR_HOME": str(tmp_path)}
+    for url in ("http://127.0.0.1:9", "ghl=http://127.0.0.1:9"):
+        run = run_cli("mcp", "--sandbox", "--base-url", url, env=env, input="")
+        assert run.status == 2, run.stderr
+        [line] = run.stderr.splitlines()
+        assert line.startswith("ghl-connector mcp: error: --sandbox") and "--base-url" in line
+        assert run.stdout == ""
+    other = run_cli("mcp", "--sandbox", "--base-url", "superphone=http://127.0.0.1:9",
+                    env=env, input="")
+    assert other.status == 0 and "ghl sandbox: http://127.0.0.1:" in other.stderr, other.stderr
