@@ -75,11 +75,13 @@ def test_hooks_add_twice_says_already_subscribed(tmp_path: Path) -> None:
     made = run_cli(*args, "--json", env=env)
     assert made.status == 0, made.stderr
     first = json.loads(made.stdout)
-    assert first["existing"] is False
+    assert "existing" not in first
     again = run_cli(*args, env=env)
     assert again.status == 0, again.stderr
     assert again.stdout.startswith(f"already subscribed: {first['id']} ")
     assert first["secret"] in again.stdout
+    third = json.loads(run_cli(*args, "--json", env=env).stdout)
+    assert third == {**first, "existing": True}
     listed = json.loads(run_cli("hooks", "--json", env=env).stdout)
     assert [s["id"] for s in listed] == [first["id"]]
 

@@ -152,7 +152,8 @@ def run_add(args: argparse.Namespace) -> int:
     for warning in sub.warnings:
         print(f"warning: {warning}", file=sys.stderr)
     if args.json:
-        _print_json({**sub.public(), "secret": sub.secret, "existing": sub.existing})
+        shown = {**sub.public(), "secret": sub.secret}  # what `hooks --json` lists, + secret
+        _print_json({**shown, "existing": True} if sub.existing else shown)
         return 0
     if sub.existing:  # subscribing is idempotent: a second `add` makes no twin
         print(f"already subscribed: {sub.id} (same trigger, URL and filter; nothing added)")
