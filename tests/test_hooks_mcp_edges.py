@@ -148,7 +148,7 @@ def test_a_url_too_long_is_an_input_error_naming_its_field(
 
 
 def test_hooks_add_accepts_a_host_that_does_not_resolve_now_with_a_warning(
-    tmp_path: Path, store: Store, catalog: Catalog
+    tmp_path: Path,
 ) -> None:
     """A target whose name does not resolve at subscribe time is subscribed, with a warning
     on stderr (before: refused); a literal private address and a name that resolves to
@@ -168,9 +168,15 @@ def test_hooks_add_accepts_a_host_that_does_not_resolve_now_with_a_warning(
     listed = json.loads(run_cli("hooks", "--json", env=env).stdout)
     assert [s["id"] for s in listed] == [made["id"]]
 
+
+def test_subscribe_answers_the_warning_of_a_host_that_does_not_resolve(
+    store: Store, catalog: Catalog
+) -> None:
+    """From Python the warning is on the subscription; the row is stored."""
     sub = subscribe(store, "ghl.contacts.created", "https://nonexistent.invalid/x",
                     catalog=catalog)
     assert len(sub.warnings) == 1 and "subscribed anyway" in sub.warnings[0]
+    assert [s.id for s in list_subscriptions(store)] == [sub.id]
 
 
 def test_mcp_sandbox_with_a_ghl_base_url_is_a_usage_error(tmp_path: Path) -> None:
