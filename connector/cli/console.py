@@ -78,7 +78,7 @@ def run_token(args: argparse.Namespace) -> int:
 
     with Store(args.db) as store:
         token = create_token(store, args.label)
-        path = store.path
+        path = store.where
     print(token)
     print(f"  (a console login token for {path}: only its hash is stored, so keep it now;"
           " log in at the console's /console/login)")
