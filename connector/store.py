@@ -255,6 +255,36 @@ MIGRATIONS: tuple[Migration, ...] = (
         );
         """,
     ),
+    Migration(
+        9,
+        "api",
+        # The HTTP action API (connector/api/): its keys, stored as SHA-256 digests only
+        # (connector/api/apikeys.py), and the answers kept for Idempotency-Key replays
+        # (connector/api/idempotency.py); the inbox by type, newest first, for the API's
+        # trigger event lists (connector/api/triggers.py).
+        """
+        CREATE TABLE api_keys (
+            id          TEXT PRIMARY KEY,
+            name        TEXT NOT NULL UNIQUE,
+            digest      TEXT NOT NULL,
+            actions     TEXT NOT NULL,
+            read_only   INTEGER NOT NULL,
+            created_at  REAL NOT NULL,
+            revoked_at  REAL
+        );
+        CREATE TABLE api_idempotency (
+            api_key     TEXT NOT NULL,
+            key         TEXT NOT NULL,
+            request     TEXT NOT NULL,
+            status      INTEGER,
+            body        BLOB,
+            created_at  REAL NOT NULL,
+            PRIMARY KEY (api_key, key)
+        );
+        CREATE INDEX api_idempotency_by_age ON api_idempotency (created_at);
+        CREATE INDEX inbox_by_type ON inbox (type, id);
+        """,
+    ),
 )
 
 

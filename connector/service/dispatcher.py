@@ -52,6 +52,7 @@ __all__ = [
     "event_payload",
     "load_routes",
     "run_id_for",
+    "trigger_types",
 ]
 
 FINISHED = frozenset({"succeeded", "skipped", "failed"})
@@ -245,7 +246,9 @@ class Dispatcher:
         self.routes: tuple[Route, ...] = ()
         self._by_type: dict[str, list[Route]] = {}
         self.use(routes)
-        self._known = {n for t in catalog.triggers.values() for n in _types(t, catalog.hub)}
+        self._known = {
+            n for t in catalog.triggers.values() for n in trigger_types(t, catalog.hub)
+        }
         self._ignored: set[str] = set()
         self._lock = threading.Lock()
 
@@ -256,7 +259,7 @@ class Dispatcher:
         """Run these routes from now on (events already running finish with the old ones)."""
         by_type: dict[str, list[Route]] = {}
         for route in routes:
-            for name in _types(route.trigger, self.catalog.hub):
+            for name in trigger_types(route.trigger, self.catalog.hub):
                 by_type.setdefault(name, []).append(route)
         self.routes, self._by_type = tuple(routes), by_type
 
@@ -329,7 +332,7 @@ class Dispatcher:
         return {str(r["id"]): str(r["status"]) for r in rows}
 
 
-def _types(trigger: Trigger, hub: str | None) -> list[str]:
+def trigger_types(trigger: Trigger, hub: str | None) -> list[str]:
     """The inbox ``type`` values that start a trigger: a webhook of the ``hub`` app's (GHL's) is
     typed by its event (the payload's ``type``); events of pollers and of other apps' receivers
     carry the trigger id instead."""

@@ -1,0 +1,108 @@
+"""What the HTTP API's routes share: :class:`Api` (the catalog, the state file and what lives
+in it, the connections' runtimes), the API-key check and the bounded body read."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from connector.api.answers import error, json_answer
+from connector.api.apikeys import ApiKey, ApiKeys
+from connector.api.idempotency import Idempotency
+from connector.api.runtimes import Runtimes
+from connector.catalog import Catalog
+from connector.documents.payload import MAX_BYTES
+from connector.store import Store
+
+__all__ = ["API_KEY_HEADER", "Api", "authorize", "ok", "presented_key", "read_body"]
+
+API_KEY_HEADER = "X-API-Key"
+
+
+@dataclass
+class Api:
+    """What the API's routes share: the catalog, the state file and what lives in it, and
+    the runtimes of the connections."""
+
+    catalog: Catalog
+    store: Store
+    runtimes: Runtimes
+    keys: ApiKeys = field(init=False)
+    idempotency: Idempotency = field(init=False)
+    _documents: dict[str, bytes] = field(default_factory=dict, init=False, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.keys = ApiKeys(self.store)
+        self.idempotency = Idempotency(self.store)
+
+    def openapi(self, server_url: str) -> bytes:
+        """The OpenAPI 3.1 document of this API at ``server_url`` (built once per URL)."""
+        with self._lock:
+            found = self._documents.get(server_url)
+        if found is None:
+            from connector.api.answers import encode
+            from connector.api.openapi import document
+
+            found = encode(document(self.catalog, server_url=server_url))
+            with self._lock:
+                self._documents[server_url] = found
+        return found
+
+    def close(self) -> None:
+        """Close the runtimes' clients (the store is the caller's)."""
+        self.runtimes.close()
+
+
+def presented_key(request: Request) -> str | None:
+    """The API key a request carries, if any."""
+    key = request.headers.get(API_KEY_HEADER)
+    if key:
+        return key
+    scheme, _, value = request.headers.get("authorization", "").partition(" ")
+    return value.strip() if scheme.lower() == "bearer" else None
+
+
+def authorize(
+    api: Api, presented: str | None, item_id: str | None = None, *, write: bool = False
+) -> ApiKey | Response:
+    """The live key ``presented`` is, or the 401/403 answer: no live key, ``item_id`` (an
+    action or trigger id) outside its globs, or ``write`` with a read-only key."""
+    key = api.keys.check(presented)
+    if key is None:
+        return error(
+            401,
+            "a valid API key is required [send it as 'X-API-Key: KEY' or 'Authorization:"
+            " Bearer KEY'; create one with 'ghl-connector api keys create NAME']",
+            headers={"WWW-Authenticate": 'Bearer realm="ghl-connector"'},
+        )
+    if item_id is not None and not key.allows(item_id):
+        return error(403, f"API key {key.name!r} may not use {item_id!r} (its actions: "
+                          f"{', '.join(key.actions)})")  # fmt: skip
+    if write and key.read_only:
+        return error(403, f"API key {key.name!r} is read-only; {item_id or 'this'} writes")
+    return key
+
+
+async def read_body(request: Request, limit: int = MAX_BYTES) -> bytes | Response:
+    """The request body, or a 413 answer past ``limit`` bytes."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        return error(413, f"request body larger than {limit} bytes")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            return error(413, f"request body larger than {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def ok(value: Any) -> Response:  # noqa: ANN401  # any JSON
+    """A 200 JSON answer."""
+    return json_answer(value)
