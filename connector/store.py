@@ -257,6 +257,43 @@ MIGRATIONS: tuple[Migration, ...] = (
     ),
     Migration(
         9,
+        "rest_hooks",
+        # REST-hook subscriptions (connector/api/subscriptions.py; the secret sealed by the
+        # vault) and their deliveries, each a signed POST retried until delivered or dead
+        # (connector/api/delivery.py). Portable types only (TEXT, INTEGER, REAL, BLOB).
+        """
+        CREATE TABLE hook_subscriptions (
+            id          TEXT PRIMARY KEY,
+            trigger_id  TEXT NOT NULL,
+            event_type  TEXT NOT NULL,
+            target_url  TEXT NOT NULL,
+            filter      TEXT,
+            secret      BLOB NOT NULL,
+            created_at  REAL NOT NULL
+        );
+        CREATE INDEX hook_subscriptions_by_type ON hook_subscriptions (event_type);
+        CREATE TABLE hook_deliveries (
+            id              TEXT PRIMARY KEY,
+            subscription_id TEXT NOT NULL,
+            event_id        TEXT NOT NULL,
+            body            BLOB NOT NULL,
+            status          TEXT NOT NULL DEFAULT 'pending' CHECK (status IN
+                            ('pending', 'sending', 'delivered', 'dead', 'cancelled')),
+            attempts        INTEGER NOT NULL DEFAULT 0,
+            available_at    REAL NOT NULL,
+            claimed_by      TEXT,
+            claimed_at      REAL,
+            last_status     INTEGER,
+            last_error      TEXT,
+            created_at      REAL NOT NULL,
+            finished_at     REAL
+        );
+        CREATE INDEX hook_deliveries_ready ON hook_deliveries (status, available_at);
+        CREATE INDEX hook_deliveries_by_subscription ON hook_deliveries (subscription_id, status);
+        """,
+    ),
+    Migration(
+        10,
         "api",
         # The HTTP action API (connector/api/): its keys, stored as SHA-256 digests only
         # (connector/api/apikeys.py), and the answers kept for Idempotency-Key replays

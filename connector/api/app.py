@@ -23,7 +23,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from connector.api import actions, triggers
+from connector.api import actions, hooks, triggers
 from connector.api.answers import error
 from connector.api.context import Api
 
@@ -56,6 +56,9 @@ def routes() -> list[BaseRoute]:
         Route("/v1/triggers", _threaded(triggers.list_triggers), methods=["GET"]),
         Route("/v1/triggers/{trigger_id}/events", _threaded(triggers.events), methods=["GET"]),
         Route("/v1/triggers/{trigger_id}/sample", _threaded(triggers.sample), methods=["GET"]),
+        Route("/v1/hooks", hooks.subscribe_endpoint, methods=["POST"]),
+        Route("/v1/hooks", _threaded(hooks.list_hooks), methods=["GET"]),
+        Route("/v1/hooks/{hook_id}", _threaded(hooks.unsubscribe), methods=["DELETE"]),
     ]
 
 

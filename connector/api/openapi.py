@@ -271,6 +271,101 @@ def _fixed_paths() -> dict[str, Any]:
     }
 
 
+def _hook_paths() -> dict[str, Any]:
+    def answer(code: str, text: str, schema: str | None) -> dict[str, Any]:
+        if schema is None:
+            return {code: {"description": text}}
+        return {code: {"description": text,
+                       "content": {"application/json": {"schema": _ref(schema)}}}}  # fmt: skip
+
+    common: dict[str, Any] = {"tags": ["hooks"]}
+    return {
+        "/v1/hooks": {
+            "post": {
+                **common,
+                "operationId": "subscribeHook",
+                "summary": "Subscribe a URL to a trigger's events (REST hook)",
+                "description": "Each event of the trigger is POSTed to target_url, signed as"
+                " Standard Webhooks says (webhook-id, webhook-timestamp, webhook-signature,"
+                " with the secret answered here, once), retried with backoff; a target that"
+                " answers 410 is unsubscribed.",
+                "requestBody": {"required": True, "content": {
+                    "application/json": {"schema": _ref("HookRequest")}}},
+                "responses": {**answer("201", "Subscribed: the id and the signing secret",
+                                       "HookCreated"),
+                              **_errors("400", "401", "403", "413", "422"),
+                              "default": {"$ref": "#/components/responses/Error"}},
+            },
+            "get": {
+                **common,
+                "operationId": "listHooks",
+                "summary": "The subscriptions of the triggers this key may use",
+                "responses": {**answer("200", "Subscriptions (never their secrets)",
+                                       "HookList"),
+                              **_errors("401"),
+                              "default": {"$ref": "#/components/responses/Error"}},
+            },
+        },
+        "/v1/hooks/{hook_id}": {
+            "delete": {
+                **common,
+                "operationId": "unsubscribeHook",
+                "summary": "Unsubscribe",
+                "parameters": [{"name": "hook_id", "in": "path", "required": True,
+                                "schema": {"type": "string"}}],
+                "responses": {**answer("204", "Unsubscribed", None),
+                              **_errors("401", "403", "404"),
+                              "default": {"$ref": "#/components/responses/Error"}},
+            }
+        },
+    }  # fmt: skip
+
+
+def _hook_schemas(trigger_ids: Sequence[str]) -> dict[str, Any]:
+    scalar = {"type": ["string", "number", "boolean", "null"]}
+    trigger: dict[str, Any] = {"type": "string", "description": "a trigger id"}
+    if trigger_ids:
+        trigger["enum"] = list(trigger_ids)
+    hook = {
+        "type": "object",
+        "required": ["id", "trigger", "target_url", "created_at"],
+        "properties": {
+            "id": {"type": "string"},
+            "trigger": {"type": "string"},
+            "target_url": {"type": "string"},
+            "filter": {"type": ["object", "null"]},
+            "created_at": {"type": "number"},
+        },
+    }
+    return {
+        "HookRequest": {
+            "type": "object",
+            "required": ["trigger", "target_url"],
+            "additionalProperties": False,
+            "properties": {
+                "trigger": trigger,
+                "target_url": {"type": "string", "format": "uri", "maxLength": 2048},
+                "filter": {
+                    "type": "object",
+                    "description": "top-level payload fields that must match: a value, or a"
+                    " list of values any of which matches",
+                    "maxProperties": 20,
+                    "additionalProperties": {"anyOf": [
+                        scalar, {"type": "array", "items": scalar, "minItems": 1}]},
+                },
+            },
+        },  # fmt: skip
+        "Hook": hook,
+        "HookCreated": {"allOf": [_ref("Hook"), {
+            "type": "object", "required": ["secret"],
+            "properties": {"secret": {"type": "string", "description": "whsec_...: verifies"
+                                      " each delivery's webhook-signature; shown only now"}},
+        }]},  # fmt: skip
+        "HookList": {"type": "object", "required": ["hooks"],
+                     "properties": {"hooks": {"type": "array", "items": _ref("Hook")}}},
+    }  # fmt: skip
+
+
 def _components(schemas: dict[str, Any]) -> dict[str, Any]:
     responses = {
         f"E{code}": {
@@ -351,6 +446,8 @@ def document(
         paths[f"/v1/triggers/{trigger_id}/events"] = {"get": both["events"]}
         paths[f"/v1/triggers/{trigger_id}/sample"] = {"get": both["sample"]}
         schemas[f"{op}_event"] = clean(trigger.payload_schema)
+    paths.update(_hook_paths())
+    schemas.update(_hook_schemas(trigger_ids))
     return {
         "openapi": "3.1.0",
         "info": {
@@ -362,7 +459,8 @@ def document(
         },
         "servers": [{"url": server_url}],
         "security": [{"apiKey": []}, {"bearer": []}],
-        "tags": [{"name": "catalog"}, *({"name": a} for a in sorted(catalog.apps))],
+        "tags": [{"name": "catalog"}, {"name": "hooks"},
+                 *({"name": a} for a in sorted(catalog.apps))],
         "paths": paths,
         "components": _components(schemas),
     }

@@ -237,7 +237,14 @@ def swagger(doc: Mapping[str, Any]) -> dict[str, Any]:
             lowered["responses"] = _responses(operation["responses"], components)
             used.update(_referenced(lowered["responses"]))
             paths.setdefault(path, {})[method] = lowered
-    definitions = {name: _refs(lower(schemas[name])) for name in sorted(used)}
+    definitions: dict[str, Any] = {}
+    pending = sorted(used)
+    while pending:  # the schemas used, and every schema they refer to
+        name = pending.pop()
+        if name not in definitions:
+            definitions[name] = _refs(lower(schemas[name]))
+            pending.extend(_referenced(definitions[name]) - set(definitions))
+    definitions = dict(sorted(definitions.items()))
     out: dict[str, Any] = {
         "swagger": "2.0",
         "info": doc["info"],

@@ -89,6 +89,9 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     parser.add_argument("--keep-events", type=days, default=days("7"), metavar="DAYS",
                         help="keep processed inbox events this long, then purge them (7);"
                         " dead events stay until replayed or discarded")
+    parser.add_argument("--no-rest-hooks", dest="rest_hooks", action="store_false",
+                        help="do not deliver events to the REST-hook subscriptions of the"
+                        " state file (see docs/rest-hooks.md)")
     parser.add_argument("--grace", type=float, default=10.0, metavar="SECONDS",
                         help="on shutdown, how long running events may take to finish (10)")
     parser.set_defaults(func=run)
@@ -136,6 +139,7 @@ def run(args: argparse.Namespace) -> int:
         poll_locations=tuple(args.poll_location),
         poll_interval=args.poll_interval,
         keep_events=args.keep_events,
+        rest_hooks=args.rest_hooks,
     )
     if args.loop_limit is not None:
         options = dataclasses.replace(

@@ -246,9 +246,8 @@ class Dispatcher:
         self.routes: tuple[Route, ...] = ()
         self._by_type: dict[str, list[Route]] = {}
         self.use(routes)
-        self._known = {
-            n for t in catalog.triggers.values() for n in trigger_types(t, catalog.hub)
-        }
+        hub = catalog.hub
+        self._known = {n for t in catalog.triggers.values() for n in trigger_types(t, hub)}
         self._ignored: set[str] = set()
         self._lock = threading.Lock()
 

@@ -38,6 +38,8 @@ class ServeOptions:
         until replayed or discarded.
     :param purge_every: seconds between purges of older ``done`` events (the first one runs
         at start).
+    :param rest_hooks: deliver events to the REST-hook subscriptions of the state file
+        (:mod:`connector.api.delivery`); ``--no-rest-hooks`` turns it off.
     """
 
     recipes: Path
@@ -62,3 +64,4 @@ class ServeOptions:
     loop_window: float = DEFAULT_LOOP_WINDOW
     keep_events: float = DEFAULT_KEEP_EVENTS
     purge_every: float = 3600.0
+    rest_hooks: bool = True

@@ -11,7 +11,10 @@ killed predecessor left, then runs:
 - the worker pool (:mod:`connector.service.workers`), which runs the dispatcher
   (:mod:`connector.service.dispatcher`)
   on each event with the engine of the event's location (:class:`Engines`), then applies it to
-  the folder's two-way syncs (:mod:`connector.sync.syncs`).
+  the folder's two-way syncs (:mod:`connector.sync.syncs`);
+- the REST-hook deliverer (:mod:`connector.api.delivery`, unless ``rest_hooks`` is off,
+  ``--no-rest-hooks``): each event is queued for the subscriptions it matches before its
+  recipes run, and sent to their targets signed, retried, durably.
 
 Sync documents in the folder (``name`` + ``sync:``) are loaded too; the receiver then also
 takes each of their partners' webhooks at ``/webhooks/<app>`` (HMAC-signed, see
@@ -44,9 +47,12 @@ from pathlib import Path
 from types import FrameType
 from typing import IO, Any, TextIO
 
+from connector.api.delivery import Deliverer, delivery_counts, fan_out
+from connector.api.subscriptions import subscribed_triggers
 from connector.auth.redaction import register
 from connector.catalog import Catalog
 from connector.errors import ConnectorError, DocumentError, StoreError
+from connector.hookspecs import Trigger
 from connector.recipes.engine import Engine
 from connector.recipes.flows import crossings, recipe_flows, sync_flows
 from connector.recipes.footprints import (
@@ -161,17 +167,18 @@ class _WakingWriter(InboxWriter):
 
 def start_pollers(
     routes: list[Route], engines: Engines, store: Store, options: ServeOptions,
-    stop: threading.Event,
+    stop: threading.Event, *, triggers: Sequence[Trigger] = (),
 ) -> list[str]:
-    """Start one poller thread per polling trigger the routes use and per polled location.
+    """Start one poller thread per polling trigger the routes (or ``triggers``: those REST-hook
+    subscriptions name) use and per polled location.
 
     Pollers (:class:`connector.service.pollers.Poller`) put their events into the inbox of
     ``store``,
     through the runtime of their location (so they share its rate limit); they stop when
     ``stop`` is set. Returns ``<trigger> @ <location>`` for each poller started.
     """
-    polled = sorted({r.trigger.id: r.trigger for r in routes
-                     if r.trigger.kind == "polling"}.items())
+    used = [*(r.trigger for r in routes), *triggers]
+    polled = sorted({t.id: t for t in used if t.kind == "polling"}.items())
     if not polled:
         return []
     if not options.poll_locations:
@@ -276,7 +283,8 @@ def _run(options: ServeOptions, catalog: Catalog, loaded: tuple[list[Route], lis
     dispatcher = Dispatcher(catalog, routes, engines, History(work_store))
     syncs = Syncs(sync_routes, engines(options.sync_location).runtime, work_store,
                   location_id=options.sync_location, footprints=footprints) if sync_routes else None
-    pool.handle = _handler(dispatcher, syncs, footprints)
+    deliverer = Deliverer(work_store) if options.rest_hooks else None
+    pool.handle = _handler(dispatcher, syncs, footprints, deliverer)
     writer = _WakingWriter(Inbox(receive_store), pool.wake)
 
     def health() -> tuple[bool, dict[str, Any]]:
@@ -285,9 +293,16 @@ def _run(options: ServeOptions, catalog: Catalog, loaded: tuple[list[Route], lis
         except StoreError as exc:
             counts = str(exc)
         healthy = writer.alive and writer.healthy and pool.alive and isinstance(counts, dict)
-        return healthy, {"status": "ok" if healthy else "unhealthy", "inbox": counts,
-                         "workers": options.pool.workers, "in_flight": pool.in_flight,
-                         "writer": "ok" if writer.alive and writer.healthy else "failing"}
+        healthy = healthy and (deliverer is None or deliverer.alive)
+        report = {"status": "ok" if healthy else "unhealthy", "inbox": counts,
+                  "workers": options.pool.workers, "in_flight": pool.in_flight,
+                  "writer": "ok" if writer.alive and writer.healthy else "failing"}
+        if deliverer is not None:
+            try:
+                report["hooks"] = delivery_counts(work_store)
+            except StoreError as exc:
+                report["hooks"] = str(exc)
+        return healthy, report
 
     settings = Settings(options.keys, max_age=options.max_age)
     app = ReceiverApp(writer, settings, partners=hooks, health=health)
@@ -298,8 +313,13 @@ def _run(options: ServeOptions, catalog: Catalog, loaded: tuple[list[Route], lis
     url = socket_url(sock, WEBHOOK_PATH)
     writer.start()
     pool.start()
+    if deliverer is not None:
+        deliverer.start()
     _catch_signals(stop)
+    hook_polls = _HookPollers(routes, engines, work_store, options, stop) if deliverer else None
     pollers = start_pollers(routes, engines, work_store, options, stop)
+    if hook_polls is not None:
+        pollers += hook_polls.check()
     start_purger(inbox, options, stop)
     # In a thread, so this module, not uvicorn, owns the signals.
     served = ServerThread(guarded_server(app, log_config=None, timeout_graceful_shutdown=2), sock,
@@ -321,16 +341,56 @@ def _run(options: ServeOptions, catalog: Catalog, loaded: tuple[list[Route], lis
                 break
             if watch.changed():
                 _reload(dispatcher, options.recipes, catalog)
+            if hook_polls is not None:
+                hook_polls.check()
     finally:
         stop.set()
         served.stop()
         sock.close()
         writer.close()
         handed = pool.stop()
+        if deliverer is not None:
+            deliverer.stop()
         engines.close()
         _log.info("serve: stopped", extra={"fields": {"handed_back": handed,
                                                       "settled": dict(pool.settled)}})
     return status
+
+
+class _HookPollers:
+    """Polls the polling triggers REST-hook subscriptions name that no recipe polls: those
+    subscribed at start, then (looked up every ``every`` seconds) those subscribed later.
+    A poller runs until the service stops, even after its last subscription is removed."""
+
+    def __init__(self, routes: list[Route], engines: Engines, store: Store,
+                 options: ServeOptions, stop: threading.Event, every: float = 2.0) -> None:
+        self.engines, self.store, self.options, self.stop = engines, store, options, stop
+        self.every = every
+        self.polled = {r.trigger.id for r in routes if r.trigger.kind == "polling"}
+        self._next = 0.0
+
+    def check(self) -> list[str]:
+        """Start pollers for newly subscribed polling triggers (at most every ``every`` s)."""
+        now = time.monotonic()
+        if now < self._next:
+            return []
+        self._next = now + self.every
+        catalog = self.engines.catalog
+        try:
+            named = subscribed_triggers(self.store, catalog)
+        except StoreError as exc:
+            _log.warning("serve: cannot read the REST-hook subscriptions: %s", exc)
+            return []
+        fresh = [t for t in named if t.kind == "polling" and t.id not in self.polled]
+        if not fresh:
+            return []
+        self.polled.update(t.id for t in fresh)
+        started = start_pollers([], self.engines, self.store, self.options, self.stop,
+                                triggers=fresh)
+        if started:
+            _log.info("serve: polling for REST-hook subscriptions",
+                      extra={"fields": {"pollers": started}})
+        return started
 
 
 def start_purger(inbox: Inbox, options: ServeOptions, stop: threading.Event) -> None:
@@ -354,13 +414,17 @@ def start_purger(inbox: Inbox, options: ServeOptions, stop: threading.Event) -> 
 
 
 def _handler(
-    dispatcher: Dispatcher, syncs: Syncs | None, footprints: Footprints
+    dispatcher: Dispatcher, syncs: Syncs | None, footprints: Footprints,
+    hooks: Deliverer | None = None,
 ) -> Callable[[InboxEvent], Outcome]:
-    """Tell whether an event echoes the pack's own write, run its recipes, then apply it to
+    """Queue the event for the REST-hook subscriptions it matches (once, however often it
+    runs), tell whether it echoes the pack's own write, run its recipes, then apply it to
     the syncs (a sync that fails raises, so the pool retries the event: runs that ended and
     syncs that audited it are skipped then; a loop makes the event dead at once)."""
 
     def handle(event: InboxEvent) -> Outcome:
+        if hooks is not None and fan_out(hooks.store, event):
+            hooks.wake()
         echo = _echo(footprints, event, dispatcher.catalog.hub)
         outcome = dispatcher.process(event, echo)
         if syncs is not None:

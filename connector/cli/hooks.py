@@ -1,0 +1,181 @@
+"""``ghl-connector hooks``: REST-hook subscriptions and their deliveries, from the command line."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from typing import TYPE_CHECKING, Any
+
+from connector.cli.argtypes import positive
+
+if TYPE_CHECKING:
+    from connector.store import Store
+
+__all__ = ["add_parser"]
+
+_STATUSES = ("pending", "sending", "delivered", "dead", "cancelled")
+_MAX_FILTER_BYTES = 64 * 1024
+
+
+def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Register ``hooks`` and its subcommands."""
+    parser = sub.add_parser(
+        "hooks",
+        help="REST-hook subscriptions: list, add, remove; their deliveries; redeliver dead ones",
+        description="REST hooks: each event of a trigger POSTed to a subscriber's URL, signed\n"
+        "as Standard Webhooks says, by `ghl-connector serve` (see docs/rest-hooks.md).\n"
+        "Without a subcommand: list the subscriptions of the state file.",
+        epilog="examples:\n"
+        "  ghl-connector hooks\n"
+        "  ghl-connector hooks add ghl.contacts.created https://hooks.example.com/abc \\\n"
+        "      --filter '{\"country\": [\"US\", \"CA\"]}'\n"
+        "  ghl-connector hooks deliveries --status dead\n"
+        "  ghl-connector hooks redeliver --dead\n"
+        "  ghl-connector hooks remove sub_0123...",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    _common(parser)
+    parser.set_defaults(func=run_list)
+    inner = parser.add_subparsers(dest="hooks_command", metavar="{add,remove,deliveries,"
+                                  "redeliver}")
+    add = inner.add_parser("add", help="subscribe a URL to a trigger; prints the id and secret")
+    add.add_argument("trigger", metavar="TRIGGER", help="a trigger id (ghl-connector catalog)")
+    add.add_argument("url", metavar="URL", help="where each event is POSTed")
+    add.add_argument("--filter", metavar="JSON",
+                     help='deliver only events whose top-level fields match, e.g. \'{"a": 1}\'')
+    _common(add)
+    add.set_defaults(func=run_add)
+    remove = inner.add_parser("remove", help="delete a subscription (unsent deliveries are"
+                              " cancelled)")
+    remove.add_argument("id", metavar="ID", help="the subscription id (sub_...)")
+    _common(remove)
+    remove.set_defaults(func=run_remove)
+    listed = inner.add_parser("deliveries", help="list deliveries, newest first")
+    listed.add_argument("--status", choices=_STATUSES, help="only deliveries with this status")
+    listed.add_argument("--subscription", metavar="ID", help="only this subscription's")
+    listed.add_argument("--limit", type=positive, default=20, metavar="N",
+                        help="at most N deliveries (default 20)")
+    _common(listed)
+    listed.set_defaults(func=run_deliveries)
+    again = inner.add_parser("redeliver", help="send dead deliveries again")
+    which = again.add_mutually_exclusive_group(required=True)
+    which.add_argument("ids", metavar="ID", nargs="*", default=[],
+                       help="the deliveries (msg_...)")
+    which.add_argument("--dead", action="store_true", help="every dead delivery")
+    _common(again)
+    again.set_defaults(func=run_redeliver)
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--db", metavar="PATH",
+                        help="the state file (default: $CONNECTOR_HOME/state.db)")
+    parser.add_argument("--json", action="store_true", help="print JSON")
+
+
+def _store(args: argparse.Namespace) -> Store:
+    from connector.store import Store
+
+    return Store(args.db)
+
+
+def _print_json(value: Any) -> None:  # noqa: ANN401
+    json.dump(value, sys.stdout, indent=2)
+    sys.stdout.write("\n")
+
+
+def run_list(args: argparse.Namespace) -> int:
+    """Print the subscriptions (never their secrets)."""
+    from connector.api.subscriptions import list_subscriptions
+    from connector.cli.table import print_table
+
+    with _store(args) as store:
+        subs = list_subscriptions(store)
+    if args.json:
+        _print_json([s.public() for s in subs])
+        return 0
+    if not subs:
+        print("no subscriptions [add one with `ghl-connector hooks add TRIGGER URL`]")
+        return 0
+    print_table(
+        [(s.id, _when(s.created_at), s.trigger_id, s.target_url,
+          json.dumps(s.filter) if s.filter is not None else "-") for s in subs],
+        headers=("ID", "CREATED", "TRIGGER", "URL", "FILTER"),
+    )
+    return 0
+
+
+def run_add(args: argparse.Namespace) -> int:
+    """Subscribe, and print the id and the signing secret (shown only now)."""
+    from connector.api.subscriptions import subscribe
+    from connector.documents.payload import load_json
+
+    wanted = None
+    if args.filter is not None:
+        wanted = load_json(args.filter, source="--filter", max_bytes=_MAX_FILTER_BYTES)
+    with _store(args) as store:
+        sub = subscribe(store, args.trigger, args.url, wanted)
+    if args.json:
+        _print_json({**sub.public(), "secret": sub.secret})
+        return 0
+    print(f"subscribed: {sub.id}")
+    print(f"  trigger  {sub.trigger_id}")
+    print(f"  url      {sub.target_url}")
+    print(f"  secret   {sub.secret}")
+    print("keep the secret: it verifies each delivery's webhook-signature and is not shown"
+          " again")
+    return 0
+
+
+def run_remove(args: argparse.Namespace) -> int:
+    """Delete one subscription."""
+    from connector.api.subscriptions import unsubscribe
+    from connector.errors import ConnectorError
+
+    with _store(args) as store:
+        if not unsubscribe(store, args.id):
+            raise ConnectorError(f"no subscription {args.id!r} [list them with"
+                                 " `ghl-connector hooks`]")
+    print(f"removed: {args.id}")
+    return 0
+
+
+def run_deliveries(args: argparse.Namespace) -> int:
+    """Print deliveries, newest first."""
+    from connector.api.delivery import deliveries
+    from connector.cli.table import print_table
+
+    with _store(args) as store:
+        found = deliveries(store, status=args.status, subscription_id=args.subscription,
+                           limit=args.limit)
+    if args.json:
+        _print_json([d.as_dict() for d in found])
+        return 0
+    if not found:
+        print("no deliveries")
+        return 0
+    print_table(
+        [(d.id, _when(d.created_at), d.status, str(d.attempts),
+          str(d.last_status or "-"), d.subscription_id, d.last_error or "")
+         for d in found],
+        headers=("ID", "QUEUED", "STATUS", "ATTEMPTS", "HTTP", "SUBSCRIPTION", "LAST ERROR"),
+    )
+    return 0
+
+
+def run_redeliver(args: argparse.Namespace) -> int:
+    """Mark dead deliveries pending again."""
+    from connector.api.delivery import redeliver
+
+    with _store(args) as store:
+        revived = redeliver(store, None if args.dead else args.ids)
+    if args.json:
+        _print_json({"redelivering": revived})
+    else:
+        print(f"redelivering {revived} dead deliveries (a running serve sends them)")
+    return 0
+
+
+def _when(epoch: float) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(epoch))
