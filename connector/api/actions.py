@@ -19,7 +19,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from connector.api.answers import DRY_RUN_TYPE, encode, error, error_answer, json_answer
-from connector.api.context import Api, authorize, ok, presented_key, read_body
+from connector.api.context import Api, authorize, ok, permit, presented_key, read_body
 from connector.api.idempotency import MAX_KEY_CHARS, request_digest
 from connector.api.runtimes import CONNECTION_HEADER
 from connector.documents.payload import load_json
@@ -65,9 +65,9 @@ def show_action(api: Api, request: Request) -> Response:
     action = api.catalog.actions.get(action_id)
     if action is None:
         return error(404, f"unknown action {action_id!r} [GET /v1/actions lists them]")
-    allowed = authorize(api, presented_key(request), action.id)
-    if isinstance(allowed, Response):
-        return allowed
+    refused = permit(key, action.id)
+    if refused is not None:
+        return refused
     return ok({
         **summary(action),
         "description": action.description,
@@ -99,9 +99,9 @@ def call(api: Api, request: Request, raw: bytes) -> Response:
     dry_run = _flag(request.query_params.get("dry_run"))
     if dry_run is None:
         return error(400, "dry_run: must be true or false")
-    key = authorize(api, presented, action.id, write=is_write(action) and not dry_run)
-    if isinstance(key, Response):
-        return key
+    refused = permit(key, action.id, write=is_write(action) and not dry_run)
+    if refused is not None:
+        return refused
     try:
         data = load_json(raw or b"{}", source="request body")
     except DocumentError as exc:

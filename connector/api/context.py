@@ -18,7 +18,7 @@ from connector.catalog import Catalog
 from connector.documents.payload import MAX_BYTES
 from connector.store import Store
 
-__all__ = ["API_KEY_HEADER", "Api", "authorize", "ok", "presented_key", "read_body"]
+__all__ = ["API_KEY_HEADER", "Api", "authorize", "ok", "permit", "presented_key", "read_body"]
 
 API_KEY_HEADER = "X-API-Key"
 
@@ -67,11 +67,8 @@ def presented_key(request: Request) -> str | None:
     return value.strip() if scheme.lower() == "bearer" else None
 
 
-def authorize(
-    api: Api, presented: str | None, item_id: str | None = None, *, write: bool = False
-) -> ApiKey | Response:
-    """The live key ``presented`` is, or the 401/403 answer: no live key, ``item_id`` (an
-    action or trigger id) outside its globs, or ``write`` with a read-only key."""
+def authorize(api: Api, presented: str | None) -> ApiKey | Response:
+    """The live key ``presented`` is, or the 401 answer."""
     key = api.keys.check(presented)
     if key is None:
         return error(
@@ -80,12 +77,18 @@ def authorize(
             " Bearer KEY'; create one with 'ghl-connector api keys create NAME']",
             headers={"WWW-Authenticate": 'Bearer realm="ghl-connector"'},
         )
+    return key
+
+
+def permit(key: ApiKey, item_id: str | None, *, write: bool = False) -> Response | None:
+    """The 403 answer when ``item_id`` (an action or trigger id) is outside the key's globs,
+    or ``write`` with a read-only key; None when the key may."""
     if item_id is not None and not key.allows(item_id):
         return error(403, f"API key {key.name!r} may not use {item_id!r} (its actions: "
                           f"{', '.join(key.actions)})")  # fmt: skip
     if write and key.read_only:
         return error(403, f"API key {key.name!r} is read-only; {item_id or 'this'} writes")
-    return key
+    return None
 
 
 async def read_body(request: Request, limit: int = MAX_BYTES) -> bytes | Response:

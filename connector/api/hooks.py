@@ -21,7 +21,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from connector.api.answers import error, error_answer, json_answer
-from connector.api.context import Api, authorize, ok, presented_key, read_body
+from connector.api.context import Api, authorize, ok, permit, presented_key, read_body
 from connector.api.subscriptions import get_subscription, list_subscriptions, subscribe
 from connector.api.subscriptions import unsubscribe as drop_subscription
 from connector.documents.payload import load_json
@@ -59,9 +59,9 @@ def _subscribe(api: Api, request: Request, raw: bytes) -> Response:
     trigger: Any = data.get("trigger")
     target: Any = data.get("target_url")  # subscribe() reports a non-string at /target_url
     known = trigger if isinstance(trigger, str) and trigger in api.catalog.triggers else None
-    allowed = authorize(api, presented, known, write=True)
-    if isinstance(allowed, Response):
-        return allowed
+    refused = permit(key, known, write=True)
+    if refused is not None:
+        return refused
     try:
         made = subscribe(api.store, trigger, target, data.get("filter"),
                          catalog=api.catalog)  # fmt: skip
@@ -91,8 +91,8 @@ def unsubscribe(api: Api, request: Request) -> Response:
     found = get_subscription(api.store, hook_id) if len(hook_id) <= 64 else None
     if found is None:
         return error(404, f"no subscription {hook_id!r} [GET /v1/hooks lists them]")
-    allowed = authorize(api, presented, found.trigger_id, write=True)
-    if isinstance(allowed, Response):
-        return allowed
+    refused = permit(key, found.trigger_id, write=True)
+    if refused is not None:
+        return refused
     drop_subscription(api.store, hook_id)
     return Response(status_code=204)

@@ -12,6 +12,7 @@ is: HighLevel's actions with the connection's token (scopes checked first), API-
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -25,6 +26,9 @@ from connector.store import Store
 __all__ = ["CONNECTION_HEADER", "RuntimeOptions", "Runtimes"]
 
 CONNECTION_HEADER = "X-Connection"
+RESOLVED_FOR = 5.0
+"""Seconds a request's connection name stays resolved (a new default connection, or a
+deleted one, is seen within this time; the token itself is read fresh by its runtime)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +55,7 @@ class Runtimes:
         self._connections = ConnectionStore(store)
         self._lock = threading.Lock()
         self._made: dict[str, tuple[Runtime, Connection]] = {}
+        self._resolved: dict[str | None, tuple[tuple[Runtime, Connection], float]] = {}
         self._bare: Runtime | None = None
 
     def __repr__(self) -> str:
@@ -66,12 +71,23 @@ class Runtimes:
         return self._connections.resolve(name)
 
     def get(self, name: str | None) -> tuple[Runtime, Connection]:
-        """The runtime of connection ``name`` (None: the default), and the connection."""
+        """The runtime of connection ``name`` (None: the default), and the connection.
+
+        The name's resolution (a read of the state file) is kept :data:`RESOLVED_FOR`
+        seconds, so a call costs no lookup."""
+        now = time.monotonic()
+        with self._lock:
+            hit = self._resolved.get(name)
+            if hit is not None and hit[1] > now:
+                return hit[0]
         connection = self.connection(name)
         with self._lock:
             made = self._made.get(connection.name)
             if made is None:
                 made = self._made[connection.name] = (self._build(connection), connection)
+            if len(self._resolved) > 1000:
+                self._resolved.clear()
+            self._resolved[name] = (made, now + RESOLVED_FOR)
             return made
 
     def bare(self) -> Runtime:
@@ -85,6 +101,7 @@ class Runtimes:
         """Close every runtime's pooled clients."""
         with self._lock:
             made, self._made = list(self._made.values()), {}
+            self._resolved.clear()
             bare, self._bare = self._bare, None
         for runtime, _ in made:
             runtime.close()

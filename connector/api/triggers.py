@@ -19,7 +19,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from connector.api.answers import error
-from connector.api.context import Api, authorize, ok, presented_key
+from connector.api.context import Api, authorize, ok, permit, presented_key
 from connector.documents.sample import sample as sample_of
 from connector.hookspecs import Trigger
 from connector.service.dispatcher import trigger_types
@@ -52,8 +52,8 @@ def _trigger(api: Api, request: Request) -> Trigger | Response:
     trigger = api.catalog.triggers.get(trigger_id)
     if trigger is None:
         return error(404, f"unknown trigger {trigger_id!r} [GET /v1/triggers lists them]")
-    allowed = authorize(api, presented, trigger.id)
-    return allowed if isinstance(allowed, Response) else trigger
+    refused = permit(key, trigger.id)
+    return refused if refused is not None else trigger
 
 
 def events(api: Api, request: Request) -> Response:
