@@ -48,6 +48,7 @@ if TYPE_CHECKING:
         safe_url,
     )
     from connector.client.request import Reply, RequestSpec, fill_path
+    from connector.client.urlguard import GuardedUrl, UrlGuard
     from connector.documents.manifest import Manifest, load_manifest, pack_manifest
     from connector.documents.schema import load_schema
     from connector.expressions.syntax import ExpressionError, FilterSpec
@@ -70,6 +71,7 @@ __all__ = [
     "Executor",
     "ExpressionError",
     "FilterSpec",
+    "GuardedUrl",
     "InputError",
     "Location",
     "Manifest",
@@ -87,6 +89,7 @@ __all__ = [
     "Settings",
     "StoreError",
     "Trigger",
+    "UrlGuard",
     "build_catalog",
     "fill_path",
     "get_plugin_manager",
@@ -109,6 +112,8 @@ _LAZY = {
     "Reply": "connector.client.request",
     "RequestSpec": "connector.client.request",
     "fill_path": "connector.client.request",
+    "GuardedUrl": "connector.client.urlguard",
+    "UrlGuard": "connector.client.urlguard",
     "REDIRECT_STATUSES": "connector.client.exchange",
     "Answer": "connector.client.exchange",
     "ClientFactory": "connector.client.exchange",

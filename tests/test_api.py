@@ -277,8 +277,8 @@ def test_a_hook_subscribed_through_the_api_is_delivered_signed(server: ApiServer
     from hooktarget import HookTarget
     from inboxes import find
 
-    from actions.http.urlguard import allowing
     from connector.api.delivery import Deliverer, fan_out
+    from connector.client.urlguard import allowing
 
     with HookTarget() as target, allowing("127.0.0.1"):
         made = server.client.post("/v1/hooks", headers=server.headers(),

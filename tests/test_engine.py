@@ -9,10 +9,10 @@ from typing import Any
 
 import pytest
 
-from actions.http.urlguard import allowing
 from connector.auth.bearer import StaticBearer
 from connector.catalog import Catalog
 from connector.client.retry import RetryPolicy
+from connector.client.urlguard import allowing
 from connector.errors import DocumentError, RecipeError
 from connector.recipes.engine import Engine, check_event
 from connector.recipes.history import History

@@ -15,10 +15,10 @@ import pytest
 from conftest import run_cli
 from fakeapi import Answer
 
-from actions.http import urlguard
 from actions.http.request import execute_http_request
-from actions.http.urlguard import ALLOW_ENV, AllowEntry, UrlGuard, address_risk
 from connector.catalog import build_catalog
+from connector.client import urlguard
+from connector.client.urlguard import ALLOW_ENV, AllowEntry, UrlGuard, address_risk
 from connector.errors import ConnectorError, InputError, RemoteError
 from connector.plugins import get_plugin_manager
 from connector.runtime import Runtime, Settings

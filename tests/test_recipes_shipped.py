@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 from conftest import ROOT
 
-from actions.http.urlguard import allowing
 from connector.catalog import Catalog
+from connector.client.urlguard import allowing
 from connector.recipes.checker import validate_file
 from connector.recipes.engine import Engine, RunResult
 from connector.recipes.history import History

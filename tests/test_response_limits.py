@@ -26,8 +26,8 @@ import pytest
 from conftest import ROOT
 from rawserver import RawServer
 
-from actions.http import urlguard
 from connector.catalog import build_catalog
+from connector.client import urlguard
 from connector.client.httpclient import HttpClient
 from connector.client.limits import MAX_BODY, ResponseLimits
 from connector.client.request import RequestSpec

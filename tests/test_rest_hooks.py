@@ -18,7 +18,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from inboxes import find
 
-from actions.http.urlguard import allowing
 from connector.api.delivery import (
     Deliverer,
     DeliverySettings,
@@ -39,6 +38,7 @@ from connector.api.subscriptions import (
 )
 from connector.catalog import Catalog
 from connector.client.retry import RetryPolicy
+from connector.client.urlguard import allowing
 from connector.errors import DocumentError
 from connector.service.inbox import Inbox, InboxEvent, NewEvent
 from connector.store import Store
@@ -337,3 +337,22 @@ def test_rest_hooks_cli_lists_adds_removes_and_redelivers_dead(tmp_path: Path,
     assert "/filter/country" in bad.stderr
     gone = run_cli("hooks", "remove", made["id"], env=env)
     assert (gone.status, gone.stdout) == (0, f"removed: {made['id']}\n")
+
+
+def test_rest_hooks_a_wrong_key_is_a_failed_attempt_not_a_stuck_claim(
+    store: Store, catalog: Catalog
+) -> None:
+    """A deliverer whose key does not open the secret records the attempt as failed, with
+    the key's error, and retries it (then gives up dead) instead of holding the claim."""
+    from connector.auth.vault import Vault
+
+    with HookTarget() as target, allowing("127.0.0.1"):
+        subscribe(store, "ghl.contacts.created", target.url, catalog=catalog,
+                  vault=Vault(store.path.with_name("a.key"), key=b"a" * 32))
+        fan_out(store, contact_created(store))
+        wrong = Deliverer(store, FAST, vault=Vault(store.path.with_name("b.key"), key=b"b" * 32))
+        assert wrong.run_once() == 1
+        [failed] = deliveries(store)
+        assert (failed.status, failed.attempts) == ("pending", 1)
+        assert "cannot decrypt" in (failed.last_error or "")
+        assert target.received == []

@@ -12,10 +12,10 @@ from typing import Any
 import pytest
 from hooktarget import HookTarget
 
-from actions.http.urlguard import allowing
 from connector.api.delivery import delivery_counts, message_id
 from connector.api.subscriptions import subscribe
 from connector.catalog import Catalog
+from connector.client.urlguard import allowing
 from connector.sandbox.server import SandboxServer
 from connector.service.inbox import Inbox, NewEvent
 from connector.store import Store

@@ -4,7 +4,7 @@ Declared here in Python rather than in a manifest because the manifest format's 
 have three parts (``<app>.<resource>.<verb>``) and the issue names this action ``http.request``.
 Its schema is ``schemas/actions/http.request.json``; it runs on the ``http_request`` kind this
 plugin registers (:mod:`actions.http.request`), which checks every URL with
-:mod:`actions.http.urlguard`.
+:mod:`connector.client.urlguard`.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """The executor of the generic HTTP action (``kind: http_request``): one guarded request by URL.
 
 :func:`execute_http_request` builds the request from the action's input (method, url,
-headers, query, json, timeout_seconds), checks the URL with :mod:`actions.http.urlguard`, and
+headers, query, json, timeout_seconds), checks the URL with :mod:`connector.client.urlguard`, and
 connects only to the addresses the guard checked, through a :class:`connector.Exchange` (the
 ``Host`` header and, for https, the TLS server name stay the URL's host, so certificates are
 still verified against it). Redirects
@@ -27,7 +27,6 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 
-from actions.http.urlguard import Target, UrlGuard
 from connector import (
     REDIRECT_STATUSES,
     Action,
@@ -36,12 +35,14 @@ from connector import (
     Call,
     ClientFactory,
     Exchange,
+    GuardedUrl,
     InputError,
     Location,
     Problem,
     RateLimitError,
     RemoteError,
     Reply,
+    UrlGuard,
     is_secret_name,
     safe_url,
 )
@@ -143,7 +144,7 @@ def preview_http_request(action: Action, data: Mapping[str, Any]) -> dict[str, A
     return out
 
 
-def _first_hop(action: Action, data: Mapping[str, Any], guard: UrlGuard) -> tuple[_Hop, Target]:
+def _first_hop(action: Action, data: Mapping[str, Any], guard: UrlGuard) -> tuple[_Hop, GuardedUrl]:
     headers = dict(data.get("headers") or {})
     own = sorted(name for name in headers if name.lower() in _CONNECTOR_HEADERS)
     if own:
@@ -157,7 +158,7 @@ def _first_hop(action: Action, data: Mapping[str, Any], guard: UrlGuard) -> tupl
         if not any(name.lower() == "content-type" for name in headers):
             headers["Content-Type"] = "application/json"
     method = str(data.get("method", "GET")).upper()
-    return _Hop(method, url, headers, body), Target(url, checked.addresses)
+    return _Hop(method, url, headers, body), GuardedUrl(url, checked.addresses)
 
 
 def _redirect(hop: _Hop, status: int, location: str) -> _Hop:

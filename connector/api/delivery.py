@@ -12,7 +12,7 @@ that is POSTed on every attempt::
 
 **Sending.** :class:`Deliverer` is the worker a process starts: ``senders`` threads (4) that
 each claim one ready delivery (under a lease, so several processes may share the table), check
-its ``target_url`` again with the SSRF guard (:mod:`actions.http.urlguard`), connect only to
+its ``target_url`` again with the SSRF guard (:mod:`connector.client.urlguard`), connect only to
 the addresses the guard checked (:class:`~connector.client.exchange.Exchange`), and POST it
 with the Standard Webhooks headers:
 
@@ -64,12 +64,12 @@ from typing import Any, Literal
 
 import httpx
 
-from actions.http.urlguard import UrlGuard
 from connector.api.subscriptions import drop, open_secret
 from connector.auth.redaction import redact
 from connector.auth.vault import Vault
 from connector.client.exchange import Exchange
 from connector.client.retry import RetryPolicy, parse_retry_after
+from connector.client.urlguard import UrlGuard
 from connector.errors import ConnectorError, RemoteError, StoreError
 from connector.service.dispatcher import event_payload
 from connector.service.inbox import InboxEvent
@@ -261,12 +261,16 @@ def redeliver(store: Store, ids: Sequence[str] | None = None) -> int:
 _HOST = socket.gethostname()
 
 
-def recover(store: Store) -> int:
-    """Hand back (``pending`` again) the claims of this host's processes that are gone, and
-    this process's own leftovers; returns how many."""
-    rows = store.query("SELECT DISTINCT claimed_by FROM hook_deliveries"
-                       " WHERE status = 'sending'")
-    gone = [str(r["claimed_by"]) for r in rows if r["claimed_by"] and _dead(str(r["claimed_by"]))]
+def recover(store: Store, claimers: Sequence[str] | None = None) -> int:
+    """Hand back (``pending`` again) the claims of this host's processes that are gone (or,
+    given ``claimers``, exactly theirs); returns how many."""
+    if claimers is None:
+        rows = store.query("SELECT DISTINCT claimed_by FROM hook_deliveries"
+                           " WHERE status = 'sending'")
+        gone = [str(r["claimed_by"]) for r in rows
+                if r["claimed_by"] and _dead(str(r["claimed_by"]))]
+    else:
+        gone = list(claimers)
     if not gone:
         return 0
     with store.transaction() as db:
@@ -277,14 +281,15 @@ def recover(store: Store) -> int:
 
 
 def _dead(claimer: str) -> bool:
-    """Whether a claimer (``host:pid:thread``) is a process of this host that is gone."""
+    """Whether a claimer (``host:pid:name``) is a process of this host that is gone (a
+    predecessor that had our pid is left to its lease)."""
     host, _, rest = claimer.partition(":")
     pid_text = rest.partition(":")[0]
     if host != _HOST or not pid_text.isdigit():
         return False
     pid = int(pid_text)
     if pid == os.getpid():
-        return True  # a predecessor with our pid; none of our senders runs yet
+        return False
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -341,6 +346,7 @@ class Deliverer:
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self._purged = 0.0
+        self._token = os.urandom(4).hex()
 
     def __repr__(self) -> str:
         return f"Deliverer({self.store!r}, senders={len(self._threads)})"
@@ -377,9 +383,10 @@ class Deliverer:
         deadline = time.monotonic() + timeout
         for thread in self._threads:
             thread.join(max(0.0, deadline - time.monotonic()))
+        claimers = [self._claimer(t.name) for t in self._threads]
         self._threads = []
         try:
-            return recover(self.store)
+            return recover(self.store, claimers)
         except StoreError:
             return 0
 
@@ -396,7 +403,8 @@ class Deliverer:
         return sent
 
     def _claimer(self, name: str) -> str:
-        return f"{_HOST}:{os.getpid()}:{name}"
+        """Who claims: host, pid, this deliverer and its thread (``recover`` reads the pid)."""
+        return f"{_HOST}:{os.getpid()}:{self._token}-{name}"
 
     def _loop(self, index: int) -> None:
         claimer = self._claimer(f"hooks-{index}")
@@ -452,16 +460,22 @@ class Deliverer:
         claim = self._claim(claimer)
         if claim is None:
             return False
-        rows = self.store.query("SELECT target_url, secret FROM hook_subscriptions WHERE id = ?",
-                                (claim.subscription_id,))
-        if not rows:
-            self._settle(claim, "cancelled", None, "the subscription was removed")
-            return True
-        secret = self._secrets.get(claim.subscription_id)
-        if secret is None:
-            secret = open_secret(self.vault, claim.subscription_id, rows[0]["secret"])
-            self._secrets[claim.subscription_id] = secret
-        result = self._send(claim, str(rows[0]["target_url"]), secret)
+        try:
+            rows = self.store.query("SELECT target_url, secret FROM hook_subscriptions"
+                                    " WHERE id = ?", (claim.subscription_id,))
+            if not rows:
+                self._settle(claim, "cancelled", None, "the subscription was removed")
+                return True
+            secret = self._secrets.get(claim.subscription_id)
+            if secret is None:
+                secret = open_secret(self.vault, claim.subscription_id, rows[0]["secret"])
+                self._secrets[claim.subscription_id] = secret
+            result = self._send(claim, str(rows[0]["target_url"]), secret)
+        except ConnectorError as exc:  # the state file or the key: counts as a failed attempt
+            result = _Result("retry", error=str(exc))
+        except Exception as exc:  # a bug must not leave the claim to its lease forever
+            _log.exception("hooks: delivery %r failed", claim.id)
+            result = _Result("retry", error=f"unexpected error: {exc!r}")
         self._record(claim, result)
         return True
 

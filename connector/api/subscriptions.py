@@ -12,7 +12,7 @@ trigger id), which is how :func:`connector.api.delivery.fan_out` finds the subsc
 event; :func:`subscribed_triggers` tells ``serve`` which polling triggers to poll for them.
 
 ``target_url`` is checked by the SSRF guard of the generic HTTP action
-(:mod:`actions.http.urlguard`): loopback, private, link-local and metadata addresses are
+(:mod:`connector.client.urlguard`): loopback, private, link-local and metadata addresses are
 refused unless ``CONNECTOR_HTTP_ALLOW`` (or the process allow-list tests and the demo use)
 allows them. The guard runs again before every delivery (:mod:`connector.api.delivery`), so a
 host name that later resolves elsewhere is still refused.
@@ -43,9 +43,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from actions.http.urlguard import UrlGuard
 from connector.auth.redaction import register
 from connector.auth.vault import Vault
+from connector.client.urlguard import UrlGuard
 from connector.errors import ConnectorError, DocumentError, Location, Problem
 from connector.store import Store
 

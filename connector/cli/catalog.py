@@ -59,21 +59,21 @@ def _add_filters(parser: argparse.ArgumentParser) -> None:
 def run_list(args: argparse.Namespace) -> int:
     """Print the catalog (or the entries a search finds) as a table or JSON."""
     from connector.catalog import build_catalog
+    from connector.catalogsearch import rows as catalog_rows
+    from connector.catalogsearch import search
     from connector.cli.table import print_table
 
     catalog = build_catalog()
-    rows = [_action_row(a) for a in catalog.actions.values()]
-    rows += [_trigger_row(t) for t in catalog.triggers.values()]
+    rows = catalog_rows(catalog)
     if args.app:
         if args.app not in catalog.apps:
             catalog.app(args.app)
         rows = [r for r in rows if r["app"] == args.app]
     if args.tag:
         rows = _tagged(rows, args.tag)
-    rows.sort(key=lambda r: (r["app"], r["kind"] != "action", r["id"]))
-    words = [w.lower() for w in getattr(args, "words", None) or ()]
+    words = getattr(args, "words", None) or ()
     if words:
-        rows = _found(rows, words)
+        rows = search(rows, words)
         if not rows:
             print(f"no action or trigger holds every word of {' '.join(args.words)!r}",
                   file=sys.stderr)
@@ -98,38 +98,6 @@ def run_list(args: argparse.Namespace) -> int:
     return 0
 
 
-def _action_row(action: Any) -> dict[str, Any]:
-    return {
-        "id": action.id,
-        "app": action.app,
-        "kind": "action",
-        "title": action.title,
-        "method": action.method,
-        "path": action.path,
-        "scopes": list(action.scopes),
-        "operation": action.operation,
-        "deprecated": action.deprecated,
-        "use_instead": action.use_instead,
-        "paginated": bool(action.pagination),
-        "tags": list(action.tags),
-        "description": action.description,
-    }
-
-
-def _trigger_row(trigger: Any) -> dict[str, Any]:
-    return {
-        "id": trigger.id,
-        "app": trigger.app,
-        "kind": trigger.kind,
-        "title": trigger.title,
-        "event": trigger.event,
-        "scopes": list(trigger.scopes),
-        "deprecated": False,
-        "tags": [],
-        "description": trigger.description,
-    }
-
-
 def _tagged(rows: list[dict[str, Any]], tag: str) -> list[dict[str, Any]]:
     """The rows carrying ``tag`` (any case); an unknown tag is an error naming a close one."""
     wanted = tag.casefold()
@@ -143,21 +111,6 @@ def _tagged(rows: list[dict[str, Any]], tag: str) -> list[dict[str, Any]]:
         where = f" ({hint})" if hint else f" [tags: {', '.join(known)}]" if known else ""
         raise ConnectorError(f"no action is tagged {tag!r}{where}")
     return kept
-
-
-_SEARCHED = ("id", "title", "description", "path", "operation", "event")
-
-
-def _found(rows: list[dict[str, Any]], words: list[str]) -> list[dict[str, Any]]:
-    """The rows holding every word; those with more words in their id or title first."""
-    scored = []
-    for row in rows:
-        text = " ".join([*(str(row.get(k) or "") for k in _SEARCHED), *row["tags"]]).lower()
-        if all(w in text for w in words):
-            named = f"{row['id']} {row['title']}".lower()
-            scored.append((-sum(w in named for w in words), row))
-    scored.sort(key=lambda pair: pair[0])  # stable: the catalog order within a score
-    return [row for _, row in scored]
 
 
 def run_show(args: argparse.Namespace) -> int:

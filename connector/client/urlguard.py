@@ -1,4 +1,6 @@
-"""The URL guard of the generic HTTP action: which hosts and addresses a request may reach.
+"""The URL guard for outbound URLs that users choose (the HTTP action, REST hook targets).
+
+Which hosts and addresses a request may reach.
 
 A URL passes :meth:`UrlGuard.check` when its scheme is ``http`` or ``https``, it carries no
 user info, and every address its host resolves to (``socket.getaddrinfo``) is public, or
@@ -27,12 +29,13 @@ from dataclasses import dataclass
 
 import httpx
 
-from connector import ConnectorError, RemoteError, safe_url
+from connector.client.exchange import safe_url
+from connector.errors import ConnectorError, RemoteError
 
 __all__ = [
     "ALLOW_ENV",
     "AllowEntry",
-    "Target",
+    "GuardedUrl",
     "UrlGuard",
     "address_risk",
     "allow",
@@ -110,7 +113,7 @@ def _bad_entry(text: str) -> ConnectorError:
 
 
 @dataclass(frozen=True, slots=True)
-class Target:
+class GuardedUrl:
     """A URL that passed the guard, and the addresses to connect to (in resolver order)."""
 
     url: httpx.URL
@@ -142,7 +145,7 @@ class UrlGuard:
         listed = [part for part in env.get(ALLOW_ENV, "").split(",") if part.strip()]
         return cls([*listed, *allowed()])
 
-    def check(self, url: str | httpx.URL, *, where: str = "url") -> Target:
+    def check(self, url: str | httpx.URL, *, where: str = "url") -> GuardedUrl:
         """Check ``url`` and resolve its host; return where it may connect.
 
         :param where: names the URL in messages (``url``, ``redirect from ...``).
@@ -162,7 +165,7 @@ class UrlGuard:
                     "loopback, private, link-local and reserved addresses are refused "
                     f"[allow it with {ALLOW_ENV}={_suggest(host, address)} if intended]"
                 )
-        return Target(parsed, addresses)
+        return GuardedUrl(parsed, addresses)
 
 
 def _parse(url: str | httpx.URL, where: str) -> httpx.URL:
