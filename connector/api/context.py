@@ -21,6 +21,7 @@ from connector.store import Store
 __all__ = ["API_KEY_HEADER", "Api", "authorize", "ok", "permit", "presented_key", "read_body"]
 
 API_KEY_HEADER = "X-API-Key"
+_PLACEHOLDER = "http://ghl-connector.invalid/server-url"
 
 
 @dataclass
@@ -33,7 +34,7 @@ class Api:
     runtimes: Runtimes
     keys: ApiKeys = field(init=False)
     idempotency: Idempotency = field(init=False)
-    _documents: dict[str, bytes] = field(default_factory=dict, init=False, repr=False)
+    _document: bytes | None = field(default=None, init=False, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -41,17 +42,18 @@ class Api:
         self.idempotency = Idempotency(self.store)
 
     def openapi(self, server_url: str) -> bytes:
-        """The OpenAPI 3.1 document of this API at ``server_url`` (built once per URL)."""
+        """The OpenAPI 3.1 document of this API at ``server_url``: built and encoded once,
+        the server's URL put in per request (so no Host header makes it build again)."""
         with self._lock:
-            found = self._documents.get(server_url)
+            found = self._document
         if found is None:
             from connector.api.answers import encode
             from connector.api.openapi import document
 
-            found = encode(document(self.catalog, server_url=server_url))
+            found = encode(document(self.catalog, server_url=_PLACEHOLDER))
             with self._lock:
-                self._documents[server_url] = found
-        return found
+                self._document = found
+        return found.replace(encode(_PLACEHOLDER), encode(server_url), 1)
 
     def close(self) -> None:
         """Close the runtimes' clients (the store is the caller's)."""
