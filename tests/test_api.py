@@ -149,6 +149,15 @@ def test_connection_is_chosen_per_request(server: ApiServer, ghl: SandboxServer)
     assert "elsewhere" in unknown.json()["error"]["message"]
 
 
+def test_openapi_json_names_the_server_it_is_fetched_from(server: ApiServer) -> None:
+    first = server.client.get("/openapi.json")
+    again = server.client.get("/openapi.json", headers={"Host": "connector.example.com"})
+    assert first.status_code == again.status_code == 200
+    assert first.json()["servers"] == [{"url": server.url}]
+    assert again.json()["servers"] == [{"url": "http://connector.example.com"}]
+    assert again.json()["paths"] == first.json()["paths"]
+
+
 def test_describe_and_unknown_actions(server: ApiServer, catalog: Catalog) -> None:
     shown = server.client.get("/v1/actions/ghl.contacts.create", headers=server.headers())
     assert shown.status_code == 200

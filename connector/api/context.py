@@ -10,7 +10,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import Response
 
-from connector.api.answers import error, json_answer
+from connector.api.answers import encode, error, json_answer
 from connector.api.apikeys import ApiKey, ApiKeys
 from connector.api.idempotency import Idempotency
 from connector.api.runtimes import Runtimes
@@ -47,7 +47,6 @@ class Api:
         with self._lock:
             found = self._document
         if found is None:
-            from connector.api.answers import encode
             from connector.api.openapi import document
 
             found = encode(document(self.catalog, server_url=_PLACEHOLDER))
