@@ -174,6 +174,13 @@ class Runtime:
             action, app, data, self._client(app), auth, key, self._base_url(app), self.settings
         )
 
+    def rate_limits(self) -> dict[str, list[dict[str, object]]]:
+        """Each app's rate-limiter state per key (location) seen so far, by app id."""
+        with self._lock:
+            clients = dict(self._clients)
+        return {app_id: [client.limiter.snapshot(key) for key in client.limiter.keys()]
+                for app_id, client in sorted(clients.items()) if client.limiter is not None}
+
     def _client(self, app: App) -> HttpClient:
         client = self._clients.get(app.id)
         if client is not None:

@@ -294,6 +294,18 @@ MIGRATIONS: tuple[Migration, ...] = (
     ),
     Migration(
         10,
+        "console_tokens",
+        # Login tokens of the web console (connector/console/access.py): their SHA-256 only.
+        """
+        CREATE TABLE console_tokens (
+            digest      TEXT PRIMARY KEY,
+            label       TEXT NOT NULL,
+            created_at  REAL NOT NULL
+        );
+        """,
+    ),
+    Migration(
+        11,
         "api",
         # The HTTP action API (connector/api/): its keys, stored as SHA-256 digests only
         # (connector/api/apikeys.py), and the answers kept for Idempotency-Key replays

@@ -227,6 +227,9 @@ def test_api_command_serves_on_loopback(tmp_path: Path) -> None:
             line = proc.stdout.readline()
             assert line.startswith("api: listening on http://127.0.0.1:"), line
             url = line.split()[3]
+            assert proc.stdout.readline().strip() == f"console: {url}/console/"
+            assert proc.stdout.readline().strip() == f"metrics: {url}/metrics"
+            assert httpx.get(f"{url}/metrics", timeout=30).status_code == 200
             doc = httpx.get(f"{url}/openapi.json", timeout=30).json()
             assert doc["openapi"] == "3.1.0" and doc["servers"] == [{"url": url}]
             assert httpx.get(f"{url}/v1/actions", timeout=10).status_code == 401

@@ -94,3 +94,14 @@ def test_packaging_wheel_installs_and_runs_catalog(wheel, tmp_path):
     }
     assert len(ids) == 576
     assert "ghl.contacts.search" in ids
+
+
+def test_packaging_wheel_ships_the_console_assets(wheel):
+    """The console's stylesheet and script are in the wheel: its pages need nothing outside."""
+    import zipfile
+
+    names = set(zipfile.ZipFile(wheel).namelist())
+    for asset in ("console.css", "console.js"):
+        assert f"connector/console/static/{asset}" in names
+    script = zipfile.ZipFile(wheel).read("connector/console/static/console.js").decode()
+    assert "http://" not in script and "https://" not in script

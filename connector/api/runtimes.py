@@ -97,6 +97,16 @@ class Runtimes:
                 self._bare = Runtime(self.catalog, self._settings(None, None))
             return self._bare
 
+    def rate_limits(self) -> dict[str, list[dict[str, object]]]:
+        """Every connection's rate-limiter state, by app id (the console shows them)."""
+        with self._lock:
+            runtimes = [runtime for runtime, _ in self._made.values()]
+        merged: dict[str, list[dict[str, object]]] = {}
+        for runtime in runtimes:
+            for app, snaps in runtime.rate_limits().items():
+                merged.setdefault(app, []).extend(snaps)
+        return merged
+
     def close(self) -> None:
         """Close every runtime's pooled clients."""
         with self._lock:

@@ -173,6 +173,11 @@ class ConnectionStore:
         )
         return [self._build(row, secrets_too=False).summary() for row in rows]
 
+    def stored_times(self) -> dict[str, float]:
+        """When each connection's tokens were last stored (a login or a refresh), by name."""
+        rows = self.store.query("SELECT name, updated_at FROM connections ORDER BY name")
+        return {str(r["name"]): float(r["updated_at"]) for r in rows if r["updated_at"]}
+
     def find(self, name: str) -> Connection | None:
         """The stored connection ``name`` with its secrets opened, or ``None``.
 

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Protocol
 
 import httpx
 
+from connector.activity import BUS
 from connector.auth import oauth
 from connector.auth import redaction as secrets
 from connector.auth.bearer import app_token
@@ -230,10 +231,13 @@ class TokenManager:
                     raise  # network trouble, 429 or 5xx: the refresh token may still be good
                 self.connections.mark_needs_login(connection.name)
                 self._cache.pop(connection.name, None)
+                BUS.publish("token", status="refused", connection=connection.name)
                 raise _needs_login(connection, f"the refresh was refused ({exc})") from exc
         updated = _apply(connection, grant, self.clock())
         stored = self.connections.save(updated)  # committed before the new token is used
         log.debug("connection %r refreshed (generation %d)", stored.name, stored.generation)
+        BUS.publish("token", status="refreshed", connection=stored.name,
+                    location=stored.location_id)
         return stored
 
     def location_grant(self, source: str, location_id: str) -> oauth.Grant:

@@ -22,7 +22,7 @@ __all__ = ["main"]
 
 COMMANDS = (
     "demo", "catalog", "call", "validate", "run", "runs", "serve", "replay", "audit", "backfill",
-    "sandbox", "auth", "hooks", "api", "export", "mcpserve",
+    "sandbox", "auth", "hooks", "api", "export", "mcpserve", "console",
 )
 """Modules of :mod:`connector.cli` that add a command, in the order ``--help`` lists them."""
 

@@ -64,6 +64,11 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         help="keep the sync state (id map, audit trail) in FILE, a new file, for "
         "`ghl-connector audit`",
     )
+    parser.add_argument(
+        "--keep",
+        action="store_true",
+        help="keep the sandboxes and the web console serving after the story (Ctrl-C stops)",
+    )
     parser.set_defaults(func=run)
 
 
@@ -72,6 +77,7 @@ def run(args: argparse.Namespace) -> int:
     from connector.demo import DemoOptions, run_demo
 
     options = DemoOptions(
-        partners=_PARTNERS[args.partner], seed_contacts=args.seed_contacts, state=args.state
+        partners=_PARTNERS[args.partner], seed_contacts=args.seed_contacts, state=args.state,
+        keep=args.keep,
     )
     return run_demo(options)

@@ -39,6 +39,7 @@ from types import TracebackType
 
 import httpx
 
+from connector.activity import BUS
 from connector.client.failure import NoResponse, mapped_failures
 from connector.client.limits import ResponseLimits, deadline, hold_to_deadlines, read_limited
 from connector.client.ratelimiter import RateLimiter
@@ -162,6 +163,9 @@ class HttpClient:
                 return Reply(status, _lower(response.headers), data, elapsed_ms)
             retry_after = parse_retry_after(response.headers.get("retry-after"))
             retryable = status in RETRY_STATUSES and (may_repeat or status == 429)
+            if status == 429:
+                BUS.publish("http", status="429", base=self.base_url, method=method,
+                            path=request.path, attempt=attempt)
             if not retryable or attempt == attempts or self._backoff.too_long(retry_after):
                 raise _status_error(request, response, retry_after)
             self._pause(method, request.path, str(status), attempt, retry_after)
@@ -246,6 +250,8 @@ class HttpClient:
         self, method: str, path: str, outcome: str, attempt: int, retry_after: float | None
     ) -> None:
         wait = self._backoff.delay(attempt, retry_after=retry_after)
+        BUS.publish("http", status="retry", base=self.base_url, method=method, path=path,
+                    attempt=attempt, reason=outcome, wait=round(wait, 3))
         log.debug(
             "retrying %s %s (attempt %d of %d) after %s; waiting %.2fs",
             method, path, attempt, self.retry.attempts, outcome, wait,

@@ -187,6 +187,11 @@ class RateLimiter:
                 "wait_seconds": round(max(0.0, wait), 3),
             }
 
+    def keys(self) -> list[str]:
+        """The keys (locations) this limiter has seen, sorted."""
+        with self._lock:
+            return sorted(self._buckets)
+
     def _bucket(self, key: str) -> _Bucket:
         bucket = self._buckets.get(key)
         if bucket is None:

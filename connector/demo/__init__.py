@@ -23,6 +23,7 @@ from typing import Any, TextIO
 from connector.auth.bearer import StaticBearer
 from connector.auth.credentials import api_key_provider, ghl_only
 from connector.catalog import build_catalog
+from connector.console.server import ConsoleServer
 from connector.demo.partners import PARTNERS, PartnerApp
 from connector.demo.relay import (
     WRITES,
@@ -63,6 +64,8 @@ class DemoOptions:
     ghl_limit: RateLimit = RateLimit(200, 10.0)
     partner_limit: RateLimit = RateLimit(300, 10.0)
     state: Path | None = None
+    keep: bool = False
+    stop: threading.Event | None = None
 
     def __post_init__(self) -> None:
         unknown = [p for p in self.partners if p not in PARTNERS]
@@ -118,6 +121,7 @@ def run_demo(options: DemoOptions | None = None, out: TextIO | None = None) -> i
         ]
         path = options.state or Path(stack.enter_context(tempfile.TemporaryDirectory())) / "s.db"
         store = stack.enter_context(Store(path))
+        console = stack.enter_context(ConsoleServer(store))
         runtime = stack.enter_context(_runtime(ghl, kits, boxes, options))
         casts = [
             Cast(kit, box, SyncEngine(load_sync(_sync_file(kit)), runtime, store), n)
@@ -125,6 +129,8 @@ def run_demo(options: DemoOptions | None = None, out: TextIO | None = None) -> i
         ]
         relay = stack.enter_context(_relay(ghl, casts, runtime, progress))
         _banner(progress.say, ghl, casts, relay, options)
+        progress.say(f"  console      {console.url}  (watch the sync live)")
+        progress.say("")
         story = Story(runtime, ghl, casts, relay, progress.say)
         steps = [
             ("sample data: partner contacts GHL already has", story.sample_data, False),
@@ -143,7 +149,19 @@ def run_demo(options: DemoOptions | None = None, out: TextIO | None = None) -> i
             step()
         checks = [converged(runtime, cast) for cast in casts]
         ok = report(out, casts, progress.applied, checks, _health(ghl, casts, relay, story))
+        if options.keep:
+            _keep_serving(progress.say, console.url, options.stop or threading.Event())
     return 0 if ok else 1
+
+
+def _keep_serving(say: Callable[[str], None], url: str, stop: threading.Event) -> None:
+    """Keep the sandboxes and the console up until Ctrl-C (or ``stop``)."""
+    say(f"still serving: the console is at {url} (Ctrl-C stops)")
+    try:
+        while not stop.wait(0.5):
+            pass
+    except KeyboardInterrupt:
+        say("stopped")
 
 
 def _health(ghl: SandboxServer, casts: Sequence[Cast], relay: Relay, story: Story) -> Health:

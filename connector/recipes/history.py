@@ -19,6 +19,7 @@ import time
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from connector.activity import BUS, contact_fields
 from connector.auth.redaction import redact
 from connector.errors import StoreError
 from connector.expressions.syntax import JSON
@@ -173,6 +174,10 @@ class History:
                 (run_id, recipe, recipe_file, trigger, text, now),
             )
             row = db.execute("SELECT executions FROM runs WHERE id = ?", (run_id,)).fetchone()
+        location = event.get("locationId") if isinstance(event, dict) else None
+        BUS.publish("run", status="started", run_id=run_id, recipe=recipe, trigger=trigger,
+                    location=location if isinstance(location, str) else None,
+                    **contact_fields(event))
         return int(row[0])
 
     def check_same_event(self, run_id: str, event: JSON) -> None:
@@ -215,6 +220,9 @@ class History:
                 record.duration_ms,
             ),
         )
+        BUS.publish("step", run_id=run_id, step=record.step_id, item=record.item,
+                    action=record.action, status=record.status, attempts=record.attempts,
+                    duration_ms=round(record.duration_ms, 3), error=record.error)
 
     def finish(self, run_id: str, status: str, error: str | None = None) -> None:
         """Record how run ``run_id`` ended."""
@@ -222,11 +230,18 @@ class History:
             raise ValueError(f"unknown run status {status!r}")
         # Not flushed on its own: the caller's next durable commit (the service marks the inbox
         # event done right after) or closing the store flushes it; a killed process loses nothing.
+        now = time.time()
         with self.store.transaction(durable=False) as db:
             db.execute(
                 "UPDATE runs SET status = ?, error = ?, finished_at = ? WHERE id = ?",
-                (status, None if error is None else redact(error), time.time(), run_id),
+                (status, None if error is None else redact(error), now, run_id),
             )
+            row = db.execute(
+                "SELECT recipe, started_at FROM runs WHERE id = ?", (run_id,)
+            ).fetchone()
+        if row is not None:
+            BUS.publish("run", status=status, run_id=run_id, recipe=row[0], error=error,
+                        duration_ms=round((now - float(row[1])) * 1000, 3))
 
     def recent(
         self, *, recipe: str | None = None, status: str | None = None, limit: int = 20
@@ -246,6 +261,30 @@ class History:
             (*params, limit),
         )
         return [_run(row) for row in rows]
+
+    def step_timings(self, since: float, limit: int = 5000) -> list[tuple[str, float, str]]:
+        """``(action, duration_ms, status)`` of the newest steps started since ``since`` (at
+        most ``limit``): the console's latency chart."""
+        rows = self.store.query(
+            "SELECT action, duration_ms, status FROM run_steps WHERE started_at >= ?"
+            " ORDER BY started_at DESC LIMIT ?", (since, limit),
+        )
+        return [(str(r["action"]), float(r["duration_ms"]), str(r["status"])) for r in rows]
+
+    def ended_since(self, since: float, limit: int = 50_000) -> list[tuple[float, str]]:
+        """``(finished_at, status)`` of the runs that ended since ``since``, newest first."""
+        rows = self.store.query(
+            "SELECT finished_at, status FROM runs WHERE finished_at >= ?"
+            " ORDER BY finished_at DESC LIMIT ?", (since, limit),
+        )
+        return [(float(r["finished_at"]), str(r["status"])) for r in rows]
+
+    def counts(self) -> dict[tuple[str, str], int]:
+        """How many runs each recipe has in each status."""
+        rows = self.store.query(
+            "SELECT recipe, status, COUNT(*) AS n FROM runs GROUP BY recipe, status"
+        )
+        return {(str(r["recipe"]), str(r["status"])): int(r["n"]) for r in rows}
 
     def get(self, run_id: str) -> RunRecord:
         """One run with its steps in order, by its id or a prefix that only it has (as git

@@ -26,10 +26,13 @@ from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from connector.activity import BUS
 from connector.service.inbox import NewEvent
 from connector.store import Store
 
-__all__ = ["POLL_PREFIX", "Cursor", "Found", "PollLedger", "to_ms", "webhook_times"]
+__all__ = [
+    "POLL_PREFIX", "Cursor", "Found", "PollLedger", "cursors", "to_ms", "webhook_times",
+]
 
 POLL_PREFIX = "poll:"
 """How the ``webhook_id`` of every event a poller makes starts (webhooks never do)."""
@@ -183,6 +186,9 @@ class PollLedger:
                     "DELETE FROM poll_seen WHERE trigger_id = ? AND scope = ? AND position < ?",
                     (*key, keep_from),
                 )
+        if stored:
+            BUS.publish("poll", status="found", trigger=self.trigger_id, location=self.scope,
+                        found=len(stored), type=stored[0].event.type)
         return stored
 
     def reset(self) -> None:
@@ -207,6 +213,17 @@ def _version(db: sqlite3.Connection, key: tuple[str, str], record_id: str) -> st
         (*key, record_id),
     ).fetchone()
     return None if row is None else str(row[0])
+
+
+def cursors(store: Store) -> list[dict[str, object]]:
+    """Every poller's saved cursor: ``trigger``, ``scope``, ``value`` and ``started`` (epoch
+    ms) and ``polled_at`` (epoch seconds of its last commit), by trigger and scope."""
+    rows = store.query(
+        "SELECT trigger_id, scope, value, started, polled_at FROM poll_cursors"
+        " ORDER BY trigger_id, scope"
+    )
+    return [{"trigger": str(r["trigger_id"]), "scope": str(r["scope"]), "value": int(r["value"]),
+             "started": int(r["started"]), "polled_at": float(r["polled_at"])} for r in rows]
 
 
 def webhook_times(db: sqlite3.Connection, types: Sequence[str], since: float) -> dict[str, int]:

@@ -129,6 +129,15 @@ class DeadLetters:
         found += [DeadLetter(None, ((str(r["id"]), str(r["recipe"])),)) for r in loose]
         return found
 
+    def count(self) -> int:
+        """How many dead letters :meth:`dead` lists, counted in the state file."""
+        rows = self.store.query(
+            "SELECT (SELECT COUNT(*) FROM inbox WHERE status = 'dead') + (SELECT COUNT(*)"
+            " FROM runs r WHERE r.status = 'dead_letter' AND NOT EXISTS (SELECT 1 FROM inbox i"
+            " WHERE substr(r.id, 1, length(i.webhook_id) + 1) = i.webhook_id || ':')) AS n"
+        )
+        return int(rows[0]["n"])
+
     def of_recipe(self, recipe: str) -> list[DeadLetter]:
         """The dead runs of one recipe (its name, or its file name without suffix), with
         their events; other dead runs of the same events are left out."""
@@ -265,6 +274,27 @@ class DeadLetters:
                     " claimed_at = NULL, finished_at = NULL WHERE id = ? AND status = 'dead'",
                     (now, letter.event.id),
                 )
+
+    def discard(self, letters: Iterable[DeadLetter]) -> int:
+        """Give the chosen dead letters up for good: their events become ``done`` (purged
+        with the others) and their dead runs ``failed`` (\"discarded\"); returns how many."""
+        now = time.time()
+        count = 0
+        with self.store.transaction() as db:
+            for letter in letters:
+                for run_id, _ in letter.runs:
+                    db.execute(
+                        "UPDATE runs SET status = 'failed', error = ?, finished_at = ?"
+                        " WHERE id = ? AND status = 'dead_letter'",
+                        ("discarded from the dead-letter list", now, run_id),
+                    )
+                if letter.event is not None:
+                    db.execute(
+                        "UPDATE inbox SET status = 'done', finished_at = ? WHERE id = ?"
+                        " AND status = 'dead'", (now, letter.event.id),
+                    )
+                count += 1
+        return count
 
     def _dead_runs(self, webhook_id: str) -> tuple[tuple[str, str], ...]:
         prefix = webhook_id + ":"

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from connector.activity import BUS
 from connector.catalog import Catalog
 from connector.errors import ConnectorError, DocumentError, Location, Problem, RecipeError
 from connector.expressions.syntax import FilterSpec
@@ -278,6 +279,8 @@ class Dispatcher:
                 _log.info(
                     "dispatcher: ignoring events of type %r (no trigger declares it)", event_type
                 )
+            BUS.publish("webhook", status="ignored", code="unknown_event",
+                        reason="unknown event type", type=event_type)
         return list(found)
 
     def process(self, event: InboxEvent, echo: Echo | None = None) -> Outcome:

@@ -265,6 +265,22 @@ class Inbox:
         rows = self.store.query("SELECT status, COUNT(*) AS n FROM inbox GROUP BY status")
         return {str(r["status"]): int(r["n"]) for r in rows}
 
+    def oldest_pending(self) -> float | None:
+        """When the oldest ``pending`` event was received (epoch seconds), or None."""
+        rows = self.store.query(
+            "SELECT MIN(received_at) AS t FROM inbox WHERE status = 'pending'"
+        )
+        return None if not rows or rows[0]["t"] is None else float(rows[0]["t"])
+
+    def received_since(self, since: float, limit: int = 100_000) -> list[float]:
+        """When each event received at or after ``since`` was received, newest first (at
+        most ``limit``): the console's events-per-minute chart."""
+        rows = self.store.query(
+            "SELECT received_at FROM inbox WHERE received_at >= ?"
+            " ORDER BY received_at DESC LIMIT ?", (since, limit),
+        )
+        return [float(r["received_at"]) for r in rows]
+
     def get(self, event_id: int) -> InboxEvent | None:
         """One event by its id."""
         rows = self.store.query(f"SELECT {_COLUMNS} FROM inbox WHERE id = ?", (event_id,))

@@ -23,6 +23,8 @@ secret
 or API key is missing. Every sync runs with the runtime of ``sync_location`` (GHL calls) which
 also calls the partners with their API keys.
 
+``/console/`` is the web console and ``/metrics`` the Prometheus metrics
+(:mod:`connector.console`; a login beyond loopback), in front of the receiver.
 ``GET /healthz`` (and ``HEAD``, without the body) answers 200 with the inbox counts while the
 inbox writer and every worker run, 503 otherwise. Processed (``done``) inbox events older than
 ``keep_events`` are purged at start and every ``purge_every`` seconds, in small batches; dead
@@ -51,6 +53,8 @@ from connector.api.delivery import Deliverer, delivery_counts, fan_out
 from connector.api.subscriptions import subscribed_triggers
 from connector.auth.redaction import register
 from connector.catalog import Catalog
+from connector.console.app import ServiceApp
+from connector.console.mount import console_banner, replayer, service_console
 from connector.errors import ConnectorError, DocumentError, StoreError
 from connector.hookspecs import Trigger
 from connector.recipes.engine import Engine
@@ -142,6 +146,16 @@ class Engines:
         return Engine(
             self.catalog, runtime, self.store, sleep=self.sleep, footprints=self.footprints
         )
+
+    def rate_limits(self) -> dict[str, list[dict[str, object]]]:
+        """Every runtime's rate-limiter state, by app id (one entry per location seen)."""
+        with self._lock:
+            engines = list(self._engines.values())
+        merged: dict[str, list[dict[str, object]]] = {}
+        for engine in engines:
+            for app, snaps in engine.runtime.rate_limits().items():
+                merged.setdefault(app, []).extend(snaps)
+        return merged
 
     def close(self) -> None:
         """Close every runtime's HTTP clients."""
@@ -305,7 +319,13 @@ def _run(options: ServeOptions, catalog: Catalog, loaded: tuple[list[Route], lis
         return healthy, report
 
     settings = Settings(options.keys, max_age=options.max_age)
-    app = ReceiverApp(writer, settings, partners=hooks, health=health)
+    receiver = ReceiverApp(writer, settings, partners=hooks, health=health)
+    console, metrics = service_console(
+        work_store, options.host, routes=lambda: dispatcher.routes, catalog=catalog,
+        rate_limits=engines.rate_limits,
+        replay=replayer(work_store, catalog, lambda loc: engines(loc).runtime, pool.wake),
+    )
+    app = ServiceApp(console, receiver, metrics)
     try:
         sock = bind_socket(options.host, options.port)
     except ConnectorError as exc:
@@ -328,6 +348,7 @@ def _run(options: ServeOptions, catalog: Catalog, loaded: tuple[list[Route], lis
     try:
         served.start()
         lines = summary(options, routes, sync_routes, url, pollers, recovered)
+        lines[2:2] = console_banner(url.removesuffix(WEBHOOK_PATH), console)
         out.write("\n".join(lines) + "\nready\n")
         out.flush()
         _log.info("serve: ready", extra={"fields": {"webhook_url": url, "recipes": len(routes)}})
@@ -345,6 +366,8 @@ def _run(options: ServeOptions, catalog: Catalog, loaded: tuple[list[Route], lis
                 hook_polls.check()
     finally:
         stop.set()
+        console.stopping.set()
+        metrics.close()
         served.stop()
         sock.close()
         writer.close()

@@ -50,6 +50,7 @@ from typing import Any, TextIO
 
 import uvicorn
 
+from connector.activity import BUS, contact_fields
 from connector.auth.redaction import install_redaction
 from connector.documents.payload import load_json
 from connector.errors import ConnectorError, DocumentError, StoreError
@@ -188,27 +189,38 @@ class ReceiverApp:
         self, scope: Scope, receive: Receive, hook: PartnerHook | None
     ) -> tuple[int, dict[str, Any]]:
         received_at = time.time()
+        app = hook.app if hook is not None else WEBHOOK_PATH.removeprefix(WEBHOOK_PREFIX)
         try:
-            event = await self._accept(scope, receive, received_at, hook)
+            event, about = await self._accept(scope, receive, received_at, hook)
         except _Rejected as rejected:
             _log.info("receiver: %s %s from %s", rejected.status, rejected.reason,
                       _client(scope))
+            BUS.publish("webhook", status="refused", app=app, code=_code(rejected),
+                        reason=rejected.reason, http=rejected.status)
             return rejected.status, {"error": rejected.reason}
         except Exception:  # a bug must not drop the event: GHL retries a 429, never a 500
             _log.exception("receiver: unexpected error checking a webhook from %s",
                            _client(scope))
+            BUS.publish("webhook", status="refused", app=app, code="internal",
+                        reason="internal error", http=429)
             return 429, {"error": "internal error, retry later"}
         try:
             stored = await self.writer.add(event)
         except StoreError as exc:
             _log.info("receiver: 429 for %r: %s", event.webhook_id, exc)
+            BUS.publish("webhook", status="refused", app=app, code="unavailable",
+                        reason="inbox unavailable", http=429, webhook_id=event.webhook_id)
             return 429, {"error": "inbox unavailable, retry later"}
+        BUS.publish("webhook", status="accepted" if stored else "refused", app=app,
+                    type=event.type, location=event.location_id, webhook_id=event.webhook_id,
+                    **({} if stored else {"code": "duplicate", "reason": "duplicate"}), **about)
         return 200, {"stored": stored, "webhookId": event.webhook_id}
 
     async def _accept(
         self, scope: Scope, receive: Receive, received_at: float, hook: PartnerHook | None
-    ) -> NewEvent:
-        """Run every check; return the event to store or raise :class:`_Rejected`."""
+    ) -> tuple[NewEvent, dict[str, str]]:
+        """Run every check; return the event to store and the contact it is about
+        (:func:`connector.activity.contact_fields`), or raise :class:`_Rejected`."""
         settings = self.settings
         headers = _headers(scope, self._wanted)
         _check_length(headers.get("content-length"), settings.max_body)
@@ -222,9 +234,17 @@ class ReceiverApp:
         payload = _parse(body, settings.max_body)
         if settings.max_age > 0:
             _check_age(payload.get("timestamp"), received_at, settings.max_age)
+        about = contact_fields(payload)
         if hook is not None:
-            return hook.event(body, payload, received_at)
-        return NewEvent.from_payload(body, payload, received_at)
+            return hook.event(body, payload, received_at), about
+        return NewEvent.from_payload(body, payload, received_at), about
+
+
+def _code(rejected: _Rejected) -> str:
+    """A refusal's reason as a short label (metrics, console filters)."""
+    if rejected.status == 401:
+        return "signature" if rejected.reason.startswith("signature") else "stale"
+    return {400: "bad_body", 413: "too_large"}.get(rejected.status, "refused")
 
 
 def _headers(scope: Scope, names: set[bytes]) -> dict[str, str]:

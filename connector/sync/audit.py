@@ -18,11 +18,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
+from connector.activity import BUS
 from connector.expressions.syntax import JSON
 from connector.store import Store
 
 __all__ = [
-    "FIELDS", "MASK", "AuditEntry", "entries", "record", "redacted", "write_csv", "write_jsonl",
+    "FIELDS", "MASK", "AuditEntry", "entries", "mentioning", "of_records", "record", "redacted",
+    "write_csv", "write_jsonl",
 ]  # fmt: skip
 
 MASK = "****"
@@ -96,6 +98,9 @@ def record(db: sqlite3.Connection, entry: AuditEntry) -> None:
             json.dumps({k: list(v) for k, v in entry.changes.items()}, sort_keys=True),
         ),
     )
+    BUS.publish("sync", status=entry.action, sync=entry.sync, object=entry.object,
+                direction=entry.direction, reason=entry.reason, ghl_id=entry.ghl_id,
+                partner_id=entry.partner_id, contact=entry.ghl_id, fields=sorted(entry.changes))
 
 
 def entries(
@@ -128,6 +133,32 @@ def entries(
         params.append(limit)
     rows = store.query(sql, params)
     return [_entry(row) for row in reversed(rows)]
+
+
+def mentioning(store: Store, text: str, *, limit: int = 50) -> list[AuditEntry]:
+    """The newest entries whose record ids or changed values contain ``text`` (an e-mail
+    address, a phone number, an id), newest first."""
+    pattern = "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+    rows = store.query(
+        "SELECT * FROM sync_audit WHERE changes LIKE ? ESCAPE '\\' OR ghl_id = ?"
+        " OR partner_id = ? ORDER BY at DESC, id DESC LIMIT ?",
+        (pattern, text, text, limit),
+    )
+    return [_entry(row) for row in rows]
+
+
+def of_records(store: Store, ids: Iterable[str], *, limit: int = 200) -> list[AuditEntry]:
+    """The audit trail of the records ``ids`` (GHL or partner ids), newest first."""
+    wanted = list(dict.fromkeys(ids))[:100]
+    if not wanted:
+        return []
+    marks = ", ".join("?" * len(wanted))
+    rows = store.query(
+        f"SELECT * FROM sync_audit WHERE ghl_id IN ({marks}) OR partner_id IN ({marks})"
+        " ORDER BY at DESC, id DESC LIMIT ?",
+        (*wanted, *wanted, limit),
+    )
+    return [_entry(row) for row in rows]
 
 
 def _entry(row: sqlite3.Row) -> AuditEntry:

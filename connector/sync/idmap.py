@@ -13,13 +13,14 @@ from __future__ import annotations
 import dataclasses
 import sqlite3
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from connector.store import Store
 from connector.sync.spec import Side
 
-__all__ = ["ECHO_DEPTH", "IdMap", "Link"]
+__all__ = ["ECHO_DEPTH", "IdMap", "Link", "links_of"]
 
 ECHO_DEPTH = 8
 """How many written states per side a link remembers (a late webhook of an earlier write)."""
@@ -123,6 +124,20 @@ class Link:
         """A copy with ``hash``/``written``/``applied``/``seen`` of ``side`` replaced."""
         changes: dict[str, Any] = {f"{side}_{k}": v for k, v in values.items()}
         return dataclasses.replace(self, **changes)
+
+
+def links_of(store: Store, ids: Sequence[str], limit: int = 100) -> list[Link]:
+    """The links, across every sync, whose GHL or partner id is one of ``ids``."""
+    wanted = list(dict.fromkeys(ids))[:limit]
+    if not wanted:
+        return []
+    marks = ", ".join("?" * len(wanted))
+    rows = store.query(
+        f"SELECT {', '.join(_COLUMNS)} FROM sync_links WHERE ghl_id IN ({marks})"
+        f" OR partner_id IN ({marks}) ORDER BY sync, object LIMIT ?",
+        (*wanted, *wanted, limit),
+    )
+    return [Link(*(row[c] for c in _COLUMNS)) for row in rows]
 
 
 class IdMap:

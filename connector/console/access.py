@@ -1,0 +1,157 @@
+"""Who may use the console: login tokens, sessions, CSRF tokens, and the loopback rule.
+
+- Bound to a loopback address (127.0.0.0/8, ``::1``, ``localhost``), the console needs no
+  login: only this machine can reach it. Bound anywhere else, every page, the event stream and
+  ``/metrics`` need a login: a *console token* (``ghl-connector console token``) typed into the
+  login form, which opens a session (an HttpOnly, SameSite=Strict cookie), or sent as
+  ``Authorization: Bearer <token>`` (scrapers, scripts).
+- Tokens are stored as their SHA-256 only (table ``console_tokens``); the token itself is
+  printed once, when it is created.
+- Every request that changes something (login, logout, replay, discard) carries a CSRF token
+  tied to its session (without login: to the process) and is refused when its ``Origin`` or
+  ``Sec-Fetch-Site`` says another site sent it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import ipaddress
+import secrets
+import threading
+import time
+from dataclasses import dataclass
+
+from connector.store import Store
+
+__all__ = [
+    "SESSION_COOKIE",
+    "Session",
+    "Sessions",
+    "create_token",
+    "is_loopback",
+    "token_valid",
+]
+
+SESSION_COOKIE = "ghl_console"
+SESSION_SECONDS = 12 * 3600
+TOKEN_PREFIX = "gct_"
+_MAX_SESSIONS = 1000
+_FAILURES_WINDOW = 60.0
+_MAX_FAILURES = 20
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` (a bind address or name) is only reachable from this machine."""
+    literal = host.strip().removeprefix("[").removesuffix("]")
+    if literal.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(literal).is_loopback
+    except ValueError:
+        return False
+
+
+def _digest(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def create_token(store: Store, label: str) -> str:
+    """A new console login token; only its SHA-256 is stored. Returned once: print it."""
+    token = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    store.execute(
+        "INSERT INTO console_tokens (digest, label, created_at) VALUES (?, ?, ?)",
+        (_digest(token), label[:100], time.time()),
+    )
+    return token
+
+
+def token_valid(store: Store, token: str) -> bool:
+    """Whether ``token`` is a console token of this state file."""
+    if not token.startswith(TOKEN_PREFIX) or len(token) > 200:
+        return False
+    rows = store.query("SELECT digest FROM console_tokens WHERE digest = ?", (_digest(token),))
+    return bool(rows) and hmac.compare_digest(str(rows[0]["digest"]), _digest(token))
+
+
+@dataclass(frozen=True, slots=True)
+class Session:
+    """A logged-in browser: its cookie value, CSRF token and expiry (epoch seconds)."""
+
+    id: str
+    csrf: str
+    expires: float
+
+
+class Sessions:
+    """The console's sessions (in memory: a restart logs everyone out) and its CSRF tokens.
+
+    :param secret: keys the CSRF token of requests without a session (loopback).
+    """
+
+    def __init__(self, secret: bytes | None = None) -> None:
+        self._secret = secret or secrets.token_bytes(32)
+        self._sessions: dict[str, Session] = {}
+        self._failures: list[float] = []
+        self._lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"Sessions({len(self._sessions)} open)"
+
+    def open(self) -> Session:
+        """A new session."""
+        now = time.time()
+        session = Session(secrets.token_urlsafe(32), secrets.token_urlsafe(32),
+                          now + SESSION_SECONDS)
+        with self._lock:
+            if len(self._sessions) >= _MAX_SESSIONS:
+                self._expire(now, oldest=True)
+            self._sessions[session.id] = session
+        return session
+
+    def get(self, sid: str | None) -> Session | None:
+        """The live session of cookie value ``sid``."""
+        if not sid:
+            return None
+        with self._lock:
+            session = self._sessions.get(sid)
+            if session is not None and session.expires < time.time():
+                del self._sessions[sid]
+                return None
+            return session
+
+    def close(self, sid: str | None) -> None:
+        """End a session (logout)."""
+        with self._lock:
+            self._sessions.pop(sid or "", None)
+
+    def csrf(self, session: Session | None, nonce: str = "") -> str:
+        """The CSRF token a form carries: the session's, else one keyed to this process (and
+        to ``nonce``: the login form's pre-session cookie)."""
+        if session is not None:
+            return session.csrf
+        return hmac.new(self._secret, b"csrf:" + nonce.encode(), hashlib.sha256).hexdigest()
+
+    def csrf_ok(self, session: Session | None, given: str, nonce: str = "") -> bool:
+        """Whether ``given`` is the CSRF token this session (or process) expects."""
+        expected = self.csrf(session, nonce).encode()
+        return bool(given) and hmac.compare_digest(given.encode("utf-8", "replace"), expected)
+
+    def throttled(self) -> bool:
+        """Whether too many logins failed in the last minute (then all are refused a while)."""
+        now = time.time()
+        with self._lock:
+            self._failures = [t for t in self._failures if t > now - _FAILURES_WINDOW]
+            return len(self._failures) >= _MAX_FAILURES
+
+    def failed(self) -> None:
+        """Count a failed login."""
+        with self._lock:
+            self._failures.append(time.time())
+
+    def _expire(self, now: float, *, oldest: bool) -> None:
+        for sid in [s for s, v in self._sessions.items() if v.expires < now]:
+            del self._sessions[sid]
+        if oldest and len(self._sessions) >= _MAX_SESSIONS:
+            first = min(self._sessions.values(), key=lambda s: s.expires)
+            del self._sessions[first.id]
