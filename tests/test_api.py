@@ -138,6 +138,15 @@ def test_keys_answer_401_and_403(server: ApiServer, ghl: SandboxServer) -> None:
     assert client.get("/v1/triggers", headers={"X-API-Key": key}).status_code == 401
 
 
+def test_a_key_revoked_by_another_process_is_refused_within_a_second(server: ApiServer) -> None:
+    _, key = server.api.keys.create("elsewhere")
+    assert server.client.get("/v1/triggers", headers={"X-API-Key": key}).status_code == 200
+    revoked = run_cli("api", "keys", "revoke", "elsewhere", "--db", str(server.store.path))
+    assert revoked.status == 0, revoked.stderr
+    time.sleep(1.1)
+    assert server.client.get("/v1/triggers", headers={"X-API-Key": key}).status_code == 401
+
+
 def test_connection_is_chosen_per_request(server: ApiServer, ghl: SandboxServer) -> None:
     named = server.post("ghl.contacts.search", {"pageLimit": 1},
                         headers={"X-Connection": "default"})

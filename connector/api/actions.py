@@ -14,7 +14,6 @@ from __future__ import annotations
 import string
 from typing import Any
 
-from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -83,7 +82,7 @@ async def call_endpoint(request: Request) -> Response:
     if isinstance(body, Response):
         return body
     api: Api = request.app.state.api
-    return await run_in_threadpool(call, api, request, body)
+    return await api.run(call, api, request, body)
 
 
 def call(api: Api, request: Request, raw: bytes) -> Response:

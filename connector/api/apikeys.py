@@ -5,7 +5,10 @@ A key reads ``ghlk_<id>_<secret>``: ``id`` (8 hex digits) finds its row, ``secre
 bytes, URL-safe base64) proves it. Only the SHA-256 digest of the whole key is stored (``api_keys``,
 store migration 9); the key itself is printed once, when it is created. A plain digest is
 enough: the secret is random, so there is nothing to guess from it, and one digest per request
-keeps the check in microseconds. Digests are compared in constant time.
+keeps the check in microseconds. Digests are compared in constant time. A key found live is
+remembered for :data:`REMEMBER_SECONDS`, so a request does not wait on the state file (whose
+writers flush to disk); a revocation is seen at once by this process and within that time by
+a running API in another.
 
 A key may be limited to actions (and triggers) whose ids match any of its globs
 (``fnmatch``: ``ghl.contacts.*``), and made read-only: it then may call no action that
@@ -35,6 +38,8 @@ KEY_PREFIX = "ghlk_"
 _KEY = re.compile(r"ghlk_([0-9a-f]{8})_([A-Za-z0-9_-]{43})")
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 _MAX_GLOBS = 100
+REMEMBER_SECONDS = 1.0
+_REMEMBERED = 1000
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,6 +81,7 @@ class ApiKeys:
 
     def __init__(self, store: Store) -> None:
         self.store = store
+        self._live: dict[str, tuple[ApiKey, float]] = {}
 
     def __repr__(self) -> str:
         return f"ApiKeys({self.store!r})"
@@ -127,21 +133,32 @@ class ApiKeys:
             "UPDATE api_keys SET revoked_at = ? WHERE name = ? AND revoked_at IS NULL",
             (time.time(), name),
         )
+        self._live.clear()
         return changed > 0
 
     def check(self, presented: str | None) -> ApiKey | None:
         """The live key ``presented`` is, or None (missing, malformed, unknown, revoked)."""
         if not presented:
             return None
-        found = _KEY.fullmatch(presented.strip())
+        presented = presented.strip()
+        found = _KEY.fullmatch(presented)
         if found is None:
             return None
+        digest = _digest(presented)
+        now = time.monotonic()
+        remembered = self._live.get(digest)
+        if remembered is not None and remembered[1] > now:
+            return remembered[0]
         rows = self.store.query("SELECT * FROM api_keys WHERE id = ?", (found.group(1),))
         if not rows or rows[0]["revoked_at"] is not None:
             return None
-        if not hmac.compare_digest(rows[0]["digest"], _digest(presented.strip())):
+        if not hmac.compare_digest(rows[0]["digest"], digest):
             return None
-        return _record(rows[0])
+        record = _record(rows[0])
+        if len(self._live) >= _REMEMBERED:
+            self._live.clear()
+        self._live[digest] = (record, now + REMEMBER_SECONDS)
+        return record
 
 
 def _record(row: sqlite3.Row) -> ApiKey:

@@ -8,8 +8,8 @@ makes the app ``ghl-connector api`` serves.
 
 Every request but ``GET /openapi.json`` needs an API key (``X-API-Key: KEY`` or
 ``Authorization: Bearer KEY``): 401 without a live one, 403 for an action or trigger outside
-its globs (or a write with a read-only key). Requests run in a worker thread (the runtime's
-I/O is synchronous), one hop each.
+its globs (or a write with a read-only key). Requests run in one of the API's threads
+(:meth:`Api.run`; the runtime's I/O is synchronous), one hop each.
 """
 
 from __future__ import annotations
@@ -18,7 +18,6 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from starlette.applications import Starlette
-from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
@@ -33,7 +32,7 @@ __all__ = ["build_app", "routes"]
 def _threaded(work: Callable[[Api, Request], Response]) -> Callable[[Request], Any]:
     async def endpoint(request: Request) -> Response:
         api: Api = request.app.state.api
-        return await run_in_threadpool(work, api, request)
+        return await api.run(work, api, request)
 
     return endpoint
 
@@ -41,7 +40,7 @@ def _threaded(work: Callable[[Api, Request], Response]) -> Callable[[Request], A
 async def _openapi(request: Request) -> Response:
     api: Api = request.app.state.api
     base = str(request.base_url).rstrip("/")
-    body = await run_in_threadpool(api.openapi, base)
+    body = await api.run(api.openapi, base)
     return Response(body, media_type="application/json")
 
 

@@ -3,9 +3,12 @@ in it, the connections' runtimes), the API-key check and the bounded body read."
 
 from __future__ import annotations
 
+import asyncio
 import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -22,6 +25,9 @@ __all__ = ["API_KEY_HEADER", "Api", "authorize", "ok", "permit", "presented_key"
 
 API_KEY_HEADER = "X-API-Key"
 _PLACEHOLDER = "http://ghl-connector.invalid/server-url"
+WORKERS = 40
+"""Threads that run requests (the runtime's I/O is synchronous): calls in flight at once."""
+T = TypeVar("T")
 
 
 @dataclass
@@ -35,11 +41,17 @@ class Api:
     keys: ApiKeys = field(init=False)
     idempotency: Idempotency = field(init=False)
     _document: bytes | None = field(default=None, init=False, repr=False)
+    _pool: ThreadPoolExecutor = field(init=False, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
 
     def __post_init__(self) -> None:
         self.keys = ApiKeys(self.store)
         self.idempotency = Idempotency(self.store)
+        self._pool = ThreadPoolExecutor(WORKERS, thread_name_prefix="api")
+
+    async def run(self, work: Callable[..., T], *args: Any) -> T:  # noqa: ANN401
+        """``work(*args)`` in one of the API's threads (a plain executor: the lightest hop)."""
+        return await asyncio.get_running_loop().run_in_executor(self._pool, work, *args)
 
     def openapi(self, server_url: str) -> bytes:
         """The OpenAPI 3.1 document of this API at ``server_url``: built and encoded once,
@@ -55,7 +67,8 @@ class Api:
         return found.replace(encode(_PLACEHOLDER), encode(server_url), 1)
 
     def close(self) -> None:
-        """Close the runtimes' clients (the store is the caller's)."""
+        """Stop the threads and close the runtimes' clients (the store is the caller's)."""
+        self._pool.shutdown(wait=True, cancel_futures=True)
         self.runtimes.close()
 
 

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -38,7 +37,7 @@ async def subscribe_endpoint(request: Request) -> Response:
     if isinstance(body, Response):
         return body
     api: Api = request.app.state.api
-    return await run_in_threadpool(_subscribe, api, request, body)
+    return await api.run(_subscribe, api, request, body)
 
 
 def _subscribe(api: Api, request: Request, raw: bytes) -> Response:
