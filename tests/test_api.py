@@ -21,6 +21,7 @@ import pytest
 from apiserver import ApiServer
 from conftest import ROOT, run_cli
 
+from connector.api.idempotency import request_digest
 from connector.catalog import Catalog
 from connector.documents.schema import compile_validator, problems
 from connector.errors import Location
@@ -318,3 +319,26 @@ def test_a_hook_subscribed_through_the_api_is_delivered_signed(server: ApiServer
     assert got.verified, got.error
     assert got.json()["data"] == body
     server.client.delete(f"/v1/hooks/{made.json()['id']}", headers=server.headers())
+
+
+def test_a_key_whose_first_request_has_no_answer_is_never_run_again(server: ApiServer,
+                                                                     ghl: SandboxServer) -> None:
+    """A claim without an answer (its request still running, or its process killed during the
+    call) answers 409 to a repeat: whether it took effect is unknown, so it is not re-sent."""
+    key = server.api.keys.check(server.keys["all"])
+    assert key is not None
+    body = {"email": "limbo@example.com"}
+    digest = request_digest("ghl.contacts.create", "default", body)
+    assert server.api.idempotency.claim(key.id, "k-limbo", digest).state == "new"
+    again = server.post("ghl.contacts.create", body, headers={"Idempotency-Key": "k-limbo"})
+    assert again.status_code == 409 and "unknown" in again.json()["error"]["message"]
+    assert ghl.writes(CREATE) == 0
+    bad = server.post("ghl.contacts.create", body, headers={"Idempotency-Key": "caf\xe9".encode("latin-1")})
+    assert bad.status_code == 400
+
+
+def test_oversized_bodies_answer_413(server: ApiServer) -> None:
+    big = {"trigger": "ghl.contacts.created", "target_url": PUBLIC_TARGET, "filter": {
+        "note": "x" * 70_000}}
+    answer = server.client.post("/v1/hooks", json=big, headers=server.headers())
+    assert answer.status_code == 413 and answer.json()["error"]["status"] == 413
