@@ -87,12 +87,12 @@ class Idempotency:
                     (api_key, key, digest, now),
                 )
                 return Claim("new")
-        request, status, body, created = row
+        request, status, body, created = row[0], row[1], row[2], float(row[3])
         if request != digest:
             return Claim("other", since=created)
         if status is None:
             return Claim("running", since=created)
-        return Claim("stored", status, bytes(body), created)
+        return Claim("stored", int(status), bytes(body), created)
 
     def store_answer(self, api_key: str, key: str, status: int, body: bytes) -> None:
         """Record the answer to the claimed ``key``."""
