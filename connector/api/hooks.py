@@ -21,7 +21,7 @@ from starlette.responses import Response
 
 from connector.api.answers import error, error_answer, json_answer
 from connector.api.context import Api, authorize, ok, permit, presented_key, read_body
-from connector.api.subscriptions import get_subscription, list_subscriptions, subscribe
+from connector.api.subscriptions import get_subscription, public_subscriptions, subscribe
 from connector.api.subscriptions import unsubscribe as drop_subscription
 from connector.documents.payload import load_json
 from connector.errors import ConnectorError, DocumentError
@@ -76,7 +76,7 @@ def list_hooks(api: Api, request: Request) -> Response:
     key = authorize(api, presented_key(request))
     if isinstance(key, Response):
         return key
-    listed = [s.public() for s in list_subscriptions(api.store) if key.allows(s.trigger_id)]
+    listed = [s for s in public_subscriptions(api.store) if key.allows(s["trigger"])]
     return ok({"hooks": listed})
 
 
