@@ -26,6 +26,7 @@ from connector.documents.sample import sample
 from connector.errors import AuthError, ConnectorError, DocumentError, InputError, RateLimitError
 from connector.hookspecs import Action
 from connector.recipes.footprints import is_write
+from connector.runtime import Runtime
 
 __all__ = ["IDEMPOTENCY_HEADER", "call_endpoint", "list_actions", "show_action"]
 
@@ -139,7 +140,7 @@ def call(api: Api, request: Request, raw: bytes) -> Response:
     return answer
 
 
-def _run(runtime: Any, action: Action, data: dict[str, Any]) -> tuple[Response, bool]:  # noqa: ANN401
+def _run(runtime: Runtime, action: Action, data: dict[str, Any]) -> tuple[Response, bool]:
     """The answer to one call, and whether anything may have been sent."""
     try:
         return json_answer(runtime.call(action.id, data)), True
