@@ -1,6 +1,6 @@
 """A real ``ghl-connector api`` server for tests: the API app on the guarded uvicorn listener on
-127.0.0.1 (in a thread), over a fresh state file whose default connection reaches the GHL
-sandbox, with API keys made as ``api keys create`` makes them."""
+127.0.0.1 (in a thread), over a fresh state file (or the store at a given location) whose default connection reaches
+the GHL sandbox, with API keys made as ``api keys create`` makes them."""
 
 from __future__ import annotations
 
@@ -25,10 +25,11 @@ class ApiServer:
     """The API over ``catalog`` with ``sandbox`` behind it; ``keys`` holds an all-actions key
     (``all``), a read-only one (``reader``) and one limited to contacts (``contacts``)."""
 
-    def __init__(self, catalog: Catalog, sandbox: SandboxServer, folder: Path) -> None:
+    def __init__(self, catalog: Catalog, sandbox: SandboxServer, folder: Path,
+                 location: Path | str | None = None) -> None:
         self.catalog = catalog
         self.sandbox = sandbox
-        self.store = Store(folder / "state.db")
+        self.store = Store(location or folder / "state.db")
         set_token(ConnectionStore(self.store), name="default", token=sandbox.private_token,
                   base_url=sandbox.base_url, location_id=sandbox.location_id)
         options = RuntimeOptions(retry=RetryPolicy(attempts=1))

@@ -342,3 +342,22 @@ def test_oversized_bodies_answer_413(server: ApiServer) -> None:
         "note": "x" * 70_000}}
     answer = server.client.post("/v1/hooks", json=big, headers=server.headers())
     assert answer.status_code == 413 and answer.json()["error"]["status"] == 413
+
+
+def test_keys_idempotency_and_events_on_every_store(store_location: Path | str,
+                                                    catalog: Catalog, ghl: SandboxServer,
+                                                    tmp_path: Path) -> None:
+    """The API's tables and queries hold on SQLite and on PostgreSQL alike."""
+    with ApiServer(catalog, ghl, tmp_path, store_location) as api:
+        body = {"email": "everywhere@example.com"}
+        first = api.post("ghl.contacts.create", body, headers={"Idempotency-Key": "k"})
+        again = api.post("ghl.contacts.create", body, headers={"Idempotency-Key": "k"})
+        assert first.status_code == 200 and again.json() == first.json()
+        assert again.headers["Idempotent-Replayed"] == "true" and ghl.writes(CREATE) == 1
+        assert api.post("ghl.contacts.get", {"contactId": "x"}, key="reader").status_code == 400
+        assert api.client.get("/v1/actions").status_code == 401
+        event = {"type": "ContactCreate", "locationId": "L1", "id": "c1", "webhookId": "wh-1"}
+        Inbox(api.store).add(NewEvent.from_payload(json.dumps(event).encode(), event, 1.0))
+        listed = api.client.get("/v1/triggers/ghl.contacts.created/events",
+                                headers=api.headers()).json()["events"]
+        assert [e["id"] for e in listed] == ["wh-1"] and listed[0]["data"] == event

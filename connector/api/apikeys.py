@@ -24,13 +24,12 @@ import hmac
 import json
 import re
 import secrets
-import sqlite3
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from connector.errors import ConnectorError
-from connector.store import Store
+from connector.store import Row, Store
 
 __all__ = ["ApiKey", "ApiKeys", "KEY_PREFIX"]
 
@@ -161,7 +160,7 @@ class ApiKeys:
         return record
 
 
-def _record(row: sqlite3.Row) -> ApiKey:
+def _record(row: Row) -> ApiKey:
     return ApiKey(
         row["id"], row["name"], tuple(json.loads(row["actions"])), bool(row["read_only"]),
         row["created_at"], row["revoked_at"],

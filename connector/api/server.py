@@ -11,7 +11,6 @@ SIGINT/SIGTERM stop it.
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 from typing import TextIO
 
 from connector.api.app import build_app
@@ -31,11 +30,13 @@ def serve(
     *,
     host: str,
     port: int,
-    db: Path | None,
+    db: str | None,
     options: RuntimeOptions,
     out: TextIO = sys.stdout,
 ) -> None:
     """Serve the API until a signal stops it.
+
+    :param db: the state (an SQLite path or a store URL; None: the default).
 
     :raises ConnectorError: the state file cannot be opened, or the address listened on.
     """

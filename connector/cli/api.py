@@ -35,8 +35,9 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     parser.add_argument("--host", default="127.0.0.1",
                         help="where to listen (127.0.0.1; another address exposes the API)")
     parser.add_argument("--port", type=port, default=8787, help="0 picks a free port (8787)")
-    parser.add_argument("--db", metavar="PATH",
-                        help="the state file (default: $CONNECTOR_HOME/state.db)")
+    parser.add_argument("--store", "--db", dest="db", metavar="URL|PATH",
+                        help="the state: an SQLite file (default: $CONNECTOR_STORE, else"
+                        " $CONNECTOR_HOME/state.db) or postgresql://user@host/db")
     parser.add_argument("--base-url", action="append", default=[], metavar="[APP=]URL",
                         help="send an app's calls to this base URL (a sandbox); repeatable")
     parser.add_argument("--rate-limit", action="append", default=[], metavar="[APP=]N/SECONDS",
@@ -56,25 +57,23 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
                         help="the action and trigger ids it may use (default: all)")
     create.add_argument("--read-only", action="store_true",
                         help="no action that changes something, no hook subscription")
-    create.add_argument("--db", metavar="PATH",
-                        help="the state file (default: $CONNECTOR_HOME/state.db)")
+    create.add_argument("--store", "--db", dest="db", metavar="URL|PATH",
+                        help="the state (default: $CONNECTOR_STORE, else $CONNECTOR_HOME/state.db)")
     create.set_defaults(func=run_keys)
     listing = verbs.add_parser("list", help="list the keys (never the keys themselves)")
     listing.add_argument("--json", action="store_true", help="print JSON")
-    listing.add_argument("--db", metavar="PATH",
-                        help="the state file (default: $CONNECTOR_HOME/state.db)")
+    listing.add_argument("--store", "--db", dest="db", metavar="URL|PATH",
+                        help="the state (default: $CONNECTOR_STORE, else $CONNECTOR_HOME/state.db)")
     listing.set_defaults(func=run_keys)
     revoke = verbs.add_parser("revoke", help="revoke a key; its requests get 401 at once")
     revoke.add_argument("name", metavar="NAME")
-    revoke.add_argument("--db", metavar="PATH",
-                        help="the state file (default: $CONNECTOR_HOME/state.db)")
+    revoke.add_argument("--store", "--db", dest="db", metavar="URL|PATH",
+                        help="the state (default: $CONNECTOR_STORE, else $CONNECTOR_HOME/state.db)")
     revoke.set_defaults(func=run_keys)
 
 
 def run_server(args: argparse.Namespace) -> int:
     """Serve the API."""
-    from pathlib import Path
-
     from connector.api.runtimes import RuntimeOptions
     from connector.api.server import serve
     from connector.catalog import build_catalog
@@ -90,8 +89,7 @@ def run_server(args: argparse.Namespace) -> int:
         base_urls=urls, rate_limits=rate_limits(args.rate_limit, catalog),
         strict=args.strict, timeout=args.timeout,
     )  # fmt: skip
-    serve(catalog, host=args.host, port=args.port, db=Path(args.db) if args.db else None,
-          options=options)  # fmt: skip
+    serve(catalog, host=args.host, port=args.port, db=args.db, options=options)
     return 0
 
 
