@@ -14,6 +14,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
@@ -354,6 +355,15 @@ def test_keys_idempotency_and_events_on_every_store(store_location: Path | str,
         again = api.post("ghl.contacts.create", body, headers={"Idempotency-Key": "k"})
         assert first.status_code == 200 and again.json() == first.json()
         assert again.headers["Idempotent-Replayed"] == "true" and ghl.writes(CREATE) == 1
+        # Eight platforms' retries at once: one call, the others replay it or wait (409).
+        racing = {"email": "race@example.com"}
+        with ThreadPoolExecutor(8) as pool:
+            answers = list(pool.map(
+                lambda _: api.post("ghl.contacts.create", racing,
+                                   headers={"Idempotency-Key": "race"}).status_code,
+                range(8)))  # fmt: skip
+        assert set(answers) <= {200, 409} and 200 in answers, answers
+        assert ghl.writes(CREATE) == 2
         assert api.post("ghl.contacts.get", {"contactId": "x"}, key="reader").status_code == 400
         assert api.client.get("/v1/actions").status_code == 401
         event = {"type": "ContactCreate", "locationId": "L1", "id": "c1", "webhookId": "wh-1"}

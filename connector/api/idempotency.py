@@ -75,18 +75,21 @@ class Idempotency:
         now = time.time()
         self._purge(now)
         with self.store.transaction() as db:
+            # One statement decides, on every engine: concurrent claims of a key insert once.
+            taken = db.execute(
+                "INSERT INTO api_idempotency (api_key, key, request, created_at)"
+                " VALUES (?, ?, ?, ?) ON CONFLICT (api_key, key) DO NOTHING",
+                (api_key, key, digest, now),
+            ).rowcount
+            if taken:
+                return Claim("new")
             row = db.execute(
                 "SELECT request, status, body, created_at FROM api_idempotency"
                 " WHERE api_key = ? AND key = ?",
                 (api_key, key),
             ).fetchone()
-            if row is None:
-                db.execute(
-                    "INSERT INTO api_idempotency (api_key, key, request, created_at)"
-                    " VALUES (?, ?, ?, ?)",
-                    (api_key, key, digest, now),
-                )
-                return Claim("new")
+        if row is None:  # purged in between: as unknown as a running one
+            return Claim("running", since=now)
         request, status, body, created = row[0], row[1], row[2], float(row[3])
         if request != digest:
             return Claim("other", since=created)
