@@ -47,7 +47,7 @@ if TYPE_CHECKING:
         new_client,
         safe_url,
     )
-    from connector.client.request import Reply, RequestSpec, fill_path
+    from connector.client.request import Reply, RequestSpec, check_target, fill_path
     from connector.client.urlguard import GuardedUrl, UrlGuard
     from connector.documents.manifest import Manifest, load_manifest, pack_manifest
     from connector.documents.schema import load_schema
@@ -91,6 +91,7 @@ __all__ = [
     "Trigger",
     "UrlGuard",
     "build_catalog",
+    "check_target",
     "fill_path",
     "get_plugin_manager",
     "hookimpl",
@@ -112,6 +113,7 @@ _LAZY = {
     "Reply": "connector.client.request",
     "RequestSpec": "connector.client.request",
     "fill_path": "connector.client.request",
+    "check_target": "connector.client.request",
     "GuardedUrl": "connector.client.urlguard",
     "UrlGuard": "connector.client.urlguard",
     "REDIRECT_STATUSES": "connector.client.exchange",
