@@ -260,6 +260,10 @@ def test_hooks_subscribe_list_and_unsubscribe(server: ApiServer) -> None:
     assert made.status_code == 201, made.text
     hook = made.json()
     assert hook["id"].startswith("sub_") and hook["secret"].startswith("whsec_")
+    again = client.post("/v1/hooks", headers=server.headers(),
+                        json={"trigger": "ghl.contacts.created", "target_url": PUBLIC_TARGET,
+                              "filter": {"country": ["US", "CA"]}})  # fmt: skip
+    assert again.status_code == 200 and again.json() == {**hook, "existing": True}
     listed = client.get("/v1/hooks", headers=server.headers("contacts")).json()["hooks"]
     assert [h["id"] for h in listed] == [hook["id"]] and "secret" not in listed[0]
     assert hook["secret"] not in client.get("/v1/hooks", headers=server.headers()).text

@@ -2,8 +2,11 @@
 n8n's instant triggers), over :mod:`connector.api.subscriptions`.
 
 - ``POST /v1/hooks`` with ``{"trigger", "target_url", "filter"?}`` answers 201 with the
-  subscription and its signing secret (shown only then); every problem of the body answers 422,
-  each at its field (``/trigger``, ``/target_url``: the SSRF guard applies, ``/filter/<f>``);
+  subscription and its signing secret; the same subscription again (a platform's retry)
+  answers 200 with the same id and secret and ``existing: true``, storing nothing; what was
+  accepted with a caveat (a host that does not resolve yet) is under ``warnings``; every
+  problem of the body answers 422, each at its field (``/trigger``, ``/target_url``: the
+  SSRF guard applies, ``/filter/<f>``);
 - ``GET /v1/hooks`` lists the subscriptions of the triggers the key may use (never a secret);
 - ``DELETE /v1/hooks/{id}`` unsubscribes (204; 404 when there is none).
 
@@ -68,7 +71,12 @@ def _subscribe(api: Api, request: Request, raw: bytes) -> Response:
         return error(422, "invalid subscription", problems=exc.problems)
     except ConnectorError as exc:
         return error_answer(exc)
-    return json_answer({**made.public(), "secret": made.secret}, 201)
+    answer: dict[str, Any] = {**made.public(), "secret": made.secret}
+    if made.warnings:
+        answer["warnings"] = list(made.warnings)
+    if made.existing:
+        return json_answer({**answer, "existing": True}, 200)
+    return json_answer(answer, 201)
 
 
 def list_hooks(api: Api, request: Request) -> Response:

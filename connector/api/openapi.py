@@ -293,6 +293,9 @@ def _hook_paths() -> dict[str, Any]:
                     "application/json": {"schema": _ref("HookRequest")}}},
                 "responses": {**answer("201", "Subscribed: the id and the signing secret",
                                        "HookCreated"),
+                              **answer("200", "Already subscribed (the same trigger, target"
+                                       " and filter): that subscription, existing: true",
+                                       "HookCreated"),
                               **_errors("400", "401", "403", "413", "422"),
                               "default": {"$ref": "#/components/responses/Error"}},
             },
@@ -358,8 +361,12 @@ def _hook_schemas(trigger_ids: Sequence[str]) -> dict[str, Any]:
         "Hook": hook,
         "HookCreated": {"allOf": [_ref("Hook"), {
             "type": "object", "required": ["secret"],
-            "properties": {"secret": {"type": "string", "description": "whsec_...: verifies"
-                                      " each delivery's webhook-signature; shown only now"}},
+            "properties": {
+                "secret": {"type": "string", "description": "whsec_...: verifies each"
+                           " delivery's webhook-signature"},
+                "existing": {"type": "boolean"},
+                "warnings": {"type": "array", "items": {"type": "string"}},
+            },
         }]},  # fmt: skip
         "HookList": {"type": "object", "required": ["hooks"],
                      "properties": {"hooks": {"type": "array", "items": _ref("Hook")}}},
