@@ -304,6 +304,15 @@ MIGRATIONS: tuple[Migration, ...] = (
         );
         """,
     ),
+    Migration(
+        11,
+        "run_step_exchanges",
+        # The HTTP requests of each recipe step (connector/client/transcript.py): method, redacted
+        # URL and status per attempt, as bounded JSON text (connector/recipes/history.py).
+        """
+        ALTER TABLE run_steps ADD COLUMN exchanges TEXT;
+        """,
+    ),
 )
 
 
