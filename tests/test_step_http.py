@@ -221,3 +221,24 @@ def test_note_request_is_bounded_and_redacted_outside_the_client() -> None:
     (note,) = inner.notes
     assert (note.method, note.url) == ("POST", "https://api.example/a?client_secret=***")
     assert note.status is None and CANARY not in (note.outcome or "")
+
+
+def test_a_call_without_an_answer_is_noted_with_why(catalog: Catalog) -> None:
+    """Nothing listening: each attempt of the HTTP client is noted with no status and the
+    reason (`Runtime.transcribing`, as docs/plugins.md shows a plugin's test using it)."""
+    import socket
+
+    from connector.errors import RemoteError
+
+    with socket.socket() as probe:  # a port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    settings = Settings(base_urls={"ghl": f"http://127.0.0.1:{port}"}, location_id="loc1",
+                        retry=RetryPolicy(attempts=2, base=0.001, cap=0.001))
+    with Runtime(catalog, settings) as runtime, runtime.transcribing() as transcript:
+        with pytest.raises(RemoteError):
+            runtime.call("ghl.contacts.get", {"contactId": "c1"})
+    assert [(n.method, n.status, n.attempt) for n in transcript.notes] == [
+        ("GET", None, 1), ("GET", None, 2)]
+    assert all((n.outcome or "").startswith("cannot connect to 127.0.0.1") for n in transcript.notes)
+    assert transcript.notes[0].url == f"http://127.0.0.1:{port}/contacts/c1"

@@ -107,10 +107,10 @@ def _print_step(step: StepRecord) -> None:
 
     notes, total = step.http()
     for index, note in enumerate(notes):
-        label = "http:  " if index == 0 else "      "
+        label = "http:  " if index == 0 else "       "
         print(f"{indent}{label}  {exchange_line(note)}")
         if index == KEPT_FIRST - 1 and total > len(notes):
-            print(f"{indent}        ... {total - len(notes)} more request(s) not kept")
+            print(f"{indent}         ... {total - len(notes)} more request(s) not kept")
 
 
 def exchange_line(note: HttpNote) -> str:
