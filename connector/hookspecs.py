@@ -33,10 +33,13 @@ __all__ = [
     "App",
     "AuthProvider",
     "Call",
+    "EventType",
     "Executor",
     "Param",
+    "Polling",
     "RateLimit",
     "Settings",
+    "SyncEvents",
     "Trigger",
     "Webhooks",
     "hookimpl",
@@ -91,6 +94,59 @@ class Webhooks:
 
 
 @dataclass(frozen=True, slots=True)
+class Polling:
+    """How pollers read an app (the manifest's ``polling``; HighLevel's in the pack).
+
+    Pollers search contacts with ``search`` (a range filter on a date field, sorted by it);
+    a polling trigger whose action is ``search`` fires per record, one without a cursor lists
+    each changed contact's records with its action (the contact named by ``contact_input``),
+    and a webhook trigger whose event ``reconcile`` names fires for changes no stored webhook
+    announced. ``changed`` and ``created`` are the update and creation time fields of a
+    contact (and of the records listed per contact); an event reconciled on a field other
+    than ``created`` reports an update.
+    """
+
+    search: str
+    contact_input: str = "contactId"
+    changed: str = "dateUpdated"
+    created: str = "dateAdded"
+    reconcile: Mapping[str, str] = field(default_factory=dict)
+    """Webhook event type -> the contact field that dates it (``ContactCreate: dateAdded``)."""
+
+
+@dataclass(frozen=True, slots=True)
+class EventType:
+    """What a webhook event type reports to a sync: the object (``contacts``), whether it is a
+    delete, and fields the event means without carrying them (``completed: true``)."""
+
+    object: str
+    deleted: bool = False
+    sets: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class SyncEvents:
+    """How a two-way sync reads an app's flat webhook events (the manifest's ``sync_events``;
+    HighLevel's: the record's fields at the top of the payload, beside the envelope's).
+
+    The type is at ``type`` and read by ``types``; the record is the payload without the
+    ``envelope`` keys, its id at ``id``; the event id is the first of ``event_id`` present, the
+    change's time the first of ``time`` and the parent contact the first of ``contact``. The
+    events of the ``reread`` objects carry a partial record (GHL's tasks and notes): the sync
+    reads the record with the object's ``get`` adapter first and dates the change by it.
+    """
+
+    types: Mapping[str, EventType]
+    type: str = "type"
+    id: str = "id"
+    event_id: tuple[str, ...] = ()
+    time: tuple[str, ...] = ()
+    contact: tuple[str, ...] = ()
+    envelope: tuple[str, ...] = ()
+    reread: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class App:
     """An API the pack talks to (HighLevel, a partner app, any plugin's)."""
 
@@ -114,6 +170,10 @@ class App:
     """Whether this is the hub app (HighLevel in the pack's catalog): stored connections are its,
     its webhook events are typed by its own names, its pollers run per location and it is the
     fixed side of every two-way sync. At most one app of a catalog is the hub."""
+    polling: Polling | None = None
+    """How pollers search and reconcile this app's records (None: they cannot)."""
+    sync_events: SyncEvents | None = None
+    """How syncs read this app's flat webhook events (the hub's; partners' use ``webhooks``)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -37,6 +37,10 @@ class PartnerServer(Protocol):
         """The server's counters."""
         ...
 
+    def use_clock(self, clock: Callable[[], float] | None) -> None:
+        """Stamp records by ``clock`` until the next reset (None: the wall clock)."""
+        ...
+
     def writes(self, route: str) -> int:
         """How many writes to one operation or route changed state."""
         ...

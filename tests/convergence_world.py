@@ -14,9 +14,9 @@ from convergence_partner import Partner, PartnerServer
 from connector.runtime import Runtime
 from connector.sandbox.server import SandboxServer
 from connector.sync.engine import Change, Outcome, SyncEngine
-from connector.sync.events import change_from_ghl, change_from_partner
+from connector.sync.events import change_from_hub, change_from_partner
 from connector.sync.spec import Side
-from connector.sync.syncs import ghl_child_reader
+from connector.sync.syncs import hub_reader
 
 
 @dataclass
@@ -133,10 +133,14 @@ class World:
             self.tally.duplicated += times > 1
             queue.extend([item] * times)
         self._shuffle_nearby(queue)
-        read_ghl = ghl_child_reader(self.rt)
+        read_ghl = hub_reader(self.rt)
         webhooks = self.rt.catalog.app(self.partner.app).webhooks  # as the service does: GHL's own record and time
+        events = self.rt.catalog.hub_app().sync_events
+        assert events is not None
         for side, body in queue:
-            change = change_from_ghl(body) if side == "ghl" else change_from_partner(body, webhooks)
+            change = (
+                change_from_hub(body, events) if side == "ghl" else change_from_partner(body, webhooks)
+            )
             if change is None:
                 continue
             if side == "ghl":

@@ -36,10 +36,12 @@ def linkedphone_server() -> Iterator[LinkedPhoneSandboxServer]:
 
 
 @pytest.fixture
-def lp(linkedphone_server: LinkedPhoneSandboxServer) -> LinkedPhoneSandboxServer:
-    """The LinkedPhone sandbox back at its seed state: no faults, zero counters, no webhooks."""
+def lp(linkedphone_server: LinkedPhoneSandboxServer) -> Iterator[LinkedPhoneSandboxServer]:
+    """The LinkedPhone sandbox back at its seed state: no faults, zero counters, no webhooks;
+    after the test, back on the wall clock (a test may set its own, ``use_clock``)."""
     linkedphone_server.reset()
-    return linkedphone_server
+    yield linkedphone_server
+    linkedphone_server.use_clock(None)
 
 
 @pytest.fixture(scope="session")

@@ -21,7 +21,9 @@ def sandbox() -> Iterator[SandboxServer]:
 
 
 @pytest.fixture
-def ghl(sandbox: SandboxServer) -> SandboxServer:
-    """The sandbox back at its seed state: no faults, zero counters, default limits."""
+def ghl(sandbox: SandboxServer) -> Iterator[SandboxServer]:
+    """The sandbox back at its seed state: no faults, zero counters, default limits; after
+    the test, back on the wall clock (a test may set its own, ``use_clock``)."""
     sandbox.reset()
-    return sandbox
+    yield sandbox
+    sandbox.use_clock(None)

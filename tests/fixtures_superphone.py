@@ -30,10 +30,12 @@ def superphone_sandbox() -> Iterator[SuperPhoneSandboxServer]:
 
 
 @pytest.fixture
-def sp(superphone_sandbox: SuperPhoneSandboxServer) -> SuperPhoneSandboxServer:
-    """The sandbox back at its seed state: no faults, zero counters, default limits."""
+def sp(superphone_sandbox: SuperPhoneSandboxServer) -> Iterator[SuperPhoneSandboxServer]:
+    """The sandbox back at its seed state: no faults, zero counters, default limits; after the
+    test, back on the wall clock (a test may set its own, ``use_clock``)."""
     superphone_sandbox.reset()
-    return superphone_sandbox
+    yield superphone_sandbox
+    superphone_sandbox.use_clock(None)
 
 
 @pytest.fixture(scope="session")

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import ast
 import inspect
+import io
 import json
 import re
+import tokenize
 
 import pytest
 from conftest import ROOT
@@ -108,7 +110,7 @@ def test_contract_modules_stay_small():
 # (``SyncSpec.app("ghl")``). The sandbox and the demo stand in for HighLevel itself.
 GHL_ROLE_LITERALS = {
     "recipes/flows.py": 3,  # obj.allows("ghl") and spec.app("ghl"): the hub side's role
-    "sync/backfill.py": 15,  # adapters["ghl"], ids.find(..., "ghl", ...): role keys
+    "sync/backfill.py": 17,  # adapters["ghl"], ids.find(..., "ghl", ...): role keys
     "sync/change.py": 2,  # the outcome's ids by role
     "sync/engine.py": 5,  # the engine's sides and link ids by role
     "sync/events.py": 1,  # a hub webhook's change comes from side "ghl"
@@ -132,6 +134,46 @@ def test_contract_no_ghl_app_id_literal_outside_the_hub_data():
         if count:
             found[rel] = count
     assert found == GHL_ROLE_LITERALS
+
+
+PARTNER_NAMES = re.compile(r"superphone|linkedphone", re.IGNORECASE)
+STRING_TOKENS = {tokenize.STRING, getattr(tokenize, "FSTRING_MIDDLE", tokenize.STRING)}
+
+
+def test_contract_no_partner_app_named_in_the_core():
+    """Outside the sandboxes and the demo (``demo/``, ``cli/demo.py``), no module of connector/
+    names SuperPhone or LinkedPhone, not even in a comment; the other CLI modules may in their
+    help examples (strings) only."""
+    found = []
+    for path in sorted((ROOT / "connector").rglob("*.py")):
+        rel = path.relative_to(ROOT / "connector").as_posix()
+        if rel.startswith(("sandbox/", "demo/")) or rel == "cli/demo.py":
+            continue
+        tokens = tokenize.generate_tokens(io.StringIO(path.read_text()).readline)
+        help_text = STRING_TOKENS if rel.startswith("cli/") else set()
+        found += [f"connector/{rel}:{t.start[0]}: {t.string.strip()[:60]}" for t in tokens
+                  if t.type not in help_text and PARTNER_NAMES.search(t.string)]
+    assert found == []
+
+
+def test_contract_top_of_the_package_stays_small():
+    """The top of connector/ holds at most a dozen modules; the rest live in subpackages named
+    for a capability."""
+    top = sorted(p.name for p in (ROOT / "connector").glob("*.py"))
+    assert len(top) <= 12, top
+
+
+def test_contract_no_module_is_named_after_the_standard_library():
+    """No module or package of connector/ takes a standard-library name (``http``, ``json``,
+    ``queue``...): one noun per module, and none that shadows what it may import."""
+    import sys
+
+    named = sorted(
+        str(p.relative_to(ROOT)) for p in (ROOT / "connector").rglob("*")
+        if (p.suffix == ".py" or (p.is_dir() and (p / "__init__.py").exists()))
+        and p.stem in sys.stdlib_module_names
+    )  # fmt: skip
+    assert named == []
 
 
 def test_contract_architecture_maps_every_module():

@@ -18,9 +18,9 @@ from connector.sandbox.server import SandboxServer
 from connector.sandbox.superphone import SuperPhoneSandboxServer
 from connector.sync.audit import entries
 from connector.sync.engine import Change
-from connector.sync.events import change_from_ghl
+from connector.sync.events import change_from_hub
 from connector.sync.mapping import record_time
-from connector.sync.syncs import ghl_child_reader
+from connector.sync.syncs import hub_reader
 
 pytestmark = pytest.mark.slow  # `pytest -m 'not slow'` leaves it out of the quick loop
 
@@ -175,9 +175,9 @@ def test_convergence_late_ghl_note_webhook_does_not_hide_a_later_edit(world: Wor
         "webhookId": "late-note-1",
         "timestamp": datetime.fromtimestamp(late, UTC).isoformat().replace("+00:00", "Z"),
     }  # fmt: skip
-    change = change_from_ghl(webhook)
+    change = change_from_hub(webhook, w.rt.catalog.hub_app().sync_events)
     assert change is not None
-    assert w.apply(ghl_child_reader(w.rt)(change)).action == "update"
+    assert w.apply(hub_reader(w.rt)(change)).action == "update"
     w.rt.call("ghl.notes.update", {**ref, "id": note["id"], "body": "c"})  # its webhook is lost
     (polled,) = w.ghl_children("notes", gid)
     out = w.apply(Change("ghl", "notes", polled["id"], polled, event_id="poll"))

@@ -6,11 +6,11 @@ audit row for every change."""
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from clocks import SteppedClock
 from convergence_partner import LINKEDPHONE
 from convergence_poll import poll
 from convergence_run import Plan, converge, open_world, settle
@@ -117,11 +117,14 @@ def test_convergence_linkedphone_noop_save_does_not_freeze_a_ghl_edit(world: Wor
     """A LinkedPhone save that changes nothing, made just after a GHL edit, leaves the two
     sides equal (the random run found them apart forever)."""
     w = world
+    clock = SteppedClock()
+    for sandbox in (w.ghl, w.peer):
+        sandbox.use_clock(clock)  # both sides stamp by one clock, stepped below
     gid, pid = linked_contact(w)
     w.rt.call("ghl.contacts.update", {"contactId": gid, "firstName": "Ann"})
     settle(w)  # LinkedPhone now says Ann, written by the sync
     w.rt.call("ghl.contacts.update", {"contactId": gid, "firstName": "Bea"})
-    time.sleep(0.01)  # the save below is surely later than the GHL edit
+    clock.advance()  # the save below is later than the GHL edit
     w.rt.call("linkedphone.contacts.update", {"contact_id": pid, "first_name": "Ann"})
     settle(w)
     poll(w)

@@ -3,7 +3,6 @@ repeated; without a way to look, the step fails with "outcome unknown"."""
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 from connector.catalog import build_catalog
@@ -110,7 +109,6 @@ def test_intents_ambiguous_write_then_resume_does_not_duplicate(ghl, catalog, st
     first = Engine(catalog, runtime, store).run(parse_recipe(NOTE_RECIPE), event, run_id="run-4")
     assert first.status in ("failed", "dead_letter")
     assert ghl.writes(NOTES) == 1
-    time.sleep(0.01)
     second = Engine(catalog, runtime, store).run(parse_recipe(NOTE_RECIPE), event, run_id="run-4")
     assert second.status == "succeeded", second.error
     assert second.outputs["note"]["note"]["body"] == "Welcome call booked"

@@ -251,21 +251,23 @@ def _doc_block(heading: str) -> str:
 
 def test_plugins_doc_example_adds_an_action_to_the_ghl_app(tmp_path, monkeypatch):
     """The docs' plugin adding `ghl.calendars.list` to the built-in ghl app works as written:
-    the app's headers and the location input are applied, its scopes are declared."""
+    importing it reads nothing (its schema file is written only after the import), the app's
+    headers and the location input are applied, its scopes are declared."""
     pkg = tmp_path / "ghl_calendars"
     pkg.mkdir()
     (pkg / "__init__.py").write_text(_doc_block("## Adding actions to the existing `ghl` app"))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    import importlib
+
+    plugin = importlib.import_module("ghl_calendars")  # no schema file yet: no work at import
     schema = {"properties": {
         "input": {"type": "object", "required": ["locationId"], "additionalProperties": False,
                   "properties": {"locationId": {"type": "string"}}},
         "output": {"type": "object"},
     }}
     (pkg / "ghl.calendars.list.json").write_text(json.dumps(schema))
-    monkeypatch.syspath_prepend(str(tmp_path))
-    import importlib
-
     pm = get_plugin_manager(entry_points=False)
-    pm.register(importlib.import_module("ghl_calendars"), name="ghl_calendars")
+    pm.register(plugin, name="ghl_calendars")
     catalog = build_catalog(pm)
     action = catalog.action("ghl.calendars.list")
     assert (action.app, action.scopes) == ("ghl", ("calendars.readonly",))

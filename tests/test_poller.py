@@ -9,11 +9,12 @@ import sqlite3
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
 import pytest
+from clocks import SteppedClock
 
 from connector.auth.bearer import StaticBearer
 from connector.catalog import build_catalog
@@ -64,9 +65,16 @@ def api(ghl: SandboxServer) -> Iterator[httpx.Client]:
         yield c
 
 
-def poller(trigger_id: str, runtime: Runtime, store: Store, **settings: object) -> Poller:
+def poller(
+    trigger_id: str,
+    runtime: Runtime,
+    store: Store,
+    *,
+    clock: Callable[[], float] = time.time,
+    **settings: object,
+) -> Poller:
     chosen = PollSettings(**{"interval": 0.05, "page_size": 5, "settle": 0.0, **settings})
-    return Poller(CATALOG.trigger(trigger_id), runtime, store, chosen)
+    return Poller(CATALOG.trigger(trigger_id), runtime, store, chosen, clock=clock)
 
 
 def create_contact(api: httpx.Client, ghl: SandboxServer, **fields: object) -> str:
@@ -197,13 +205,16 @@ def test_poller_failed_page_saves_nothing(ghl, runtime, store, api):
 def test_poller_tasks_and_notes_of_changed_contacts(ghl, runtime, store, api):
     """New and changed tasks and notes of changed contacts fire once; old ones and unchanged
     ones do not; the payload is the record plus its contact's locationId."""
+    clock = SteppedClock()
+    ghl.use_clock(clock)  # the sandbox stamps and the pollers read one clock, stepped below
     contact = seed_ids(runtime)[0]
     old = api.post(f"/contacts/{contact}/tasks", json=task_body("old"))
     assert old.status_code == 201
-    time.sleep(0.1)  # the sandbox clock may run a little ahead; the old task predates the pollers
-    tasks = poller("ghl.tasks.changed", runtime, store)
-    notes = poller("ghl.notes.changed", runtime, store)
+    clock.advance()  # the old task predates the pollers' start ...
+    tasks = poller("ghl.tasks.changed", runtime, store, clock=clock)
+    notes = poller("ghl.notes.changed", runtime, store, clock=clock)
     assert (tasks.run_once(), notes.run_once()) == (0, 0)
+    clock.advance()  # ... which predates every record made from here on
     task = api.post(f"/contacts/{contact}/tasks", json=task_body("Call"))
     note = api.post(f"/contacts/{contact}/notes", json={"body": "met at fair"})
     assert (task.status_code, note.status_code) == (201, 201)

@@ -372,6 +372,7 @@ def stored_ids(db: Path) -> set[str]:
         return {row[0] for row in read.execute("SELECT webhook_id FROM inbox")}
 
 
+@pytest.mark.slow  # kill -9 of a real process: out of the quick loop
 def test_receiver_process_kill9_keeps_every_acknowledged_event(
     tmp_path: Path, ghl: SandboxServer
 ) -> None:

@@ -136,6 +136,7 @@ def test_run_cli_failed_run_exits_1_and_status_filter_finds_it(
     assert json.loads(run_cli("runs", "--status", "succeeded", "--json", env=env).stdout) == []
 
 
+@pytest.mark.slow  # kill -9 of a real process: out of the quick loop
 def test_run_cli_resumes_a_killed_run_without_repeating_effects(
     files: tuple[Path, Path], env: dict[str, str], ghl: SandboxServer
 ) -> None:

@@ -248,6 +248,7 @@ def test_serve_sync_duplicate_delivery_applies_once(
     assert [(r["action"], r["partner_id"]) for r in rows] == [("create", made["id"])]
 
 
+@pytest.mark.slow  # kill -9 of a real process: out of the quick loop
 def test_serve_sync_kill9_mid_stream_then_restart_applies_each_change_once(
     ghl: SandboxServer, sp: Any, runtime: Runtime, tmp_path: Path
 ) -> None:

@@ -10,6 +10,7 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
+from clocks import SteppedClock
 
 from connector.auth.bearer import StaticBearer
 from connector.auth.credentials import api_key_provider
@@ -22,10 +23,11 @@ from connector.runtime import Runtime, Settings
 from connector.store import Store
 from connector.sync.audit import entries
 from connector.sync.engine import Change, SyncEngine
-from connector.sync.events import change_from_ghl, change_from_partner
+from connector.sync.events import change_from_hub, change_from_partner
 from connector.sync.spec import parse_sync
 
 WEBHOOKS = {a: app.webhooks for a, app in pack_manifest().apps.items()}
+HUB_EVENTS = pack_manifest().apps["ghl"].sync_events
 
 CATALOG = build_catalog()
 CF_COMPANY = "cfCompany0000000001"
@@ -197,7 +199,7 @@ def test_sync_two_way_echo_is_suppressed(runtime, store, ghl, lp, receiver):
     )["contact"]
     assert engine.apply(from_lp(edited)).action == "update"
     ghl.drain_webhooks()
-    back = change_from_ghl(_last(receiver, "ContactUpdate"))
+    back = change_from_hub(_last(receiver, "ContactUpdate"), HUB_EVENTS)
     out = engine.apply(back)
     assert out.action == "skip" and out.reason.startswith("echo")
     assert ghl_writes(ghl) == ghl_before + 1
@@ -218,11 +220,14 @@ def _last(receiver, event_type):
 def test_sync_last_writer_wins_with_source_of_truth(runtime, store, ghl, lp):
     """An older GHL change loses to a later partner edit, except for fields GHL owns."""
     engine = engine_for(runtime, store)
+    clock = SteppedClock()
+    for sandbox in (ghl, lp):
+        sandbox.use_clock(clock)  # both sides stamp by one clock, stepped below
     c = ghl_contact(runtime, firstName="Ed", lastName="Old", email="ed@example.org")
     partner_id = engine.apply(from_ghl(c)).partner_id
+    clock.advance()
     runtime.call("linkedphone.contacts.update", {"contact_id": partner_id, "first_name": "Eddie"})
-    # Dated by GHL's own clock at the create: before the partner edit, whose sandbox stamps
-    # strictly later than the partner create the sync made after it (no sleep needed).
+    # Dated by GHL's own clock at the create: a step before the partner edit.
     stale = {**c, "firstName": "Edward", "lastName": "New"}
     out = engine.apply(from_ghl(stale))
     assert out.action == "update"
@@ -230,7 +235,8 @@ def test_sync_last_writer_wins_with_source_of_truth(runtime, store, ghl, lp):
     assert set(out.changes) == {"last_name"}
     now = lp.record("contacts", partner_id)
     assert (now["first_name"], now["last_name"]) == ("Eddie", "New")
-    newer = engine.apply(from_ghl(stale, updated_at=time.time()))
+    clock.advance()
+    newer = engine.apply(from_ghl(stale, updated_at=clock()))
     assert (newer.action, set(newer.changes)) == ("update", {"first_name"})
     assert lp.record("contacts", partner_id)["first_name"] == "Edward"
 

@@ -18,7 +18,7 @@ from connector.auth.credentials import api_key_provider
 from connector.catalog import build_catalog
 from connector.client.retry import RetryPolicy
 from connector.demo.partners import PARTNERS
-from connector.demo.relay import Applied, Lane, Relay, ghl_check, ghl_child_reader, hmac_check
+from connector.demo.relay import Applied, Lane, Relay, ghl_check, hmac_check, hub_reader
 from connector.runtime import Runtime, Settings
 from connector.service.signatures import parse_keys
 from connector.store import Store
@@ -68,7 +68,7 @@ def applied() -> list[Applied]:
 def relay(ghl, partner, engine, runtime, applied):
     app, box = partner
     pems = [(name, pem.encode()) for name, pem in ghl.public_keys.items()]
-    lane = Lane(engine, applied.append, prepare={"ghl": ghl_child_reader(runtime)})
+    lane = Lane(engine, applied.append, prepare={"ghl": hub_reader(runtime)})
     checks = {
         "ghl": ghl_check(parse_keys(pems)),
         app: hmac_check(box.webhook_secret, PARTNERS[app].signature_header),

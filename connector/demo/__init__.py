@@ -32,8 +32,8 @@ from connector.demo.relay import (
     Lane,
     Relay,
     ghl_check,
-    ghl_child_reader,
     hmac_check,
+    hub_reader,
 )
 from connector.demo.scenario import Cast, Story
 from connector.demo.summary import Health, converged, report
@@ -199,7 +199,7 @@ def _relay(
     pems = [(name, pem.encode()) for name, pem in ghl.public_keys.items()]
     checks: dict[str, Check] = {"ghl": ghl_check(parse_keys(pems))}
     lanes: dict[str, list[Lane]] = {"ghl": []}
-    prepare = {"ghl": ghl_child_reader(runtime)}
+    prepare = {"ghl": hub_reader(runtime)}
     for cast in casts:
         lane = Lane(cast.engine, progress.applied_one, prepare=prepare)
         lanes["ghl"].append(lane)

@@ -6,7 +6,7 @@ keys (:func:`~connector.service.partnerhooks.ghl_check`), a partner's ``sha256=<
 body
 under its shared secret (:func:`~connector.service.partnerhooks.hmac_check`); GHL tasks are
 completed
-by :func:`connector.sync.syncs.ghl_child_reader` (all three shared with the service). A verified
+by :func:`connector.sync.syncs.hub_reader` (all three shared with the service). A verified
 body becomes a :class:`~connector.sync.engine.Change`
 (:mod:`connector.sync.events`) and is queued on every :class:`Lane` listening to that app; a lane
 is one sync engine fed from a thread of its own, so changes reach an engine in the order they
@@ -38,14 +38,14 @@ from connector.errors import ConnectorError
 from connector.service.partnerhooks import Check, ghl_check, hmac_check
 from connector.sync.audit import AuditEntry, record
 from connector.sync.engine import Change, Outcome, SyncEngine
-from connector.sync.events import change_from_ghl, change_from_partner
+from connector.sync.events import change_from_hub, change_from_partner
 from connector.sync.mapping import digest, projection, record_time
 from connector.sync.spec import other
-from connector.sync.syncs import Prepare, ghl_child_reader
+from connector.sync.syncs import Prepare, hub_reader
 
 __all__ = [
     "LATE_ECHO", "WRITES", "Applied", "Check", "Echoes", "Lane", "Prepare", "Relay", "ghl_check",
-    "ghl_child_reader", "hmac_check",
+    "hmac_check", "hub_reader",
 ]  # fmt: skip
 
 WRITES = frozenset({"create", "update", "delete", "archive"})
@@ -245,10 +245,11 @@ class Relay:
         if not isinstance(payload, dict):
             self._count("rejected")
             return 400
-        if app == "ghl":
-            change = change_from_ghl(payload)
+        found = pack_manifest().apps[app]
+        if found.sync_events is not None:  # the hub's flat events (GHL's)
+            change = change_from_hub(payload, found.sync_events)
         else:
-            webhooks = pack_manifest().apps[app].webhooks
+            webhooks = found.webhooks
             change = change_from_partner(payload, webhooks) if webhooks else None
         self._count("received" if change is not None else "ignored")
         if change is not None:

@@ -26,7 +26,17 @@ from connector.documents.document import Document, load_yaml_file
 from connector.documents.lazyschema import SchemaFile
 from connector.documents.schema import compile_validator, load_schema, raise_for_document
 from connector.errors import DocumentError, Problem
-from connector.hookspecs import Action, App, Param, RateLimit, Trigger, Webhooks
+from connector.hookspecs import (
+    Action,
+    App,
+    EventType,
+    Param,
+    Polling,
+    RateLimit,
+    SyncEvents,
+    Trigger,
+    Webhooks,
+)
 from connector.pack import pack_root
 
 __all__ = ["Manifest", "load_manifest", "pack_manifest"]
@@ -270,6 +280,35 @@ def _app(key: str, spec: Mapping[str, Any]) -> App:
         webhooks=_webhooks(spec["webhooks"]) if "webhooks" in spec else None,
         sync_adapters={k: dict(v) for k, v in spec.get("sync_adapters", {}).items()},
         hub=bool(spec.get("hub", False)),
+        polling=_polling(spec["polling"]) if "polling" in spec else None,
+        sync_events=_sync_events(spec["sync_events"]) if "sync_events" in spec else None,
+    )
+
+
+def _polling(spec: Mapping[str, Any]) -> Polling:
+    return Polling(
+        search=spec["search"],
+        contact_input=spec.get("contact_input", "contactId"),
+        changed=spec.get("changed", "dateUpdated"),
+        created=spec.get("created", "dateAdded"),
+        reconcile=dict(spec.get("reconcile", {})),
+    )
+
+
+def _sync_events(spec: Mapping[str, Any]) -> SyncEvents:
+    types = {
+        name: EventType(kind["object"], bool(kind.get("deleted")), dict(kind.get("sets", {})))
+        for name, kind in spec["types"].items()
+    }
+    return SyncEvents(
+        types=types,
+        type=spec.get("type", "type"),
+        id=spec.get("id", "id"),
+        event_id=tuple(spec.get("event_id", ())),
+        time=tuple(spec.get("time", ())),
+        contact=tuple(spec.get("contact", ())),
+        envelope=tuple(spec.get("envelope", ())),
+        reread=tuple(spec.get("reread", ())),
     )
 
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import time
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -81,9 +83,16 @@ class SandboxApp:
     def __repr__(self) -> str:
         return f"SandboxApp(base_url={self.base_url!r}, contacts={len(self.store.contacts)})"
 
+    def set_clock(self, clock: Callable[[], float] | None) -> None:
+        """Stamp records by ``clock`` (epoch seconds) from now on; None: the wall clock again.
+        Tests order two moments with it instead of sleeping; :meth:`reset` restores the wall
+        clock."""
+        self.store.clock = clock or time.time
+
     def reset(self) -> None:
         """Back to the start: seed data only, no faults, zero counters, no OAuth grants, the
-        configured limits and webhook URLs."""
+        configured limits and webhook URLs, the wall clock."""
+        self.set_clock(None)
         self.store.clear()
         self.store.seed_contacts(self.config.location_id, self.config.seed_contacts)
         config = self.config

@@ -44,7 +44,8 @@ class Store:
 
     def __init__(self, *, seed: int = 0, clock: Callable[[], float] = time.time) -> None:
         self._seed = seed
-        self._clock = clock
+        self.clock = clock
+        """The time source records are stamped by, in epoch seconds (tests may set their own)."""
         self.clear()
 
     def clear(self) -> None:
@@ -111,7 +112,7 @@ class Store:
 
     def now_ms(self) -> int:
         """The current time in epoch milliseconds, strictly increasing across calls."""
-        now = int(self._clock() * 1000)
+        now = int(self.clock() * 1000)
         self._last_ms = now if now > self._last_ms else self._last_ms + 1
         return self._last_ms
 

@@ -1,20 +1,22 @@
 """Polling: turning records that changed at GHL into inbox events, once each, on an interval.
 
 A :class:`Poller` serves one trigger in one location, in one of three modes, chosen by the
-trigger it is given:
+trigger it is given and its app's ``polling`` data (:class:`~connector.hookspecs.Polling`, in
+the app's manifest: the contact search, the contact's time fields, the reconcilable events):
 
 ``records``
-    a polling trigger with a cursor (``ghl.contacts.changed``, ``ghl.contacts.added``):
-    searches ``ghl.contacts.search`` for records whose cursor field (``dateUpdated``,
+    a polling trigger with a cursor whose action is the app's search (``ghl.contacts.changed``,
+    ``ghl.contacts.added``): searches for records whose cursor field (``dateUpdated``,
     ``dateAdded``) reached the saved cursor, oldest first, and fires once per record id and
     version (the ``dedupe`` fields after the id).
 ``children``
     a polling trigger without a cursor (``ghl.tasks.changed``, ``ghl.notes.changed``): finds
-    the contacts whose ``dateUpdated`` reached the cursor, lists each one's records with the
+    the contacts whose update time reached the cursor, lists each one's records with the
     trigger's action, and fires for each record that is new or whose ``dedupe`` fields changed.
 ``reconcile``
-    a webhook trigger (``ghl.contacts.created``, ``ghl.contacts.updated``): polls the same
-    data and fires, shaped like the webhook, only for changes no stored webhook announced.
+    a webhook trigger whose event the app's ``polling.reconcile`` names
+    (``ghl.contacts.created``, ``ghl.contacts.updated``): polls the same data and fires,
+    shaped like the webhook, only for changes no stored webhook announced.
 
 Events go into the same inbox as webhooks: ``webhook_id`` is ``poll:<trigger>:<id>[:<version>]``
 (deterministic, so a repeat is stored once), ``type`` is the trigger id (or, reconciling, the
@@ -31,12 +33,13 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
+from connector.client.retry import RetryPolicy
 from connector.errors import ConnectorError, RemoteError
-from connector.hookspecs import Action, Trigger
+from connector.hookspecs import Action, Polling, Trigger
 from connector.runtime import Runtime
 from connector.service.cursor import POLL_PREFIX, Found, PollLedger, to_ms, webhook_times
 from connector.service.inbox import NewEvent
@@ -49,10 +52,6 @@ __all__ = ["Mode", "PollSettings", "Poller"]
 
 Mode = Literal["records", "children", "reconcile"]
 
-SEARCH = "ghl.contacts.search"
-"""The action every mode searches contacts with."""
-_RECONCILE = {"ContactCreate": "dateAdded", "ContactUpdate": "dateUpdated"}
-"""Webhook events a poller can reconcile, and the contact field that dates them."""
 _CLOCK_MARGIN = 600.0
 """Seconds a webhook may seem to arrive before the change it announces (clock skew)."""
 _MAX_BACKOFF = 900.0
@@ -104,6 +103,8 @@ class Poller:
     :param store: the state file holding the inbox and the poll tables.
     :param settings: interval and limits; defaults to :class:`PollSettings`.
     :param location_id: the location polled; defaults to the runtime's.
+    :param clock: the time source (epoch seconds) for the poller's start, the settle window,
+        event times and ``last_poll``; tests pass their own to order moments without sleeping.
     :raises ConnectorError: the trigger cannot be polled or reconciled.
     :raises ValueError: no location is given.
     """
@@ -116,22 +117,27 @@ class Poller:
         settings: PollSettings | None = None,
         *,
         location_id: str | None = None,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.trigger = trigger
+        self.clock = clock
         self.runtime = runtime
         self.settings = settings or PollSettings()
         self.location_id = location_id or runtime.settings.location_id or ""
         if not self.location_id:
             raise ValueError(f"Poller({trigger.id!r}): no location_id [set it or the runtime's]")
-        self.mode, self.field = _mode(trigger, runtime.catalog.hub)
+        app = runtime.catalog.apps.get(trigger.app)
+        self.polling: Polling = _polling(trigger, app.polling if app else None)
+        self.mode, self.field = _mode(trigger, self.polling)
         self.ledger = PollLedger(store, trigger.id, self.location_id)
         self.child: Action | None = None
         if self.mode == "children":
             self.child = runtime.catalog.action(str(trigger.action))
-            if "contactId" not in self.child.input_schema.get("properties", {}):
+            contact = self.polling.contact_input
+            if contact not in self.child.input_schema.get("properties", {}):
                 raise ConnectorError(
                     f"poller: trigger {trigger.id!r} lists with {self.child.id!r}, which takes"
-                    " no contactId [a trigger without cursor lists per changed contact]"
+                    f" no {contact} [a trigger without cursor lists per changed contact]"
                 )
         self.last_poll: float | None = None
         """When the last poll ended (epoch seconds), successful or not."""
@@ -159,7 +165,7 @@ class Poller:
             self.last_error = str(exc)
             raise
         finally:
-            self.last_poll = time.time()
+            self.last_poll = self.clock()
         self.last_error = None
         return count
 
@@ -167,8 +173,13 @@ class Poller:
         """Poll every ``interval`` seconds until ``stop`` is set; never raises.
 
         A failed poll is logged and the wait doubles (up to 15 minutes, or the interval if
-        longer) until a poll succeeds again.
+        longer) until a poll succeeds again (the pack's one backoff,
+        :class:`~connector.client.retry.RetryPolicy`, without jitter).
         """
+        interval = self.settings.interval
+        backoff = RetryPolicy(
+            base=2 * interval, cap=max(_MAX_BACKOFF, interval), jitter="none"
+        ).backoff()
         failures = 0
         while not stop.is_set():
             try:
@@ -181,13 +192,7 @@ class Poller:
                 failures += 1
                 self.last_error = "internal error (see the log)"
                 _log.exception("poller %s: poll failed", self.trigger.id)
-            interval = self.settings.interval
-            wait = (
-                interval
-                if not failures
-                else min(interval * 2 ** min(failures, 20), max(_MAX_BACKOFF, interval))
-            )
-            stop.wait(wait)
+            stop.wait(backoff.delay(min(failures, 20)) if failures else interval)
 
     # -- one poll --------------------------------------------------------------------------
 
@@ -199,7 +204,7 @@ class Poller:
         started = 0 if cursor is None else cursor.started
         upper = None
         if self.mode == "reconcile":
-            upper = int((time.time() - self.settings.settle) * 1000)
+            upper = int((self.clock() - self.settings.settle) * 1000)
         contacts = list(self._search(lower, upper))
         value = max([0 if cursor is None else cursor.value, *(p for p, _ in contacts)])
         if self.mode == "children":
@@ -219,7 +224,7 @@ class Poller:
         value = next((p for p, _ in newest), 0)
         if self.mode == "children":
             # Records listed later are dated by their own clock: what is older than now existed.
-            self.ledger.commit([], value=value, started=int(time.time() * 1000), emit=False)
+            self.ledger.commit([], value=value, started=int(self.clock() * 1000), emit=False)
         else:
             found = self._candidates(list(self._search(value, None)))
             self.ledger.commit(found, value=value, emit=False)
@@ -244,7 +249,7 @@ class Poller:
         if bounds:
             body["filters"] = [{"field": self.field, "operator": "range", "value": bounds}]
         most = 1 if newest else self.settings.page_size * self.settings.max_pages
-        for record in self.runtime.iterate(SEARCH, body, max_items=most):
+        for record in self.runtime.iterate(self.polling.search, body, max_items=most):
             position = to_ms(record.get(self.field)) if isinstance(record, dict) else None
             if position is None or not isinstance(record.get("id"), str):
                 _log.warning(
@@ -268,7 +273,7 @@ class Poller:
         """The records of one changed contact (tasks, notes) as candidate events."""
         assert self.child is not None
         try:
-            data = self.runtime.call(self.child.id, {"contactId": contact["id"]})
+            data = self.runtime.call(self.child.id, {self.polling.contact_input: contact["id"]})
         except RemoteError as exc:
             # Deleted since the search (GHL: 400 "Contact not found"): nothing left to list.
             if exc.status == 404 or (exc.status == 400 and "not found" in (exc.body or "").lower()):
@@ -282,23 +287,30 @@ class Poller:
             version = _version(record, self.trigger.dedupe[1:])
             key = f"{POLL_PREFIX}{self.trigger.id}:{record_id}:{version}:{position}"
             event = self._event(key, self.trigger.id, {"locationId": location, **record}, location)
-            dated = to_ms(record.get("dateUpdated")) or to_ms(record.get("dateAdded"))
+            polling = self.polling
+            dated = to_ms(record.get(polling.changed)) or to_ms(record.get(polling.created))
             # A record never seen but dated before the poller started existed before it.
             old = dated is not None and dated < started
             found.append(Found(record_id, version, None, event, quiet_if_new=old))
         return found
 
+    @property
+    def _updates(self) -> bool:
+        """Reconciling: the event reports updates (it is dated by another field than the
+        creation time), so each change of a contact is one event."""
+        return self.field != self.polling.created
+
     def _is_change(self, contact: Mapping[str, Any]) -> bool:
         """Reconciling updates, a contact never changed since its creation is not an update."""
-        if self.trigger.event != "ContactUpdate":
+        if not self._updates:
             return True
-        return bool(contact.get("dateUpdated") != contact.get("dateAdded"))
+        return bool(contact.get(self.field) != contact.get(self.polling.created))
 
     def _reconciled(self, contact: dict[str, Any], position: int) -> Found:
         """A contact as the webhook the trigger expects (only the payload's fields)."""
         event_type = str(self.trigger.event)
         record_id = str(contact["id"])
-        version = str(contact["dateUpdated"]) if event_type == "ContactUpdate" else ""
+        version = str(contact[self.field]) if self._updates else ""
         key = f"{POLL_PREFIX}{self.trigger.id}:{record_id}" + (f":{version}" if version else "")
         known = self.trigger.payload_schema.get("properties", {})
         payload = {k: v for k, v in contact.items() if k in known}
@@ -307,7 +319,7 @@ class Poller:
             type=event_type,
             locationId=location,
             webhookId=key,
-            timestamp=_iso(int(time.time() * 1000)),
+            timestamp=_iso(int(self.clock() * 1000)),
         )
         return Found(
             record_id,
@@ -333,23 +345,36 @@ class Poller:
     def _event(self, key: str, kind: str, body: Mapping[str, Any], location: object) -> NewEvent:
         text = json.dumps(body, separators=(",", ":"), ensure_ascii=False)
         where = location if isinstance(location, str) else self.location_id
-        return NewEvent(key, kind, where, text.encode(), time.time())
+        return NewEvent(key, kind, where, text.encode(), self.clock())
 
 
-def _mode(trigger: Trigger, hub: str | None) -> tuple[Mode, str]:
-    """The mode for a trigger and the contact field its cursor follows (a per-contact list is
-    the ``hub`` app's)."""
-    if trigger.kind == "polling" and trigger.cursor and trigger.action == SEARCH:
+def _polling(trigger: Trigger, polling: Polling | None) -> Polling:
+    """The trigger's app's polling data; an app without it cannot be polled."""
+    if polling is None:
+        raise ConnectorError(
+            f"poller: trigger {trigger.id!r} {_what(trigger)}, which cannot be polled: app"
+            f" {trigger.app!r} declares no `polling` [only apps whose manifest entry has"
+            " `polling` are polled]"
+        )
+    return polling
+
+
+def _mode(trigger: Trigger, polling: Polling) -> tuple[Mode, str]:
+    """The mode for a trigger and the contact field its cursor follows."""
+    if trigger.kind == "polling" and trigger.cursor and trigger.action == polling.search:
         return "records", trigger.cursor
-    if trigger.kind == "polling" and not trigger.cursor and trigger.app == hub:
-        return "children", "dateUpdated"
-    if trigger.kind == "webhook" and trigger.event in _RECONCILE:
-        return "reconcile", _RECONCILE[trigger.event]
-    what = f"polls {trigger.action!r}" if trigger.kind == "polling" else f"is {trigger.event!r}"
+    if trigger.kind == "polling" and not trigger.cursor:
+        return "children", polling.changed
+    if trigger.kind == "webhook" and (field := polling.reconcile.get(str(trigger.event))):
+        return "reconcile", field
     raise ConnectorError(
-        f"poller: trigger {trigger.id!r} {what}, which cannot be polled"
-        f" [pollable: {SEARCH} records, per-contact lists, webhooks {sorted(_RECONCILE)}]"
+        f"poller: trigger {trigger.id!r} {_what(trigger)}, which cannot be polled [pollable:"
+        f" {polling.search} records, per-contact lists, webhooks {sorted(polling.reconcile)}]"
     )
+
+
+def _what(trigger: Trigger) -> str:
+    return f"polls {trigger.action!r}" if trigger.kind == "polling" else f"is {trigger.event!r}"
 
 
 def _version(record: Mapping[str, Any], fields: tuple[str, ...]) -> str:

@@ -34,15 +34,9 @@ from connector.sync.mapping import canonical, digest, mapped, projection, read_f
 from connector.sync.sides import SyncSide
 from connector.sync.spec import ObjectSync, SyncSpec
 
-__all__ = ["CHILD_LISTS", "Backfill", "BackfillReport", "Progress"]
+__all__ = ["Backfill", "BackfillReport", "Progress"]
 
 log = logging.getLogger("connector.sync.backfill")
-
-CHILD_LISTS: Mapping[str, tuple[str, str]] = {
-    "notes": ("ghl.notes.list", "notes"),
-    "tasks": ("ghl.tasks.list", "tasks"),
-}
-"""Child object -> the GHL action listing a contact's records and the output key holding them."""
 
 _FATAL = (AuthError, StoreError)
 """Errors no other record would escape: the backfill stops (a re-run resumes it)."""
@@ -179,9 +173,11 @@ class Backfill:
         self.workers = workers
         self.backlog = backlog or 4 * workers
         self._contacts = contacts
+        # Children (notes, tasks) are copied when the hub's adapter can list a contact's records.
         self._children = tuple(
-            obj for name in CHILD_LISTS
-            if (obj := spec.objects.get(name)) is not None and obj.allows("ghl")
+            obj for obj in spec.objects.values()
+            if obj.parent == contacts.name and obj.allows("ghl")
+            and obj.adapters["ghl"].parent_list is not None
         )  # fmt: skip
         self._ghl = SyncSide(runtime)
         self._partner = SyncSide(partner_runtime or runtime)
@@ -191,6 +187,7 @@ class Backfill:
         self._match_lock = threading.Lock()
         for obj in (contacts, *self._children):
             self._partner.check(obj.adapters["partner"])
+            self._ghl.check(obj.adapters["ghl"])
 
     def total(self) -> int | None:
         """How many contacts GHL holds (one search request), or None if it does not say."""
@@ -323,12 +320,14 @@ class Backfill:
         self, job: _Job, obj: ObjectSync, ghl_contact: str, partner_contact: str, new: bool
     ) -> None:
         """Copy the contact's ``obj`` records (notes or tasks) that are not linked yet."""
-        action, key = CHILD_LISTS[obj.name]
-        parent_input = obj.adapters["ghl"].parent_input or "contactId"
+        adapter = obj.adapters["ghl"]
+        action, parent_input = adapter.parent_list, adapter.parent_input or "contactId"
+        assert action is not None  # only such objects are children (__init__)
         output: Any = None
         with self._guard(job.tally, f"{obj.name} of contact {ghl_contact!r}"):
             output = self._ghl.call(action, {parent_input: ghl_contact})
-        items = output.get(key) if isinstance(output, dict) else None
+        key = adapter.list_key
+        items = output.get(key) if key and isinstance(output, dict) else output
         for item in items if isinstance(items, list) else ():
             if not isinstance(item, dict):
                 continue

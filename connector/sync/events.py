@@ -1,11 +1,13 @@
-"""Webhook events as sync changes: GHL's and the partner apps' payloads, read into a
+"""Webhook events as sync changes: the hub's and the partner apps' payloads, read into a
 :class:`~connector.sync.engine.Change` for :meth:`~connector.sync.engine.SyncEngine.apply`.
 
-GHL posts flat payloads (``{"type": "ContactUpdate", "id", ..., "webhookId", "timestamp"}``,
-the record's fields at the top); a partner app posts envelopes whose shape its manifest's
-``webhooks`` declares (:class:`~connector.hookspecs.Webhooks`: where the event id, the
-``<noun>.<verb>`` type, the time and the record are). A type the sync does not handle gives
-None.
+The hub posts flat payloads (GHL: ``{"type": "ContactUpdate", "id", ..., "webhookId",
+"timestamp"}``, the record's fields at the top), read by its manifest's ``sync_events``
+(:class:`~connector.hookspecs.SyncEvents`: the types and what each reports, the envelope's
+keys, where the event id, the time and the parent contact are); a partner app posts envelopes
+whose shape its manifest's ``webhooks`` declares (:class:`~connector.hookspecs.Webhooks`: where
+the event id, the ``<noun>.<verb>`` type, the time and the record are). A type the sync does
+not handle gives None.
 """
 
 from __future__ import annotations
@@ -13,43 +15,31 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from connector.hookspecs import Webhooks
+from connector.hookspecs import SyncEvents, Webhooks
 from connector.sync.engine import Change
 from connector.sync.mapping import record_time
 
-__all__ = ["change_from_ghl", "change_from_partner"]
-
-_GHL_TYPES: Mapping[str, tuple[str, bool]] = {
-    "ContactCreate": ("contacts", False), "ContactUpdate": ("contacts", False),
-    "ContactTagUpdate": ("contacts", False), "ContactDndUpdate": ("contacts", False),
-    "ContactDelete": ("contacts", True), "TaskCreate": ("tasks", False),
-    "TaskComplete": ("tasks", False), "TaskDelete": ("tasks", True),
-    "NoteCreate": ("notes", False), "NoteUpdate": ("notes", False),
-    "NoteDelete": ("notes", True),
-}  # fmt: skip
-"""GHL event type -> (object, is a delete)."""
-
-_GHL_ENVELOPE = frozenset({"type", "locationId", "webhookId", "timestamp", "attachments"})
+__all__ = ["change_from_hub", "change_from_partner"]
 
 
-def change_from_ghl(payload: Mapping[str, Any]) -> Change | None:
-    """The change a GHL webhook reports (its time is the event's ``timestamp``)."""
-    kind = _GHL_TYPES.get(str(payload.get("type")))
-    if kind is None or not payload.get("id"):
+def change_from_hub(payload: Mapping[str, Any], events: SyncEvents) -> Change | None:
+    """The change a hub webhook reports, read by the hub's ``sync_events`` (its time is the
+    first of the ``time`` keys present, e.g. the record's update time, else the event's)."""
+    kind = events.types.get(str(payload.get(events.type)))
+    if kind is None or not payload.get(events.id):
         return None
-    obj, deleted = kind
-    record = None if deleted else {k: v for k, v in payload.items() if k not in _GHL_ENVELOPE}
-    if record is not None and payload.get("type") == "TaskComplete":
-        record["completed"] = True  # the event's meaning; GHL's payload has no such field
-    parent = payload.get("contactId")
+    record = None
+    if not kind.deleted:
+        record = {k: v for k, v in payload.items() if k not in events.envelope}
+        record.update(kind.sets)  # what the event means and its payload does not carry
     return Change(
         side="ghl",
-        object=obj,
-        record_id=str(payload["id"]),
+        object=kind.object,
+        record_id=str(payload[events.id]),
         record=record,
-        updated_at=record_time(payload.get("dateUpdated") or payload.get("timestamp")),
-        event_id=_text(payload.get("webhookId")),
-        parent_id=_text(parent),
+        updated_at=record_time(_first(payload, events.time)),
+        event_id=_text(_first(payload, events.event_id)),
+        parent_id=_text(_first(payload, events.contact)),
     )
 
 

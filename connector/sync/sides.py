@@ -166,7 +166,7 @@ class SyncSide:
         """
         for action_id in (
             adapter.create, adapter.get, adapter.update, adapter.delete, adapter.find,
-            adapter.tags_add, adapter.tags_remove, adapter.list,
+            adapter.tags_add, adapter.tags_remove, adapter.list, adapter.parent_list,
         ):  # fmt: skip
             if action_id is not None:
                 self.runtime.catalog.action(action_id)

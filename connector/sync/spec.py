@@ -76,7 +76,9 @@ class Adapter:
     its id and update-time fields, the inputs ``find`` takes per match key, the input naming
     the parent contact (tasks, notes), the tag actions used for tag lists and archiving, and
     the paginated action listing every record (``list``, with fixed inputs ``list_input`` and
-    the input ``since_input`` that keeps only records changed since a time).
+    the input ``since_input`` that keeps only records changed since a time), and the action
+    listing one parent contact's records (``parent_list``, given ``parent_input``; its output
+    holds them at ``list_key``, or is the list).
     """
 
     app: str
@@ -99,6 +101,8 @@ class Adapter:
     list: str | None = None
     list_input: Mapping[str, Any] = field(default_factory=dict)
     since_input: str | None = None
+    parent_list: str | None = None
+    list_key: str | None = None
 
     @property
     def tag_target(self) -> str:

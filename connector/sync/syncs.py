@@ -40,7 +40,7 @@ from connector.service.inbox import InboxEvent
 from connector.service.partnerhooks import PartnerHook, partner_of, webhook_secret_env
 from connector.store import Store
 from connector.sync.engine import Change, Outcome, SyncEngine
-from connector.sync.events import change_from_ghl, change_from_partner
+from connector.sync.events import change_from_hub, change_from_partner
 from connector.sync.mapping import record_time
 from connector.sync.sides import SyncSide
 from connector.sync.spec import SyncSpec, load_sync
@@ -50,7 +50,7 @@ __all__ = [
     "SyncRoute",
     "Syncs",
     "describe",
-    "ghl_child_reader",
+    "hub_reader",
     "is_sync_document",
     "load_syncs",
     "partner_hooks",
@@ -186,22 +186,25 @@ def describe(routes: Sequence[SyncRoute], base: str, location_id: str | None) ->
     return lines
 
 
-def ghl_child_reader(runtime: Runtime) -> Prepare:
-    """Completes GHL task and note changes with the record as GHL holds it now.
+def hub_reader(runtime: Runtime) -> Prepare:
+    """Completes the hub's changes of the objects its ``sync_events`` lists under ``reread``
+    with the record as the hub holds it now (a child of a contact, read by its ``get``).
 
     GHL's task webhooks carry only the task's text fields (``TaskComplete`` says nothing of
     ``completed``), and its note webhooks no update time (only the event's ``timestamp``,
     which may run ahead of the note's ``dateUpdated``: a later edit then looked older). So the
-    record is read before the engine compares it, and its ``dateUpdated`` is the change's time.
+    record is read before the engine compares it, and its update time is the change's time.
     """
     side = SyncSide(runtime)
+    hub = runtime.catalog.apps.get(runtime.catalog.hub or "")
+    reread = frozenset(hub.sync_events.reread) if hub and hub.sync_events else frozenset()
 
     def prepare(change: Change) -> Change:
-        if change.object not in ("tasks", "notes") or change.record is None:
+        if change.object not in reread or change.record is None or hub is None:
             return change
         if not change.parent_id:
             return change
-        adapter = runtime.catalog.hub_app().sync_adapters.get(change.object)
+        adapter = hub.sync_adapters.get(change.object)
         if adapter is None or "get" not in adapter:
             return change
         data = {adapter["id_input"]: change.record_id, adapter["parent_input"]: change.parent_id}
@@ -246,9 +249,12 @@ class Syncs:
         self.partners = frozenset(r.spec.partner for r in self.routes)
         self._webhooks = {p: runtime.catalog.app(p).webhooks for p in self.partners}
         self._engines = [SyncEngine(r.spec, runtime, store) for r in self.routes]
-        self._prepare = ghl_child_reader(runtime)
+        self._prepare = hub_reader(runtime)
         self.hub = runtime.catalog.hub or ""
         """The hub app's id: its events are typed by its own names and cover every sync."""
+        hub = runtime.catalog.apps.get(self.hub)
+        self._hub_events = hub.sync_events if hub else None
+        """How the hub's webhooks read as changes (its manifest's ``sync_events``)."""
 
     def __repr__(self) -> str:
         return f"Syncs({[r.name for r in self.routes]}, location={self.location_id!r})"
@@ -314,7 +320,8 @@ class Syncs:
                     event.location_id,
                 )
                 return None
-            change = change_from_ghl(payload)
+            events = self._hub_events
+            change = change_from_hub(payload, events) if events else None
             app = self.hub
         else:
             webhooks = self._webhooks.get(app)

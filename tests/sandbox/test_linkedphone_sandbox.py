@@ -206,7 +206,7 @@ def test_pages_keep_change_order_through_many_updates():
     """Store level: after thousands of updates (enough to rebuild each change log), every
     table pages in exact (updated_at, id) order, from any cursor and any updated_since."""
     ticks = iter(range(10**9))
-    store = Store(seed=3, wall=lambda: 1_700_000_000 + next(ticks) / 3000)
+    store = Store(seed=3, clock=lambda: 1_700_000_000 + next(ticks) / 3000)
     seed_contacts(store, 6)
     ids = list(store.contacts)
     for n in range(3000):

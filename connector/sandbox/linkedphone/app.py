@@ -13,7 +13,8 @@ import hmac
 import json
 import logging
 import secrets
-from collections.abc import Iterable
+import time
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from connector.hookspecs import Action
@@ -84,10 +85,17 @@ class LinkedPhoneApp:
     def __repr__(self) -> str:
         return f"LinkedPhoneApp(base_url={self.base_url!r}, records={self.store.counts()})"
 
+    def set_clock(self, clock: Callable[[], float] | None) -> None:
+        """Stamp records by ``clock`` (epoch seconds) from now on; None: the wall clock again.
+        Tests order two moments with it instead of sleeping; :meth:`reset` restores the wall
+        clock."""
+        self.store.clock = clock or time.time
+
     def reset(self) -> None:
         """Back to the start: seed data only, no faults, zero counters, the configured limit
-        and webhook URLs, no delivery records."""
+        and webhook URLs, no delivery records, the wall clock."""
         config = self.config
+        self.set_clock(None)
         self.store.clear()
         seed_contacts(self.store, config.seed_contacts)
         self.limiter.configure(requests=config.rate_limit_requests,

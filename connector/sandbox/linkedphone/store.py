@@ -35,12 +35,13 @@ class Store:
     """All records of one sandbox account.
 
     :param seed: seeds the id generator, so the same requests give the same ids.
-    :param wall: the wall clock in seconds (tests of the clock may pass their own).
+    :param clock: the wall clock in seconds (tests may pass their own).
     """
 
-    def __init__(self, seed: int = 0, *, wall: Callable[[], float] = time.time) -> None:
+    def __init__(self, seed: int = 0, *, clock: Callable[[], float] = time.time) -> None:
         self._seed = seed
-        self._wall = wall
+        self.clock = clock
+        """The time source records are stamped by (tests may set their own)."""
         self.clear()
 
     def clear(self) -> None:
@@ -61,7 +62,7 @@ class Store:
 
     def now(self) -> str:
         """A timestamp later than every one handed out before (at least 1 ms later)."""
-        ms = max(int(self._wall() * 1000), self._last_ms + 1)
+        ms = max(int(self.clock() * 1000), self._last_ms + 1)
         self._last_ms = ms
         second = ms // 1000
         if second != self._second:  # formatting the date is the costly part: once a second

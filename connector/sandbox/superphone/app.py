@@ -14,7 +14,9 @@ import hmac
 import json
 import logging
 import math
+import time
 from collections import Counter
+from collections.abc import Callable
 from typing import Any
 
 from graphql import GraphQLError, OperationDefinitionNode, graphql_sync, parse
@@ -93,9 +95,17 @@ class SuperPhoneApp:
         self.events[event_type] += 1
         self.sender.emit(event_type, record)
 
+    def set_clock(self, clock: Callable[[], float] | None) -> None:
+        """Stamp records by ``clock`` (epoch seconds) from now on; None: the wall clock again.
+        Tests order two moments with it instead of sleeping; :meth:`reset` restores the wall
+        clock."""
+        self.records.clock = clock or time.time
+
     def reset(self) -> None:
-        """Back to the start: seed data, no faults, zero counters, configured limits and URLs."""
+        """Back to the start: seed data, no faults, zero counters, configured limits and URLs,
+        the wall clock."""
         config = self.config
+        self.set_clock(None)
         self.records.clear()
         self._seed()
         self.root.writes.clear()

@@ -42,9 +42,13 @@ class RecordError(Exception):
 class Records:
     """All records of one sandbox account, and the writes the API offers on them."""
 
-    def __init__(self, emit: Emit, *, seed: int = 0) -> None:
+    def __init__(
+        self, emit: Emit, *, seed: int = 0, clock: Callable[[], float] = time.time
+    ) -> None:
         self._emit = emit
         self._seed = seed
+        self.clock = clock
+        """The time source records are stamped by, in epoch seconds (tests may set their own)."""
         self.clear()
 
     def clear(self) -> None:
@@ -61,7 +65,7 @@ class Records:
     # -- shared ----------------------------------------------------------------------------
 
     def _now(self) -> str:
-        ms = max(int(time.time() * 1000), self._last_ms + 1)
+        ms = max(int(self.clock() * 1000), self._last_ms + 1)
         self._last_ms = ms
         return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
 
