@@ -358,7 +358,7 @@ def connector_register_executors() -> Mapping[str, Executor]:
     its executor runs and checks the output after; an executor sends through the app's pooled
     client (:attr:`Call.client`) so rate limits and retries apply. The built-in kinds are
     plugins too: ``http`` (``actions.rest``), ``graphql`` (``actions.graphql``) and
-    ``http_request`` (``actions.http``).
+    ``http_request`` (``actions.httprequest``).
 
     :returns: kind name -> :class:`Executor`; kinds must be unique.
     """

@@ -164,12 +164,14 @@ def test_contract_top_of_the_package_stays_small():
 
 
 def test_contract_no_module_is_named_after_the_standard_library():
-    """No module or package of connector/ takes a standard-library name (``http``, ``json``,
-    ``queue``...): one noun per module, and none that shadows what it may import."""
+    """No module or package of connector/ or the built-in plugins takes a standard-library name
+    (``http``, ``json``, ``queue``...): one noun per module, and none that shadows what it may
+    import."""
     import sys
 
     named = sorted(
-        str(p.relative_to(ROOT)) for p in (ROOT / "connector").rglob("*")
+        str(p.relative_to(ROOT))
+        for top in ("connector", "actions", "triggers") for p in (ROOT / top).rglob("*")
         if (p.suffix == ".py" or (p.is_dir() and (p / "__init__.py").exists()))
         and p.stem in sys.stdlib_module_names
     )  # fmt: skip

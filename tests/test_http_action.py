@@ -15,7 +15,7 @@ import pytest
 from conftest import run_cli
 from fakeapi import Answer
 
-from actions.http.request import execute_http_request
+from actions.httprequest.request import execute_http_request
 from connector.catalog import build_catalog
 from connector.client import urlguard
 from connector.client.urlguard import ALLOW_ENV, AllowEntry, UrlGuard, address_risk
@@ -249,7 +249,7 @@ def test_http_action_in_catalog_listing():
 
 def test_http_preview_masks_credentials_and_sends_nothing(runtime, api):
     """The dry-run preview shows method, full URL and body, with credential headers masked."""
-    from actions.http.request import preview_http_request
+    from actions.httprequest.request import preview_http_request
 
     action = runtime.catalog.action("http.request")
     shown = preview_http_request(action, {

@@ -1,7 +1,7 @@
 """Unretried requests to addresses the caller checked, all held to one deadline and body cap.
 
 An action kind that must see every answer itself (the generic ``http.request`` of
-``actions.http``: it follows redirects one by one, checking each target with its URL guard)
+``actions.httprequest``: it follows redirects one by one, checking each target with its URL guard)
 cannot use the app's pooled :class:`~connector.client.httpclient.HttpClient`. An
 :class:`Exchange` gives it what it needs instead: :meth:`Exchange.send` dials only the
 addresses it is given, in turn (the ``Host`` header and, for https, the TLS server name stay

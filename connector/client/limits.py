@@ -2,7 +2,7 @@
 
 The same limits for every outgoing call: the REST and GraphQL client
 (:class:`~connector.client.httpclient.HttpClient`, on httpx's own transport, with or without a
-proxy) and the generic ``http.request`` (``actions.http``, through
+proxy) and the generic ``http.request`` (``actions.httprequest``, through
 :class:`~connector.client.exchange.Exchange`).
 :class:`ResponseLimits` says how big (default :data:`MAX_BODY`, decoded) and how slow (default
 :data:`DEADLINE_FACTOR` times the timeout, for the whole exchange: connect, send, headers, body)

@@ -3,7 +3,7 @@
 Declared here in Python rather than in a manifest because the manifest format's action ids
 have three parts (``<app>.<resource>.<verb>``) and the issue names this action ``http.request``.
 Its schema is ``schemas/actions/http.request.json``; it runs on the ``http_request`` kind this
-plugin registers (:mod:`actions.http.request`), which checks every URL with
+plugin registers (:mod:`actions.httprequest.request`), which checks every URL with
 :mod:`connector.client.urlguard`.
 """
 
@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from actions.http.request import HttpRequestExecutor
+from actions.httprequest.request import HttpRequestExecutor
 from connector import Action, App, Executor, hookimpl, load_schema
 
 APP_ID = "http"
