@@ -147,23 +147,21 @@ class HttpClient:
         attempts = self.retry.attempts
         noting = recording()
         for attempt in range(1, attempts + 1):
-            started = time.perf_counter()
             try:
                 with self._slot(limiter_key):
                     started = time.perf_counter()
-                    response = self._attempt(request, auth)
+                    # Noted here, not around the slot: a limiter's refusal sends nothing.
+                    try:
+                        response = self._attempt(request, auth)
+                    except ConnectorError as exc:
+                        if noting:
+                            self._note(request, _status(exc), _outcome(exc), attempt, started)
+                        raise
             except NoResponse as exc:
-                if noting:
-                    self._note(request, None, exc.what, attempt, started)
                 if attempt == attempts or not (may_repeat or not exc.sent):
                     raise
                 self._pause(method, request.path, exc.what, attempt, None)
                 continue
-            except ConnectorError as exc:
-                if noting:
-                    status = exc.status if isinstance(exc, RemoteError) else None
-                    self._note(request, status, _outcome(exc), attempt, started)
-                raise
             elapsed_ms = (time.perf_counter() - started) * 1000
             if noting:
                 self._note(request, response.status_code, None, attempt, started)
@@ -330,6 +328,10 @@ def _framing(headers: Mapping[str, str]) -> str | None:
         if name.lower() in _FRAMING:
             return name
     return None
+
+
+def _status(exc: ConnectorError) -> int | None:
+    return exc.status if isinstance(exc, RemoteError) else None
 
 
 def _outcome(exc: ConnectorError) -> str:
