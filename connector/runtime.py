@@ -123,6 +123,7 @@ class Runtime:
         filled = self.prepare_input(action, data)
 
         def one_page(page_input: Mapping[str, Any]) -> Any:
+            page_input = _cursor_text(action, page_input)
             return self._send(action, self.prepare_input(action, page_input)).data
 
         return iterate(one_page, action.pagination, filled, max_items=max_items)
@@ -243,6 +244,21 @@ class Runtime:
             validator = compile_validator(schema, source=f"{action.id} {part} schema", check=False)
             self._validators[key] = validator
         return validator
+
+
+def _cursor_text(action: Action, page_input: Mapping[str, Any]) -> Mapping[str, Any]:
+    """A cursor read from an answer as a number (GHL's ``meta.startAfter``) where the input
+    takes text (its query parameter ``startAfter`` is a string): sent as its text, which is what
+    goes on the wire either way."""
+    nexts = (action.pagination or {}).get("next") or {}
+    props = action.input_schema.get("properties") or {}
+    changed = dict(page_input)
+    for name in nexts:
+        value = changed.get(name)
+        if isinstance(value, int | float) and not isinstance(value, bool) and (
+                props.get(name, {}).get("type") == "string"):
+            changed[name] = str(int(value)) if float(value).is_integer() else str(value)
+    return changed
 
 
 def _input_location(path: tuple[str | int, ...]) -> Location:

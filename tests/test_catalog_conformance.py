@@ -45,6 +45,14 @@ OPEN = {
 }
 
 
+# Requests the official spec refuses because the catalog follows a hand fix of it
+# (tools/catalog_overrides.yaml spec_fixes, docs/catalog.md): the refusal is checked.
+FIXED = {
+    "ghl.messages.send_a_new": "spec types the required `subType` `object` (its example is the "
+    "text \"Email\"); the catalog sends text",
+}
+
+
 def reported(section: str, aid: str) -> bool:
     """Whether the generator's report lists ``aid`` in the section titled ``section``."""
     part = REPORT.split(f"\n## {section}", 1)[-1].split("\n## ", 1)[0]
@@ -87,6 +95,12 @@ def test_minimal_request_is_valid_against_official_spec(action_id):
     if reported("Path placeholders the spec does not declare", action_id):
         pytest.skip("the spec does not declare a path parameter it uses (in the report)")
     mock = minimal_request(CATALOG, action_id)
+    if action_id in FIXED:
+        from openapi_core.exceptions import OpenAPIError
+
+        with pytest.raises(OpenAPIError):
+            openapi(stem).validate_request(mock)
+        return
     openapi(stem).validate_request(mock)
 
 

@@ -257,3 +257,103 @@ def test_recipes_shipped_run_appointment_activity(
     assert note["body"].startswith(f"Appointment booked: Demo call at {booked['startTime']}")
     tags = ghl.call(lambda: list(ghl.app.store.contacts[contact["id"]]["tags"]))
     assert "appointment-booked" in tags
+
+
+def _opportunity(runtime: Runtime, contact_id: str, pipeline: str, status: str = "open",
+                 stage: str = "stage-new") -> str:
+    made = runtime.call("ghl.opportunities.create", {
+        "pipelineId": pipeline, "pipelineStageId": stage, "name": f"{pipeline} deal",
+        "status": status, "contactId": contact_id})  # fmt: skip
+    return str(made["opportunity"]["id"])
+
+
+def test_recipes_shipped_run_appointment_opportunity_stage(
+    ghl: SandboxServer, contact: dict[str, Any], catalog: Catalog, runtime: Runtime, store: Store
+) -> None:
+    """A booked appointment moves the contact's open opportunity of the pipeline to the booked
+    stage; one in another pipeline and a won one stay where they are."""
+    recipe = load_recipe(RECIPES / "appointment_opportunity_stage.yaml")
+    pipeline, stage = recipe.vars["pipeline_id"], recipe.vars["stage_id"]
+    moved = _opportunity(runtime, contact["id"], pipeline)
+    other = _opportunity(runtime, contact["id"], "otherPipeline")
+    won = _opportunity(runtime, contact["id"], pipeline, status="won")
+    booked = ghl.add_appointment(contact["id"], title="Demo call")
+    event = example("appointment_created", locationId=ghl.location_id)
+    event["appointment"] = {**event["appointment"], **booked}
+    result = run("appointment_opportunity_stage", event, catalog, runtime, store)
+    assert [s.status for s in result.steps] == ["succeeded", "succeeded"]
+    stages = {oid: runtime.call("ghl.opportunities.get", {"id": oid})["opportunity"][
+        "pipelineStageId"] for oid in (moved, other, won)}
+    assert stages == {moved: stage, other: "stage-new", won: "stage-new"}
+
+
+def test_recipes_shipped_run_appointment_confirmation_sms(
+    ghl: SandboxServer, contact: dict[str, Any], catalog: Catalog, runtime: Runtime, store: Store
+) -> None:
+    """A booked appointment, read back through the calendars API, is confirmed to its contact
+    by SMS through Conversations; once cancelled, no text goes out."""
+    booked = ghl.add_appointment(contact["id"], title="Demo call")
+    event = example("appointment_created", locationId=ghl.location_id)
+    event["appointment"] = {**event["appointment"], **booked}
+    run("appointment_confirmation_sms", event, catalog, runtime, store)
+
+    def sent() -> list[dict[str, Any]]:
+        return ghl.call(lambda: ghl.app.store.resources.records("conversations/messages"))
+
+    (message,) = sent()
+    assert (message["type"], message["contactId"]) == ("SMS", contact["id"])
+    assert message["message"] == (
+        f'Thanks for booking! Your appointment "Demo call" starts at {booked["startTime"]}.')
+    runtime.call("ghl.calendar_events.edit_appointment",
+                 {"eventId": booked["id"], "appointmentStatus": "cancelled"})
+    quiet = run("appointment_confirmation_sms", event, catalog, runtime, store)
+    assert quiet.steps[-1].status == "skipped" and len(sent()) == 1
+
+
+def test_recipes_shipped_run_inbound_message_opportunity(
+    ghl: SandboxServer, contact: dict[str, Any], catalog: Catalog, runtime: Runtime, store: Store
+) -> None:
+    """A contact's first inbound message opens one opportunity in the pipeline; the next
+    message finds it and creates nothing."""
+    recipe = load_recipe(RECIPES / "inbound_message_opportunity.yaml")
+    trigger = catalog.triggers["ghl.messages.inbound"]
+    event = {**trigger.payload_schema["examples"][0], "locationId": ghl.location_id,
+             "contactId": contact["id"]}
+    run("inbound_message_opportunity", event, catalog, runtime, store)
+    again = run("inbound_message_opportunity", event, catalog, runtime, store)
+    assert again.steps[-1].status == "skipped"
+    found = runtime.call("ghl.opportunities.search", {
+        "location_id": ghl.location_id, "contact_id": contact["id"]})["opportunities"]
+    assert [(o["name"], o["status"], o["pipelineId"], o["pipelineStageId"]) for o in found] == [
+        ("New SMS lead", "open", recipe.vars["pipeline_id"], recipe.vars["stage_id"])]
+
+
+def test_recipes_shipped_beyond_contacts_typos_get_did_you_mean(tmp_path: Path,
+                                                                 catalog: Catalog) -> None:
+    """A mistyped opportunities action id and output path in a copy of a shipped recipe are
+    each reported at their line with the right name suggested."""
+    text = (RECIPES / "appointment_opportunity_stage.yaml").read_text()
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(text.replace("ghl.opportunities.update", "ghl.opportunities.updat")
+                   .replace("steps.open.opportunities", "steps.open.opportunitie"))
+    messages = [str(p) for p in validate_file(bad, catalog).problems]
+    assert len(messages) == 2, messages
+    assert "unknown action 'ghl.opportunities.updat' [did you mean 'ghl.opportunities.update'?]" \
+        in messages[0]
+    assert "steps.open has no field 'opportunitie'" in messages[1]
+    assert "[did you mean 'opportunities'?]" in messages[1]
+
+
+def test_recipes_shipped_run_opportunity_won_thanks(
+    ghl: SandboxServer, contact: dict[str, Any], catalog: Catalog, runtime: Runtime, store: Store
+) -> None:
+    """A won opportunity texts its contact a thank-you naming the deal; a lost one does not."""
+    trigger = catalog.triggers["ghl.opportunities.status_updated"]
+    event = {**trigger.payload_schema["examples"][0], "locationId": ghl.location_id,
+             "contactId": contact["id"], "name": "Kitchen remodel", "status": "won"}
+    run("opportunity_won_thanks", event, catalog, runtime, store)
+    lost = run("opportunity_won_thanks", {**event, "status": "lost"}, catalog, runtime, store)
+    assert lost.steps[0].status == "skipped"
+    sent = ghl.call(lambda: ghl.app.store.resources.records("conversations/messages"))
+    assert [(m["contactId"], m["message"]) for m in sent] == [(
+        contact["id"], 'Thank you for choosing us! We are getting started on "Kitchen remodel".')]

@@ -13,6 +13,7 @@ from typing import Any
 
 import httpx
 import pytest
+from conftest import SHARED
 from inboxes import find
 from jsonschema import Draft202012Validator
 
@@ -24,10 +25,6 @@ from connector.service.dispatcher import Dispatcher, load_routes
 from connector.service.inbox import Inbox
 from connector.service.receiver import ReceiverServer, Settings, open_store
 from connector.service.signatures import parse_keys
-
-# GHL's ProviderOutboundMessage is posted to a conversation provider's delivery URL with the
-# message type (SMS, Email) in `type`, so it cannot be routed by `type` (docs/catalog.md).
-UNROUTABLE = {"ghl.messages.provider_outbound"}
 
 
 @pytest.fixture
@@ -79,8 +76,33 @@ def test_every_webhook_event_is_stored_and_reaches_its_recipe(receiver, tmp_path
             stored = find(inbox, body_data["webhookId"])
             assert stored is not None and stored.body == body, tid
             reached = [r.trigger.id for r in dispatcher.routes_for(stored.type)]
-            if tid in UNROUTABLE:
-                assert reached == [], tid
-            else:
-                assert reached == [tid], (tid, stored.type)
+            assert reached == [tid], (tid, stored.type)
     assert sent == len(triggers)
+
+
+def test_provider_outbound_message_is_typed_by_its_shape(receiver) -> None:
+    """GHL's ProviderOutboundMessage says SMS or Email in `type`: both official examples, signed
+    and delivered, are stored as ProviderOutboundMessage (what its trigger routes by) with the
+    body untouched; an SMS-typed body without a messageId, and GHL's own message events, keep
+    their `type`."""
+    server, inbox, keys = receiver
+    events = SHARED / "ghl-openapi" / "webhook-events"
+    examples = sorted(events.glob("ProviderOutboundMessage.example*.json"))
+    if not examples:
+        pytest.skip(f"no ProviderOutboundMessage examples in {events}")
+    bodies = [json.loads(p.read_text(encoding="utf-8")) for p in examples]
+    assert {b["type"] for b in bodies} == {"SMS", "Email"}
+    plain = {"type": "SMS", "locationId": "L1", "body": "no messageId"}
+    inbound = {"type": "InboundMessage", "locationId": "L1", "messageId": "m1",
+               "messageType": "SMS"}
+    with httpx.Client(timeout=10, trust_env=False) as client:
+        for data, expected in [*((b, "ProviderOutboundMessage") for b in bodies),
+                               (plain, "SMS"), (inbound, "InboundMessage")]:
+            data = {**data, "webhookId": str(uuid.uuid4())}
+            body = json.dumps(data).encode()
+            answer = client.post(server.url, content=body,
+                                 headers={"content-type": "application/json", **keys.sign(body)})
+            assert answer.status_code == 200, answer.text
+            stored = find(inbox, data["webhookId"])
+            assert stored is not None and stored.body == body
+            assert stored.type == expected, data

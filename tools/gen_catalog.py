@@ -385,8 +385,10 @@ def build_action(
         entry["pagination"] = paging
     elif why and "pagination" not in cfg:
         conv.report.add("paging", f"{aid}: {why}")
+    if cfg.get("pagination") == "none" and not cfg.get("paging_reason"):
+        raise CatalogError(f"{aid}: `pagination: none` needs a `paging_reason`")
     for key in ("use_instead", "pagination", "verify"):
-        if key in cfg:
+        if key in cfg and cfg[key] != "none":
             entry[key] = cfg[key]
     if "retry_safe" in cfg:
         entry["retry_safe"] = True

@@ -152,6 +152,8 @@ def webhook_trigger(
     if "description" not in kind or event not in cfg["webhook"]:
         kind["description"] = f"Event type, {kind_type} for this trigger."
     kind["description"] = kind["description"].replace("{event}", kind_type)
+    if "type_description" in tcfg:  # the body's `type` is not the event's name (by hand)
+        kind["description"] = tcfg["type_description"].strip()
     payload["description"] = (
         f"The JSON body GHL posts for each {event} event: its published schema plus `webhookId` "
         "and `timestamp`. Open: GHL may add fields."
@@ -282,6 +284,7 @@ def auto_config(
         "options": ["locationId"],
         "type": hand.get("type") or _routing_type(files, report),
         **({"sample": hand["sample"]} if "sample" in hand else {}),
+        **({"type_description": hand["type_description"]} if "type_description" in hand else {}),
     }
 
 

@@ -35,6 +35,20 @@ with warnings.catch_warnings():
     warnings.filterwarnings("ignore", "The httpx module is deprecated", DeprecationWarning)
     from authlib.integrations.httpx_client import OAuth2Client
 
+
+def _flavours() -> tuple[Any, ...]:
+    """The httpx packages whose errors a token request may raise: authlib's client is built on
+    ``httpx2`` when that is installed (the MCP SDK brings it), on ``httpx`` otherwise."""
+    try:
+        import httpx2
+    except ImportError:
+        return (httpx,)
+    return (httpx, httpx2)
+
+
+_STATUS_ERRORS: tuple[type[Exception], ...] = tuple(m.HTTPStatusError for m in _flavours())
+_HTTP_ERRORS: tuple[type[Exception], ...] = tuple(m.HTTPError for m in _flavours())
+
 __all__ = [
     "DEFAULT_AUTHORIZE_URL",
     "Grant",
@@ -117,11 +131,11 @@ def _mapped(where: str) -> Iterator[None]:
     except AuthlibBaseError as exc:
         what = secrets.redact(f"{exc.error}: {exc.description}" if exc.description else exc.error)
         raise AuthError(f"{where}: refused ({what})", status=400, body=exc.error) from exc
-    except httpx.HTTPStatusError as exc:
-        status = exc.response.status_code
-        body = secrets.redact(exc.response.text[:200])
+    except _STATUS_ERRORS as exc:
+        status = exc.response.status_code  # type: ignore[attr-defined]
+        body = secrets.redact(exc.response.text[:200])  # type: ignore[attr-defined]
         raise AuthError(f"{where}: -> {status}: {body}", status=status, body=body) from exc
-    except httpx.HTTPError as exc:
+    except _HTTP_ERRORS as exc:
         raise AuthError(f"{where}: {type(exc).__name__}: {secrets.redact(str(exc))}") from exc
     except ValueError as exc:
         raise AuthError(f"{where}: unreadable token response ({exc})") from exc

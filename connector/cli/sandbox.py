@@ -15,9 +15,11 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         "sandbox",
         help="run a local, stateful GHL stand-in (OAuth, scopes, rate limits, signed webhooks)",
         description=(
-            "Run a local HighLevel sandbox that follows GHL's official Contacts API spec. It "
-            "prints its base URL, a test OAuth client, a private token and the public keys it "
-            "signs webhooks with, then serves until Ctrl-C."
+            "Run a local HighLevel sandbox that follows GHL's official API specs: the Contacts "
+            "API stateful, every other operation answered from its spec (input checked, "
+            "records kept, lists paged). It prints its base URL, a test OAuth client, a private "
+            "token (every scope) and the public keys it signs webhooks with, then serves until "
+            "Ctrl-C."
         ),
         epilog=(
             "examples:\n"

@@ -81,8 +81,12 @@ class RequestSpec:
         fields = {k: _field_text(v) for k, v in self.json.items() if not _is_file(v)}
         if self.form == "form":
             return urlencode(fields).encode(), "application/x-www-form-urlencoded"
-        files = {k: _file_part(k, v) for k, v in self.json.items() if _is_file(v)}
-        encoded = httpx.Request("POST", "http://body.invalid/", data=fields, files=files)
+        # Text fields as parts without a filename, so a body with no file is multipart too.
+        parts: dict[str, Any] = {k: (None, v.encode()) for k, v in fields.items()}
+        parts.update({k: _file_part(k, v) for k, v in self.json.items() if _is_file(v)})
+        if not parts:
+            return b"--" + _EMPTY_BOUNDARY + b"--\r\n", _EMPTY_MULTIPART
+        encoded = httpx.Request("POST", "http://body.invalid/", files=parts)
         return encoded.read(), encoded.headers["Content-Type"]
 
     def with_query(self, **values: str) -> RequestSpec:
@@ -102,6 +106,10 @@ class RequestSpec:
         body = dict(self.json or {})
         body.update(values)
         return RequestSpec(self.method, self.path, self.query, body, self.headers, self.form)
+
+
+_EMPTY_BOUNDARY = b"connector-empty-form"
+_EMPTY_MULTIPART = "multipart/form-data; boundary=" + _EMPTY_BOUNDARY.decode()
 
 
 def _is_file(value: Any) -> bool:

@@ -42,6 +42,8 @@ from connector.sandbox.wire import (
 __all__ = ["PRIVATE_TOKEN_SCOPES", "SandboxApp"]
 
 PRIVATE_TOKEN_SCOPES = ("contacts.readonly", "contacts.write")
+"""The Contacts scopes; the sandbox's own private token has every scope its routes need, so any
+action can be tried with it."""
 _log = logging.getLogger(__name__)
 _ANONYMOUS = "anonymous"
 _OAUTH_KEY = "oauth"
@@ -72,7 +74,7 @@ class SandboxApp:
             access_token_lifetime=config.access_token_lifetime,
         )
         self.private_token = self.provider.add_private_token(
-            location_id=config.location_id, scopes=PRIVATE_TOKEN_SCOPES,
+            location_id=config.location_id, scopes=self.router.scopes(),
             token=config.private_token,
         )
         self.sender = WebhookSender(self.keys, config.webhook_urls,
@@ -132,7 +134,7 @@ class SandboxApp:
         if path.startswith("/_sandbox/"):
             self.store.changed()  # a control request may change records behind the handlers
             await control.serve(self, scope, receive, send)
-        elif path.startswith(("/oauth/", "/v2/oauth/")):
+        elif path.startswith(("/oauth/", "/v2/oauth/")) and path not in _SPEC_OAUTH_PATHS:
             await self._oauth(scope, receive, send)
         else:
             await self._api(scope, receive, send)
@@ -152,14 +154,14 @@ class SandboxApp:
         op, params = found
         query = parse_query(scope["query_string"])
         raw = b""
-        if op.dto is not None:
+        if op.dto is not None or op.form is not None:
             got = await read_body(scope, receive, self.config.max_body_bytes)
             if got is None:
                 too_large = error_body(413, "request entity too large")
                 await send_json(send, 413, too_large, self.limiter.peek(_ANONYMOUS))
                 return
             raw = got
-        body, parse_error = _decode(raw)
+        body, parse_error = _decode(raw) if op.form in (None, "json") else ({}, None)
         principal, denied = self._principal(scope, op)
         key = _location_key(principal, query, body)
         route = op.route
@@ -175,7 +177,7 @@ class SandboxApp:
         elif parse_error is not None:
             outcome = (400, error_body(400, parse_error), False)
         else:
-            outcome = self._run(scope, op, params, query, body, principal)
+            outcome = self._run(scope, op, params, query, body, principal, raw)
         status, answer, wrote = outcome
         self.traffic.answered(key, route, status, wrote=wrote)
         if fault is not None and fault.ambiguous and wrote:
@@ -186,7 +188,7 @@ class SandboxApp:
         await send_json(send, status, answer, limits)
 
     def _run(self, scope: Scope, op: Operation, params: dict[str, str], query: dict[str, str],
-             body: object, principal: Principal | None) -> _Outcome:
+             body: object, principal: Principal | None, raw: bytes = b"") -> _Outcome:
         if header(scope, b"version") is None:
             return 400, error_body(400, _VERSION), False
         if op.dto is not None:
@@ -197,6 +199,10 @@ class SandboxApp:
                 return 400, error_body(400, "; ".join(problems)), False
         call = Call(self.store, principal.location_id if principal else None, params, query,
                     body, self.base_url, self.config.allow_duplicate_contact)
+        if op.form is not None:
+            call.query_pairs = parse_qsl(scope["query_string"].decode("latin-1"),
+                                         keep_blank_values=True)
+            call.raw_body, call.content_type = raw, header(scope, b"content-type") or ""
         try:
             status, answer = op.handler(call)
         except ApiError as exc:
@@ -210,6 +216,8 @@ class SandboxApp:
         wrote = status < 300 and op.writes
         if wrote:
             self.emit(call.events)
+            for body in call.payloads:
+                self.sender.emit(body)
         return status, answer, wrote
 
     async def _fault_first(self, scope: Scope, send: Send, fault: Fault, key: str,
@@ -253,6 +261,9 @@ class SandboxApp:
         self.traffic.answered(_OAUTH_KEY, route, status, wrote=False)
         await send_json(send, status, answer, headers)
 
+
+_SPEC_OAUTH_PATHS = frozenset({"/oauth/installedLocations"})
+"""OAuth API paths answered from the spec; the provider answers the rest of ``/oauth/``."""
 
 _FAULT_MESSAGES = {
     429: "Too Many Requests",

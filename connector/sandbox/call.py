@@ -31,6 +31,13 @@ class Call:
     allow_duplicates: bool = False
     events: list[tuple[str, Record, str]] = field(default_factory=list)
     acting_location: str | None = None
+    query_pairs: list[tuple[str, str]] = field(default_factory=list)
+    """Every query pair in order (``query`` keeps the last of a repeated name)."""
+    raw_body: bytes = b""
+    """The body as sent (spec-answered form and multipart operations read it)."""
+    content_type: str = ""
+    payloads: list[dict[str, Any]] = field(default_factory=list)
+    """Whole webhook bodies to send once the call succeeded (spec-answered writes)."""
 
     def contact(self) -> Record:
         """The contact named by the path's ``contactId``; a GHL 400 when there is none."""

@@ -1,15 +1,18 @@
 """The route table: the 32 Contacts operations of the spec (method, path template, operationId,
-scopes, request DTO, handler) and how a request path finds its operation."""
+scopes, request DTO, handler), every other GHL operation of the pack's generated catalog
+answered from its spec (:mod:`connector.sandbox.specroutes`), and how a request path finds its
+operation."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cache
 
 from connector.sandbox import contacts, memberships, notes, search, tasks
 from connector.sandbox.call import Call, Reply
 
-__all__ = ["OPERATIONS", "Operation", "Router"]
+__all__ = ["OPERATIONS", "Operation", "Router", "all_operations", "spec_operations"]
 
 _READ = ("contacts.readonly",)
 _WRITE = ("contacts.write",)
@@ -30,6 +33,9 @@ class Operation:
     handler: Callable[[Call], Reply]
     dto: str | None = None
     error_status: int = 422
+    form: str | None = None
+    """For a spec-answered operation, how its body comes (``json``, ``multipart``, ``form``;
+    the handler reads and checks it); None for the Contacts operations (``dto`` says)."""
 
     @property
     def route(self) -> str:
@@ -99,6 +105,39 @@ OPERATIONS: tuple[Operation, ...] = (
     _op("get-contacts", "GET /contacts/", search.legacy_list, read=True),
 )
 
+_OAUTH_PATHS = ("/oauth/token", "/oauth/locationToken")  # the sandbox's OAuth provider's
+
+
+@cache
+def spec_operations() -> tuple[Operation, ...]:
+    """Every GHL action of the pack's manifest that no Contacts route above answers, as an
+    operation answered from its spec (read once per process; the handlers keep no records)."""
+    from connector.documents.manifest import pack_manifest
+    from connector.sandbox.specroutes import spec_handlers
+
+    taken = {(op.method, _shape(op.template)) for op in OPERATIONS}
+    actions = [
+        a for a in pack_manifest().actions.values()
+        if a.app == "ghl" and a.kind == "http" and (a.method, _shape(a.path)) not in taken
+        and a.path not in _OAUTH_PATHS
+    ]
+    actions.sort(key=lambda a: a.id)
+    return tuple(
+        Operation(h.action.operation or h.action.id, h.action.method, h.action.path,
+                  tuple(h.action.scopes), h, form=str(h.action.options.get("body", "json")))
+        for h in spec_handlers(actions, pack_manifest().triggers.values())
+    )
+
+
+def all_operations() -> tuple[Operation, ...]:
+    """The Contacts operations, then every spec-answered one."""
+    return OPERATIONS + spec_operations()
+
+
+def _shape(template: str) -> tuple[str, ...]:
+    return tuple("{}" if p.startswith("{") else p for p in _segments(template))
+
+
 _Pattern = tuple[tuple[str | None, ...], tuple[str, ...], Operation]
 
 
@@ -109,7 +148,9 @@ def _segments(path: str) -> list[str]:
 class Router:
     """Finds the operation for a method and path; literal segments beat ``{params}``."""
 
-    def __init__(self, operations: tuple[Operation, ...] = OPERATIONS) -> None:
+    def __init__(self, operations: tuple[Operation, ...] | None = None) -> None:
+        if operations is None:
+            operations = all_operations()
         self._table: dict[tuple[str, int], list[_Pattern]] = {}
         for op in operations:
             parts = _segments(op.template)
@@ -134,6 +175,11 @@ class Router:
             else:
                 return op, dict(zip(names, values, strict=True))
         return None
+
+    def scopes(self) -> tuple[str, ...]:
+        """Every scope some route needs, sorted."""
+        return tuple(sorted({s for pats in self._table.values() for *_, op in pats
+                             for s in op.scopes}))
 
     def allows(self, path: str) -> bool:
         """Whether some method has a route at ``path`` (for telling 404 from a wrong method)."""

@@ -22,6 +22,8 @@ from collections.abc import Callable, Hashable, Iterable
 from datetime import UTC, datetime
 from typing import Any
 
+from connector.sandbox.resources import Resources
+
 __all__ = ["ID_ALPHABET", "Record", "Store", "iso_time"]
 
 ID_ALPHABET = string.ascii_letters + string.digits
@@ -59,6 +61,8 @@ class Store:
         self.campaigns: dict[str, set[str]] = {}
         self.workflows: dict[str, dict[str, str]] = {}
         self.custom_field_ids: dict[str, str] = {}
+        self.resources = Resources()
+        """The records of every operation outside Contacts (:mod:`connector.sandbox.specroutes`)."""
         self._indexed: dict[str, tuple[tuple[str, str] | None, tuple[str, str] | None]] = {}
         self._by_email: dict[tuple[str, str], list[str]] = {}
         self._by_phone: dict[tuple[str, str], list[str]] = {}

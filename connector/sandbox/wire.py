@@ -69,8 +69,8 @@ async def read_body(scope: Scope, receive: Receive, limit: int) -> bytes | None:
 async def send_json(
     send: Send, status: int, body: object, headers: Sequence[tuple[bytes, bytes]] = ()
 ) -> None:
-    """Answer with ``body`` as compact JSON."""
-    payload = json.dumps(body, separators=(",", ":")).encode()
+    """Answer with ``body`` as compact JSON (a 204 has no body)."""
+    payload = b"" if status == 204 else json.dumps(body, separators=(",", ":")).encode()
     await send({
         "type": "http.response.start",
         "status": status,

@@ -43,6 +43,7 @@ __all__ = [
     "InboxWriter",
     "NewEvent",
     "Status",
+    "ghl_event_type",
     "ghl_key",
 ]
 
@@ -53,6 +54,21 @@ _log = logging.getLogger(__name__)
 
 
 GHL_PREFIX = "ghl:"
+PROVIDER_MESSAGE_EVENT = "ProviderOutboundMessage"
+_PROVIDER_MESSAGE_TYPES = frozenset({"SMS", "Email"})
+
+
+def ghl_event_type(payload: dict[str, Any]) -> str | None:
+    """The event type a GHL body is stored (and routed) under: its ``type``, except for
+    ProviderOutboundMessage, whose ``type`` is the message's (``SMS``, ``Email``): a body with
+    such a ``type`` and a ``messageId`` is that event. No other GHL event has those types (its
+    message events say ``InboundMessage``/``OutboundMessage`` and carry ``messageType``)."""
+    kind = payload.get("type")
+    if not isinstance(kind, str):
+        return None
+    if kind in _PROVIDER_MESSAGE_TYPES and isinstance(payload.get("messageId"), str):
+        return PROVIDER_MESSAGE_EVENT
+    return kind
 
 
 def ghl_key(webhook_id: str) -> str:
@@ -96,11 +112,10 @@ class NewEvent:
             key = ghl_key(given)
         else:
             given = key = "sha256:" + hashlib.sha256(body).hexdigest()
-        kind = payload.get("type")
         location = payload.get("locationId")
         return cls(
             key,
-            kind if isinstance(kind, str) else None,
+            ghl_event_type(payload),
             location if isinstance(location, str) else None,
             body,
             received_at,
