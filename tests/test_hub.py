@@ -235,6 +235,8 @@ CORE_EXEMPT = ("sandbox/", "demo/")
 REVIEWED_IDS = {
     "mcpserver/toolset.py": {"ghl.contacts.*"},  # the MCP server's default tool selection (a
     # glob a user overrides with --actions, like a CLI default), not an action the code calls
+    "service/inbox.py": {"ProviderOutboundMessage"},  # GHL sends this event with the message's
+    # type (SMS, Email); the inbox recognises it (to become hub data: issue 13)
 }
 """Reviewed strings under ``ghl.`` that stay in the core, by module."""
 

@@ -206,11 +206,14 @@ def fan_out(store: Store, event: InboxEvent, *, now: float | None = None) -> int
 
 def deliveries(
     store: Store, *, status: Status | None = None, subscription_id: str | None = None,
-    limit: int = 100,
+    limit: int = 100, ids: Sequence[str] | None = None,
 ) -> list[Delivery]:
-    """Deliveries, newest first, optionally of one status or one subscription."""
+    """Deliveries, newest first, optionally of one status, one subscription or these ids."""
     where: list[str] = []
     params: list[object] = []
+    if ids is not None:
+        where.append(f"id IN ({', '.join('?' * len(ids))})" if ids else "1 = 0")
+        params.extend(ids)
     if status is not None:
         where.append("status = ?")
         params.append(status)
@@ -326,6 +329,8 @@ class Deliverer:
     :param vault: opens the subscriptions' secrets (default: beside the state file).
     :param guard: the SSRF guard, made for each attempt (default:
         :meth:`UrlGuard.from_config`, which sees later ``allow`` entries too).
+    :raises ConnectorError: the guard's configuration is wrong (a bad ``CONNECTOR_HTTP_ALLOW``
+        entry): said now, at the start, rather than as every delivery going dead.
     """
 
     def __init__(
@@ -340,6 +345,7 @@ class Deliverer:
         self.settings = settings or DeliverySettings()
         self.vault = vault or Vault.beside(store.path)
         self._guard = guard or UrlGuard.from_config
+        self._guard()
         self._backoff = self.settings.retry.backoff()
         self._secrets: dict[str, str] = {}
         self._wake = threading.Event()
@@ -504,8 +510,10 @@ class Deliverer:
         if answer.status == 410:
             return _Result("gone", 410, "the target answered 410 Gone: unsubscribed")
         wait = parse_retry_after(answer.headers.get("retry-after"))
-        return _Result("retry", answer.status,
-                       f"POST {_origin(target.url)} -> {answer.status}", wait)
+        said = f"POST {_origin(target.url)} -> {answer.status}"
+        if 300 <= answer.status < 400:  # following it could lead anywhere the guard never saw
+            said += " (a redirect: never followed) [subscribe the URL it points to instead]"
+        return _Result("retry", answer.status, said, wait)
 
     def _record(self, claim: _Claim, result: _Result) -> None:
         fields = {"delivery": claim.id, "subscription": claim.subscription_id,

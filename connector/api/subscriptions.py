@@ -65,6 +65,7 @@ __all__ = [
     "list_subscriptions",
     "matches",
     "open_secret",
+    "public_subscriptions",
     "subscribe",
     "subscribed_triggers",
     "unsubscribe",
@@ -183,6 +184,20 @@ def list_subscriptions(store: Store, *, vault: Vault | None = None) -> list[Subs
     return [_from_row(row, opener) for row in rows]
 
 
+def public_subscriptions(store: Store) -> list[dict[str, Any]]:
+    """Every subscription as :meth:`Subscription.public` shows it, oldest first, without
+    opening a secret: listing needs no key (a state file moved without its key still lists).
+
+    :raises StoreError: the state file cannot be read.
+    """
+    rows = store.query("SELECT id, trigger_id, target_url, filter, created_at"
+                       " FROM hook_subscriptions ORDER BY created_at, id")
+    return [{"id": str(r["id"]), "trigger": str(r["trigger_id"]),
+             "target_url": str(r["target_url"]),
+             "filter": json.loads(r["filter"]) if r["filter"] is not None else None,
+             "created_at": float(r["created_at"])} for r in rows]
+
+
 def get_subscription(
     store: Store, subscription_id: str, *, vault: Vault | None = None
 ) -> Subscription | None:
@@ -227,10 +242,17 @@ def _event_type(catalog: Catalog, trigger_id: object, problems: list[Problem]) -
     if not isinstance(trigger_id, str) or not trigger_id:
         problems.append(Problem(where, "must be a trigger id, e.g. ghl.contacts.created"))
         return ""
+    if trigger_id in catalog.actions:
+        problems.append(Problem(where, f"{trigger_id!r} is an action, not a trigger: a hook"
+                                " delivers a trigger's events", "list the triggers with"
+                                " `ghl-connector catalog`"))
+        return ""
     try:
         trigger = catalog.trigger(trigger_id)
     except ConnectorError as exc:
-        problems.append(Problem(where, str(exc), "list them with `ghl-connector catalog`"))
+        message = str(exc)  # it may hold the hint already: do not say it twice
+        hint = "list them with `ghl-connector catalog`"
+        problems.append(Problem(where, message, None if hint[-23:] in message else hint))
         return ""
     types = trigger_types(trigger, catalog.hub)
     if not types:

@@ -12,13 +12,14 @@ if TYPE_CHECKING:
     from connector.hookspecs import RateLimit
 
 __all__ = [
-    "HUB_APP", "count", "days", "per_app", "per_window", "port", "positive", "rate_limits",
-    "seconds",
+    "HUB_APP", "count", "days", "env_name", "per_app", "per_window", "port", "positive",
+    "rate_limits", "seconds",
 ]  # fmt: skip
 
 HUB_APP = "@hub"
 """As ``plain``: a plain value is the catalog's hub app's (HighLevel's in the pack)."""
 _APP_ID = re.compile(r"[a-z][a-z0-9_]*")
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,127}")
 
 
 def positive(text: str) -> int:
@@ -46,6 +47,21 @@ def count(text: str) -> int:
     if not text.isdigit():
         raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of 0 or more")
     return int(text)
+
+
+def env_name(text: str) -> str:
+    """An argparse type: the name of an environment variable (``--token-env VAR``).
+
+    Anything else is most likely the secret itself pasted in its place: the message never
+    repeats the value, so it cannot reach a terminal's scrollback or an MCP client's log.
+    """
+    if not _ENV_NAME.fullmatch(text):
+        raise argparse.ArgumentTypeError(
+            "takes the NAME of an environment variable holding the secret (letters, digits and"
+            " _), never the secret itself [e.g. GHL_PIT=... ghl-connector call ... --token-env"
+            " GHL_PIT]"
+        )
+    return text
 
 
 def port(text: str) -> int:

@@ -10,6 +10,8 @@ import time
 from collections.abc import Mapping
 from datetime import UTC, datetime
 
+from connector.cli.argtypes import env_name, seconds
+
 __all__ = ["add_parser"]
 
 SECRET_ENV = "GHL_CLIENT_SECRET"
@@ -62,6 +64,7 @@ def _add_login(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     )
     login.add_argument(
         "--client-secret-env",
+        type=env_name,
         default=SECRET_ENV,
         metavar="VAR",
         help=f"environment variable holding the client secret (default: {SECRET_ENV});"
@@ -99,7 +102,7 @@ def _add_login(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         help="loopback port of the redirect URI (must match the app's registered redirect URI;"
         " default: any free port)",
     )
-    login.add_argument("--timeout", type=float, default=300.0, help="seconds to wait (300)")
+    login.add_argument("--timeout", type=seconds, default=300.0, help="seconds to wait (300)")
     login.add_argument(
         "--no-browser", action="store_true", help="only print the URL, never offer to open it"
     )
@@ -114,7 +117,8 @@ def _add_set_token(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
         " prompt (never from the command line).",
     )
     token.add_argument("name", help="the connection name")
-    token.add_argument("--token-env", metavar="VAR", help="environment variable holding the token")
+    token.add_argument("--token-env", type=env_name, metavar="VAR",
+                       help="environment variable holding the token")
     token.add_argument("--location-id", help="the location (sub-account) the token belongs to")
     token.add_argument("--company-id", help="the company (agency) id")
     token.add_argument(

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from connector.cli.argtypes import env_name, seconds
 from connector.errors import DocumentError, Location, Problem
 
 if TYPE_CHECKING:
@@ -52,6 +53,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     )
     parser.add_argument(
         "--token-env",
+        type=env_name,
         metavar="VAR",
         help="name of the environment variable holding the bearer token (never the token itself)",
     )
@@ -78,7 +80,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         action="store_true",
         help="print the request it would send (token masked); send nothing",
     )
-    parser.add_argument("--timeout", type=float, metavar="SECONDS", help="per-request timeout")
+    parser.add_argument("--timeout", type=seconds, metavar="SECONDS", help="per-request timeout")
     parser.set_defaults(func=run)
 
 

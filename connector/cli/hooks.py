@@ -28,7 +28,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         "as Standard Webhooks says, by `ghl-connector serve` (see docs/rest-hooks.md).\n"
         "Without a subcommand: list the subscriptions of the state file.",
         epilog="examples:\n"
-        "  ghl-connector hooks\n"
+        "  ghl-connector hooks                        list the subscriptions\n"
         "  ghl-connector hooks add ghl.contacts.created https://hooks.example.com/abc \\\n"
         "      --filter '{\"country\": [\"US\", \"CA\"]}'\n"
         "  ghl-connector hooks deliveries --status dead\n"
@@ -36,11 +36,30 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         "  ghl-connector hooks remove sub_0123...",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    _common(parser)
+    _common(parser, inner=False)
     parser.set_defaults(func=run_list)
-    inner = parser.add_subparsers(dest="hooks_command", metavar="{add,remove,deliveries,"
+    inner = parser.add_subparsers(dest="hooks_command", metavar="{list,add,remove,deliveries,"
                                   "redeliver}")
-    add = inner.add_parser("add", help="subscribe a URL to a trigger; prints the id and secret")
+    shown = inner.add_parser("list", help="list the subscriptions (never their secrets); the"
+                             " same as `hooks` alone")
+    _common(shown)
+    shown.set_defaults(func=run_list)
+    add = inner.add_parser(
+        "add", help="subscribe a URL to a trigger; prints the id and secret",
+        description="Subscribe URL to TRIGGER: `ghl-connector serve` POSTs each of its events"
+        " there,\nsigned with the secret printed now (and never again).",
+        epilog="examples:\n"
+        "  ghl-connector hooks add ghl.contacts.created https://hooks.example.com/abc\n"
+        "  ghl-connector hooks add ghl.opportunities.status_updated https://hook.eu1.make.com/x"
+        " \\\n      --filter '{\"status\": [\"won\", \"lost\"]}'\n"
+        "  CONNECTOR_HTTP_ALLOW=127.0.0.1:8911 ghl-connector hooks add ghl.contacts.created"
+        " \\\n      http://127.0.0.1:8911/hook\n\n"
+        "The URL must reach a public address: loopback, private and link-local ones (cloud"
+        " metadata)\nare refused unless CONNECTOR_HTTP_ALLOW lists them, for this command and"
+        " for `serve`.\nTriggers: `ghl-connector catalog` (webhook and poll rows). See"
+        " docs/rest-hooks.md.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     add.add_argument("trigger", metavar="TRIGGER", help="a trigger id (ghl-connector catalog)")
     add.add_argument("url", metavar="URL", help="where each event is POSTed")
     add.add_argument("--filter", metavar="JSON",
@@ -68,10 +87,15 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     again.set_defaults(func=run_redeliver)
 
 
-def _common(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--db", metavar="PATH",
+def _common(parser: argparse.ArgumentParser, *, inner: bool = True) -> None:
+    """``--db`` and ``--json``, before or after the subcommand. A subcommand's own copies
+    default to SUPPRESS: argparse would otherwise overwrite ``hooks --db X add ...``'s X with
+    the subcommand's default (None), and the command would use the default state file."""
+    default = argparse.SUPPRESS if inner else None
+    parser.add_argument("--db", metavar="PATH", default=default,
                         help="the state file (default: $CONNECTOR_HOME/state.db)")
-    parser.add_argument("--json", action="store_true", help="print JSON")
+    parser.add_argument("--json", action="store_true", default=default or False,
+                        help="print JSON")
 
 
 def _store(args: argparse.Namespace) -> Store:
@@ -87,20 +111,20 @@ def _print_json(value: Any) -> None:  # noqa: ANN401
 
 def run_list(args: argparse.Namespace) -> int:
     """Print the subscriptions (never their secrets)."""
-    from connector.api.subscriptions import list_subscriptions
+    from connector.api.subscriptions import public_subscriptions
     from connector.cli.table import print_table
 
     with _store(args) as store:
-        subs = list_subscriptions(store)
+        subs = public_subscriptions(store)
     if args.json:
-        _print_json([s.public() for s in subs])
+        _print_json(subs)
         return 0
     if not subs:
         print("no subscriptions [add one with `ghl-connector hooks add TRIGGER URL`]")
         return 0
     print_table(
-        [(s.id, _when(s.created_at), s.trigger_id, s.target_url,
-          json.dumps(s.filter) if s.filter is not None else "-") for s in subs],
+        [(s["id"], _when(s["created_at"]), s["trigger"], s["target_url"],
+          json.dumps(s["filter"]) if s["filter"] is not None else "-") for s in subs],
         headers=("ID", "CREATED", "TRIGGER", "URL", "FILTER"),
     )
     return 0
@@ -108,14 +132,21 @@ def run_list(args: argparse.Namespace) -> int:
 
 def run_add(args: argparse.Namespace) -> int:
     """Subscribe, and print the id and the signing secret (shown only now)."""
+    from dataclasses import replace
+
     from connector.api.subscriptions import subscribe
     from connector.documents.payload import load_json
+    from connector.errors import DocumentError
 
     wanted = None
     if args.filter is not None:
         wanted = load_json(args.filter, source="--filter", max_bytes=_MAX_FILTER_BYTES)
     with _store(args) as store:
-        sub = subscribe(store, args.trigger, args.url, wanted)
+        try:
+            sub = subscribe(store, args.trigger, args.url, wanted)
+        except DocumentError as exc:  # name the command, not "<input>", as where they are
+            raise DocumentError([replace(p, location=replace(p.location, file="hooks add"))
+                                 for p in exc.problems]) from None
     if args.json:
         _print_json({**sub.public(), "secret": sub.secret})
         return 0
@@ -155,26 +186,52 @@ def run_deliveries(args: argparse.Namespace) -> int:
     if not found:
         print("no deliveries")
         return 0
+    now = time.time()
     print_table(
-        [(d.id, _when(d.created_at), d.status, str(d.attempts),
-          str(d.last_status or "-"), d.subscription_id, d.last_error or "")
+        [(d.id, _when(d.created_at), d.status, str(d.attempts), _next(d.status, d.available_at,
+          now), str(d.last_status or "-"), d.subscription_id, d.last_error or "")
          for d in found],
-        headers=("ID", "QUEUED", "STATUS", "ATTEMPTS", "HTTP", "SUBSCRIPTION", "LAST ERROR"),
+        headers=("ID", "QUEUED", "STATUS", "ATTEMPTS", "NEXT TRY", "HTTP", "SUBSCRIPTION",
+                 "LAST ERROR"),
     )
     return 0
 
 
 def run_redeliver(args: argparse.Namespace) -> int:
     """Mark dead deliveries pending again."""
-    from connector.api.delivery import redeliver
+    from connector.api.delivery import deliveries, redeliver
+    from connector.errors import ConnectorError
 
     with _store(args) as store:
+        if not args.dead:  # every id must name a dead delivery, or none is sent again
+            ids = list(dict.fromkeys(args.ids))
+            found = {d.id: d.status for d in deliveries(store, ids=ids, limit=len(ids))}
+            wrong = [f"{i!r} is {found[i]}, not dead" if i in found else f"no delivery {i!r}"
+                     for i in ids if found.get(i) != "dead"]
+            if wrong:
+                raise ConnectorError(
+                    "; ".join(wrong) + " [nothing redelivered; list the dead ones with"
+                    " `ghl-connector hooks deliveries --status dead`]"
+                )
         revived = redeliver(store, None if args.dead else args.ids)
     if args.json:
         _print_json({"redelivering": revived})
     else:
         print(f"redelivering {revived} dead deliveries (a running serve sends them)")
     return 0
+
+
+def _next(status: str, available_at: float, now: float) -> str:
+    """When a pending delivery is tried again: ``now``, or ``in 3m20s`` (others: ``-``)."""
+    if status != "pending":
+        return "-"
+    wait = int(available_at - now)
+    if wait <= 0:
+        return "now"
+    minutes, seconds = divmod(wait, 60)
+    hours, minutes = divmod(minutes, 60)
+    return "in " + (f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{seconds:02d}s"
+                    if minutes else f"{seconds}s")
 
 
 def _when(epoch: float) -> str:

@@ -10,7 +10,7 @@ import sys
 from contextlib import ExitStack
 from typing import TYPE_CHECKING
 
-from connector.cli.argtypes import port, rate_limits
+from connector.cli.argtypes import env_name, port, rate_limits, seconds
 
 if TYPE_CHECKING:
     import httpx
@@ -95,13 +95,14 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     )
     parser.add_argument(
         "--token-env",
+        type=env_name,
         metavar="VAR",
         help="environment variable holding the GHL bearer token (never the token itself)",
     )
     parser.add_argument(
         "--location-id", help="fills locationId where an input needs it; keys the rate limiter"
     )
-    parser.add_argument("--timeout", type=float, metavar="SECONDS", help="per-request timeout")
+    parser.add_argument("--timeout", type=seconds, metavar="SECONDS", help="per-request timeout")
     parser.set_defaults(func=run)
 
 
@@ -135,6 +136,11 @@ def run(args: argparse.Namespace) -> int:
                     " [choose another port, or 0 for a free one]"
                 ) from None
         else:
+            if sys.stdin.isatty():  # run by hand: say why nothing seems to happen
+                print("MCP server on stdio: waiting for an MCP client's JSON-RPC on stdin. An"
+                      " MCP client (Claude Desktop, ...) starts this command itself; to try it"
+                      " by hand use --http (see docs/platforms/mcp.md). Ctrl-C stops.",
+                      file=sys.stderr, flush=True)
             serve_stdio(server)
     return 0
 

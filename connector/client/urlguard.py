@@ -171,8 +171,11 @@ class UrlGuard:
 def _parse(url: str | httpx.URL, where: str) -> httpx.URL:
     try:
         parsed = url if isinstance(url, httpx.URL) else httpx.URL(url)
-    except httpx.InvalidURL as exc:
+        parsed.host  # noqa: B018  # decodes an IDNA host: a malformed one raises here
+    except (httpx.InvalidURL, UnicodeError) as exc:  # idna's errors are UnicodeErrors
         raise ConnectorError(f"{where}: invalid URL ({exc})") from exc
+    if parsed.port is not None and not 0 < parsed.port < 65536:
+        raise ConnectorError(f"{where}: invalid URL (port {parsed.port} is not 1 to 65535)")
     if parsed.scheme not in ("http", "https") or not parsed.host:
         raise ConnectorError(
             f"{where} {safe_url(parsed)!r}: only absolute http:// and https:// URLs are allowed"

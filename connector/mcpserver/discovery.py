@@ -43,7 +43,7 @@ _SEARCH_INPUT = {
             "minLength": 1,
             "maxLength": 400,
             "description": "Words the action's id, title, description, path or tags must all"
-            " hold (any case), e.g. 'opportunity stage' or 'contact tag'.",
+            " hold (any case), e.g. 'opportunity update' or 'contact tag'.",
         },
         "limit": {
             "type": "integer",
@@ -60,6 +60,10 @@ _SEARCH_OUTPUT = {
     "type": "object",
     "properties": {
         "total": {"type": "integer", "description": "How many actions hold every word."},
+        "hint": {
+            "type": "string",
+            "description": "When none holds every word: how many hold each word alone.",
+        },
         "actions": {
             "type": "array",
             "items": {
@@ -138,7 +142,8 @@ def dynamic_tools(
     def find(arguments: dict[str, Any]) -> CallToolResult:
         words = str(arguments["words"]).split()
         limit = int(arguments.get("limit", SEARCH_LIMIT))
-        found = search((action_row(a) for a in actions.values()), words)
+        rows = [action_row(a) for a in actions.values()]
+        found = search(rows, words)
         listed = [
             {
                 "id": row["id"],
@@ -151,7 +156,12 @@ def dynamic_tools(
             }
             for row in found[:limit]
         ]
-        return success({"total": len(found), "actions": listed}, "search_actions")
+        answer: dict[str, Any] = {"total": len(found), "actions": listed}
+        if not found and len(words) > 1:  # say which word narrowed it to nothing
+            alone = ", ".join(f"{w!r}: {len(search(rows, [w]))}" for w in words[:20])
+            answer["hint"] = (f"no action holds every word; actions holding each word alone:"
+                              f" {alone}. Search again with fewer or other words.")
+        return success(answer, "search_actions")
 
     def describe(arguments: dict[str, Any]) -> CallToolResult:
         from connector.cli.describe import describe_action
