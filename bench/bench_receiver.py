@@ -11,7 +11,9 @@ Every request carries both signature headers, as GHL sends them; the RSA one is 
 real length (the receiver only reads it when there is no Ed25519 signature, and RSA-signing
 20,000 bodies would make the setup slower than the run).
 
-    python bench/bench_receiver.py [-n 20000] [-c 32] [--synchronous FULL]
+``--store postgresql://...`` (an empty database or schema) measures the shared store instead.
+
+    python bench/bench_receiver.py [-n 20000] [-c 32] [--synchronous FULL] [--store URL]
 """
 
 from __future__ import annotations
@@ -21,7 +23,6 @@ import asyncio
 import base64
 import json
 import os
-import sqlite3
 import statistics
 import subprocess
 import sys
@@ -36,7 +37,10 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
 GOAL = 1500
+
+from connector.store import Store  # noqa: E402
 
 
 def make_event(index: int) -> bytes:
@@ -123,12 +127,12 @@ async def load(url: str, requests: list[bytes], connections: int) -> tuple[float
     return time.perf_counter() - started, statuses, latencies
 
 
-def start_receiver(folder: Path, key_file: Path, synchronous: str) -> tuple[subprocess.Popen[str],
-                                                                            str]:
+def start_receiver(folder: Path, key_file: Path, synchronous: str,
+                   store: str) -> tuple[subprocess.Popen[str], str]:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     proc = subprocess.Popen(
         [sys.executable, "-m", "connector.service.receiver", "--port", "0", "--db",
-         str(folder / "state.db"), "--public-key", str(key_file), "--synchronous", synchronous],
+         store, "--public-key", str(key_file), "--synchronous", synchronous],
         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env, cwd=folder,
     )
     assert proc.stdout is not None
@@ -144,6 +148,8 @@ def main() -> int:
     parser.add_argument("-n", "--events", type=int, default=20_000)
     parser.add_argument("-c", "--connections", type=int, default=32)
     parser.add_argument("--synchronous", default="FULL", choices=("FULL", "NORMAL"))
+    parser.add_argument("--store", metavar="URL",
+                        help="an empty postgresql://... store instead of a fresh SQLite file")
     args = parser.parse_args()
     key = Ed25519PrivateKey.generate()
     with tempfile.TemporaryDirectory(prefix="bench-receiver-") as tmp:
@@ -151,7 +157,8 @@ def main() -> int:
         key_file = folder / "ed25519.pub.pem"
         key_file.write_bytes(key.public_key().public_bytes(
             serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo))
-        proc, url = start_receiver(folder, key_file, args.synchronous)
+        store = args.store or str(folder / "state.db")
+        proc, url = start_receiver(folder, key_file, args.synchronous, store)
         try:
             requests = build_requests(args.events, key, urlsplit(url).netloc)
             try:
@@ -164,14 +171,14 @@ def main() -> int:
         finally:
             proc.terminate()
             proc.wait(10)
-        db = sqlite3.connect(folder / "state.db")
-        stored = db.execute("SELECT COUNT(*), COUNT(DISTINCT webhook_id) FROM inbox").fetchone()
-        db.close()
+        with Store(store) as db:
+            row = db.query("SELECT COUNT(*), COUNT(DISTINCT webhook_id) FROM inbox")[0]
+            stored = (int(row[0]), int(row[1]))
     rate = args.events / elapsed
     latencies.sort()
     p99 = latencies[int(len(latencies) * 0.99)]
     print(f"receiver: {args.events} signed webhooks over {args.connections} connections,"
-          f" synchronous={args.synchronous}")
+          f" synchronous={args.synchronous}, store={'PostgreSQL' if args.store else 'SQLite'}")
     print(f"  answers: {dict(sorted(statuses.items()))}; inbox rows: {stored[0]}"
           f" ({stored[1]} distinct)")
     print(f"  {rate:,.0f} accepted/s in {elapsed:.2f}s; latency p50"

@@ -11,7 +11,9 @@ run history and ledger writes, and the action's HTTP call.
 ``--rate R`` sends contacts open-loop at R per second (latency under load); without it, one at
 a time (each waits for its task).
 
-    python bench/bench_service.py [-n 200] [--rate 0] [--workers 4]
+``--store postgresql://...`` (an empty database or schema) runs serve on the shared store.
+
+    python bench/bench_service.py [-n 200] [--rate 0] [--workers 4] [--store URL]
 """
 
 from __future__ import annotations
@@ -30,6 +32,8 @@ sys.path.insert(0, str(ROOT))
 
 from connector.sandbox.config import SandboxConfig  # noqa: E402
 from connector.sandbox.server import SandboxServer  # noqa: E402
+
+sys.path.insert(0, str(ROOT / "tests"))  # the test modules import their helpers by name
 from tests.serveproc import ServeProcess  # noqa: E402
 from tests.test_service import ONE_STEP, create_contact  # noqa: E402
 
@@ -85,7 +89,10 @@ def main() -> int:
     parser.add_argument("--rate", type=float, default=0.0,
                         help="contacts per second, open loop (0: one at a time)")
     parser.add_argument("--workers", type=int, default=4)
+    parser.add_argument("--store", metavar="URL",
+                        help="serve on this (empty) postgresql://... store, not a fresh file")
     args = parser.parse_args()
+    store = ("--store", args.store) if args.store else ()
     config = SandboxConfig(rate_limit_requests=100_000, rate_limit_seconds=10)
     with tempfile.TemporaryDirectory() as tmp, SandboxServer(config) as ghl:
         folder = Path(tmp) / "recipes"
@@ -94,12 +101,14 @@ def main() -> int:
         proc = ServeProcess(folder, Path(tmp) / "home", base_url=ghl.base_url,
                             token=ghl.private_token, location_id=ghl.location_id,
                             public_keys=ghl.public_keys,
-                            extra=("--rate-limit", "100000/10", "--workers", str(args.workers)))
+                            extra=("--rate-limit", "100000/10", "--workers", str(args.workers),
+                                   *store))
         with proc:
             ghl.set_webhook_urls([proc.url])
             measure(ghl, 10, 0)  # warm-up: connections, caches
             mode = f"open loop {args.rate:g}/s" if args.rate > 0 else "one at a time"
-            report(measure(ghl, args.n, args.rate), f"webhook-to-action ({mode})")
+            where = "PostgreSQL" if args.store else "SQLite"
+            report(measure(ghl, args.n, args.rate), f"webhook-to-action ({mode}, {where})")
             ghl.set_webhook_urls([])
     return 0
 

@@ -1,319 +1,81 @@
-"""The project's SQLite state: where it lives, its numbered migrations, and transactions.
+"""The project's state: where it lives (an SQLite file or a PostgreSQL database), its schema, and
+transactions.
 
-One file (``$CONNECTOR_HOME/state.db``, or ``~/.ghl-connector/state.db``) holds everything the
-connector persists: connections and their encrypted tokens now; runs, inbox and cursors later.
-The file is created with mode 0600 in a 0700 directory, runs in WAL mode, and every write goes
-through :meth:`Store.transaction` (``BEGIN IMMEDIATE``, so writers queue instead of failing).
+By default one file (``$CONNECTOR_HOME/state.db``, or ``~/.ghl-connector/state.db``) holds
+everything the connector persists. It is created with mode 0600 in a 0700 directory, runs in
+WAL mode, and every write goes through :meth:`Store.transaction` (``BEGIN IMMEDIATE``, so
+writers queue instead of failing). A ``postgresql://`` URL (``--store``, or ``$CONNECTOR_STORE``)
+puts the same tables in PostgreSQL instead, shared by any number of processes (docs/scale-out.md).
 
-Schema changes are numbered :data:`MIGRATIONS`; a later feature adds its tables by appending one
-(never by editing an applied one). ``schema_migrations`` records which numbers ran.
+One code path for both: the tables are described once (:mod:`connector.storage.tables`) and
+created by Alembic revisions run at open (:mod:`connector.storage.upgrade`); the modules that
+own a table write their SQL once, in the subset both engines share, with ``?`` placeholders.
+On SQLite the block gets the ``sqlite3`` connection itself (the embedded default costs what it
+did); on PostgreSQL a psycopg connection from SQLAlchemy's pool that takes the same SQL
+(:mod:`connector.storage.postgres`). :attr:`Store.dialect` tells the few statements that differ
+(a claim's ``FOR UPDATE SKIP LOCKED``).
 
-Every :class:`sqlite3.Error` is translated to :class:`~connector.errors.StoreError` here.
+Every driver error is translated to :class:`~connector.errors.StoreError` here.
 """
 
 from __future__ import annotations
 
+import fcntl
+import hashlib
 import os
 import sqlite3
 import stat
 import threading
-import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from connector.errors import StoreError
 
-__all__ = ["MIGRATIONS", "Migration", "Store", "default_state_path"]
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Engine
+
+
+__all__ = [
+    "STORE_ENV",
+    "Cursor",
+    "Db",
+    "Row",
+    "Store",
+    "default_state_path",
+    "default_store_location",
+    "display_url",
+    "upsert",
+]
 
 STATE_FILE = "state.db"
+STORE_ENV = "CONNECTOR_STORE"
 BUSY_TIMEOUT_MS = 30_000
 
-
-@dataclass(frozen=True, slots=True)
-class Migration:
-    """One numbered schema change: ``version`` increases by one per migration."""
-
-    version: int
-    name: str
-    sql: str
+Row = Any
+"""A result row: indexable by position and by column name (``sqlite3.Row`` or a PgRow)."""
 
 
-MIGRATIONS: tuple[Migration, ...] = (
-    Migration(
-        1,
-        "connections",
-        """
-        CREATE TABLE connections (
-            name          TEXT PRIMARY KEY,
-            kind          TEXT NOT NULL,
-            user_type     TEXT NOT NULL,
-            company_id    TEXT,
-            location_id   TEXT,
-            scopes        TEXT,
-            expires_at    REAL,
-            client_id     TEXT,
-            base_url      TEXT NOT NULL,
-            parent        TEXT,
-            access_token  BLOB NOT NULL,
-            refresh_token BLOB,
-            client_secret BLOB,
-            needs_login   INTEGER NOT NULL DEFAULT 0,
-            generation    INTEGER NOT NULL DEFAULT 1,
-            updated_at    REAL NOT NULL
-        );
-        """,
-    ),
-    Migration(
-        2,
-        "inbox",
-        # Webhook events, stored before they are acknowledged (connector/service/inbox.py).
-        """
-        CREATE TABLE inbox (
-            id           INTEGER PRIMARY KEY,
-            webhook_id   TEXT NOT NULL UNIQUE,
-            type         TEXT,
-            location_id  TEXT,
-            received_at  REAL NOT NULL,
-            body         BLOB NOT NULL,
-            status       TEXT NOT NULL DEFAULT 'pending'
-                         CHECK (status IN ('pending', 'processing', 'done', 'dead')),
-            attempts     INTEGER NOT NULL DEFAULT 0,
-            available_at REAL NOT NULL,
-            claimed_by   TEXT,
-            claimed_at   REAL,
-            last_error   TEXT,
-            finished_at  REAL
-        );
-        CREATE INDEX inbox_ready ON inbox (status, available_at, id);
-        """,
-    ),
-    Migration(
-        3,
-        "runs",
-        # Recipe runs, their steps (connector/recipes/history.py) and the step ledger
-        # (connector/recipes/ledger.py).
-        """
-        CREATE TABLE runs (
-            id           TEXT PRIMARY KEY,
-            recipe       TEXT NOT NULL,
-            recipe_file  TEXT,
-            trigger      TEXT NOT NULL,
-            event        TEXT NOT NULL,
-            status       TEXT NOT NULL CHECK (status IN
-                         ('running', 'succeeded', 'failed', 'skipped', 'dead_letter')),
-            error        TEXT,
-            executions   INTEGER NOT NULL DEFAULT 1,
-            started_at   REAL NOT NULL,
-            finished_at  REAL
-        );
-        CREATE INDEX runs_by_start ON runs (started_at);
-        CREATE INDEX runs_by_recipe ON runs (recipe, started_at);
-        CREATE TABLE run_steps (
-            run_id       TEXT NOT NULL REFERENCES runs (id) ON DELETE CASCADE,
-            step_id      TEXT NOT NULL,
-            item         INTEGER NOT NULL,
-            position     INTEGER NOT NULL,
-            action       TEXT NOT NULL,
-            status       TEXT NOT NULL,
-            attempts     INTEGER NOT NULL,
-            input        TEXT,
-            output       TEXT,
-            truncated    INTEGER NOT NULL DEFAULT 0,
-            error        TEXT,
-            started_at   REAL NOT NULL,
-            duration_ms  REAL NOT NULL,
-            PRIMARY KEY (run_id, step_id, item)
-        );
-        CREATE TABLE run_ledger (
-            run_id       TEXT NOT NULL REFERENCES runs (id) ON DELETE CASCADE,
-            step_id      TEXT NOT NULL,
-            item         INTEGER NOT NULL,
-            output       TEXT NOT NULL,
-            recorded_at  REAL NOT NULL,
-            PRIMARY KEY (run_id, step_id, item)
-        );
-        """,
-    ),
-    Migration(
-        4,
-        "sync",
-        # Two-way sync: the id map with echo hashes and times (connector/sync/idmap.py) and the
-        # audit trail of every change made or skipped (connector/sync/audit.py).
-        """
-        CREATE TABLE sync_links (
-            sync            TEXT NOT NULL,
-            object          TEXT NOT NULL,
-            ghl_id          TEXT NOT NULL,
-            partner_id      TEXT NOT NULL,
-            ghl_hash        TEXT,
-            partner_hash    TEXT,
-            ghl_written     REAL,
-            partner_written REAL,
-            ghl_applied     REAL,
-            partner_applied REAL,
-            ghl_seen        REAL,
-            partner_seen    REAL,
-            deleted         TEXT,
-            updated_at      REAL NOT NULL,
-            PRIMARY KEY (sync, object, ghl_id),
-            UNIQUE (sync, object, partner_id)
-        );
-        CREATE TABLE sync_audit (
-            id          INTEGER PRIMARY KEY,
-            at          REAL NOT NULL,
-            sync        TEXT NOT NULL,
-            event_id    TEXT,
-            object      TEXT NOT NULL,
-            direction   TEXT NOT NULL,
-            action      TEXT NOT NULL,
-            reason      TEXT NOT NULL,
-            ghl_id      TEXT,
-            partner_id  TEXT,
-            changes     TEXT NOT NULL
-        );
-        CREATE INDEX sync_audit_by_time ON sync_audit (at, id);
-        """,
-    ),
-    Migration(
-        5,
-        "polling",
-        # Polling triggers (connector/service/cursor.py): each poller's cursor, and the version of
-        # each
-        # record it last turned into an event (``position`` is the record's cursor value in ms,
-        # NULL for records listed per changed contact, which are kept).
-        """
-        CREATE TABLE poll_cursors (
-            trigger_id  TEXT NOT NULL,
-            scope       TEXT NOT NULL,
-            value       INTEGER NOT NULL,
-            started     INTEGER NOT NULL,
-            polled_at   REAL NOT NULL,
-            PRIMARY KEY (trigger_id, scope)
-        );
-        CREATE TABLE poll_seen (
-            trigger_id  TEXT NOT NULL,
-            scope       TEXT NOT NULL,
-            record_id   TEXT NOT NULL,
-            version     TEXT NOT NULL,
-            position    INTEGER,
-            seen_at     REAL NOT NULL,
-            PRIMARY KEY (trigger_id, scope, record_id)
-        );
-        CREATE INDEX poll_seen_by_position ON poll_seen (trigger_id, scope, position);
-        """,
-    ),
-    Migration(
-        6,
-        "intents",
-        # A step about to make a call that is not safe to repeat (connector/recipes/ledger.py): if
-        # the
-        # process dies before the ledger records the outcome, a resumed run knows not to guess.
-        """
-        CREATE TABLE run_intents (
-            run_id      TEXT NOT NULL,
-            step_id     TEXT NOT NULL,
-            item        INTEGER NOT NULL,
-            action      TEXT NOT NULL,
-            started_at  REAL NOT NULL,
-            PRIMARY KEY (run_id, step_id, item)
-        );
-        """,
-    ),
-    Migration(
-        7,
-        "sync_audit_by_event",
-        # The service applies an inbox event to a sync once: it looks the event up in the
-        # sync's audit trail before applying it again (connector/sync/syncs.py).
-        """
-        CREATE INDEX sync_audit_by_event ON sync_audit (sync, event_id);
-        """,
-    ),
-    Migration(
-        8,
-        "footprints",
-        # Every write a recipe or a sync makes, so its echo is recognised and loops are
-        # stopped (connector/recipes/footprints.py). Field values are kept as keyed digests only.
-        """
-        CREATE TABLE footprints (
-            id      INTEGER PRIMARY KEY,
-            at      REAL NOT NULL,
-            app     TEXT NOT NULL,
-            record  TEXT,
-            writer  TEXT NOT NULL,
-            run     TEXT,
-            chain   TEXT NOT NULL,
-            fields  TEXT NOT NULL
-        );
-        CREATE INDEX footprints_by_record ON footprints (app, record, at);
-        CREATE INDEX footprints_by_writer ON footprints (writer, app, record, at);
-        CREATE TABLE footprint_salt (
-            id     INTEGER PRIMARY KEY CHECK (id = 1),
-            value  BLOB NOT NULL
-        );
-        """,
-    ),
-    Migration(
-        9,
-        "rest_hooks",
-        # REST-hook subscriptions (connector/api/subscriptions.py; the secret sealed by the
-        # vault) and their deliveries, each a signed POST retried until delivered or dead
-        # (connector/api/delivery.py). Portable types only (TEXT, INTEGER, REAL, BLOB).
-        """
-        CREATE TABLE hook_subscriptions (
-            id          TEXT PRIMARY KEY,
-            trigger_id  TEXT NOT NULL,
-            event_type  TEXT NOT NULL,
-            target_url  TEXT NOT NULL,
-            filter      TEXT,
-            secret      BLOB NOT NULL,
-            created_at  REAL NOT NULL
-        );
-        CREATE INDEX hook_subscriptions_by_type ON hook_subscriptions (event_type);
-        CREATE TABLE hook_deliveries (
-            id              TEXT PRIMARY KEY,
-            subscription_id TEXT NOT NULL,
-            event_id        TEXT NOT NULL,
-            body            BLOB NOT NULL,
-            status          TEXT NOT NULL DEFAULT 'pending' CHECK (status IN
-                            ('pending', 'sending', 'delivered', 'dead', 'cancelled')),
-            attempts        INTEGER NOT NULL DEFAULT 0,
-            available_at    REAL NOT NULL,
-            claimed_by      TEXT,
-            claimed_at      REAL,
-            last_status     INTEGER,
-            last_error      TEXT,
-            created_at      REAL NOT NULL,
-            finished_at     REAL
-        );
-        CREATE INDEX hook_deliveries_ready ON hook_deliveries (status, available_at);
-        CREATE INDEX hook_deliveries_by_subscription ON hook_deliveries (subscription_id, status);
-        """,
-    ),
-    Migration(
-        10,
-        "console_tokens",
-        # Login tokens of the web console (connector/console/access.py): their SHA-256 only.
-        """
-        CREATE TABLE console_tokens (
-            digest      TEXT PRIMARY KEY,
-            label       TEXT NOT NULL,
-            created_at  REAL NOT NULL
-        );
-        """,
-    ),
-    Migration(
-        11,
-        "run_step_exchanges",
-        # The HTTP requests of each recipe step (connector/client/transcript.py): method, redacted
-        # URL and status per attempt, as bounded JSON text (connector/recipes/history.py).
-        """
-        ALTER TABLE run_steps ADD COLUMN exchanges TEXT;
-        """,
-    ),
-)
+class Cursor(Protocol):
+    """What :meth:`Db.execute` returns."""
+
+    @property
+    def rowcount(self) -> int: ...
+
+    def fetchone(self) -> Any: ...
+
+    def fetchall(self) -> list[Any]: ...
+
+    def fetchmany(self, size: int = ..., /) -> list[Any]: ...
+
+
+class Db(Protocol):
+    """The connection a :meth:`Store.transaction` block gets: SQL with ``?`` placeholders."""
+
+    def execute(self, sql: str, parameters: Sequence[Any] = ..., /) -> Cursor: ...
+
+    def executemany(self, sql: str, parameters: Iterable[Sequence[Any]], /) -> Cursor: ...
 
 
 def default_state_path() -> Path:
@@ -323,15 +85,51 @@ def default_state_path() -> Path:
     return base / STATE_FILE
 
 
+def default_store_location() -> str | Path:
+    """Where the state is when no ``--store`` is given: ``$CONNECTOR_STORE``, else the file."""
+    return os.environ.get(STORE_ENV) or default_state_path()
+
+
+def display_url(url: str) -> str:
+    """A store URL fit for messages and logs: any password replaced by ``***``."""
+    scheme, sep, rest = url.partition("://")
+    if not sep or "@" not in rest.split("/", 1)[0]:
+        return url
+    auth, _, host = rest.partition("@")
+    user = auth.split(":", 1)[0]
+    return f"{scheme}://{user}{':***' if ':' in auth else ''}@{host}"
+
+
+def upsert(table: str, columns: Sequence[str], key: Sequence[str]) -> str:
+    """``INSERT ... ON CONFLICT (key) DO UPDATE`` setting every other column: the portable
+    spelling of SQLite's ``INSERT OR REPLACE`` for a row identified by ``key``."""
+    rest = [c for c in columns if c not in key]
+    action = (
+        f"DO UPDATE SET {', '.join(f'{c} = excluded.{c}' for c in rest)}" if rest else "DO NOTHING"
+    )
+    return (
+        f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})"
+        f" ON CONFLICT ({', '.join(key)}) {action}"
+    )
+
+
+def _sqlite_path(url: str) -> Path | None:
+    """The file of an ``sqlite:///path`` URL (``sqlite:////abs`` or ``sqlite:///rel``)."""
+    if url.startswith("sqlite:///"):
+        return Path(url[len("sqlite:///") :])
+    return None
+
+
 @contextmanager
-def _mapped(path: Path, doing: str) -> Iterator[None]:
-    """Translate sqlite3 and OS errors into a one-line :class:`StoreError`."""
+def _mapped(where: object, doing: str, errors: tuple[type[BaseException], ...]) -> Iterator[None]:
+    """Translate driver and OS errors into a one-line :class:`StoreError`."""
     try:
         yield
-    except sqlite3.Error as exc:
-        raise StoreError(f"{path}: cannot {doing}: {exc}") from exc
+    except errors as exc:
+        text = " ".join(str(exc).split()) or type(exc).__name__
+        raise StoreError(f"{where}: cannot {doing}: {text}") from exc
     except OSError as exc:
-        raise StoreError(f"{path}: cannot {doing}: {exc.strerror or exc}") from exc
+        raise StoreError(f"{where}: cannot {doing}: {exc.strerror or exc}") from exc
 
 
 def _create_private(path: Path) -> None:
@@ -351,40 +149,96 @@ _NORMAL, _FULL, _EXTRA = 1, 2, 3
 
 
 class Store:
-    """An open state file. Thread-safe: one connection, used under a lock.
+    """An open store. Thread-safe: one connection, used under a lock.
 
-    :param path: the database file; ``None`` means :func:`default_state_path`.
-    :param migrations: the schema to bring the file up to (tests may pass fewer).
-    :raises StoreError: if the file cannot be created, opened or migrated.
+    :param location: an SQLite file path, an ``sqlite:///path`` URL or a ``postgresql://`` URL;
+        ``None`` means :func:`default_store_location`.
+    :raises StoreError: if the store cannot be created, opened or migrated.
     """
 
-    def __init__(
-        self, path: Path | str | None = None, *, migrations: Sequence[Migration] = MIGRATIONS
-    ) -> None:
-        self.path = Path(path) if path is not None else default_state_path()
+    dialect: Literal["sqlite", "postgresql"]
+
+    def __init__(self, location: Path | str | None = None) -> None:
+        if location is None:
+            location = default_store_location()
+        text = str(location)
         self._lock = threading.RLock()
         self._durable_level = _FULL
         self._level = -1  # unknown until the first transaction sets it
-        with _mapped(self.path, "open the state file"):
+        self._engine: Engine | None = None
+        self._closed = False
+        if text.startswith(("postgresql:", "postgres:", "postgresql+psycopg:")):
+            self.dialect = "postgresql"
+            self.url = text
+            self.where = display_url(text)
+            # Local things (the vault's key file, refresh lock files) stay in CONNECTOR_HOME.
+            self.path = default_state_path()
+            self._errors: tuple[type[BaseException], ...] = _pg_errors()
+            self._open_postgres()
+            return
+        if "://" in text and _sqlite_path(text) is None:
+            raise StoreError(
+                f"{display_url(text)}: not a store URL [hint: use a file path, sqlite:///path"
+                " or postgresql://user@host/database]"
+            )
+        self.dialect = "sqlite"
+        self.path = _sqlite_path(text) or Path(location)
+        self.url = f"sqlite:///{self.path}"
+        self.where = str(self.path)
+        self._errors = (sqlite3.Error,)
+        with self._mapped("open the state file"):
             _create_private(self.path)
-            self._db = sqlite3.connect(
+            self._db: Any = sqlite3.connect(
                 self.path,
                 timeout=BUSY_TIMEOUT_MS / 1000,
                 isolation_level=None,
                 check_same_thread=False,
             )
         try:
-            with _mapped(self.path, "open the state file"):
+            with self._mapped("open the state file"):
                 self._db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
                 self._db.execute("PRAGMA journal_mode = WAL")
                 self._db.execute("PRAGMA foreign_keys = ON")
-            self._migrate(migrations)
+            self._migrate_sqlite()
         except StoreError:
             self._db.close()
             raise
 
+    def _open_postgres(self) -> None:
+        try:
+            from sqlalchemy import create_engine
+        except ImportError as exc:  # pragma: no cover - the extra is part of `test`
+            raise StoreError(f"{self.where}: PostgreSQL needs SQLAlchemy: {exc}") from exc
+        try:
+            import psycopg  # noqa: F401
+        except ImportError:
+            raise StoreError(
+                f"{self.where}: PostgreSQL needs psycopg [hint: pip install"
+                " 'ghl-connector[scale]']"
+            ) from None
+        from connector.storage.postgres import PgSession
+        from connector.storage.upgrade import upgrade_postgres
+
+        scheme, _, rest = self.url.partition("://")
+        engine = create_engine(
+            f"postgresql+psycopg://{rest}", pool_pre_ping=True, pool_size=2, max_overflow=8
+        )
+        try:
+            with self._mapped("open the database"):
+                upgrade_postgres(engine, self.where)
+                self._fairy = engine.raw_connection()
+                self._db = PgSession(self._fairy.driver_connection)
+        except BaseException:
+            self._closed = True
+            engine.dispose()
+            raise
+        self._engine = engine
+
+    def _mapped(self, doing: str) -> Any:
+        return _mapped(self.where, doing, self._errors)
+
     def __repr__(self) -> str:
-        return f"Store({str(self.path)!r})"
+        return f"Store({self.where!r})"
 
     def __enter__(self) -> Store:
         return self
@@ -393,123 +247,224 @@ class Store:
         self.close()
 
     def close(self) -> None:
-        """Close the database connection."""
-        with self._lock, _mapped(self.path, "close the state file"):
-            self._db.close()
+        """Close the database connection (and, on PostgreSQL, the pool)."""
+        with self._lock, self._mapped("close the state"):
+            if self._closed:
+                return
+            self._closed = True
+            if self.dialect == "postgresql":
+                self._fairy.invalidate()  # closes the psycopg connection
+            else:
+                self._db.close()
+            if self._engine is not None:
+                self._engine.dispose()
+
+    def __del__(self) -> None:
+        # A PostgreSQL store dropped unclosed: close its connections (psycopg warns otherwise).
+        if getattr(self, "dialect", None) == "postgresql" and not getattr(self, "_closed", True):
+            try:
+                self.close()
+            except Exception:  # noqa: BLE001, S110  # nothing useful to do while collected
+                pass
+
+    @property
+    def engine(self) -> Engine:
+        """An SQLAlchemy engine on this store (made on first use on SQLite)."""
+        if self._engine is None:
+            from sqlalchemy import create_engine
+
+            self._engine = create_engine(self.url)
+        return self._engine
+
+    @property
+    def skip_locked(self) -> str:
+        """`` FOR UPDATE SKIP LOCKED`` on PostgreSQL (claims safe for many processes), else
+        nothing (SQLite's ``BEGIN IMMEDIATE`` already holds the only write lock)."""
+        return " FOR UPDATE SKIP LOCKED" if self.dialect == "postgresql" else ""
 
     @contextmanager
-    def transaction(self, *, durable: bool = True) -> Iterator[sqlite3.Connection]:
-        """Run a block in one ``BEGIN IMMEDIATE`` transaction; commit, or roll back on error.
+    def transaction(self, *, durable: bool = True) -> Iterator[Db]:
+        """Run a block in one transaction; commit, or roll back on error.
 
-        Yields the raw connection; use it only inside the block.
+        Yields the connection; use it only inside the block. On SQLite the transaction is
+        ``BEGIN IMMEDIATE``; on PostgreSQL ``READ COMMITTED``, where statements that read
+        and then write take their row locks (``FOR UPDATE``) or use one upsert.
 
-        :param durable: flush the commit to disk before returning (``synchronous=FULL``).
-            ``False`` (``NORMAL``) still survives a killed process (WAL) and becomes durable
-            against power loss with the next durable commit; it is for records written on a
-            hot path (run history and ledger), never for tokens or inbox events.
-        :raises StoreError: if SQLite fails (the transaction is rolled back).
+        :param durable: flush the commit to disk before returning (SQLite
+            ``synchronous=FULL``). ``False`` (``NORMAL``) still survives a killed process (WAL)
+            and becomes durable against power loss with the next durable commit; it is for
+            records written on a hot path (run history and ledger), never for tokens or inbox
+            events. On PostgreSQL, ``False`` commits with ``synchronous_commit`` off: the same
+            trade (a killed process loses nothing; a server crash may lose the last such
+            commits, never a durable one).
+        :raises StoreError: if the database fails (the transaction is rolled back).
         """
         with self._lock:
-            self._use_level(self._durable_level if durable else min(_NORMAL, self._durable_level))
-            yield from self._transaction()
+            if self.dialect == "sqlite":
+                self._use_level(
+                    self._durable_level if durable else min(_NORMAL, self._durable_level)
+                )
+            else:
+                self._reconnect_if_broken()
+            yield from self._transaction(durable)
 
     def set_synchronous(self, level: str) -> None:
-        """Set how durable commits are flushed: ``FULL`` (default), ``NORMAL`` or ``EXTRA``."""
+        """Set how durable commits are flushed: ``FULL`` (default), ``NORMAL`` or ``EXTRA``
+        (SQLite; PostgreSQL keeps its server's setting)."""
         levels = {"NORMAL": _NORMAL, "FULL": _FULL, "EXTRA": _EXTRA}
         if level.upper() not in levels:
             raise ValueError(f"set_synchronous: {level!r} is not one of {sorted(levels)}")
+        if self.dialect != "sqlite":
+            return
         with self._lock:
             self._durable_level = levels[level.upper()]
             self._use_level(self._durable_level)
 
+    def set_busy_timeout(self, seconds: float) -> None:
+        """How long an SQLite writer waits for the lock before failing (PostgreSQL: no-op)."""
+        if self.dialect == "sqlite":
+            with self._lock, self._mapped("set the busy timeout"):
+                self._db.execute(f"PRAGMA busy_timeout = {int(seconds * 1000)}")
+
     def _use_level(self, level: int) -> None:
         """Switch the connection's ``synchronous`` level only when it changes (a PRAGMA each)."""
         if level != self._level:
-            with _mapped(self.path, "set the sync mode"):
+            with self._mapped("set the sync mode"):
                 self._db.execute(f"PRAGMA synchronous = {level}")
             self._level = level
 
-    def _transaction(self) -> Iterator[sqlite3.Connection]:
+    def _reconnect_if_broken(self) -> None:
+        """PostgreSQL: replace a connection the server closed (restart, idle timeout)."""
+        if self._db.raw.closed and self._engine is not None:
+            from connector.storage.postgres import PgSession
+
+            with self._mapped("reconnect"):
+                self._fairy.invalidate()
+                self._fairy = self._engine.raw_connection()
+                self._db = PgSession(self._fairy.driver_connection)
+
+    def _transaction(self, durable: bool = True) -> Iterator[Db]:
         """The body of :meth:`transaction` (the caller holds the lock)."""
-        with _mapped(self.path, "begin a transaction"):
-            self._db.execute("BEGIN IMMEDIATE")
+        db = self._db
+        begin = "BEGIN IMMEDIATE" if self.dialect == "sqlite" else "BEGIN"
+        with self._mapped("begin a transaction"):
+            db.execute(begin)
         try:
-            with _mapped(self.path, "write the state file"):
-                yield self._db
+            with self._mapped("write the state"):
+                if not durable and self.dialect == "postgresql":
+                    db.execute("SET LOCAL synchronous_commit TO OFF")
+                yield db
         except BaseException:
-            if self._db.in_transaction:
-                with _mapped(self.path, "roll back"):
-                    self._db.execute("ROLLBACK")
+            self._rollback()
             raise
         try:
-            with _mapped(self.path, "commit"):
-                self._db.execute("COMMIT")
+            with self._mapped("commit"):
+                db.execute("COMMIT")
         except StoreError:
             # A failed COMMIT (busy, disk full) can leave the transaction open; end it so the
             # connection is usable again and the caller can retry the whole block.
-            if self._db.in_transaction:
-                with _mapped(self.path, "roll back"):
-                    self._db.execute("ROLLBACK")
+            self._rollback()
             raise
 
-    def query(self, sql: str, params: Sequence[Any] = ()) -> list[sqlite3.Row]:
+    def _rollback(self) -> None:
+        try:
+            in_transaction = self._db.in_transaction
+        except self._errors:
+            return
+        if in_transaction:
+            with self._mapped("roll back"):
+                self._db.execute("ROLLBACK")
+
+    def query(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
         """Run one read statement and return all rows (indexable by column name)."""
-        with self._lock, _mapped(self.path, "read the state file"):
-            cursor = self._db.execute(sql, tuple(params))
-            cursor.row_factory = sqlite3.Row
-            return list(cursor.fetchall())
+        with self._lock:
+            if self.dialect == "postgresql":
+                self._reconnect_if_broken()
+                with self._mapped("read the state"):
+                    return self._db.execute(sql, tuple(params)).fetchall()  # type: ignore[no-any-return]
+            with self._mapped("read the state file"):
+                cursor = self._db.execute(sql, tuple(params))
+                cursor.row_factory = sqlite3.Row
+                return list(cursor.fetchall())
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
         """Run one write statement in its own transaction; returns the number of rows changed."""
         with self.transaction() as db:
             return db.execute(sql, tuple(params)).rowcount
 
-    def schema_version(self) -> int:
-        """The highest migration number applied to this file (0 for none)."""
-        rows = self.query("SELECT COALESCE(MAX(version), 0) AS v FROM schema_migrations")
-        return int(rows[0]["v"])
+    def schema_version(self) -> str | None:
+        """The Alembic revision the store is at."""
+        if self.dialect == "sqlite":
+            from connector.storage.upgrade import current_sqlite
 
-    def _migrate(self, migrations: Sequence[Migration]) -> None:
-        """Apply, in order and each in its own transaction, the migrations not yet applied."""
-        numbers = [m.version for m in migrations]
-        if numbers != list(range(1, len(numbers) + 1)):
-            raise ValueError(f"migrations must be numbered 1..n in order, got {numbers!r}")
-        with self.transaction() as db:
-            db.execute(
-                "CREATE TABLE IF NOT EXISTS schema_migrations ("
-                " version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at REAL NOT NULL)"
-            )
-        current = self.schema_version()
-        if current > len(migrations):
-            raise StoreError(
-                f"{self.path}: schema version {current} is newer than this connector knows"
-                f" ({len(migrations)}) [hint: upgrade ghl-connector]"
-            )
-        for migration in migrations[current:]:
-            with self.transaction() as db:
-                # A concurrent opener may have applied it between our check and BEGIN IMMEDIATE.
-                done = db.execute(
-                    "SELECT 1 FROM schema_migrations WHERE version = ?", (migration.version,)
-                ).fetchone()
-                if done:
-                    continue
-                for statement in _statements(migration.sql):
-                    db.execute(statement)
-                db.execute(
-                    "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)",
-                    (migration.version, migration.name, time.time()),
-                )
+            with self._lock, self._mapped("read the schema version"):
+                return current_sqlite(self._db)
+        rows = self.query("SELECT version_num FROM alembic_version")
+        return str(rows[0][0]) if rows else None
+
+    @contextmanager
+    def exclusive(self, name: str) -> Iterator[None]:
+        """Hold a lock named ``name`` across every process using this store, for a block.
+
+        SQLite: an ``flock`` on ``<state>.locks/<name>.lock`` beside the file (one machine).
+        PostgreSQL: a session advisory lock on a connection of its own, so the store's
+        connection stays free while the holder works (for instance, refreshing a token).
+        """
+        if self.dialect == "postgresql":
+            key = int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
+            with self._mapped(f"take the lock {name!r}"):
+                conn = self.engine.raw_connection()
+            try:
+                raw: Any = conn.driver_connection
+                with self._mapped(f"take the lock {name!r}"):
+                    raw.autocommit = True
+                    raw.execute("SELECT pg_advisory_lock(%s)", (key,))
+                try:
+                    yield
+                finally:
+                    with self._mapped(f"release the lock {name!r}"):
+                        raw.execute("SELECT pg_advisory_unlock(%s)", (key,))
+            finally:
+                conn.close()
+            return
+        path = self.path.with_name(self.path.name + ".locks") / f"{name}.lock"
+        try:
+            path.parent.mkdir(mode=0o700, exist_ok=True)
+            fd = os.open(path, os.O_CREAT | os.O_RDWR, 0o600)
+        except OSError as exc:
+            raise StoreError(f"{path}: cannot open the lock file: {exc.strerror}") from exc
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)  # closing the descriptor releases the flock
+
+    def _migrate_sqlite(self) -> None:
+        """Bring the file to the newest revision; an up-to-date file costs one SELECT."""
+        from connector.storage.upgrade import HEAD, current_sqlite
+
+        with self._mapped("read the schema version"):
+            if current_sqlite(self._db) == HEAD:
+                return
+        from connector.storage.upgrade import upgrade_sqlite
+
+        with self._mapped("migrate the state file"):
+            upgrade_sqlite(self._db, self.where)
 
 
-def _statements(sql: str) -> list[str]:
-    """Split a migration's SQL into statements (``executescript`` would commit our transaction)."""
-    out: list[str] = []
-    current = ""
-    for line in sql.splitlines(keepends=True):
-        current += line
-        if sqlite3.complete_statement(current):
-            out.append(current.strip())
-            current = ""
-    if current.strip():
-        out.append(current.strip())
-    return out
+def _pg_errors() -> tuple[type[BaseException], ...]:
+    """The exceptions PostgreSQL access raises (psycopg's and SQLAlchemy's)."""
+    errors: list[type[BaseException]] = []
+    try:
+        import psycopg
+
+        errors.append(psycopg.Error)
+    except ImportError:
+        pass
+    try:
+        import sqlalchemy.exc
+
+        errors.append(sqlalchemy.exc.SQLAlchemyError)
+    except ImportError:  # pragma: no cover
+        pass
+    return tuple(errors)

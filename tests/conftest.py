@@ -15,7 +15,7 @@ ROOT = Path(__file__).resolve().parents[1]
 pytest_plugins = [
     name
     for name in ("fixtures_fakeapi", "fixtures_sandbox", "fixtures_superphone",
-                 "fixtures_linkedphone", "fixtures_runtime")
+                 "fixtures_linkedphone", "fixtures_runtime", "fixtures_store")
     if (Path(__file__).parent / f"{name}.py").exists()
 ]
 SHARED = ROOT.parent / "shared"

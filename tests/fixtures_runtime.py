@@ -23,8 +23,9 @@ def catalog() -> Catalog:
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Iterator[Store]:
-    with Store(tmp_path / "state.db") as opened:
+def store(store_location: Path | str) -> Iterator[Store]:
+    """A fresh store, on SQLite and on PostgreSQL (``store_location``, tests/fixtures_store.py)."""
+    with Store(store_location) as opened:
         yield opened
 
 

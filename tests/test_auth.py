@@ -87,11 +87,13 @@ def ghl(sandbox_server: OAuthSandbox) -> OAuthSandbox:
 
 
 @pytest.fixture
-def connections(tmp_path, monkeypatch) -> Iterator[ConnectionStore]:
+def connections(tmp_path, monkeypatch, store_location) -> Iterator[ConnectionStore]:
     for name in list(os.environ):
         if name.startswith("CONNECTOR_"):
             monkeypatch.delenv(name)
-    store = Store(tmp_path / "state.db")
+    # The vault's key file: beside an SQLite state file, in CONNECTOR_HOME for PostgreSQL.
+    monkeypatch.setenv("CONNECTOR_HOME", str(tmp_path / "home"))
+    store = Store(store_location)
     yield ConnectionStore(store)
     store.close()
 
@@ -136,7 +138,11 @@ def test_login_stores_connection_encrypted(ghl, connections, tmp_path):
     assert saved.expires_at is not None and saved.expires_at > time.time() + 80000
     again = connections.get("acme")
     assert again.access_token == saved.access_token and again.refresh_token
-    raw = (tmp_path / "state.db").read_bytes()
+    if connections.store.dialect == "sqlite":
+        raw = (tmp_path / "state.db").read_bytes()
+    else:  # every stored value of the table, as PostgreSQL holds it
+        rows = connections.store.query("SELECT * FROM connections")
+        raw = b"".join(v if isinstance(v, bytes) else str(v).encode() for r in rows for v in r)
     for secret in (saved.access_token, saved.refresh_token or "", CLIENT_SECRET):
         assert secret.encode() not in raw
     assert get_contacts(ghl, TokenManager(connections).auth("acme")).status_code == 200
@@ -260,8 +266,9 @@ def test_processes_and_threads_one_refresh(ghl, connections, tmp_path):
     expire_locally(connections, "acme")
     ghl.server.app.provider.expire_access_tokens()
     go = tmp_path / "go"
-    db = str(connections.store.path)
+    db = connections.store.url
     env = {k: v for k, v in os.environ.items() if not k.startswith("CONNECTOR_")}
+    env["CONNECTOR_HOME"] = os.environ["CONNECTOR_HOME"]
     procs = [
         subprocess.Popen(
             [sys.executable, "-c", WORKER, db, ghl.base_url, ghl.location_id, str(go)],

@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from fixtures_store import sqlite_only
 from inboxes import find, webhook_ids
 from serveproc import wait_for
 
@@ -30,9 +31,9 @@ def event(webhook_id: str, received_at: float = 1000.0, **extra: object) -> NewE
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Iterator[Store]:
-    with Store(tmp_path / "state.db") as opened:
-        opened.query("PRAGMA busy_timeout = 100")
+def store(store_location: Path | str) -> Iterator[Store]:
+    with Store(store_location) as opened:
+        opened.set_busy_timeout(0.1)
         yield opened
 
 
@@ -41,7 +42,7 @@ def inbox(store: Store) -> Inbox:
     return Inbox(store)
 
 
-def test_inbox_add_stores_exact_bytes_once(inbox: Inbox, tmp_path: Path) -> None:
+def test_inbox_add_stores_exact_bytes_once(inbox: Inbox) -> None:
     """An event is stored with its exact body; the same webhookId again is a duplicate."""
     first = event("w-1")
     assert inbox.add(first) is True
@@ -51,7 +52,7 @@ def test_inbox_add_stores_exact_bytes_once(inbox: Inbox, tmp_path: Path) -> None
     assert stored is not None
     assert (stored.body, stored.type, stored.location_id) == (first.body, "ContactCreate", "L1")
     assert (stored.status, stored.attempts) == ("pending", 0)
-    with Store(tmp_path / "state.db") as other:
+    with Store(inbox.store.url) as other:
         assert webhook_ids(Inbox(other)) == {"w-1", "w-2", "w-3"}
 
 
@@ -187,6 +188,7 @@ def test_writer_group_commits_and_reports_duplicates(inbox: Inbox) -> None:
 def test_writer_reports_store_errors_and_recovers(inbox: Inbox, store: Store) -> None:
     """While another connection holds the write lock, adds fail with StoreError (nothing
     stored, writer unhealthy); afterwards the same events store fine."""
+    sqlite_only(store.url, "holds SQLite's file write lock from another connection")
     blocker = sqlite3.connect(store.path, isolation_level=None)
     with InboxWriter(inbox) as writer:
         blocker.execute("BEGIN EXCLUSIVE")
@@ -223,3 +225,41 @@ def test_writer_close_flushes_queued_events(inbox: Inbox) -> None:
     writer.close()
     assert outcomes == [True] * 100
     assert len(webhook_ids(inbox)) == 100
+
+
+CLAIMER = """
+import json, sys
+from connector.service.inbox import Inbox
+from connector.store import Store
+inbox = Inbox(Store(sys.argv[1]))
+mine = []
+while True:
+    got = inbox.claim(3, sys.argv[2])
+    if not got:
+        break
+    mine += [e.id for e in got]
+    for e in got:
+        inbox.complete(e.id)
+print(json.dumps(mine))
+"""
+
+
+def test_inbox_claims_from_many_processes_take_each_event_once(inbox: Inbox) -> None:
+    """Four processes claiming from one inbox at once (on PostgreSQL: FOR UPDATE SKIP LOCKED)
+    take every event exactly once between them."""
+    import subprocess
+    import sys
+
+    assert inbox.add_many([event(f"w-{i}") for i in range(200)]) == [True] * 200
+    procs = [subprocess.Popen([sys.executable, "-c", CLAIMER, inbox.store.url, f"p{n}"],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for n in range(4)]
+    claimed: list[int] = []
+    for proc in procs:
+        out, err = proc.communicate(timeout=120)
+        assert proc.returncode == 0, err
+        claimed += json.loads(out)
+    assert sorted(claimed) == sorted(set(claimed)) and len(claimed) == 200
+    assert inbox.counts() == {"done": 200}
+    rows = inbox.store.query("SELECT MAX(attempts) AS m FROM inbox")
+    assert rows[0]["m"] == 1  # no event was claimed twice

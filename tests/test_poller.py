@@ -15,6 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 from clocks import SteppedClock
+from fixtures_store import sqlite_only
 
 from connector.auth.bearer import StaticBearer
 from connector.catalog import build_catalog
@@ -53,8 +54,8 @@ def runtime(ghl: SandboxServer) -> Iterator[Runtime]:
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Iterator[Store]:
-    with Store(tmp_path / "state.db") as opened:
+def store(store_location: Path | str) -> Iterator[Store]:
+    with Store(store_location) as opened:
         yield opened
 
 
@@ -170,6 +171,7 @@ def test_poller_crash_inside_the_commit_loses_and_repeats_nothing(ghl, runtime, 
     changed = poller("ghl.contacts.changed", runtime, store)
     changed.run_once()
     made = [create_contact(api, ghl) for _ in range(3)]
+    sqlite_only(store.url, "the crash is an SQLite trigger")
     crash = sqlite3.connect(store.path)
     when = CRASH_POINTS[point].format(third=made[2])
     crash.execute(f"CREATE TRIGGER crash {when} BEGIN SELECT RAISE(ABORT, 'simulated crash'); END")
@@ -347,6 +349,39 @@ def test_poller_run_forever_polls_until_stopped(ghl, runtime, store, api):
     assert not thread.is_alive()
     assert [body["id"] for _, body in events(store)] == [made]
     assert changed.last_poll is not None and changed.last_error is None
+
+
+def test_poller_runs_in_one_process_at_a_time(ghl, runtime, store, api):
+    """Two pollers of one trigger and location sharing a store (as two serve processes do):
+    only the lease holder polls; when it stops, the other takes over and polls."""
+    first = poller("ghl.contacts.changed", runtime, store, lease=5.0)
+    second = poller("ghl.contacts.changed", runtime, store, lease=5.0)
+    poller("ghl.contacts.changed", runtime, store).run_once()  # the baseline, by a third
+    stops = [threading.Event(), threading.Event()]
+    threads = [threading.Thread(target=p.run_forever, args=(s,)) for p, s in
+               zip((first, second), stops, strict=True)]
+    for thread in threads:
+        thread.start()
+    try:
+        deadline = time.monotonic() + 30
+        while not (first.leading or second.leading) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        time.sleep(0.3)  # several intervals: the other one keeps asking, and is refused
+        leader, other = (first, second) if first.leading else (second, first)
+        assert leader.leading and not other.leading and other.last_poll is None
+        made = create_contact(api, ghl)
+        while not events(store) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        stops[(first, second).index(leader)].set()  # the holder stops and releases
+        while other.last_poll is None and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert other.leading and other.last_poll is not None and other.last_error is None
+    finally:
+        for stop in stops:
+            stop.set()
+        for thread in threads:
+            thread.join(10)
+    assert [body["id"] for _, body in events(store)] == [made]
 
 
 def test_poller_refuses_what_it_cannot_poll(runtime, store):

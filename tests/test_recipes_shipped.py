@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 from conftest import ROOT
+from fixtures_store import stored_values
 
 from connector.catalog import Catalog
 from connector.client.urlguard import allowing
@@ -240,8 +241,11 @@ def test_recipes_shipped_run_note_mirror(
         "contact": {"id": contact["id"], "name": contact["name"], "email": contact["email"]},
     }
     assert result.outputs["mirror"]["status"] == 202
+    if store.dialect == "postgresql":
+        raw = stored_values(store)
     store.close()
-    raw = b"".join(p.read_bytes() for p in tmp_path.glob("state.db*"))
+    if store.dialect == "sqlite":
+        raw = b"".join(p.read_bytes() for p in tmp_path.glob("state.db*"))
     assert b"Wants a call" in raw and token.encode() not in raw
 
 

@@ -13,6 +13,7 @@ from typing import Any
 
 import httpx
 import pytest
+from fixtures_store import postgres_schema
 from inboxes import webhook_ids
 
 from connector.recipes.history import History
@@ -71,13 +72,13 @@ def post_signed(ghl: SandboxServer, url: str, payload: dict[str, Any]) -> httpx.
     return httpx.post(url, content=body, headers=headers, timeout=10)
 
 
-def runs(db: Path) -> list[dict[str, Any]]:
+def runs(db: Path | str) -> list[dict[str, Any]]:
     """Every run in the state file."""
     with Store(db) as store:
         return [r.as_dict() for r in History(store).recent(limit=10_000)]
 
 
-def inbox_counts(db: Path, kind: str = "ContactCreate") -> dict[str, int]:
+def inbox_counts(db: Path | str, kind: str = "ContactCreate") -> dict[str, int]:
     """The inbox's events of one type by status (tasks the recipes create send TaskCreate)."""
     with Store(db) as store:
         rows = store.query(
@@ -86,10 +87,20 @@ def inbox_counts(db: Path, kind: str = "ContactCreate") -> dict[str, int]:
     return {str(r["status"]): int(r["n"]) for r in rows}
 
 
+def on_store(proc: ServeProcess, location: Path | str) -> ServeProcess:
+    """serve on this store (a PostgreSQL URL: --store URL, and proc.db is the URL)."""
+    if isinstance(location, str):
+        proc.extra = (*proc.extra, "--store", location)
+        proc.db = location  # type: ignore[assignment]
+    return proc
+
+
 @pytest.fixture
-def served(ghl: SandboxServer, tmp_path: Path) -> Iterator[ServeProcess]:
-    """serve with the one-step recipe, receiving the sandbox's webhooks."""
-    with serve_for(ghl, tmp_path) as proc:
+def served(ghl: SandboxServer, tmp_path: Path, store_location: Path | str
+           ) -> Iterator[ServeProcess]:
+    """serve with the one-step recipe, receiving the sandbox's webhooks (on SQLite, and on
+    PostgreSQL with --store URL)."""
+    with on_store(serve_for(ghl, tmp_path), store_location) as proc:
         ghl.set_webhook_urls([proc.url])
         yield proc
         ghl.set_webhook_urls([])
@@ -106,6 +117,27 @@ def test_serve_runs_recipe_for_each_sandbox_webhook(ghl: SandboxServer,
     found = runs(served.db)
     assert sorted(r["status"] for r in found) == ["succeeded"] * 3
     assert all(r["id"].endswith(":call_new") for r in found)
+
+
+def test_serve_processes_share_one_postgresql_store(ghl: SandboxServer, tmp_path: Path) -> None:
+    """Three serve processes on one PostgreSQL store, every webhook sent to all three: each
+    event is stored once and run once (claims skip each other's rows), nothing left over."""
+    with postgres_schema() as url:
+        procs = [on_store(serve_for(ghl, tmp_path / f"p{i}"), url) for i in range(3)]
+        for proc in procs:
+            proc.start()
+        try:
+            ghl.set_webhook_urls([proc.url for proc in procs])
+            made = [create_contact(ghl, f"Many{i}") for i in range(12)]
+            assert wait_for(lambda: inbox_counts(url) == {"done": 12}, timeout=60)
+            ghl.set_webhook_urls([])
+        finally:
+            for proc in procs:
+                proc.stop()
+        assert ghl.writes(TASKS) == 12
+        found = runs(url)
+        assert sorted(r["status"] for r in found) == ["succeeded"] * len(made)
+        assert len({r["id"] for r in found}) == len(made)
 
 
 def test_serve_summary_and_healthz_report_the_service(served: ServeProcess) -> None:

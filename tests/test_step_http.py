@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 from conftest import run_cli
+from fixtures_store import stored_values
 
 from connector.auth.bearer import StaticBearer
 from connector.catalog import Catalog
@@ -64,7 +65,7 @@ def http_of(step: StepRecord) -> list[tuple[str, str, int | None, int]]:
 
 
 def test_steps_keep_method_url_and_status_of_successes_and_failures(
-        engine: Engine, ghl: SandboxServer, store: Store, tmp_path: Path) -> None:
+        engine: Engine, ghl: SandboxServer, store: Store, store_location: Path | str) -> None:
     """A list (query string), a get and a create answer 200/201 and are kept with their URL
     (host, path, query); a missing contact's 400 (GHL's answer) is kept with the failed step;
     `runs show` prints them and `runs show --json` gives them."""
@@ -100,7 +101,7 @@ def test_steps_keep_method_url_and_status_of_successes_and_failures(
     assert failed.status == "failed" and "400" in (failed.error or "")
     assert http_of(failed) == [("GET", f"{base}/contacts/no-such-contact", 400, 1)]
 
-    env = {"CONNECTOR_HOME": str(tmp_path)}
+    env = {"CONNECTOR_STORE": str(store_location)}
     shown = run_cli("runs", "show", missing.run_id, env=env)
     assert shown.status == 0, shown
     assert f"http:    GET {base}/contacts/no-such-contact -> 400 (" in shown.stdout
@@ -174,7 +175,8 @@ def test_client_retries_are_numbered_and_bounded(
 
 
 def test_no_token_reaches_the_kept_requests(
-        engine: Engine, ghl: SandboxServer, store: Store, tmp_path: Path) -> None:
+        engine: Engine, ghl: SandboxServer, store: Store, store_location: Path | str,
+        tmp_path: Path) -> None:
     """A canary in a secret-named query value and header, and the app's token in the
     Authorization header, never reach the state file, `runs show` or the console's run page;
     the URL is kept with the secret value masked."""
@@ -199,10 +201,13 @@ def test_no_token_reaches_the_kept_requests(
     assert http_of(fetch) == [("GET", f"{base}/contacts/{ev['id']}?access_token=***&v=1", 200, 1)]
     page = pages.run_detail(record)
     assert "access_token=***&amp;v=1" in page
-    shown = run_cli("runs", "show", result.run_id, env={"CONNECTOR_HOME": str(tmp_path)})
+    shown = run_cli("runs", "show", result.run_id, env={"CONNECTOR_STORE": str(store_location)})
     assert shown.status == 0 and "access_token=***&v=1 -> 200" in shown.stdout
+    if store.dialect == "postgresql":
+        raw = stored_values(store)
     store.close()
-    raw = b"".join(p.read_bytes() for p in tmp_path.glob("state.db*"))
+    if store.dialect == "sqlite":
+        raw = b"".join(p.read_bytes() for p in tmp_path.glob("state.db*"))
     assert b"access_token=***" in raw
     for secret in (CANARY, ghl.private_token):
         assert secret.encode() not in raw

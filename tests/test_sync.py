@@ -112,8 +112,8 @@ def runtime(ghl, lp):
 
 
 @pytest.fixture
-def store(tmp_path):
-    with Store(tmp_path / "state.db") as s:
+def store(store_location):
+    with Store(store_location) as s:
         yield s
 
 

@@ -54,7 +54,6 @@ import json
 import logging
 import os
 import socket
-import sqlite3
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -73,7 +72,7 @@ from connector.client.urlguard import UrlGuard
 from connector.errors import ConnectorError, RemoteError, StoreError
 from connector.service.dispatcher import event_payload
 from connector.service.inbox import InboxEvent
-from connector.store import Store
+from connector.store import Db, Store
 
 __all__ = [
     "Deliverer",
@@ -453,7 +452,9 @@ class Deliverer:
                 "UPDATE hook_deliveries SET status = 'sending', claimed_by = ?, claimed_at = ?,"
                 " attempts = attempts + 1 WHERE id = (SELECT id FROM hook_deliveries WHERE"
                 " (status = 'pending' AND available_at <= ?) OR (status = 'sending' AND"
-                " claimed_at <= ?) ORDER BY available_at, created_at LIMIT 1)"
+                " claimed_at <= ?) ORDER BY available_at, created_at LIMIT 1"
+                # PostgreSQL: a delivery another process is claiming is passed over.
+                f"{self.store.skip_locked})"
                 " RETURNING id, subscription_id, body, attempts",
                 (claimer, now, now, now - self.settings.lease),
             ).fetchone()
@@ -544,7 +545,7 @@ class Deliverer:
             self._update(db, claim, status, code, error, retry_at)
 
     @staticmethod
-    def _update(db: sqlite3.Connection, claim: _Claim, status: Status, code: int | None,
+    def _update(db: Db, claim: _Claim, status: Status, code: int | None,
                 error: str | None, retry_at: float | None) -> None:
         now = time.time()
         finished = None if status == "pending" else now

@@ -37,7 +37,6 @@ import base64
 import json
 import math
 import secrets
-import sqlite3
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -47,7 +46,7 @@ from connector.auth.redaction import register
 from connector.auth.vault import Vault
 from connector.client.urlguard import UrlGuard
 from connector.errors import ConnectorError, DocumentError, Location, Problem
-from connector.store import Store
+from connector.store import Db, Row, Store
 
 if TYPE_CHECKING:
     from connector.catalog import Catalog
@@ -162,7 +161,7 @@ def unsubscribe(store: Store, subscription_id: str) -> bool:
         return drop(db, subscription_id, "unsubscribed")
 
 
-def drop(db: sqlite3.Connection, subscription_id: str, reason: str) -> bool:
+def drop(db: Db, subscription_id: str, reason: str) -> bool:
     """Delete one subscription and cancel its pending deliveries (``reason`` recorded on
     them), inside the caller's transaction; False if there was no such subscription."""
     gone = db.execute("DELETE FROM hook_subscriptions WHERE id = ?", (subscription_id,)).rowcount
@@ -221,7 +220,7 @@ def open_secret(vault: Vault, subscription_id: str, sealed: bytes) -> str:
     return secret
 
 
-def _from_row(row: sqlite3.Row, vault: Vault) -> Subscription:
+def _from_row(row: Row, vault: Vault) -> Subscription:
     stored = row["filter"]
     return Subscription(
         str(row["id"]), str(row["trigger_id"]), str(row["event_type"]), str(row["target_url"]),

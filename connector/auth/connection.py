@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import re
-import sqlite3
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -19,7 +18,7 @@ from pathlib import Path
 from connector.auth import redaction as secrets
 from connector.auth.vault import Vault
 from connector.errors import AuthError
-from connector.store import Store
+from connector.store import Row, Store
 
 __all__ = [
     "DEFAULT_BASE_URL",
@@ -283,7 +282,7 @@ class ConnectionStore:
         secrets.register(value)
         return value
 
-    def _build(self, row: sqlite3.Row, *, secrets_too: bool) -> Connection:
+    def _build(self, row: Row, *, secrets_too: bool) -> Connection:
         name = row["name"]
         opened = {
             f: self._open(name, f, row[f]) if secrets_too else None for f in _SECRET_FIELDS

@@ -2,7 +2,8 @@
 
 :class:`TokenManager` hands out a connection's token, refreshing it shortly before it expires
 (``skew``) and once after a 401. A refresh is single-flight across threads (a lock per
-connection) and processes (``flock`` on a per-connection lock file next to the state file);
+connection) and processes (:meth:`~connector.store.Store.exclusive`: an ``flock`` beside an
+SQLite state file, a PostgreSQL advisory lock shared by every machine on the database);
 a waiter re-reads the store after the lock and uses the token its predecessor stored instead of
 refreshing again. The rotated refresh token is committed before the new access token is used.
 A refused refresh marks the connection as needing a new login and raises an
@@ -15,7 +16,6 @@ runtime, checking each action's scopes (:func:`require_scopes`) before any reque
 
 from __future__ import annotations
 
-import fcntl
 import logging
 import os
 import threading
@@ -39,7 +39,7 @@ from connector.auth.connection import (
     ConnectionStore,
     check_name,
 )
-from connector.errors import AuthError, StoreError
+from connector.errors import AuthError
 
 if TYPE_CHECKING:
     from connector.hookspecs import Action, App, AuthProvider
@@ -197,21 +197,12 @@ class TokenManager:
 
     @contextmanager
     def _exclusive(self, name: str) -> Iterator[None]:
-        """Hold this connection's thread lock, then its inter-process file lock."""
+        """Hold this connection's thread lock, then its lock across processes (the store's:
+        an ``flock`` beside an SQLite file, an advisory lock on PostgreSQL)."""
         with self._guard:
             lock = self._locks.setdefault(name, threading.Lock())
-        with lock:
-            path = self.connections.lock_path(name)
-            try:
-                path.parent.mkdir(mode=0o700, exist_ok=True)
-                fd = os.open(path, os.O_CREAT | os.O_RDWR, 0o600)
-            except OSError as exc:
-                raise StoreError(f"{path}: cannot open the lock file: {exc.strerror}") from exc
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX)
-                yield
-            finally:
-                os.close(fd)  # closing the descriptor releases the flock
+        with lock, self.connections.store.exclusive(check_name(name)):
+            yield
 
     def _renew(self, connection: Connection) -> Connection:
         """Get and store new tokens for ``connection`` (the caller holds its locks)."""

@@ -22,7 +22,7 @@ __all__ = ["main"]
 
 COMMANDS = (
     "demo", "catalog", "call", "validate", "run", "runs", "serve", "replay", "audit", "backfill",
-    "sandbox", "auth", "hooks", "mcpserve", "console",
+    "sandbox", "auth", "hooks", "mcpserve", "console", "store",
 )
 """Modules of :mod:`connector.cli` that add a command, in the order ``--help`` lists them."""
 
@@ -54,6 +54,12 @@ def build_parser() -> argparse.ArgumentParser:
         type=str.upper,
         help=f"log verbosity on stderr (default: WARNING, or ${LOG_ENV}); secrets are redacted",
     )
+    parser.add_argument(
+        "--store",
+        metavar="URL|PATH",
+        help="the state every command uses: an SQLite file or postgresql://user@host/db"
+        " (default: $CONNECTOR_STORE, else $CONNECTOR_HOME/state.db)",
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name in COMMANDS:
         module = _command_module(name)
@@ -76,6 +82,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     _configure_logging(args.log_level)
+    if args.store:  # every command's Store() reads it
+        os.environ["CONNECTOR_STORE"] = args.store
     try:
         status: int = args.func(args)
     except ConnectorError as exc:

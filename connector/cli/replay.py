@@ -52,8 +52,9 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     which.add_argument("--recipe", metavar="NAME",
                        help="replay the dead runs of this recipe (name or file name)")
     which.add_argument("--all", action="store_true", help="replay every dead letter")
-    parser.add_argument("--db", metavar="PATH",
-                        help="the state file (default: $CONNECTOR_HOME/state.db)")
+    parser.add_argument("--store", "--db", dest="db", metavar="URL|PATH",
+                        help="the state: a file or postgresql://... (default: $CONNECTOR_STORE,"
+                        " else $CONNECTOR_HOME/state.db)")
     parser.add_argument("--connection", metavar="NAME",
                         help="look up unknown outcomes (and resume runs of 'run') with this"
                         " connection (default: $CONNECTOR_TOKEN, else the default one)")

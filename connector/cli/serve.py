@@ -55,8 +55,10 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
                         help="the folder of recipe files (*.yaml)")
     parser.add_argument("--host", default="127.0.0.1", help="where to listen (127.0.0.1)")
     parser.add_argument("--port", type=port, default=8000, help="0 picks a free port (8000)")
-    parser.add_argument("--db", metavar="PATH",
-                        help="the state file (default: $CONNECTOR_HOME/state.db)")
+    parser.add_argument("--store", "--db", dest="db", metavar="URL|PATH",
+                        help="the state: an SQLite file (default: $CONNECTOR_STORE, else"
+                        " $CONNECTOR_HOME/state.db) or postgresql://user@host/db, shared by"
+                        " any number of serve processes (docs/scale-out.md)")
     parser.add_argument("--workers", type=positive, default=4, metavar="N",
                         help="events run in parallel (4); one contact's events run in order")
     parser.add_argument("--public-key", action="append", default=[], metavar="PEM",
@@ -110,7 +112,7 @@ def run(args: argparse.Namespace) -> int:
     from connector.service.process import serve
     from connector.service.signatures import default_keys, load_keys
     from connector.service.workers import PoolSettings
-    from connector.store import default_state_path
+    from connector.store import default_store_location
 
     if not Path(args.recipes).is_dir():  # before any warning about connections
         from connector.errors import ConnectorError
@@ -120,8 +122,11 @@ def run(args: argparse.Namespace) -> int:
     pm = get_plugin_manager()
     catalog = build_catalog(pm)
     filters = {**BUILTIN_FILTERS, **collect_filters(pm)}
-    db = Path(args.db) if args.db else default_state_path()
-    _check_writable(db)
+    where = str(args.db or default_store_location())
+    db: Path | str = where
+    if not where.startswith(("postgresql:", "postgres:")):
+        db = Path(where.removeprefix("sqlite:///"))
+        _check_writable(db)
     urls = per_app(args.base_url, "--base-url", catalog)
     limits = rate_limits(args.rate_limit, catalog)
     options = ServeOptions(
@@ -193,7 +198,7 @@ def _check_writable(db: Path) -> None:
 
 
 def _connections(
-    args: argparse.Namespace, db: Path
+    args: argparse.Namespace, db: Path | str
 ) -> tuple[Callable[[str | None], AuthProvider | None], tuple[str, ...]]:
     """Auth per location: the stored connection of that location, else ``--connection``
     (else ``$CONNECTOR_TOKEN``, else the default connection); API-key apps read their keys.

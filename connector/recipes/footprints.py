@@ -416,6 +416,8 @@ def _salt(store: Store) -> bytes:
         return bytes(rows[0]["value"])
     salt = os.urandom(16)
     with store.transaction() as conn:
-        conn.execute("INSERT OR IGNORE INTO footprint_salt (id, value) VALUES (1, ?)", (salt,))
+        conn.execute(
+            "INSERT INTO footprint_salt (id, value) VALUES (1, ?) ON CONFLICT DO NOTHING", (salt,)
+        )
     rows = store.query("SELECT value FROM footprint_salt LIMIT 1")
     return bytes(rows[0]["value"])

@@ -14,7 +14,6 @@ not match the event), ``dead_letter`` (failed and kept for replay). Step statuse
 from __future__ import annotations
 
 import json
-import sqlite3
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
@@ -25,7 +24,7 @@ from connector.auth.redaction import redact
 from connector.client.transcript import HttpNote
 from connector.errors import StoreError
 from connector.expressions.syntax import JSON
-from connector.store import Store
+from connector.store import Db, Row, Store, upsert
 
 __all__ = [
     "OUTPUT_CAP",
@@ -43,6 +42,12 @@ __all__ = [
 OUTPUT_CAP = 65_536
 """Characters of a step's input or output (as JSON) kept in the history."""
 
+_UPSERT_STEP = upsert(
+    "run_steps",
+    ("run_id", "step_id", "item", "position", "action", "status", "attempts", "input", "output",
+     "truncated", "error", "started_at", "duration_ms", "exchanges"),
+    ("run_id", "step_id", "item"),
+)
 RUN_STATUSES = ("running", "succeeded", "failed", "skipped", "dead_letter")
 
 
@@ -237,12 +242,10 @@ class History:
             )
 
     @staticmethod
-    def write_step(db: sqlite3.Connection, run_id: str, record: StepRecord) -> None:
+    def write_step(db: Db, run_id: str, record: StepRecord) -> None:
         """Record one step (or item) inside the caller's transaction."""
         db.execute(
-            "INSERT OR REPLACE INTO run_steps (run_id, step_id, item, position, action, status,"
-            " attempts, input, output, truncated, error, started_at, duration_ms, exchanges)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            _UPSERT_STEP,
             (
                 run_id,
                 record.step_id,
@@ -296,8 +299,10 @@ class History:
             where.append("status = ?")
             params.append(status)
         clause = f" WHERE {' AND '.join(where)}" if where else ""
+        # Runs started in the same instant: the later inserted first (PostgreSQL has no rowid).
+        tiebreak = "rowid" if self.store.dialect == "sqlite" else "id"
         rows = self.store.query(
-            f"SELECT * FROM runs{clause} ORDER BY started_at DESC, rowid DESC LIMIT ?",
+            f"SELECT * FROM runs{clause} ORDER BY started_at DESC, {tiebreak} DESC LIMIT ?",
             (*params, limit),
         )
         return [_run(row) for row in rows]
@@ -342,7 +347,7 @@ class History:
         )
         return replace(_run(rows[0]), steps=tuple(_step(row) for row in steps))
 
-    def _by_prefix(self, prefix: str) -> list[sqlite3.Row]:
+    def _by_prefix(self, prefix: str) -> list[Row]:
         """The one run whose id starts with ``prefix``, as a one-row list."""
         rows = self.store.query(
             "SELECT * FROM runs WHERE substr(id, 1, ?) = ? ORDER BY started_at DESC LIMIT 6",
@@ -361,7 +366,7 @@ class History:
         return rows
 
 
-def _run(row: sqlite3.Row) -> RunRecord:
+def _run(row: Row) -> RunRecord:
     return RunRecord(
         id=row["id"],
         recipe=row["recipe"],
@@ -376,7 +381,7 @@ def _run(row: sqlite3.Row) -> RunRecord:
     )
 
 
-def _step(row: sqlite3.Row) -> StepRecord:
+def _step(row: Row) -> StepRecord:
     return StepRecord(
         step_id=row["step_id"],
         item=int(row["item"]),

@@ -20,7 +20,6 @@ echoes a credential is masked here too (a re-run then sees the mask, never the s
 from __future__ import annotations
 
 import json
-import sqlite3
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -29,10 +28,18 @@ from connector.auth.redaction import redact
 from connector.errors import StoreError
 from connector.expressions.syntax import JSON
 from connector.hookspecs import Action
-from connector.store import Store
+from connector.store import Db, Store, upsert
 
 __all__ = ["WHOLE", "Ledger", "LedgerKey", "Redacted", "repeat_safe"]
 
+_UPSERT_LEDGER = upsert(
+    "run_ledger", ("run_id", "step_id", "item", "output", "recorded_at"),
+    ("run_id", "step_id", "item"),
+)
+_UPSERT_INTENT = upsert(
+    "run_intents", ("run_id", "step_id", "item", "action", "started_at"),
+    ("run_id", "step_id", "item"),
+)
 WHOLE = -1
 """The item index of a step as a whole (a step without ``for_each``, or all of its items)."""
 
@@ -77,7 +84,7 @@ class Ledger:
 
     @staticmethod
     def write(
-        db: sqlite3.Connection, run_id: str, step_id: str, item: int, output: JSON | Redacted
+        db: Db, run_id: str, step_id: str, item: int, output: JSON | Redacted
     ) -> None:
         """Record one completed step (or item) inside the caller's transaction.
 
@@ -85,8 +92,7 @@ class Ledger:
         """
         text = output.text if isinstance(output, Redacted) else redact(json.dumps(output))
         db.execute(
-            "INSERT OR REPLACE INTO run_ledger (run_id, step_id, item, output, recorded_at)"
-            " VALUES (?, ?, ?, ?, ?)",
+            _UPSERT_LEDGER,
             (run_id, step_id, item, text, time.time()),
         )
 
@@ -101,13 +107,12 @@ class Ledger:
         """Record that a call not safe to repeat is about to be made (survives a killed process)."""
         with self.store.transaction(durable=False) as db:
             db.execute(
-                "INSERT OR REPLACE INTO run_intents (run_id, step_id, item, action, started_at)"
-                " VALUES (?, ?, ?, ?, ?)",
+                _UPSERT_INTENT,
                 (run_id, step_id, item, action, time.time()),
             )
 
     @staticmethod
-    def settle(db: sqlite3.Connection, run_id: str, step_id: str, item: int) -> None:
+    def settle(db: Db, run_id: str, step_id: str, item: int) -> None:
         """Forget the intent of a call whose outcome is now recorded (caller's transaction)."""
         db.execute(
             "DELETE FROM run_intents WHERE run_id = ? AND step_id = ? AND item = ?",
@@ -115,7 +120,7 @@ class Ledger:
         )
 
     @staticmethod
-    def settle_run(db: sqlite3.Connection, run_id: str) -> None:
+    def settle_run(db: Db, run_id: str) -> None:
         """Forget every intent of ``run_id`` (inside the caller's transaction)."""
         db.execute("DELETE FROM run_intents WHERE run_id = ?", (run_id,))
 

@@ -20,7 +20,6 @@ inbox's unique ``webhook_id`` is a second guard: poll events have deterministic 
 from __future__ import annotations
 
 import json
-import sqlite3
 import time
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
@@ -28,7 +27,7 @@ from datetime import UTC, datetime
 
 from connector.activity import BUS
 from connector.service.inbox import NewEvent
-from connector.store import Store
+from connector.store import Db, Store
 
 __all__ = [
     "POLL_PREFIX", "Cursor", "Found", "PollLedger", "cursors", "to_ms", "webhook_times",
@@ -38,8 +37,8 @@ POLL_PREFIX = "poll:"
 """How the ``webhook_id`` of every event a poller makes starts (webhooks never do)."""
 
 _INSERT_EVENT = (
-    "INSERT OR IGNORE INTO inbox (webhook_id, type, location_id, received_at, body,"
-    " available_at) VALUES (?, ?, ?, ?, ?, ?)"
+    "INSERT INTO inbox (webhook_id, type, location_id, received_at, body,"
+    " available_at) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING"
 )
 _UPSERT_SEEN = (
     "INSERT INTO poll_seen (trigger_id, scope, record_id, version, position, seen_at)"
@@ -49,7 +48,8 @@ _UPSERT_SEEN = (
 _UPSERT_CURSOR = (
     "INSERT INTO poll_cursors (trigger_id, scope, value, started, polled_at)"
     " VALUES (?, ?, ?, ?, ?) ON CONFLICT (trigger_id, scope) DO UPDATE SET"
-    " value = MAX(value, excluded.value), polled_at = excluded.polled_at"
+    " value = CASE WHEN excluded.value > poll_cursors.value THEN excluded.value"
+    " ELSE poll_cursors.value END, polled_at = excluded.polled_at"
 )
 
 
@@ -98,7 +98,7 @@ class Found:
     quiet_if_new: bool = False
 
 
-Covered = Callable[[sqlite3.Connection, Sequence[Found]], Collection[str]]
+Covered = Callable[[Db, Sequence[Found]], Collection[str]]
 """Given the connection inside the commit and the new records, the ids not to emit."""
 
 
@@ -207,7 +207,7 @@ def _latest(found: Sequence[Found]) -> list[Found]:
     return [f for f in found if by_id[f.record_id] is f]
 
 
-def _version(db: sqlite3.Connection, key: tuple[str, str], record_id: str) -> str | None:
+def _version(db: Db, key: tuple[str, str], record_id: str) -> str | None:
     row = db.execute(
         "SELECT version FROM poll_seen WHERE trigger_id = ? AND scope = ? AND record_id = ?",
         (*key, record_id),
@@ -226,7 +226,7 @@ def cursors(store: Store) -> list[dict[str, object]]:
              "started": int(r["started"]), "polled_at": float(r["polled_at"])} for r in rows]
 
 
-def webhook_times(db: sqlite3.Connection, types: Sequence[str], since: float) -> dict[str, int]:
+def webhook_times(db: Db, types: Sequence[str], since: float) -> dict[str, int]:
     """For each record id, the latest time (ms) a webhook of these types announced it.
 
     A webhook's time is its payload's ``timestamp`` (GHL's clock, like ``dateUpdated``), or

@@ -24,7 +24,6 @@ import hashlib
 import json
 import logging
 import queue
-import sqlite3
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -33,7 +32,7 @@ from typing import Any, Literal
 
 from connector.auth.redaction import redact
 from connector.errors import StoreError
-from connector.store import Store
+from connector.store import Db, Row, Store
 
 __all__ = [
     "DEFAULT_LEASE",
@@ -147,18 +146,19 @@ class InboxEvent:
         )
 
     @classmethod
-    def from_row(cls, row: sqlite3.Row) -> InboxEvent:
-        """Build from an ``inbox`` row."""
+    def from_row(cls, row: Row) -> InboxEvent:
+        """Build from an ``inbox`` row with the columns of ``_COLUMNS``, in order."""
+        (id_, webhook_id, type_, location_id, received_at, body, status, attempts, available_at,
+         claimed_by, claimed_at, last_error) = row
         return cls(
-            row["id"], row["webhook_id"], row["type"], row["location_id"], row["received_at"],
-            bytes(row["body"]), row["status"], row["attempts"], row["available_at"],
-            row["claimed_by"], row["claimed_at"], row["last_error"],
+            id_, webhook_id, type_, location_id, received_at, bytes(body), status, attempts,
+            available_at, claimed_by, claimed_at, last_error,
         )
 
 
 _INSERT = (
-    "INSERT OR IGNORE INTO inbox (webhook_id, type, location_id, received_at, body,"
-    " available_at) VALUES (?, ?, ?, ?, ?, ?)"
+    "INSERT INTO inbox (webhook_id, type, location_id, received_at, body,"
+    " available_at) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING"
 )
 _COLUMNS = (
     "id, webhook_id, type, location_id, received_at, body, status, attempts, available_at,"
@@ -213,11 +213,11 @@ class Inbox:
                 "UPDATE inbox SET status = 'processing', claimed_by = ?, claimed_at = ?,"
                 " attempts = attempts + 1 WHERE id IN (SELECT id FROM inbox WHERE"
                 " (status = 'pending' AND available_at <= ?)"
-                " OR (status = 'processing' AND claimed_at <= ?) ORDER BY id LIMIT ?)"
-                f" RETURNING {_COLUMNS}",
+                " OR (status = 'processing' AND claimed_at <= ?) ORDER BY id LIMIT ?"
+                # PostgreSQL: rows another process is claiming are passed over, not waited for.
+                f"{self.store.skip_locked}) RETURNING {_COLUMNS}",
                 (worker, moment, moment, moment - lease, limit),
             )
-            cursor.row_factory = sqlite3.Row
             rows = cursor.fetchall()
         return sorted((InboxEvent.from_row(r) for r in rows), key=lambda e: e.id)
 
@@ -244,7 +244,8 @@ class Inbox:
         """
         sql = (
             "UPDATE inbox SET status = 'pending', claimed_by = NULL, claimed_at = NULL,"
-            " attempts = MAX(attempts - 1, 0) WHERE status = 'processing' AND claimed_by = ?"
+            " attempts = CASE WHEN attempts > 0 THEN attempts - 1 ELSE 0 END"
+            " WHERE status = 'processing' AND claimed_by = ?"
         )
         params: list[Any] = [worker]
         if event_ids is not None:
@@ -315,7 +316,7 @@ class Inbox:
         return bool(changed)
 
 
-def _stored_as(db: sqlite3.Connection, legacy_id: str) -> bool:
+def _stored_as(db: Db, legacy_id: str) -> bool:
     """Whether a GHL delivery with ``webhookId`` = ``legacy_id`` was stored under that key
     (before :func:`ghl_key`); another source's row with that key is not it."""
     row = db.execute("SELECT body FROM inbox WHERE webhook_id = ?", (legacy_id,)).fetchone()

@@ -43,7 +43,7 @@ class ServeOptions:
     """
 
     recipes: Path
-    db: Path
+    db: Path | str
     host: str = "127.0.0.1"
     port: int = 8000
     keys: PublicKeys = field(default_factory=default_keys)

@@ -35,7 +35,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 from connector.client.retry import RetryPolicy
 from connector.errors import ConnectorError, RemoteError
@@ -43,10 +43,8 @@ from connector.hookspecs import Action, Polling, Trigger
 from connector.runtime import Runtime
 from connector.service.cursor import POLL_PREFIX, Found, PollLedger, to_ms, webhook_times
 from connector.service.inbox import NewEvent
-from connector.store import Store
-
-if TYPE_CHECKING:
-    import sqlite3
+from connector.storage.leases import Leases, holder_name
+from connector.store import Db, Store
 
 __all__ = ["Mode", "PollSettings", "Poller"]
 
@@ -73,6 +71,8 @@ class PollSettings:
         webhooks (GHL retries deliveries).
     :param skew: reconciling, a webhook stamped up to this many seconds before a change still
         counts as announcing it (GHL stamps a change and its webhook separately).
+    :param lease: seconds the poller's lease lasts after each renewal (0: twice the interval
+        plus 30 s); another process takes the poller over when its holder stops renewing.
     """
 
     interval: float = 60.0
@@ -82,6 +82,7 @@ class PollSettings:
     backfill: bool = False
     settle: float = 120.0
     skew: float = 1.0
+    lease: float = 0.0
 
     def __post_init__(self) -> None:
         if not self.interval > 0:
@@ -90,7 +91,7 @@ class PollSettings:
             raise ValueError(f"PollSettings: page_size {self.page_size!r} must be 1..500")
         if self.max_pages < 1:
             raise ValueError(f"PollSettings: max_pages {self.max_pages!r} must be at least 1")
-        for name in ("overlap", "settle", "skew"):
+        for name in ("overlap", "settle", "skew", "lease"):
             if getattr(self, name) < 0:
                 raise ValueError(f"PollSettings: {name} must not be negative")
 
@@ -143,6 +144,11 @@ class Poller:
         """When the last poll ended (epoch seconds), successful or not."""
         self.last_error: str | None = None
         """Why the last poll failed; None after a successful one."""
+        self.leases = Leases(store)
+        self.lease_name = f"poll:{trigger.id}:{self.location_id}"
+        self.holder = holder_name("poller")
+        self.leading = False
+        """Whether this poller held its lease at its last try (:meth:`run_forever`)."""
 
     def __repr__(self) -> str:
         return f"Poller({self.trigger.id!r}, mode={self.mode!r}, location={self.location_id!r})"
@@ -172,6 +178,11 @@ class Poller:
     def run_forever(self, stop: threading.Event) -> None:
         """Poll every ``interval`` seconds until ``stop`` is set; never raises.
 
+        Each round first takes or renews the poller's lease (``poll:<trigger>:<location>``):
+        of all the processes sharing a store, only the holder polls; the others check again
+        every interval and take over once the holder's lease expires. The lease is released
+        when ``stop`` is set.
+
         A failed poll is logged and the wait doubles (up to 15 minutes, or the interval if
         longer) until a poll succeeds again (the pack's one backoff,
         :class:`~connector.client.retry.RetryPolicy`, without jitter).
@@ -183,7 +194,8 @@ class Poller:
         failures = 0
         while not stop.is_set():
             try:
-                self.run_once()
+                if self._lead():
+                    self.run_once()
                 failures = 0
             except ConnectorError as exc:
                 failures += 1
@@ -193,6 +205,21 @@ class Poller:
                 self.last_error = "internal error (see the log)"
                 _log.exception("poller %s: poll failed", self.trigger.id)
             stop.wait(backoff.delay(min(failures, 20)) if failures else interval)
+        if self.leading:
+            try:
+                self.leases.release(self.lease_name, self.holder)
+            except ConnectorError as exc:  # it expires on its own
+                _log.warning("poller %s: %s", self.trigger.id, exc)
+
+    def _lead(self) -> bool:
+        """Take or renew this poller's lease; whether this process is the one to poll."""
+        ttl = self.settings.lease or self.settings.interval * 2 + 30
+        was = self.leading
+        self.leading = self.leases.acquire(self.lease_name, self.holder, ttl)
+        if self.leading != was:
+            _log.info("poller %s @ %s: %s", self.trigger.id, self.location_id,
+                      "polling (lease taken)" if self.leading else "another process polls")
+        return self.leading
 
     # -- one poll --------------------------------------------------------------------------
 
@@ -329,7 +356,7 @@ class Poller:
             when=position,
         )
 
-    def _announced(self, db: sqlite3.Connection, fresh: Sequence[Found]) -> set[str]:
+    def _announced(self, db: Db, fresh: Sequence[Found]) -> set[str]:
         """The ids among ``fresh`` whose change a stored webhook already announced."""
         times = [f.when for f in fresh if f.when is not None]
         since = min(times) / 1000 - _CLOCK_MARGIN if times else 0.0

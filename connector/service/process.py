@@ -45,6 +45,7 @@ import signal
 import threading
 import time
 from collections.abc import Awaitable, Callable, Mapping, MutableMapping, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from types import FrameType
 from typing import IO, Any, TextIO
@@ -243,6 +244,12 @@ class _Lock:
             self._file.close()
 
 
+def _serve_lock(store: Store) -> AbstractContextManager[object]:
+    """One service per SQLite file; any number share a PostgreSQL store (pollers take
+    leases, inbox claims skip each other's rows)."""
+    return _Lock(store.path) if store.dialect == "sqlite" else nullcontext()
+
+
 def serve(
     options: ServeOptions,
     catalog: Catalog,
@@ -277,7 +284,7 @@ def serve(
     for warning in [*warnings, *folder_crossings(routes, syncs, catalog)]:
         out.write(f"warning: {warning}\n")
         _log.warning("serve: %s", warning)
-    with Store(options.db) as work_store, _Lock(options.db):
+    with Store(options.db) as work_store, _serve_lock(work_store):
         with open_store(options.db) as receive_store:
             return _run(options, catalog, (routes, syncs), receive_store, work_store, hooks,
                         out=out, on_ready=on_ready, stop=stop or threading.Event())
@@ -288,7 +295,9 @@ def _run(options: ServeOptions, catalog: Catalog, loaded: tuple[list[Route], lis
          out: TextIO, on_ready: Callable[[str], None] | None, stop: threading.Event) -> int:
     routes, sync_routes = loaded
     inbox = Inbox(work_store)
-    recovered = recover(inbox)
+    # A shared store (PostgreSQL) has other live processes' claims: those of dead ones are
+    # taken over when their lease runs out (Inbox.claim), never released wholesale here.
+    recovered = recover(inbox) if work_store.dialect == "sqlite" else 0
     pool = WorkerPool(inbox, _unset, options.pool, name=f"serve-{os.getpid()}",
                       order=ordering(hooks))
     footprints = Footprints(work_store, loop_limit=options.loop_limit,

@@ -353,7 +353,7 @@ def open_store(path: str | Path, *, busy_timeout: float = DEFAULT_BUSY_TIMEOUT,
         raise ValueError(f"open_store: synchronous {synchronous!r} is not FULL, NORMAL or EXTRA")
     store = Store(path)
     store.set_synchronous(synchronous)
-    store.query(f"PRAGMA busy_timeout = {int(busy_timeout * 1000)}")
+    store.set_busy_timeout(busy_timeout)
     return store
 
 
@@ -424,7 +424,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m connector.service.receiver", description=main.__doc__
     )
-    parser.add_argument("--db", required=True, help="the SQLite state file holding the inbox")
+    parser.add_argument("--db", "--store", dest="db", required=True,
+                        help="the store holding the inbox: an SQLite file or postgresql://...")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8000, help="0 picks a free port")
     parser.add_argument("--public-key", action="append", default=[], metavar="PEM",

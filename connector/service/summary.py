@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from connector.service.receiver import HEALTH_PATH, WEBHOOK_PATH
+from connector.store import display_url
 from connector.sync.syncs import SyncRoute, describe
 
 if TYPE_CHECKING:
@@ -45,7 +47,8 @@ def summary(
     lines = [
         f"webhook URL: {url}",
         f"health: {base}{HEALTH_PATH}",
-        f"state file: {options.db}",
+        f"state file: {options.db}" if isinstance(options.db, Path)
+        else f"store: {display_url(options.db)}",
         f"GHL API: {options.base_url or 'default (connection base URL)'}",
         f"workers: {options.pool.workers}",
         f"public keys: {', '.join(fingerprints(options.keys))}",

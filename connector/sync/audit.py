@@ -12,7 +12,6 @@ from __future__ import annotations
 import csv
 import json
 import re
-import sqlite3
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -20,7 +19,7 @@ from typing import Any, TextIO
 
 from connector.activity import BUS
 from connector.expressions.syntax import JSON
-from connector.store import Store
+from connector.store import Db, Row, Store
 
 __all__ = [
     "FIELDS", "MASK", "AuditEntry", "entries", "mentioning", "of_records", "record", "redacted",
@@ -80,7 +79,7 @@ def redacted(
     return out
 
 
-def record(db: sqlite3.Connection, entry: AuditEntry) -> None:
+def record(db: Db, entry: AuditEntry) -> None:
     """Append ``entry`` inside the caller's transaction."""
     db.execute(
         "INSERT INTO sync_audit (at, sync, event_id, object, direction, action, reason,"
@@ -140,7 +139,8 @@ def mentioning(store: Store, text: str, *, limit: int = 50) -> list[AuditEntry]:
     address, a phone number, an id), newest first."""
     pattern = "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
     rows = store.query(
-        "SELECT * FROM sync_audit WHERE changes LIKE ? ESCAPE '\\' OR ghl_id = ?"
+        # LOWER on both sides: SQLite's LIKE ignores ASCII case, PostgreSQL's does not.
+        "SELECT * FROM sync_audit WHERE LOWER(changes) LIKE LOWER(?) ESCAPE '\\' OR ghl_id = ?"
         " OR partner_id = ? ORDER BY at DESC, id DESC LIMIT ?",
         (pattern, text, text, limit),
     )
@@ -161,7 +161,7 @@ def of_records(store: Store, ids: Iterable[str], *, limit: int = 200) -> list[Au
     return [_entry(row) for row in rows]
 
 
-def _entry(row: sqlite3.Row) -> AuditEntry:
+def _entry(row: Row) -> AuditEntry:
     changes = {k: (v[0], v[1]) for k, v in json.loads(row["changes"]).items()}
     return AuditEntry(
         at=row["at"], sync=row["sync"], event_id=row["event_id"], object=row["object"],

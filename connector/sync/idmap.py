@@ -11,13 +11,12 @@ write applied, and the newest source time seen from that side (stale events).
 from __future__ import annotations
 
 import dataclasses
-import sqlite3
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from connector.store import Store
+from connector.store import Db, Store, upsert
 from connector.sync.spec import Side
 
 __all__ = ["ECHO_DEPTH", "IdMap", "Link", "links_of"]
@@ -29,6 +28,7 @@ _COLUMNS = (
     "sync", "object", "ghl_id", "partner_id", "ghl_hash", "partner_hash", "ghl_written",
     "partner_written", "ghl_applied", "partner_applied", "ghl_seen", "partner_seen", "deleted",
 )  # fmt: skip
+_UPSERT = upsert("sync_links", (*_COLUMNS, "updated_at"), ("sync", "object", "ghl_id"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,11 +167,13 @@ class IdMap:
         return int(self.store.query(sql, params)[0]["n"])
 
     @staticmethod
-    def save(db: sqlite3.Connection, link: Link) -> None:
+    def save(db: Db, link: Link) -> None:
         """Insert or replace ``link`` inside the caller's transaction."""
         values = [getattr(link, c) for c in _COLUMNS]
+        # As SQLite's INSERT OR REPLACE did: a link holding the partner id goes first.
         db.execute(
-            f"INSERT OR REPLACE INTO sync_links ({', '.join(_COLUMNS)}, updated_at)"
-            f" VALUES ({', '.join('?' * (len(_COLUMNS) + 1))})",
-            (*values, time.time()),
+            "DELETE FROM sync_links WHERE sync = ? AND object = ? AND partner_id = ?"
+            " AND ghl_id <> ?",
+            (link.sync, link.object, link.partner_id, link.ghl_id),
         )
+        db.execute(_UPSERT, (*values, time.time()))
