@@ -47,7 +47,7 @@ if TYPE_CHECKING:
         new_client,
         safe_url,
     )
-    from connector.client.request import Reply, RequestSpec, fill_path
+    from connector.client.request import Reply, RequestSpec, check_target, fill_path
     from connector.client.transcript import HttpNote, Transcript, note_request
     from connector.client.urlguard import GuardedUrl, UrlGuard
     from connector.documents.manifest import Manifest, load_manifest, pack_manifest
@@ -94,6 +94,7 @@ __all__ = [
     "Trigger",
     "UrlGuard",
     "build_catalog",
+    "check_target",
     "fill_path",
     "get_plugin_manager",
     "hookimpl",
@@ -116,6 +117,7 @@ _LAZY = {
     "Reply": "connector.client.request",
     "RequestSpec": "connector.client.request",
     "fill_path": "connector.client.request",
+    "check_target": "connector.client.request",
     "HttpNote": "connector.client.transcript",
     "Transcript": "connector.client.transcript",
     "note_request": "connector.client.transcript",

@@ -256,6 +256,9 @@ class Settings:
     :param retry: overrides the HTTP retry policy (tests use short backoffs).
     :param rate_limits: app id -> rate limit overriding the manifest's (e.g. a sandbox
         started with another limit).
+    :param limiter: builds an app's rate limiter from its id and limit (a fleet's limiter
+        shared through Redis, :mod:`connector.client.sharedlimiter`); None: the in-process
+        sliding window.
     """
 
     strict: bool = False
@@ -264,6 +267,7 @@ class Settings:
     timeout: float | None = None
     retry: Any = None
     rate_limits: Mapping[str, RateLimit] = field(default_factory=dict)
+    limiter: Callable[[str, RateLimit], Any] | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -210,10 +210,12 @@ class Runtime:
         from connector.client.ratelimiter import RateLimiter
 
         limit = self.settings.rate_limits.get(app.id, app.rate_limit)
+        build = self.settings.limiter
         limiter = (
-            RateLimiter(requests=limit.requests, per_seconds=limit.per_seconds, daily=limit.daily)
-            if limit
-            else None
+            None if not limit
+            else build(app.id, limit) if build is not None
+            else RateLimiter(requests=limit.requests, per_seconds=limit.per_seconds,
+                             daily=limit.daily)
         )
         return HttpClient(
             base_url=self._base_url(app),

@@ -40,12 +40,32 @@ def need_postgres() -> None:
         pytest.skip(reason)
 
 
+@cache
+def _sweep_dead_runs() -> None:
+    """Drop the schemas test runs of this machine left behind when they were killed (their
+    process is gone); once per test process."""
+    import psycopg
+
+    with psycopg.connect(PG_URL, autocommit=True) as conn:
+        names = [r[0] for r in conn.execute(
+            "SELECT nspname FROM pg_namespace WHERE nspname LIKE 'store\\_t\\_%'")]
+        for name in names:
+            pid = name.split("_")[2]
+            try:
+                os.kill(int(pid), 0)
+            except ProcessLookupError:
+                conn.execute(f'DROP SCHEMA IF EXISTS "{name}" CASCADE')
+            except (ValueError, PermissionError):
+                continue
+
+
 @contextmanager
 def postgres_schema() -> Iterator[str]:
     """A store URL on a new, empty schema of the test database; the schema is dropped after."""
     import psycopg
 
     need_postgres()
+    _sweep_dead_runs()
     name = f"store_t_{os.getpid()}_{uuid.uuid4().hex[:10]}"
     with psycopg.connect(PG_URL, autocommit=True) as conn:
         conn.execute(f'CREATE SCHEMA "{name}"')

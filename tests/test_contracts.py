@@ -256,7 +256,7 @@ PUBLIC_API = [
     "ExpressionError", "FilterSpec", "GuardedUrl", "HttpNote", "InputError", "Location", "Manifest", "Param", "PluginError",
     "Problem", "RateLimit", "RateLimitError", "RecipeError", "RemoteError", "Reply",
     "RequestSpec", "ResponseLimitError", "Runtime", "Settings", "StoreError", "Transcript", "Trigger",
-    "UrlGuard", "build_catalog", "fill_path", "get_plugin_manager", "hookimpl", "is_secret_name",
+    "UrlGuard", "build_catalog", "check_target", "fill_path", "get_plugin_manager", "hookimpl", "is_secret_name",
     "load_manifest", "load_schema", "new_client", "note_request", "pack_manifest", "safe_url",
 ]  # fmt: skip
 

@@ -384,6 +384,21 @@ def test_poller_runs_in_one_process_at_a_time(ghl, runtime, store, api):
     assert [body["id"] for _, body in events(store)] == [made]
 
 
+def test_poller_that_lost_its_lease_saves_nothing(ghl, runtime, store, api):
+    """Fencing: a poller whose lease passed to another process (it stalled past the expiry)
+    commits nothing; the new holder polls the change once."""
+    stale = poller("ghl.contacts.changed", runtime, store, lease=60.0)
+    assert stale._lead() and stale.run_once() == 0  # the baseline, under its lease
+    create_contact(api, ghl)
+    store.execute("UPDATE leases SET expires = 0 WHERE name = ?", (stale.lease_name,))
+    fresh = poller("ghl.contacts.changed", runtime, store, lease=60.0)
+    assert fresh._lead()
+    with pytest.raises(StoreError, match="its lease passed to another process"):
+        stale.run_once()
+    assert events(store) == []
+    assert fresh.run_once() == 1 and len(events(store)) == 1
+
+
 def test_poller_refuses_what_it_cannot_poll(runtime, store):
     """Triggers without a polling source and nonsense settings are refused with a clear error."""
     with pytest.raises(ConnectorError, match=r"'ghl\.tasks\.created' is 'TaskCreate'"):

@@ -153,12 +153,7 @@ class ConnectionStore:
         return cls(Store(path))
 
     def __repr__(self) -> str:
-        return f"ConnectionStore({str(self.store.path)!r})"
-
-    def lock_path(self, name: str) -> Path:
-        """The per-connection lock file that serializes refreshes across processes."""
-        folder = self.store.path.with_name(self.store.path.name + ".locks")
-        return folder / f"{check_name(name)}.lock"
+        return f"ConnectionStore({self.store.where!r})"
 
     def names(self) -> list[str]:
         """The stored connection names, sorted."""

@@ -21,8 +21,8 @@ from connector.errors import ConnectorError
 __all__ = ["main"]
 
 COMMANDS = (
-    "demo", "catalog", "call", "validate", "run", "runs", "serve", "replay", "audit", "backfill",
-    "sandbox", "auth", "hooks", "mcpserve", "console", "store",
+    "demo", "catalog", "call", "validate", "run", "runs", "serve", "worker", "replay", "audit",
+    "backfill", "sandbox", "auth", "hooks", "mcpserve", "console", "store",
 )
 """Modules of :mod:`connector.cli` that add a command, in the order ``--help`` lists them."""
 

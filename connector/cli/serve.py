@@ -7,18 +7,30 @@ import logging
 import sys
 from typing import TYPE_CHECKING
 
-from connector.cli.argtypes import days, per_app, per_window, port, positive, rate_limits
+from connector.cli.argtypes import (
+    days,
+    per_app,
+    per_window,
+    port,
+    positive,
+    rate_limits,
+    seconds,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
     from pathlib import Path
 
+    from connector.catalog import Catalog
     from connector.hookspecs import AuthProvider
     from connector.sandbox.partners import PartnerSandbox
     from connector.sandbox.server import SandboxServer
     from connector.service.options import ServeOptions
 
-__all__ = ["add_parser"]
+__all__ = [
+    "add_fleet_arguments", "add_parser", "add_work_arguments", "check_writable", "connections",
+    "service_options", "store_location",
+]
 
 
 
@@ -51,16 +63,10 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         ),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--recipes", required=True, metavar="DIR",
-                        help="the folder of recipe files (*.yaml)")
     parser.add_argument("--host", default="127.0.0.1", help="where to listen (127.0.0.1)")
     parser.add_argument("--port", type=port, default=8000, help="0 picks a free port (8000)")
-    parser.add_argument("--store", "--db", dest="db", metavar="URL|PATH",
-                        help="the state: an SQLite file (default: $CONNECTOR_STORE, else"
-                        " $CONNECTOR_HOME/state.db) or postgresql://user@host/db, shared by"
-                        " any number of serve processes (docs/scale-out.md)")
-    parser.add_argument("--workers", type=positive, default=4, metavar="N",
-                        help="events run in parallel (4); one contact's events run in order")
+    add_work_arguments(parser)
+    add_fleet_arguments(parser, required=False)
     parser.add_argument("--public-key", action="append", default=[], metavar="PEM",
                         help="a trusted webhook public key file, Ed25519 or RSA (repeatable;"
                         " default: GHL's published keys)")
@@ -68,6 +74,29 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
                         help="demo/test mode: start a GHL sandbox, and the partner sandboxes"
                         " the syncs name, in this process and use them (their keys, tokens"
                         " and webhooks)")
+    parser.add_argument("--max-age", type=float, default=300.0, metavar="SECONDS",
+                        help="refuse webhooks whose timestamp is further from now (300; 0: off)")
+    parser.add_argument("--poll-location", action="append", default=[], metavar="ID",
+                        help="a location polling triggers poll (repeatable; default: the"
+                        " default connection's location)")
+    parser.add_argument("--poll-interval", type=float, default=60.0, metavar="SECONDS",
+                        help="seconds between polls (60)")
+    parser.add_argument("--keep-events", type=days, default=days("7"), metavar="DAYS",
+                        help="keep processed inbox events this long, then purge them (7);"
+                        " dead events stay until replayed or discarded")
+    parser.set_defaults(func=run)
+
+
+def add_work_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options of running events, shared by ``serve`` and ``worker``."""
+    parser.add_argument("--recipes", required=True, metavar="DIR",
+                        help="the folder of recipe files (*.yaml)")
+    parser.add_argument("--store", "--db", dest="db", metavar="URL|PATH",
+                        help="the state: an SQLite file (default: $CONNECTOR_STORE, else"
+                        " $CONNECTOR_HOME/state.db) or postgresql://user@host/db, shared by"
+                        " any number of processes (docs/scale-out.md)")
+    parser.add_argument("--workers", type=positive, default=4, metavar="N",
+                        help="events run in parallel (4); one contact's events run in order")
     parser.add_argument("--base-url", action="append", default=[], metavar="[APP=]URL",
                         help="send GHL calls (or APP's, e.g. superphone=URL) to this base URL"
                         " (repeatable)")
@@ -77,26 +106,93 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     parser.add_argument("--rate-limit", action="append", default=[], metavar="[APP=]N/SECONDS",
                         help="GHL's per-location limit, if not 100/10 (e.g. a sandbox's), or"
                         " APP's (repeatable)")
-    parser.add_argument("--max-age", type=float, default=300.0, metavar="SECONDS",
-                        help="refuse webhooks whose timestamp is further from now (300; 0: off)")
-    parser.add_argument("--poll-location", action="append", default=[], metavar="ID",
-                        help="a location polling triggers poll (repeatable; default: the"
-                        " default connection's location)")
-    parser.add_argument("--poll-interval", type=float, default=60.0, metavar="SECONDS",
-                        help="seconds between polls (60)")
     parser.add_argument("--loop-limit", type=per_window, default=None, metavar="N/SECONDS",
                         help="loop protection: a recipe or sync that writes the same record"
                         " more than N times in SECONDS stops, and the event is dead-lettered"
                         " with 'loop detected' (10/60)")
-    parser.add_argument("--keep-events", type=days, default=days("7"), metavar="DAYS",
-                        help="keep processed inbox events this long, then purge them (7);"
-                        " dead events stay until replayed or discarded")
+    parser.add_argument("--grace", type=float, default=10.0, metavar="SECONDS",
+                        help="on shutdown, how long running events may take to finish (10)")
     parser.add_argument("--no-rest-hooks", dest="rest_hooks", action="store_false",
                         help="do not deliver events to the REST-hook subscriptions of the"
                         " state file (see docs/rest-hooks.md)")
-    parser.add_argument("--grace", type=float, default=10.0, metavar="SECONDS",
-                        help="on shutdown, how long running events may take to finish (10)")
-    parser.set_defaults(func=run)
+
+
+def add_fleet_arguments(parser: argparse.ArgumentParser, *, required: bool) -> None:
+    """The options of a fleet process (``serve --broker``, ``worker``): docs/scale-out.md."""
+    parser.add_argument("--broker", required=required, metavar="URL",
+                        help="run as a fleet: the Dramatiq broker, redis://HOST:6379/0 or"
+                        " amqp://USER:PASSWORD@HOST:5672/ (serve then only receives, polls"
+                        " and queues; `ghl-connector worker` processes run the events)")
+    parser.add_argument("--redis", "--limits", dest="redis", metavar="URL",
+                        help="the Redis the fleet shares its rate limits, contact lanes and"
+                        " heartbeats through (default: the broker's URL when it is redis://;"
+                        " needed with amqp://); without --broker, serve shares only GHL's"
+                        " rate limits through it")
+    parser.add_argument("--queue", default="ghl-connector", metavar="NAME",
+                        help="the queue name and Redis key prefix (ghl-connector); fleets"
+                        " sharing a broker need different ones")
+    parser.add_argument("--lane-ttl", type=seconds, default=30.0, metavar="SECONDS",
+                        help="how long a killed worker's contact lane stays locked (30)")
+    parser.add_argument("--sweep-after", type=seconds, default=60.0, metavar="SECONDS",
+                        help="send an event again when it is still unsettled this long after"
+                        " it arrived and its lane is free (60)")
+
+
+def store_location(where: str | Path) -> Path | str:
+    """The store a ``--store`` value names: a PostgreSQL URL as given, else the SQLite file
+    (checked writable).
+
+    :raises StoreError: the file, its folder or its lock is read-only.
+    """
+    from pathlib import Path
+
+    where = str(where)
+    if where.startswith(("postgresql:", "postgres:")):
+        return where
+    db = Path(where.removeprefix("sqlite:///"))
+    check_writable(db)
+    return db
+
+
+def service_options(args: argparse.Namespace, catalog: Catalog,
+                    db: Path | str) -> ServeOptions:
+    """The options ``serve`` and ``worker`` share, from their arguments.
+
+    :raises ConnectorError: a fleet option is wrong (naming it).
+    """
+    import dataclasses
+    from pathlib import Path
+
+    from connector.fleet.options import FleetOptions
+    from connector.service.options import ServeOptions
+    from connector.service.workers import PoolSettings
+
+    urls = per_app(args.base_url, "--base-url", catalog)
+    limits = rate_limits(args.rate_limit, catalog)
+    fleet = None
+    if args.broker is not None:
+        fleet = FleetOptions.parse(args.broker, args.redis, args.queue, lane_ttl=args.lane_ttl,
+                                   sweep_after=args.sweep_after)
+    elif args.redis is not None:
+        fleet = FleetOptions.limits_only(args.redis, args.queue)
+    options = ServeOptions(
+        recipes=Path(args.recipes),
+        db=db,
+        host=args.host,
+        port=args.port,
+        pool=PoolSettings(workers=args.workers, grace=args.grace),
+        base_url=urls.pop(catalog.hub or "", None),
+        rate_limit=limits.pop(catalog.hub or "", None),
+        app_urls=urls,
+        app_limits=limits,
+        fleet=fleet,
+        rest_hooks=args.rest_hooks,
+    )
+    if args.loop_limit is not None:
+        options = dataclasses.replace(
+            options, loop_limit=args.loop_limit[0], loop_window=args.loop_limit[1]
+        )
+    return options
 
 
 def run(args: argparse.Namespace) -> int:
@@ -108,10 +204,8 @@ def run(args: argparse.Namespace) -> int:
     from connector.expressions.filters import BUILTIN_FILTERS
     from connector.plugins import collect_filters, get_plugin_manager
     from connector.service.logformat import configure_logging
-    from connector.service.options import ServeOptions
     from connector.service.process import serve
     from connector.service.signatures import default_keys, load_keys
-    from connector.service.workers import PoolSettings
     from connector.store import default_store_location
 
     if not Path(args.recipes).is_dir():  # before any warning about connections
@@ -122,36 +216,17 @@ def run(args: argparse.Namespace) -> int:
     pm = get_plugin_manager()
     catalog = build_catalog(pm)
     filters = {**BUILTIN_FILTERS, **collect_filters(pm)}
-    where = str(args.db or default_store_location())
-    db: Path | str = where
-    if not where.startswith(("postgresql:", "postgres:")):
-        db = Path(where.removeprefix("sqlite:///"))
-        _check_writable(db)
-    urls = per_app(args.base_url, "--base-url", catalog)
-    limits = rate_limits(args.rate_limit, catalog)
-    options = ServeOptions(
-        recipes=Path(args.recipes),
-        db=db,
-        host=args.host,
-        port=args.port,
+    db = store_location(args.db or default_store_location())
+    options = dataclasses.replace(
+        service_options(args, catalog, db),
         keys=load_keys(args.public_key) if args.public_key else default_keys(),
-        pool=PoolSettings(workers=args.workers, grace=args.grace),
-        base_url=urls.pop(catalog.hub or "", None),
-        rate_limit=limits.pop(catalog.hub or "", None),
-        app_urls=urls,
-        app_limits=limits,
         max_age=args.max_age,
         poll_locations=tuple(args.poll_location),
         poll_interval=args.poll_interval,
         keep_events=args.keep_events,
-        rest_hooks=args.rest_hooks,
     )
-    if args.loop_limit is not None:
-        options = dataclasses.replace(
-            options, loop_limit=args.loop_limit[0], loop_window=args.loop_limit[1]
-        )
     if not args.sandbox:
-        auth, location = _connections(args, db)
+        auth, location = connections(args, db)
         options = dataclasses.replace(
             options, auth=auth, poll_locations=options.poll_locations or location,
             sync_location=location[0] if location else None,
@@ -176,7 +251,7 @@ def run(args: argparse.Namespace) -> int:
         return serve(options, catalog, filters, out=sys.stdout, on_ready=ready)
 
 
-def _check_writable(db: Path) -> None:
+def check_writable(db: Path) -> None:
     """Refuse a state file, folder or lock serve could not write, before anything starts
     (otherwise it would start and then fail on every event, or on its lock with a traceback).
 
@@ -197,7 +272,7 @@ def _check_writable(db: Path) -> None:
             )
 
 
-def _connections(
+def connections(
     args: argparse.Namespace, db: Path | str
 ) -> tuple[Callable[[str | None], AuthProvider | None], tuple[str, ...]]:
     """Auth per location: the stored connection of that location, else ``--connection``

@@ -42,7 +42,7 @@ import httpx
 from connector.activity import BUS
 from connector.client.failure import NoResponse, mapped_failures
 from connector.client.limits import ResponseLimits, deadline, hold_to_deadlines, read_limited
-from connector.client.ratelimiter import RateLimiter
+from connector.client.ratelimiter import Limiter
 from connector.client.request import Reply, RequestSpec
 from connector.client.retry import Backoff, RetryPolicy, parse_retry_after
 from connector.client.transcript import note_request, recording
@@ -85,7 +85,7 @@ class HttpClient:
         base_url: str,
         headers: Mapping[str, str] | None = None,
         timeout: float = 30.0,
-        limiter: RateLimiter | None = None,
+        limiter: Limiter | None = None,
         retry: RetryPolicy | None = None,
         limits: ResponseLimits | None = None,
     ) -> None:

@@ -21,16 +21,34 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
+from typing import Protocol
 
 from connector.errors import RateLimitError
 
-__all__ = ["SAFETY_MARGIN", "RateLimiter"]
+__all__ = ["SAFETY_MARGIN", "Limiter", "RateLimiter"]
 
 SAFETY_MARGIN = 0.05
 """Seconds added to every window: covers clock granularity and the trip to the server."""
+
+
+class Limiter(Protocol):
+    """What the HTTP client needs of a rate limiter (this module's, or a fleet's shared one in
+    :mod:`connector.client.sharedlimiter`)."""
+
+    def slot(self, key: str) -> AbstractContextManager[None]:
+        """Hold one send slot for ``key`` while a request is sent and answered."""
+
+    def observe(self, key: str, headers: Mapping[str, str]) -> None:
+        """Adopt what the server's ``X-RateLimit-*`` headers say."""
+
+    def keys(self) -> list[str]:
+        """The keys (locations) seen so far."""
+
+    def snapshot(self, key: str) -> dict[str, object]:
+        """The state of ``key`` as JSON-ready data (the console's headroom)."""
 
 
 @dataclass(slots=True)

@@ -308,7 +308,8 @@ def _connections(request: Request, ctx: _Context) -> Response:
     env = env_connection()
     summaries = [*([env.summary()] if env is not None else []), *connections.summaries()]
     body = pages.connections(summaries, connections.stored_times(),
-                             state.needed_scopes(), state.rate_limits(), cursors(state.store))
+                             state.needed_scopes(), state.rate_limits(), cursors(state.store),
+                             None if state.peers is None else state.peers())
     return ctx.page("Connections and limits", body, "/connections")
 
 

@@ -9,6 +9,7 @@ is the start-up lines that say where both are.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import Any
 
 from connector.activity import BUS
 from connector.auth.tokens import scopes_needed
@@ -84,14 +85,17 @@ def service_console(
     catalog: Catalog,
     rate_limits: Callable[[], dict[str, list[dict[str, object]]]],
     replay: Callable[[Sequence[DeadLetter]], Replayed] | None,
+    peers: Callable[[], list[dict[str, Any]]] | None = None,
 ) -> tuple[ConsoleState, Metrics]:
-    """The console state and metrics of a service listening on ``host``."""
+    """The console state and metrics of a service listening on ``host`` (``peers``: its
+    fleet's live processes, when it is one)."""
     state = ConsoleState(
         store,
         login_required=not is_loopback(host),
         needed_scopes=lambda: needed_scopes(routes(), catalog),
         rate_limits=rate_limits,
         replay=replay,
+        peers=peers,
     )
     return state, Metrics(store, BUS)
 

@@ -322,9 +322,10 @@ def connections(
     needed: Mapping[str, Sequence[str]],
     limits: Mapping[str, Sequence[Mapping[str, object]]],
     cursors: Sequence[Mapping[str, Any]],
+    peers: Sequence[Mapping[str, Any]] | None = None,
 ) -> str:
-    """Connections (expiry, last refresh, scopes granted vs needed), rate-limit headroom and
-    pollers' cursors."""
+    """Connections (expiry, last refresh, scopes granted vs needed), rate-limit headroom,
+    pollers' cursors, and a fleet's live processes (``peers``; None: not a fleet)."""
     now = time.time()
     wanted = sorted({s for scopes in needed.values() for s in scopes})
     conn_rows = []
@@ -367,6 +368,7 @@ def connections(
         + "<h2>Pollers</h2><table><thead><tr><th>Trigger</th><th>Scope</th><th>Cursor (UTC)</th>"
         f"<th>Last poll</th><th>Lag</th></tr></thead><tbody>{cursor_rows}</tbody></table>"
         + ("" if cursors else message("No poller has run."))
+        + ("" if peers is None else _fleet(peers, now))
     )
 
 
@@ -384,3 +386,21 @@ def _limit_row(app: str, snap: Mapping[str, object]) -> str:
 
 def _num(value: object) -> int:
     return int(value) if isinstance(value, int | float) else 0
+
+
+def _fleet(peers: Sequence[Mapping[str, Any]], now: float) -> str:
+    """The fleet's live processes (docs/scale-out.md): role, host, pid, up since, last beat."""
+    rows = "".join(
+        f"<tr><td>{e(p.get('role'))}</td><td>{e(p.get('host'))}</td><td>{e(p.get('pid'))}</td>"
+        f"<td>{e(ago(_number(p.get('started')), now))}</td>"
+        f"<td>{e(ago(_number(p.get('seen')), now))}</td>"
+        f"<td>{e(p.get('in_flight', p.get('sent', '')))}</td></tr>" for p in peers
+    )
+    return ("<h2>Fleet</h2><table><thead><tr><th>Role</th><th>Host</th><th>PID</th>"
+            "<th>Started</th><th>Last heartbeat</th><th>In flight (workers) / sent (serve)</th>"
+            f"</tr></thead><tbody>{rows}</tbody></table>"
+            + ("" if peers else message("No live process (Redis unreachable?).")))
+
+
+def _number(value: object) -> float | None:
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None

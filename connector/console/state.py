@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from connector.activity import BUS, Bus
 from connector.console.access import Sessions
@@ -42,6 +43,8 @@ class ConsoleState:
     :param replay: re-queues dead letters for the running service (None: replay from the
         command line only, as the demo has no workers).
     :param stopping: set when the server stops (event streams end).
+    :param peers: the live processes of the service's fleet (``serve --broker``), for the
+        connections page; None: not a fleet.
     """
 
     store: Store
@@ -52,4 +55,5 @@ class ConsoleState:
     replay: Callable[[Sequence[DeadLetter]], Replayed] | None = None
     sessions: Sessions = field(default_factory=Sessions)
     stopping: threading.Event = field(default_factory=threading.Event)
+    peers: Callable[[], list[dict[str, Any]]] | None = None
     title: str = "ghl-connector"

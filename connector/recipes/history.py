@@ -199,7 +199,7 @@ class History:
         self.store = store
 
     def __repr__(self) -> str:
-        return f"History({str(self.store.path)!r})"
+        return f"History({self.store.where!r})"
 
     def start(
         self, run_id: str, recipe: str, recipe_file: str | None, trigger: str, event: JSON

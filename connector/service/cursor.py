@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from connector.activity import BUS
+from connector.errors import StoreError
 from connector.service.inbox import NewEvent
 from connector.store import Db, Store
 
@@ -116,6 +117,8 @@ class PollLedger:
         self.store = store
         self.trigger_id = trigger_id
         self.scope = scope
+        self.lease: tuple[str, str] | None = None
+        """(lease name, holder) a commit must still hold (set by a leading poller), or None."""
 
     def __repr__(self) -> str:
         return f"PollLedger({self.trigger_id!r}, scope={self.scope!r})"
@@ -161,6 +164,8 @@ class PollLedger:
         now = time.time()
         key = (self.trigger_id, self.scope)
         with self.store.transaction() as db:
+            if self.lease is not None:
+                self._check_lease(db, now)
             fresh: list[Found] = []
             quiet: set[str] = set()
             for item in _latest(found):
@@ -190,6 +195,22 @@ class PollLedger:
             BUS.publish("poll", status="found", trigger=self.trigger_id, location=self.scope,
                         found=len(stored), type=stored[0].event.type)
         return stored
+
+    def _check_lease(self, db: Db, now: float) -> None:
+        """Fencing: refuse the commit when the poller's lease passed to another process (on
+        PostgreSQL the row stays locked until the commit, so it cannot pass meanwhile)."""
+        if self.lease is None:
+            return
+        lock = " FOR UPDATE" if self.store.dialect == "postgresql" else ""
+        held = db.execute(
+            f"SELECT 1 FROM leases WHERE name = ? AND holder = ? AND expires > ?{lock}",
+            (*self.lease, now),
+        ).fetchone()
+        if held is None:
+            raise StoreError(
+                f"poller {self.trigger_id} @ {self.scope}: its lease passed to another"
+                " process; nothing was saved (that process polls now)"
+            )
 
     def reset(self) -> None:
         """Forget the cursor and every seen version: the next poll starts afresh."""

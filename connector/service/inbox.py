@@ -221,6 +221,42 @@ class Inbox:
             rows = cursor.fetchall()
         return sorted((InboxEvent.from_row(r) for r in rows), key=lambda e: e.id)
 
+    def claim_event(
+        self, event_id: int, worker: str, *, lease: float = DEFAULT_LEASE,
+        now: float | None = None,
+    ) -> InboxEvent | None:
+        """Claim one event by id, as :meth:`claim` would (ready, or under a claim older than
+        ``lease`` seconds); None when it is not ready (settled, waiting for a retry, or held).
+
+        A queue worker that holds the event's contact lane passes ``lease=0``: the lane's
+        holder is the only one that may run it, so any other claim on it is a dead holder's.
+        """
+        moment = time.time() if now is None else now
+        with self.store.transaction() as db:
+            cursor = db.execute(
+                "UPDATE inbox SET status = 'processing', claimed_by = ?, claimed_at = ?,"
+                " attempts = attempts + 1 WHERE id = ? AND ((status = 'pending' AND"
+                " available_at <= ?) OR (status = 'processing' AND claimed_at <= ?))"
+                f" RETURNING {_COLUMNS}",
+                (worker, moment, event_id, moment, moment - lease),
+            )
+            row = cursor.fetchone()
+        return None if row is None else InboxEvent.from_row(row)
+
+    def unsettled(
+        self, *, after: int = 0, received_before: float | None = None, limit: int = 500
+    ) -> list[InboxEvent]:
+        """Events not settled yet (``pending`` or ``processing``), oldest first: those with an
+        id above ``after`` and, if given, received before ``received_before`` (what a queue's
+        feeder enqueues, and its sweeper finds again)."""
+        sql = f"SELECT {_COLUMNS} FROM inbox WHERE status IN ('pending', 'processing') AND id > ?"
+        params: list[Any] = [after]
+        if received_before is not None:
+            sql += " AND received_at < ?"
+            params.append(received_before)
+        rows = self.store.query(sql + " ORDER BY id LIMIT ?", [*params, limit])
+        return [InboxEvent.from_row(r) for r in rows]
+
     def complete(self, event_id: int) -> bool:
         """Mark a claimed event ``done``; False if it was not ``processing``."""
         return self._settle(event_id, "done", None, None)
@@ -388,7 +424,7 @@ class InboxWriter:
     def submit(self, event: NewEvent, done: _Done) -> None:
         """Queue an event; ``done`` is called from the writer thread with its :data:`Outcome`."""
         if self._closed or not self.alive:
-            done(StoreError(f"{self.inbox.store.path}: the inbox writer is not running"))
+            done(StoreError(f"{self.inbox.store.where}: the inbox writer is not running"))
             return
         self._queue.put((event, done))
 
@@ -432,7 +468,7 @@ class InboxWriter:
             self.healthy = False
         except Exception as exc:  # noqa: BLE001  # thread top level: the writer must not die
             _log.exception("inbox: writing %d events failed", len(batch))
-            failure = StoreError(f"{self.inbox.store.path}: cannot store events: {exc!r}")
+            failure = StoreError(f"{self.inbox.store.where}: cannot store events: {exc!r}")
             outcomes = [failure] * len(batch)
             self.healthy = False
         # One wake-up per event loop per batch, not one per event.

@@ -5,7 +5,9 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
+from connector.fleet.options import FleetOptions
 from connector.hookspecs import AuthProvider, RateLimit
 from connector.recipes.footprints import DEFAULT_LOOP_LIMIT, DEFAULT_LOOP_WINDOW
 from connector.service.signatures import PublicKeys, default_keys
@@ -40,6 +42,12 @@ class ServeOptions:
         at start).
     :param rest_hooks: deliver events to the REST-hook subscriptions of the state file
         (:mod:`connector.api.delivery`); ``--no-rest-hooks`` turns it off.
+    :param fleet: run as part of a fleet (``--broker``): the feeder sends events to the
+        queue and ``worker`` processes run them; None: the workers run in this process. A
+        fleet without a broker (``--limits URL`` only) runs its workers here and shares only
+        the rate limits.
+    :param limiter: builds each app's rate limiter (a fleet's, shared through Redis); None:
+        in-process limiters.
     """
 
     recipes: Path
@@ -65,3 +73,5 @@ class ServeOptions:
     keep_events: float = DEFAULT_KEEP_EVENTS
     purge_every: float = 3600.0
     rest_hooks: bool = True
+    fleet: FleetOptions | None = None
+    limiter: Callable[[str, RateLimit], Any] | None = field(default=None, repr=False)

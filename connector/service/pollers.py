@@ -216,6 +216,7 @@ class Poller:
         ttl = self.settings.lease or self.settings.interval * 2 + 30
         was = self.leading
         self.leading = self.leases.acquire(self.lease_name, self.holder, ttl)
+        self.ledger.lease = (self.lease_name, self.holder) if self.leading else None
         if self.leading != was:
             _log.info("poller %s @ %s: %s", self.trigger.id, self.location_id,
                       "polling (lease taken)" if self.leading else "another process polls")

@@ -38,6 +38,7 @@ likewise, see :mod:`connector.cli.serve`).
 
 from __future__ import annotations
 
+import dataclasses
 import fcntl
 import logging
 import os
@@ -87,7 +88,8 @@ from connector.service.workers import WorkerPool, recover
 from connector.store import Store
 from connector.sync.syncs import SyncRoute, Syncs, load_syncs, partner_hooks
 
-__all__ = ["Engines", "serve", "start_pollers", "start_purger"]
+__all__ = ["Engines", "build_work", "catch_signals", "load_folder", "serve", "start_pollers",
+           "start_purger"]
 
 _log = logging.getLogger("connector.service.process")
 Scope = MutableMapping[str, Any]
@@ -141,6 +143,7 @@ class Engines:
             base_urls={**options.app_urls, **urls},
             location_id=location_id,
             rate_limits={**options.app_limits, **limits},
+            limiter=options.limiter,
         )
         auth = options.auth(location_id) if options.auth is not None else None
         runtime = Runtime(self.catalog, settings, auth=auth)
@@ -269,6 +272,23 @@ def serve(
         have no GHL location.
     :raises StoreError: the state file cannot be opened, or another service holds it.
     """
+    routes, syncs, hooks = load_folder(options, catalog, filters, out=out)
+    with Store(options.db) as work_store, _serve_lock(work_store):
+        with open_store(options.db) as receive_store:
+            return _run(options, catalog, (routes, syncs), receive_store, work_store, hooks,
+                        out=out, on_ready=on_ready, stop=stop or threading.Event())
+
+
+def load_folder(
+    options: ServeOptions, catalog: Catalog, filters: Mapping[str, Any], *, out: TextIO
+) -> tuple[list[Route], list[SyncRoute], dict[str, PartnerHook]]:
+    """Load and check the folder's recipes and syncs, and their partners' webhook settings
+    (``serve`` and ``worker`` alike); warnings go to ``out`` and the log.
+
+    :raises DocumentError: a recipe or sync document fails validation.
+    :raises ConnectorError: a sync's partner has no webhook secret or API key, or the syncs
+        have no GHL location.
+    """
     routes = load_routes(options.recipes, catalog, filters)
     syncs = load_syncs(options.recipes, catalog)
     hooks = partner_hooks(syncs, catalog, secrets=options.webhook_secrets,
@@ -284,10 +304,26 @@ def serve(
     for warning in [*warnings, *folder_crossings(routes, syncs, catalog)]:
         out.write(f"warning: {warning}\n")
         _log.warning("serve: %s", warning)
-    with Store(options.db) as work_store, _serve_lock(work_store):
-        with open_store(options.db) as receive_store:
-            return _run(options, catalog, (routes, syncs), receive_store, work_store, hooks,
-                        out=out, on_ready=on_ready, stop=stop or threading.Event())
+    return routes, syncs, dict(hooks)
+
+
+def build_work(
+    options: ServeOptions, catalog: Catalog, loaded: tuple[list[Route], list[SyncRoute]],
+    store: Store, pool: WorkerPool,
+) -> tuple[Engines, Dispatcher, Deliverer | None]:
+    """The engines, the dispatcher and the REST-hook deliverer (None when ``rest_hooks`` is
+    off; not started) that run events, set as ``pool``'s handler (the engines wait between
+    retries through the pool, so a shutdown interrupts them)."""
+    routes, sync_routes = loaded
+    footprints = Footprints(store, loop_limit=options.loop_limit,
+                            loop_window=options.loop_window)
+    engines = Engines(catalog, store, options, pool.sleep, footprints)
+    dispatcher = Dispatcher(catalog, routes, engines, History(store))
+    syncs = Syncs(sync_routes, engines(options.sync_location).runtime, store,
+                  location_id=options.sync_location, footprints=footprints) if sync_routes else None
+    deliverer = Deliverer(store) if options.rest_hooks else None
+    pool.handle = _handler(dispatcher, syncs, footprints, deliverer)
+    return engines, dispatcher, deliverer
 
 
 def _run(options: ServeOptions, catalog: Catalog, loaded: tuple[list[Route], list[SyncRoute]],
@@ -295,27 +331,35 @@ def _run(options: ServeOptions, catalog: Catalog, loaded: tuple[list[Route], lis
          out: TextIO, on_ready: Callable[[str], None] | None, stop: threading.Event) -> int:
     routes, sync_routes = loaded
     inbox = Inbox(work_store)
-    # A shared store (PostgreSQL) has other live processes' claims: those of dead ones are
-    # taken over when their lease runs out (Inbox.claim), never released wholesale here.
-    recovered = recover(inbox) if work_store.dialect == "sqlite" else 0
     pool = WorkerPool(inbox, _unset, options.pool, name=f"serve-{os.getpid()}",
                       order=ordering(hooks))
-    footprints = Footprints(work_store, loop_limit=options.loop_limit,
-                            loop_window=options.loop_window)
-    engines = Engines(catalog, work_store, options, pool.sleep, footprints)
-    dispatcher = Dispatcher(catalog, routes, engines, History(work_store))
-    syncs = Syncs(sync_routes, engines(options.sync_location).runtime, work_store,
-                  location_id=options.sync_location, footprints=footprints) if sync_routes else None
-    deliverer = Deliverer(work_store) if options.rest_hooks else None
-    pool.handle = _handler(dispatcher, syncs, footprints, deliverer)
-    writer = _WakingWriter(Inbox(receive_store), pool.wake)
+    fleet = None
+    limits = None
+    if options.fleet is not None and not options.fleet.broker:  # only the limits are shared
+        from connector.fleet.member import Member
+
+        limits = Member(options.fleet, "serve")
+        options = dataclasses.replace(options, fleet=None, limiter=limits.limiter)
+    if options.fleet is not None:  # workers elsewhere hold claims: nothing to recover here
+        from connector.fleet.member import ServeMember
+
+        fleet = ServeMember(options.fleet, inbox, pool.order)
+        options = dataclasses.replace(options, limiter=fleet.limiter)
+        recovered = 0
+    else:
+        # A shared store (PostgreSQL) has other live processes' claims: those of dead ones are
+        # taken over when their lease runs out (Inbox.claim), never released wholesale here.
+        recovered = recover(inbox) if work_store.dialect == "sqlite" else 0
+    engines, dispatcher, deliverer = build_work(options, catalog, loaded, work_store, pool)
+    writer = _WakingWriter(Inbox(receive_store), pool.wake if fleet is None else fleet.wake)
 
     def health() -> tuple[bool, dict[str, Any]]:
         try:
             counts: dict[str, int] | str = inbox.counts()
         except StoreError as exc:
             counts = str(exc)
-        healthy = writer.alive and writer.healthy and pool.alive and isinstance(counts, dict)
+        working = pool.alive if fleet is None else fleet.alive
+        healthy = writer.alive and writer.healthy and working and isinstance(counts, dict)
         healthy = healthy and (deliverer is None or deliverer.alive)
         report = {"status": "ok" if healthy else "unhealthy", "inbox": counts,
                   "workers": options.pool.workers, "in_flight": pool.in_flight,
@@ -325,6 +369,9 @@ def _run(options: ServeOptions, catalog: Catalog, loaded: tuple[list[Route], lis
                 report["hooks"] = delivery_counts(work_store)
             except StoreError as exc:
                 report["hooks"] = str(exc)
+        if fleet is not None:
+            report.update(fleet.health())
+            report["workers"] = 0
         return healthy, report
 
     settings = Settings(options.keys, max_age=options.max_age)
@@ -332,7 +379,9 @@ def _run(options: ServeOptions, catalog: Catalog, loaded: tuple[list[Route], lis
     console, metrics = service_console(
         work_store, options.host, routes=lambda: dispatcher.routes, catalog=catalog,
         rate_limits=engines.rate_limits,
-        replay=replayer(work_store, catalog, lambda loc: engines(loc).runtime, pool.wake),
+        replay=replayer(work_store, catalog, lambda loc: engines(loc).runtime,
+                        pool.wake if fleet is None else fleet.rescan),
+        peers=None if fleet is None else fleet.live_peers,
     )
     app = ServiceApp(console, receiver, metrics)
     try:
@@ -341,10 +390,13 @@ def _run(options: ServeOptions, catalog: Catalog, loaded: tuple[list[Route], lis
         raise ConnectorError(f"serve: {exc}") from None
     url = socket_url(sock, WEBHOOK_PATH)
     writer.start()
-    pool.start()
+    if fleet is None:
+        pool.start()
+    else:
+        fleet.start()
     if deliverer is not None:
         deliverer.start()
-    _catch_signals(stop)
+    catch_signals(stop)
     hook_polls = _HookPollers(routes, engines, work_store, options, stop) if deliverer else None
     pollers = start_pollers(routes, engines, work_store, options, stop)
     if hook_polls is not None:
@@ -380,10 +432,14 @@ def _run(options: ServeOptions, catalog: Catalog, loaded: tuple[list[Route], lis
         served.stop()
         sock.close()
         writer.close()
-        handed = pool.stop()
+        handed = pool.stop() if fleet is None else 0
+        if fleet is not None:
+            fleet.stop()
         if deliverer is not None:
             deliverer.stop()
         engines.close()
+        if limits is not None:
+            limits.close()
         _log.info("serve: stopped", extra={"fields": {"handed_back": handed,
                                                       "settled": dict(pool.settled)}})
     return status
@@ -510,7 +566,7 @@ def _unset(event: InboxEvent) -> Outcome:
     raise AssertionError(f"no handler for {event!r}")
 
 
-def _catch_signals(stop: threading.Event) -> None:
+def catch_signals(stop: threading.Event) -> None:
     """SIGTERM and SIGINT set ``stop`` (only the main thread can install handlers)."""
     if threading.current_thread() is not threading.main_thread():
         return

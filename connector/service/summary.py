@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from connector.fleet.options import masked
 from connector.service.receiver import HEALTH_PATH, WEBHOOK_PATH
 from connector.store import display_url
 from connector.sync.syncs import SyncRoute, describe
@@ -50,7 +51,9 @@ def summary(
         f"state file: {options.db}" if isinstance(options.db, Path)
         else f"store: {display_url(options.db)}",
         f"GHL API: {options.base_url or 'default (connection base URL)'}",
-        f"workers: {options.pool.workers}",
+        f"workers: {options.pool.workers}" if options.fleet is None else
+        f"workers: none here; queue {options.fleet.queue!r} on {masked(options.fleet.broker)}"
+        " (run `ghl-connector worker`)",
         f"public keys: {', '.join(fingerprints(options.keys))}",
         f"recipes: {len(routes)} loaded from {options.recipes}",
     ]

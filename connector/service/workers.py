@@ -245,34 +245,43 @@ class WorkerPool:
                     return
                 event = lane.current = lane.queue.popleft()
             try:
-                self._run(event)
+                self.run_event(event)
             except Exception:  # thread top level: a lane must not die
                 _log.exception("%s: event %r: unexpected failure", self.name, event.webhook_id)
             finally:
                 with self._cond:
                     lane.current = None
+                self._wake.set()  # room for more: the feeder claims now, not at its next poll
 
-    def _run(self, event: InboxEvent) -> None:
-        """Run one event until it settles, is handed back, or runs out of attempts."""
+    def interrupt(self) -> None:
+        """Make runs waiting for a retry hand their events back now (a shutdown's grace is
+        over; :meth:`stop` does it itself)."""
+        self._abandon.set()
+
+    def run_event(self, event: InboxEvent) -> str:
+        """Run one claimed event until it settles, is handed back, or runs out of attempts
+        (what a lane does with each event; a queue worker calls it for its claims).
+
+        :returns: ``done``, ``dead``, ``handed back``, or ``unsettled`` (the store refused
+            the settling: the claim stays, and is taken over later).
+        """
         attempt = 0
         while True:
             try:
                 outcome = self.handle(event)
             except HandedBack:
                 self._release([event.id])
-                return
+                return "handed back"
             except ConnectorError as exc:
                 error = str(exc)
             except Exception as exc:  # a bug in a recipe's plugin must not stop the lane
                 _log.exception("%s: event %r failed", self.name, event.webhook_id)
                 error = f"unexpected error: {exc!r}"
             else:
-                self._settle(event, outcome.status, outcome.error)
-                return
+                return self._settle(event, outcome.status, outcome.error)
             attempt += 1
             if attempt >= self.settings.max_attempts:
-                self._settle(event, "dead", f"gave up after {attempt} attempts: {error}")
-                return
+                return self._settle(event, "dead", f"gave up after {attempt} attempts: {error}")
             delay = jittered(self.settings.backoff, self.settings.backoff_cap, attempt)
             _log.warning("%s: event %r (%s) failed, retry %d in %.1fs: %s", self.name,
                          event.webhook_id, event.type, attempt, delay, error)
@@ -280,9 +289,9 @@ class WorkerPool:
                 self.sleep(delay)
             except HandedBack:
                 self._release([event.id])
-                return
+                return "handed back"
 
-    def _settle(self, event: InboxEvent, status: str, error: str | None) -> None:
+    def _settle(self, event: InboxEvent, status: str, error: str | None) -> str:
         for attempt in range(_SETTLE_TRIES):
             try:
                 if status == "done":
@@ -292,11 +301,12 @@ class WorkerPool:
                     _log.warning("%s: event %r (%s) is a dead letter: %s", self.name,
                                  event.webhook_id, event.type, error)
                 self.settled[status] += 1
-                return
+                return status
             except StoreError as exc:
                 _log.warning("%s: cannot settle event %r: %s", self.name, event.webhook_id, exc)
                 time.sleep(0.05 * 2**attempt)
         # Still processing: the next start releases it, and the re-run finds its runs ended.
+        return "unsettled"
 
 
 def _contact_of(event: InboxEvent) -> str | None:

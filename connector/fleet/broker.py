@@ -1,0 +1,95 @@
+"""The fleet's queue on Dramatiq: the broker a URL names, and the one actor that carries work.
+
+A message is ``(event_id, lane)``: an inbox event and its contact lane (see
+:mod:`connector.fleet.lanes`). The body stays in the inbox. Dramatiq acknowledges a message
+after its actor returned, so a message whose worker died is delivered again (RabbitMQ at once,
+Redis after the broker's heartbeat timeout); the feeder's sweeper finds any other loss.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+from urllib.parse import urlsplit
+
+import dramatiq
+from dramatiq.middleware import AgeLimit, Callbacks, Pipelines, Retries, ShutdownNotifications
+
+from connector.errors import ConnectorError
+from connector.fleet.options import FleetOptions, masked
+
+__all__ = ["ACTOR", "WorkQueue"]
+
+ACTOR = "ghl_connector_lane"
+"""The actor's name in every message."""
+
+_log = logging.getLogger(__name__)
+# A message whose actor raised (Redis unreachable mid-run) is retried by Dramatiq with backoff;
+# the sweeper covers what these retries do not.
+_RETRIES = 20
+_REDIS_HEARTBEAT_MS = 15_000
+
+
+def _broker(options: FleetOptions) -> dramatiq.Broker:
+    # TimeLimit is left out: a recipe's run is bounded by its own timeouts, and a lane may
+    # hold many events.
+    middleware = [AgeLimit(), ShutdownNotifications(), Callbacks(), Pipelines(),
+                  Retries(max_retries=_RETRIES, min_backoff=200, max_backoff=30_000)]
+    scheme = urlsplit(options.broker).scheme.lower()
+    try:
+        if scheme.startswith("redis"):
+            from dramatiq.brokers.redis import RedisBroker
+
+            return RedisBroker(  # type: ignore[no-untyped-call]  # dramatiq leaves it untyped
+                url=options.broker, namespace=options.key("dramatiq"),
+                               middleware=middleware, heartbeat_timeout=_REDIS_HEARTBEAT_MS,
+                               maintenance_chance=100)
+        from dramatiq.brokers.rabbitmq import RabbitmqBroker
+
+        return RabbitmqBroker(url=options.broker, middleware=middleware, confirm_delivery=True)
+    except (ValueError, TypeError) as exc:
+        raise ConnectorError(f"--broker {masked(options.broker)!r}: {exc}") from None
+
+
+class WorkQueue:
+    """The broker and the actor, for sending (``serve``) and for running (``worker``).
+
+    :param run: what the actor does with ``(event_id, lane)``; ``serve`` only sends.
+    """
+
+    def __init__(self, options: FleetOptions,
+                 run: Callable[[int, str], None] | None = None) -> None:
+        self.options = options
+        self.broker = _broker(options)
+        self.actor: dramatiq.Actor[[int, str], None] = dramatiq.actor(
+            broker=self.broker, actor_name=ACTOR, queue_name=options.queue,
+            max_retries=_RETRIES,
+        )(run or _not_here)
+
+    def __repr__(self) -> str:
+        return f"WorkQueue({masked(self.options.broker)!r}, {self.options.queue!r})"
+
+    def send(self, event_id: int, lane: str, *, delay: float | None = None) -> None:
+        """Queue one event of a lane (after ``delay`` seconds).
+
+        :raises ConnectorError: the broker cannot be reached.
+        """
+        options: dict[str, Any] = {} if delay is None else {"delay": int(delay * 1000)}
+        try:
+            self.actor.send_with_options(args=(event_id, lane), **options)
+        except dramatiq.errors.BrokerError as exc:
+            raise ConnectorError(
+                f"broker {masked(self.options.broker)}: cannot queue event {event_id}: {exc}"
+            ) from None
+
+    def close(self) -> None:
+        """Close the broker's connections."""
+        try:
+            self.broker.close()
+        except Exception as exc:  # noqa: BLE001  # closing a dead connection is not an error
+            _log.debug("closing the broker: %r", exc)
+
+
+def _not_here(event_id: int, lane: str) -> None:
+    raise ConnectorError(f"event {event_id} ({lane}): this process only sends work")

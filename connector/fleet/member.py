@@ -1,0 +1,103 @@
+"""A process's membership of the fleet: its Redis, lanes, heartbeat, queue and shared limits.
+
+:class:`Member` is what ``serve --broker`` and ``worker`` both hold; :class:`ServeMember` adds
+the serve side (the :class:`~connector.fleet.feeder.Feeder`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from connector.client.sharedlimiter import SharedRateLimiter
+from connector.fleet.broker import WorkQueue
+from connector.fleet.feeder import Feeder
+from connector.fleet.lanes import Lanes, connect
+from connector.fleet.options import FleetOptions
+from connector.fleet.peers import Peers
+from connector.hookspecs import RateLimit
+from connector.service.inbox import Inbox, InboxEvent
+
+__all__ = ["Member", "ServeMember"]
+
+
+class Member:
+    """The fleet's shared parts, as one process uses them.
+
+    :param role: ``serve`` or ``worker`` (in the peer list).
+    :param info: what each heartbeat adds (in flight, threads).
+    :raises ConnectorError: Redis cannot be reached, or the broker URL is unusable.
+    """
+
+    def __init__(self, options: FleetOptions, role: str,
+                 info: Callable[[], dict[str, Any]] | None = None) -> None:
+        self.options = options
+        self.client = connect(options)
+        self.lanes = Lanes(self.client, options)
+        self.peers = Peers(self.client, options, role, info)
+        self.name = self.peers.name
+        self.queue: WorkQueue | None = None
+
+    def __repr__(self) -> str:
+        return f"Member({self.name!r}, {self.options!r})"
+
+    def open_queue(self, run: Callable[[int, str], None] | None = None) -> WorkQueue:
+        """Connect to the broker (``run``: this process runs the actor)."""
+        self.queue = WorkQueue(self.options, run)
+        return self.queue
+
+    def limiter(self, app_id: str, limit: RateLimit) -> SharedRateLimiter:
+        """``app_id``'s rate limiter, shared by the fleet (the runtime's ``limiter``)."""
+        return SharedRateLimiter(self.client, self.options.key("limits", app_id),
+                                 requests=limit.requests, per_seconds=limit.per_seconds,
+                                 daily=limit.daily)
+
+    def health(self) -> dict[str, Any]:
+        """What ``/healthz`` adds: this process's name, the queue, and the live peers."""
+        return {"fleet": {"name": self.name, "queue": self.options.queue},
+                **self.peers.health()}
+
+    def close(self) -> None:
+        """Leave the peer list and close the connections."""
+        self.peers.leave()
+        if self.queue is not None:
+            self.queue.close()
+        self.client.close()
+
+
+class ServeMember(Member):
+    """``serve --broker``: feeds the inbox's events to the queue."""
+
+    def __init__(self, options: FleetOptions, inbox: Inbox,
+                 order: Callable[[InboxEvent], str | None]) -> None:
+        super().__init__(options, "serve", info=lambda: {"sent": self.feeder.sent,
+                                                         "feeding": self.feeder.leader})
+        self.feeder = Feeder(inbox, self.lanes, self.open_queue(), order, owner=self.name)
+
+    @property
+    def alive(self) -> bool:
+        """Whether the feeder runs."""
+        return self.feeder.alive and self.feeder.healthy
+
+    def wake(self) -> None:
+        """An event was stored: feed it now."""
+        self.feeder.wake()
+
+    def rescan(self) -> None:
+        """Events went back to pending (a replay): send every unsettled event again."""
+        self.feeder.rescan()
+
+    def live_peers(self) -> list[dict[str, Any]]:
+        """The fleet's live processes (empty when Redis cannot be reached)."""
+        found = self.peers.health().get("peers")
+        return found if isinstance(found, list) else []
+
+    def start(self) -> None:
+        """Start the heartbeat and the feeder."""
+        self.peers.start()
+        self.feeder.start()
+
+    def stop(self) -> None:
+        """Feed what is stored, stop, and leave."""
+        self.feeder.stop()
+        self.close()

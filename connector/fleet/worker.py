@@ -1,0 +1,183 @@
+"""The worker process (``ghl-connector worker``): runs the queue's events with the folder's
+recipes and syncs, any number of them, on any machine that reaches the store and the broker.
+
+It loads and checks the folder like ``serve`` (:func:`~connector.service.process.load_folder`),
+joins the fleet (:class:`~connector.fleet.member.Member`), and runs a Dramatiq worker whose
+threads call :meth:`~connector.fleet.runner.LaneRunner.run` for each message. With
+``health_port`` it answers ``GET /healthz`` with its state and the fleet's live peers.
+
+SIGTERM or SIGINT drain it: lanes stop before their next event and send their message back,
+running events get ``grace`` seconds to finish, runs waiting for a retry are handed back after
+it, and whatever claim is left is handed back (and its lane sent again) before it exits.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from collections.abc import Awaitable, Callable, Mapping, MutableMapping
+from typing import Any, TextIO
+
+import dramatiq
+
+from connector.catalog import Catalog
+from connector.errors import ConnectorError, StoreError
+from connector.fleet.member import Member
+from connector.fleet.options import masked
+from connector.fleet.runner import LaneRunner
+from connector.service.inbox import Inbox
+from connector.service.listener import ServerThread, bind_socket, guarded_server, socket_url
+from connector.service.options import ServeOptions
+from connector.service.partnerhooks import ordering
+from connector.service.process import build_work, catch_signals, load_folder
+from connector.service.workers import WorkerPool
+from connector.store import Store
+
+__all__ = ["work"]
+
+_log = logging.getLogger("connector.fleet.worker")
+Scope = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
+Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
+
+
+def work(
+    options: ServeOptions, catalog: Catalog, filters: Mapping[str, Any], *, out: TextIO,
+    health_port: int | None = None, stop: threading.Event | None = None,
+) -> int:
+    """Run a worker until SIGTERM/SIGINT (or ``stop``); returns the exit status.
+
+    ``options.pool.workers`` is the number of threads (events run in parallel).
+
+    :raises DocumentError: a recipe or sync document fails validation.
+    :raises ConnectorError: no ``options.fleet``, or Redis or the broker cannot be reached.
+    :raises StoreError: the store cannot be opened.
+    """
+    fleet = options.fleet
+    if fleet is None:
+        raise ConnectorError("worker: needs --broker URL")
+    stop = stop or threading.Event()
+    loaded = load_folder(options, catalog, filters, out=out)
+    threads = options.pool.workers
+    with Store(options.db) as store:
+        inbox = Inbox(store)
+        runner: LaneRunner | None = None
+        member = Member(fleet, "worker", info=lambda: {
+            "threads": threads, "in_flight": runner.in_flight if runner else 0})
+        try:
+            pool = WorkerPool(inbox, _unset, options.pool, name=member.name,
+                              order=ordering(loaded[2]))
+            options = _with_limiter(options, member)
+            engines, _, deliverer = build_work(options, catalog, loaded[:2], store, pool)
+            runner = LaneRunner(inbox, member.lanes, pool, member.name)
+            runner.queue = member.open_queue(runner.run)
+            worker = dramatiq.Worker(runner.queue.broker, queues={fleet.queue},
+                                     worker_threads=threads, worker_timeout=200)
+            if deliverer is not None:
+                deliverer.start()
+            try:
+                return _run(options, member, runner, worker, health_port, out=out, stop=stop,
+                            inbox=inbox, close=engines.close)
+            finally:
+                if deliverer is not None:
+                    deliverer.stop()
+        finally:
+            member.close()
+
+
+def _with_limiter(options: ServeOptions, member: Member) -> ServeOptions:
+    import dataclasses
+
+    return dataclasses.replace(options, limiter=member.limiter)
+
+
+def _run(options: ServeOptions, member: Member, runner: LaneRunner, worker: dramatiq.Worker,
+         health_port: int | None, *, out: TextIO, stop: threading.Event, inbox: Inbox,
+         close: Callable[[], None]) -> int:
+    fleet = member.options
+    served: ServerThread | None = None
+    lines = [f"worker: {member.name}", f"broker: {masked(fleet.broker)} (queue {fleet.queue})",
+             f"redis: {masked(fleet.redis)}", f"threads: {options.pool.workers}"]
+
+    def health() -> tuple[bool, dict[str, Any]]:
+        try:
+            counts: dict[str, int] | str = inbox.counts()
+        except StoreError as exc:
+            counts = str(exc)
+        healthy = isinstance(counts, dict) and not runner.draining.is_set()
+        report = {"status": "ok" if healthy else "unhealthy", "role": "worker",
+                  "inbox": counts, "threads": options.pool.workers,
+                  "in_flight": runner.in_flight, **member.health()}
+        return healthy, report
+
+    if health_port is not None:
+        sock = bind_socket(options.host, health_port)
+        served = ServerThread(guarded_server(HealthApp(health), log_config=None,
+                                             timeout_graceful_shutdown=1), sock,
+                              name="worker-health")
+        served.start()
+        lines.append(f"health: {socket_url(sock, '/healthz')}")
+    runner.renewer.start()
+    member.peers.start()
+    worker.start()
+    catch_signals(stop)
+    out.write("\n".join(lines) + "\nready\n")
+    out.flush()
+    _log.info("worker: ready", extra={"fields": {"name": member.name, "queue": fleet.queue}})
+    try:
+        stop.wait()
+    finally:
+        handed = _drain(options, runner, worker)
+        runner.renewer.stop()
+        close()
+        if served is not None:
+            served.stop()
+        _log.info("worker: stopped", extra={"fields": {"handed_back": handed,
+                                                        "settled": dict(runner.pool.settled)}})
+    return 0
+
+
+def _drain(options: ServeOptions, runner: LaneRunner, worker: dramatiq.Worker) -> int:
+    """Stop taking messages, let running events finish within the grace, hand back the rest."""
+    grace = options.pool.grace
+    runner.draining.set()
+    timer = threading.Timer(grace, runner.pool.interrupt)
+    timer.daemon = True
+    timer.start()
+    try:
+        worker.stop(timeout=int((grace + 2) * 1000))
+    except Exception:  # a broker gone away must not stop the hand-back
+        _log.exception("worker: stopping the queue consumer failed")
+    finally:
+        timer.cancel()
+    return runner.hand_back()
+
+
+class HealthApp:
+    """``GET``/``HEAD /healthz``: 200 with the report while healthy, 503 otherwise."""
+
+    def __init__(self, health: Callable[[], tuple[bool, dict[str, Any]]]) -> None:
+        self.health = health
+
+    def __repr__(self) -> str:
+        return "HealthApp()"
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return
+        if scope["path"] != "/healthz" or scope["method"] not in ("GET", "HEAD"):
+            status, body = 404, b'{"error": "not found"}'
+        else:
+            import asyncio
+
+            healthy, report = await asyncio.to_thread(self.health)
+            status, body = (200 if healthy else 503), json.dumps(report).encode()
+        await send({"type": "http.response.start", "status": status, "headers": [
+            (b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
+        await send({"type": "http.response.body",
+                    "body": b"" if scope["method"] == "HEAD" else body})
+
+
+def _unset(event: object) -> Any:  # noqa: ANN401  # replaced by build_work before any use
+    raise AssertionError(f"no handler for {event!r}")
