@@ -115,6 +115,7 @@ Table(
     Column("error", Text),
     Column("started_at", Double, nullable=False),
     Column("duration_ms", Double, nullable=False),
+    Column("exchanges", Text),  # the step's HTTP requests, JSON (recipes/history.py)
     PrimaryKeyConstraint("run_id", "step_id", "item"),
 )
 Table(
