@@ -19,6 +19,7 @@ from connector import (
     RemoteError,
     Reply,
     RequestSpec,
+    check_target,
     fill_path,
     hookimpl,
 )
@@ -30,12 +31,14 @@ def build_rest_request(action: Action, data: Mapping[str, Any]) -> RequestSpec:
     """The request for a validated flat input: path, query, headers and body from ``params``.
 
     :raises InputError: a path parameter that would change which endpoint is called
-        (``..``, ``%2e%2E``, a ``/``, an empty string: see :func:`connector.fill_path`).
+        (``..``, ``%2e%2E``, a ``/``, an empty string: see :func:`connector.fill_path`), or
+        a URL too long to send (:func:`connector.check_target`, naming the widest field).
     """
     path_values: dict[str, tuple[str, Any]] = {}
     query: list[tuple[str, str]] = []
     headers: dict[str, str] = dict(action.options.get("headers", {}))
     body: dict[str, Any] = {}
+    in_url: dict[str, Any] = {}
     places = {p.name: p for p in action.params}
     for name, value in data.items():
         param = places.get(name)
@@ -43,8 +46,10 @@ def build_rest_request(action: Action, data: Mapping[str, Any]) -> RequestSpec:
             body[name] = value
         elif param.location == "path":
             path_values[param.wire_name] = (name, value)
+            in_url[name] = value
         elif param.location == "query":
             query.extend((param.wire_name, _query_text(v)) for v in _as_list(value))
+            in_url[name] = value
         elif param.location == "header":
             headers[param.wire_name] = str(value)
         else:
@@ -52,7 +57,9 @@ def build_rest_request(action: Action, data: Mapping[str, Any]) -> RequestSpec:
     json_body = body if action.body else None
     path = fill_path(action.path, path_values, action_id=action.id)
     form = action.options.get("body", "json")
-    return RequestSpec(action.method, path, tuple(query), json_body, headers, form)
+    request = RequestSpec(action.method, path, tuple(query), json_body, headers, form)
+    check_target(action.id, request, in_url)
+    return request
 
 
 class RestExecutor:

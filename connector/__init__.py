@@ -47,7 +47,8 @@ if TYPE_CHECKING:
         new_client,
         safe_url,
     )
-    from connector.client.request import Reply, RequestSpec, fill_path
+    from connector.client.request import Reply, RequestSpec, check_target, fill_path
+    from connector.client.transcript import HttpNote, Transcript, note_request
     from connector.client.urlguard import GuardedUrl, UrlGuard
     from connector.documents.manifest import Manifest, load_manifest, pack_manifest
     from connector.documents.schema import load_schema
@@ -72,6 +73,7 @@ __all__ = [
     "ExpressionError",
     "FilterSpec",
     "GuardedUrl",
+    "HttpNote",
     "InputError",
     "Location",
     "Manifest",
@@ -88,9 +90,11 @@ __all__ = [
     "Runtime",
     "Settings",
     "StoreError",
+    "Transcript",
     "Trigger",
     "UrlGuard",
     "build_catalog",
+    "check_target",
     "fill_path",
     "get_plugin_manager",
     "hookimpl",
@@ -98,6 +102,7 @@ __all__ = [
     "load_manifest",
     "load_schema",
     "new_client",
+    "note_request",
     "pack_manifest",
     "safe_url",
 ]
@@ -112,6 +117,10 @@ _LAZY = {
     "Reply": "connector.client.request",
     "RequestSpec": "connector.client.request",
     "fill_path": "connector.client.request",
+    "check_target": "connector.client.request",
+    "HttpNote": "connector.client.transcript",
+    "Transcript": "connector.client.transcript",
+    "note_request": "connector.client.transcript",
     "GuardedUrl": "connector.client.urlguard",
     "UrlGuard": "connector.client.urlguard",
     "REDIRECT_STATUSES": "connector.client.exchange",

@@ -328,7 +328,8 @@ class Call:
 
     :param input: the validated flat input.
     :param client: the app's pooled HTTP client (rate limiter, retries, error mapping); an
-        executor sends through its ``send`` so the app's limits apply.
+        executor sends through its ``send`` so the app's limits apply (and each attempt is kept
+        in the run history; an executor sending another way calls ``connector.note_request``).
     :param auth: the credential flow for this action, or ``None``.
     :param limiter_key: the location (or account) the call counts against.
     :param base_url: the app's base URL for this run (the manifest's, or an override).

@@ -15,7 +15,9 @@ event; :func:`subscribed_triggers` tells ``serve`` which polling triggers to pol
 (:mod:`connector.client.urlguard`): loopback, private, link-local and metadata addresses are
 refused unless ``CONNECTOR_HTTP_ALLOW`` (or the process allow-list tests and the demo use)
 allows them. The guard runs again before every delivery (:mod:`connector.api.delivery`), so a
-host name that later resolves elsewhere is still refused.
+host name that later resolves elsewhere is still refused. A host name that does not resolve
+at subscribe time is accepted with a warning (:attr:`Subscription.warnings`): its deliveries
+are retried until it does, and checked then.
 
 The filter is a JSON object of top-level payload fields, all of which must match:
 
@@ -37,6 +39,7 @@ import base64
 import json
 import math
 import secrets
+import socket
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -45,7 +48,7 @@ from typing import TYPE_CHECKING, Any
 from connector.auth.redaction import register
 from connector.auth.vault import Vault
 from connector.client.urlguard import UrlGuard
-from connector.errors import ConnectorError, DocumentError, Location, Problem
+from connector.errors import ConnectorError, DocumentError, Location, Problem, RemoteError
 from connector.store import Db, Row, Store
 
 if TYPE_CHECKING:
@@ -92,6 +95,10 @@ class Subscription:
     :param target_url: where each event is POSTed.
     :param filter: the filter (see the module doc), or None for every event.
     :param secret: the signing secret, ``whsec_...`` (left out of ``repr``).
+    :param existing: True when :func:`subscribe` answered a subscription that was already
+        there (same trigger, target URL and filter) instead of making a new one.
+    :param warnings: what :func:`subscribe` accepted but the caller should know (a target
+        host that does not resolve right now).
     """
 
     id: str
@@ -101,6 +108,8 @@ class Subscription:
     filter: Mapping[str, Any] | None
     created_at: float
     secret: str = field(repr=False)
+    existing: bool = field(default=False, compare=False)
+    warnings: tuple[str, ...] = field(default=(), compare=False)
 
     def public(self) -> dict[str, Any]:
         """The subscription as JSON for listings: everything but the secret."""
@@ -121,6 +130,11 @@ def subscribe(
 ) -> Subscription:
     """Store a new subscription and answer it with its fresh secret.
 
+    Idempotent, as REST-hook platforms expect (they subscribe again after a timeout): when a
+    subscription with the same trigger, target URL and filter (its JSON text with sorted
+    keys; ``true`` is not ``1``) exists already, that one is answered, with its id and secret, and
+    :attr:`Subscription.existing` set; nothing is stored, so no event is delivered twice.
+
     :param catalog: where ``trigger_id`` is looked up (default: the pack's, with plugins).
     :param vault: seals the secret (default: the vault beside the state file).
     :param guard: checks ``target_url`` (default: :meth:`UrlGuard.from_config`).
@@ -133,23 +147,37 @@ def subscribe(
         catalog = build_catalog()
     problems: list[Problem] = []
     event_type = _event_type(catalog, trigger_id, problems)
-    _check_target(target_url, guard or UrlGuard.from_config(), problems)
+    warnings = _check_target(target_url, guard or UrlGuard.from_config(), problems)
     problems.extend(check_filter(filter))
     if problems:
         raise DocumentError(problems)
     sub_id = "sub_" + secrets.token_hex(12)
     secret = SECRET_PREFIX + base64.b64encode(secrets.token_bytes(_SECRET_BYTES)).decode()
     register(secret)
-    sealed = (vault or Vault.beside(store.path)).seal(secret, context=_context(sub_id))
+    opener = vault or Vault.beside(store.path)
+    sealed = opener.seal(secret, context=_context(sub_id))
     now = time.time()
     stored_filter = json.dumps(dict(filter), sort_keys=True) if filter is not None else None
-    with store.transaction() as db:
+    with store.transaction() as db:  # look and insert in one transaction: no twin by a race
+        for row in db.execute(
+            "SELECT id, event_type, filter, secret, created_at FROM hook_subscriptions"
+            " WHERE trigger_id = ? AND target_url = ? ORDER BY created_at, id",
+            (trigger_id, target_url),
+        ).fetchall():
+            if row[2] == stored_filter:  # both json.dumps(sort_keys=True): the same text
+                return Subscription(
+                    str(row[0]), trigger_id, str(row[1]), target_url,
+                    dict(filter) if filter is not None else None, float(row[4]),
+                    open_secret(opener, str(row[0]), row[3]), existing=True,
+                    warnings=warnings,
+                )
         db.execute(
             f"INSERT INTO hook_subscriptions ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)",
             (sub_id, trigger_id, event_type, target_url, stored_filter, sealed, now),
         )
     return Subscription(sub_id, trigger_id, event_type, target_url,
-                        dict(filter) if filter is not None else None, now, secret)
+                        dict(filter) if filter is not None else None, now, secret,
+                        warnings=warnings)
 
 
 def unsubscribe(store: Store, subscription_id: str) -> bool:
@@ -260,18 +288,32 @@ def _event_type(catalog: Catalog, trigger_id: object, problems: list[Problem]) -
     return types[0]
 
 
-def _check_target(target_url: object, guard: UrlGuard, problems: list[Problem]) -> None:
+def _check_target(target_url: object, guard: UrlGuard, problems: list[Problem]) -> tuple[str, ...]:
+    """Record the target URL's problems; answer the warnings of one that is accepted.
+
+    A host name that does not resolve right now (DNS down, a name not published yet) is
+    accepted with a warning: the guard runs again before every delivery, which retries while
+    the name does not resolve and connects only to the addresses it checked. Its form, a
+    literal address and a name that does resolve are checked now.
+    """
     where = Location(pointer="/target_url")
     if not isinstance(target_url, str) or not target_url:
         problems.append(Problem(where, "must be an http:// or https:// URL"))
-        return
+        return ()
     if len(target_url) > MAX_URL_LENGTH:
         problems.append(Problem(where, f"longer than {MAX_URL_LENGTH} characters"))
-        return
+        return ()
     try:
         guard.check(target_url, where="target_url")
-    except ConnectorError as exc:  # RemoteError too: a host that does not resolve
+    except RemoteError as exc:
+        if not isinstance(exc.__cause__, socket.gaierror):  # a name no resolver can take
+            problems.append(Problem(where, str(exc)))
+            return ()
+        return (f"{exc}: subscribed anyway; each delivery checks the host again and is"
+                " retried while it does not resolve",)
+    except ConnectorError as exc:
         problems.append(Problem(where, str(exc)))
+    return ()
 
 
 def check_filter(value: object) -> list[Problem]:

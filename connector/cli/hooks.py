@@ -47,7 +47,9 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     add = inner.add_parser(
         "add", help="subscribe a URL to a trigger; prints the id and secret",
         description="Subscribe URL to TRIGGER: `ghl-connector serve` POSTs each of its events"
-        " there,\nsigned with the secret printed now (and never again).",
+        " there,\nsigned with the secret printed now. Adding the same TRIGGER, URL and"
+        " --filter again\nadds nothing: it prints that subscription (`already subscribed`),"
+        " with its id and secret.",
         epilog="examples:\n"
         "  ghl-connector hooks add ghl.contacts.created https://hooks.example.com/abc\n"
         "  ghl-connector hooks add ghl.opportunities.status_updated https://hook.eu1.make.com/x"
@@ -92,8 +94,9 @@ def _common(parser: argparse.ArgumentParser, *, inner: bool = True) -> None:
     default to SUPPRESS: argparse would otherwise overwrite ``hooks --db X add ...``'s X with
     the subcommand's default (None), and the command would use the default state file."""
     default = argparse.SUPPRESS if inner else None
-    parser.add_argument("--db", metavar="PATH", default=default,
-                        help="the state file (default: $CONNECTOR_HOME/state.db)")
+    parser.add_argument("--store", "--db", dest="db", metavar="URL|PATH", default=default,
+                        help="the state: a file or postgresql://... (default: $CONNECTOR_STORE,"
+                        " else $CONNECTOR_HOME/state.db)")
     parser.add_argument("--json", action="store_true", default=default or False,
                         help="print JSON")
 
@@ -147,15 +150,21 @@ def run_add(args: argparse.Namespace) -> int:
         except DocumentError as exc:  # name the command, not "<input>", as where they are
             raise DocumentError([replace(p, location=replace(p.location, file="hooks add"))
                                  for p in exc.problems]) from None
+    for warning in sub.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
     if args.json:
-        _print_json({**sub.public(), "secret": sub.secret})
+        shown = {**sub.public(), "secret": sub.secret}  # what `hooks --json` lists, + secret
+        _print_json({**shown, "existing": True} if sub.existing else shown)
         return 0
-    print(f"subscribed: {sub.id}")
+    if sub.existing:  # subscribing is idempotent: a second `add` makes no twin
+        print(f"already subscribed: {sub.id} (same trigger, URL and filter; nothing added)")
+    else:
+        print(f"subscribed: {sub.id}")
     print(f"  trigger  {sub.trigger_id}")
     print(f"  url      {sub.target_url}")
     print(f"  secret   {sub.secret}")
-    print("keep the secret: it verifies each delivery's webhook-signature and is not shown"
-          " again")
+    print("keep the secret: it verifies each delivery's webhook-signature (`hooks` never"
+          " lists it)")
     return 0
 
 

@@ -78,7 +78,8 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         action="append",
         default=[],
         metavar="[APP=]URL",
-        help="send GHL calls (or APP's) to this base URL, e.g. a sandbox's (repeatable)",
+        help="send GHL calls (or APP's) to this base URL, e.g. a sandbox's (repeatable;"
+        " for GHL, not with --sandbox)",
     )
     parser.add_argument(
         "--rate-limit",
@@ -116,6 +117,12 @@ def run(args: argparse.Namespace) -> int:
     catalog = build_catalog()
     patterns = args.actions or (["*"] if args.dynamic else None)
     select(catalog, patterns, read_only=args.read_only)  # a mistake there first, alone
+    hub = catalog.hub
+    if args.sandbox and hub is not None and hub in _urls(args, catalog):  # else ignored
+        print(f"ghl-connector mcp: error: --sandbox calls its own GHL sandbox, so --base-url"
+              f" for {hub} cannot apply [give one of them; --base-url APP=URL for"
+              " another app is fine]", file=sys.stderr)
+        return 2
     with ExitStack() as stack:
         settings, auth = (
             _sandbox(args, catalog, stack) if args.sandbox else _connection(args, catalog)

@@ -22,7 +22,13 @@ import httpx
 
 from connector.errors import ConnectorError, InputError, Location, Problem
 
-__all__ = ["Reply", "RequestSpec", "fill_path", "path_segment"]
+__all__ = ["MAX_TARGET_LENGTH", "Reply", "RequestSpec", "check_target", "fill_path",
+           "path_segment"]
+
+MAX_TARGET_LENGTH = 8192
+"""The longest path and query string (the request line's target) a request may carry: web
+servers and proxies refuse longer ones with 414 URI Too Long (Apache's limit is 8190
+characters, nginx's 8 KB buffers), and httpx refuses URLs over 64 KB outright."""
 
 _DOT_SEGMENTS = frozenset({".", ".."})
 _SEPARATORS = ("/", "\\")
@@ -64,7 +70,11 @@ class RequestSpec:
         It is parsed as httpx parses it (dot segments of the base URL resolved, say); a path
         parameter never adds or removes a segment (see :func:`path_segment`).
         """
-        return httpx.URL(base_url.rstrip("/") + self.target)
+        try:
+            return httpx.URL(base_url.rstrip("/") + self.target)
+        except httpx.InvalidURL as exc:  # e.g. over httpx's 64 KB: a local mistake, not remote
+            raise ConnectorError(f"{self.method} {self.path}: invalid request URL ({exc});"
+                                 " nothing was sent") from None
 
     def body(self) -> tuple[bytes | None, str | None]:
         """The encoded body and its Content-Type (``None, None`` without a body).
@@ -140,6 +150,31 @@ def _file_part(name: str, value: Mapping[str, Any]) -> tuple[str, bytes, str]:
     except (OSError, ValueError) as exc:
         raise ConnectorError(f"input {name!r}: cannot read the file: {exc}") from None
     return filename, data, kind or "application/octet-stream"
+
+
+def check_target(action_id: str, request: RequestSpec, fields: Mapping[str, Any]) -> None:
+    """Refuse a request whose path and query string exceed :data:`MAX_TARGET_LENGTH`.
+
+    :param fields: the input fields placed in the path or the query (input name -> value);
+        the problem points at the one adding the most characters.
+    :raises InputError: the URL would be too long (nothing is sent).
+    """
+    length = len(request.target)
+    if length <= MAX_TARGET_LENGTH:
+        return
+
+    def share(value: Any) -> int:  # noqa: ANN401
+        values = value if isinstance(value, list) else [value]
+        return sum(len(quote(str(v), safe="")) for v in values)
+
+    widest = max(fields, key=lambda name: share(fields[name]), default=None)
+    problem = Problem(
+        Location(pointer=widest or ""),  # as the schema's problems name an input field
+        f"makes the request URL {length} characters long (path and query), over the"
+        f" {MAX_TARGET_LENGTH} servers accept; nothing was sent",
+        "shorten it: a URL cannot carry that much",
+    )
+    raise InputError(action_id, [problem])
 
 
 def fill_path(template: str, values: Mapping[str, Any], *, action_id: str) -> str:

@@ -8,14 +8,17 @@ The tool list is built from the catalog when the server starts: one tool per sel
 
 from __future__ import annotations
 
+import difflib
 import socket
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TextIO
+from typing import Any, TextIO
 
-from mcp.server.mcpserver import MCPServer
+from mcp.server.mcpserver import Context, MCPServer
+from mcp.server.mcpserver.exceptions import ToolError
 from mcp.server.mcpserver.tools import Tool
+from mcp.types import CallToolResult, InputRequiredResult
 
 from connector.catalog import Catalog
 from connector.mcpserver.discovery import dynamic_tools
@@ -24,10 +27,14 @@ from connector.mcpserver.tools import action_tool
 from connector.mcpserver.toolset import select, tool_names
 from connector.runtime import Runtime
 
-__all__ = ["HOST", "MCP_PATH", "ServerOptions", "build_server", "serve_http", "serve_stdio"]
+__all__ = ["HOST", "MAX_TOOL_NAME", "MCP_PATH", "ServerOptions", "build_server", "serve_http",
+           "serve_stdio", "unknown_tool"]
 
 HOST = "127.0.0.1"
 MCP_PATH = "/mcp"
+MAX_TOOL_NAME = 64
+"""The longest tool name MCP clients accept (``^[a-zA-Z0-9_-]{1,64}$``)."""
+_SHOWN = 32
 
 _INSTRUCTIONS = (
     "Tools call the HighLevel (GoHighLevel) API and the other apps of the GHL Connector Pack."
@@ -66,7 +73,7 @@ def build_server(catalog: Catalog, runtime: Runtime, options: ServerOptions) -> 
     else:
         names = tool_names(a.id for a in actions)
         tools = [action_tool(name, catalog.action(i), runtime) for name, i in names.items()]
-    return MCPServer(
+    return _PackServer(
         name="ghl-connector",
         title="GHL Connector Pack",
         version=_version(),
@@ -75,6 +82,29 @@ def build_server(catalog: Catalog, runtime: Runtime, options: ServerOptions) -> 
         resources=catalog_resources(catalog),
         log_level="WARNING",
     )
+
+
+class _PackServer(MCPServer[Any]):
+    """The SDK server, answering a tool name it does not have with a short error: the SDK's
+    own message (``Unknown tool: <name>``) echoes the whole name, however long."""
+
+    async def call_tool(
+        self, name: str, arguments: dict[str, Any], context: Context[Any, Any] | None = None
+    ) -> CallToolResult | InputRequiredResult:
+        """Call a tool; an unknown name raises :class:`ToolError` quoting at most a prefix."""
+        if len(name) > MAX_TOOL_NAME or self._tool_manager.get_tool(name) is None:
+            raise ToolError(unknown_tool(name, [t.name for t in self._tool_manager.list_tools()]))
+        return await super().call_tool(name, arguments, context)
+
+
+def unknown_tool(name: str, known: Sequence[str]) -> str:
+    """The one-line message for a tool name no tool has (bounded whatever ``name`` is)."""
+    if len(name) > MAX_TOOL_NAME:
+        return (f"unknown tool {name[:_SHOWN]!r}... ({len(name)} characters; a tool name is at"
+                f" most {MAX_TOOL_NAME}) [list the tools with tools/list]")
+    close = difflib.get_close_matches(name, known, n=1)
+    hint = f"did you mean {close[0]!r}? " if close else ""
+    return f"unknown tool {name!r} [{hint}list the tools with tools/list]"
 
 
 def _version() -> str:

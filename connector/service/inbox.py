@@ -455,7 +455,7 @@ class InboxWriter:
     def submit(self, event: NewEvent, done: _Done) -> None:
         """Queue an event; ``done`` is called from the writer thread with its :data:`Outcome`."""
         if self._closed or not self.alive:
-            done(StoreError(f"{self.inbox.store.path}: the inbox writer is not running"))
+            done(StoreError(f"{self.inbox.store.where}: the inbox writer is not running"))
             return
         self._queue.put((event, done))
 
@@ -499,7 +499,7 @@ class InboxWriter:
             self.healthy = False
         except Exception as exc:  # noqa: BLE001  # thread top level: the writer must not die
             _log.exception("inbox: writing %d events failed", len(batch))
-            failure = StoreError(f"{self.inbox.store.path}: cannot store events: {exc!r}")
+            failure = StoreError(f"{self.inbox.store.where}: cannot store events: {exc!r}")
             outcomes = [failure] * len(batch)
             self.healthy = False
         # One wake-up per event loop per batch, not one per event.
