@@ -41,6 +41,7 @@ if TYPE_CHECKING:
 __all__ = [
     "DEFAULT_LEASE",
     "GHL_PREFIX",
+    "INSERT_LOCK",
     "EventTypes",
     "Inbox",
     "InboxEvent",
@@ -48,6 +49,7 @@ __all__ = [
     "NewEvent",
     "Status",
     "ghl_key",
+    "order_inserts",
 ]
 
 Status = Literal["pending", "processing", "done", "dead"]
@@ -197,6 +199,24 @@ _COLUMNS = (
 )
 
 
+INSERT_LOCK = 1734896745  # "ghli": the advisory lock class of the inbox's writers on PostgreSQL
+
+
+def order_inserts(store: Store, db: Db) -> None:
+    """Make ``db``'s inbox ids follow commit order: call it in the transaction, before its
+    first ``INSERT INTO inbox``.
+
+    On PostgreSQL an id is drawn at insert, not at commit, so two writers' events (two
+    ``serve`` processes, a poller beside the receiver) could commit in the other order than
+    their ids, and a reader of new ids (the fleet's feeder) would pass the lower one. Here each
+    writer takes a transaction-scoped advisory lock (one per schema) before drawing its ids and
+    keeps it until its commit: the next writer's ids are drawn after that commit, so whoever
+    sees an id sees every lower one. SQLite needs nothing (its writers already take turns).
+    """
+    if store.dialect == "postgresql":
+        db.execute(f"SELECT pg_advisory_xact_lock({INSERT_LOCK}, hashtext(current_schema()))")
+
+
 class Inbox:
     """The ``inbox`` table of a :class:`~connector.store.Store`. Thread-safe, like the store.
 
@@ -216,15 +236,22 @@ class Inbox:
     def add_many(self, events: Sequence[NewEvent]) -> list[bool]:
         """Store events in one transaction; for each, whether it was new (not a duplicate)."""
         with self.store.transaction() as db:
-            return [
-                not (e.legacy_id is not None and _stored_as(db, e.legacy_id))
-                and db.execute(
-                    _INSERT,
-                    (e.webhook_id, e.type, e.location_id, e.received_at, e.body, e.received_at),
-                ).rowcount
-                == 1
-                for e in events
-            ]
+            return self.insert(db, events)
+
+    def insert(self, db: Db, events: Sequence[NewEvent]) -> list[bool]:
+        """Store events inside the caller's transaction ``db`` (of this inbox's store); for
+        each, whether it was new. Visible to others once that transaction commits; on
+        PostgreSQL, other writers of the inbox wait for that commit (:func:`order_inserts`)."""
+        order_inserts(self.store, db)
+        return [
+            not (e.legacy_id is not None and _stored_as(db, e.legacy_id))
+            and db.execute(
+                _INSERT,
+                (e.webhook_id, e.type, e.location_id, e.received_at, e.body, e.received_at),
+            ).rowcount
+            == 1
+            for e in events
+        ]
 
     def claim(
         self, limit: int, worker: str, *, lease: float = DEFAULT_LEASE, now: float | None = None
