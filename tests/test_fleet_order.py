@@ -59,7 +59,7 @@ def _waiting_or_done(store: Store, done: threading.Event) -> None:
     deadline = time.monotonic() + 20
     while not done.is_set() and time.monotonic() < deadline:
         rows = store.query("SELECT COUNT(*) FROM pg_locks WHERE locktype = 'advisory'"
-                           " AND NOT granted AND classid = %d" % INSERT_LOCK)
+                           " AND NOT granted AND classid::bigint = ?", (INSERT_LOCK,))
         if rows[0][0]:
             return
         time.sleep(0.02)
