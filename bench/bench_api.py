@@ -8,13 +8,14 @@ Run: ``python bench/bench_api.py [--calls N] [--seconds S]``
 2. Calls ``ghl.contacts.get`` through the runtime directly and through the API
    (``POST /v1/actions/ghl.contacts.get`` on a keep-alive httpx client), interleaved in
    batches so both see the same machine load. The added latency is the difference of the
-   medians (goal: under 1 ms); it includes the extra loopback HTTP exchange the client makes,
-   whose own cost is shown by a GET of a route that calls nothing (``/v1/triggers``, its key
-   check included), and the CPU time each call costs the API process (read from /proc) next
-   to the CPU time of the direct runtime call: on a loaded machine the wall-clock difference
-   is mostly the wait for the API process to be scheduled, the CPU difference is its work.
+   medians (goal: under 1 ms; the p90s and the ratio are printed too); it includes the extra
+   loopback HTTP exchange the client makes, whose own cost is shown by a GET of a route that
+   calls nothing (``/v1/triggers``, its key check included), and the CPU time each call
+   costs the API process (read from /proc) next to the CPU time of the direct runtime call:
+   on a loaded machine the wall-clock difference is mostly the wait for the API process to
+   be scheduled, the CPU difference is its work.
 3. 8 threads, each with its own client, call ``ghl.contacts.get`` through the API for
-   ``--seconds``: actions per second, and the median latency under that load.
+   ``--seconds``: actions per second, and the median and p90 latency under that load.
 """
 
 from __future__ import annotations
@@ -77,10 +78,15 @@ def median_us(samples: list[float]) -> float:
     return statistics.median(samples) * 1e6
 
 
+def p90_us(samples: list[float]) -> float:
+    return statistics.quantiles(samples, n=10)[-1] * 1e6
+
+
 def latency(api: subprocess.Popen[str], api_url: str, key: str, base_url: str, token: str,
-            location: str, calls: int) -> tuple[float, float, float, float, float]:
-    """Medians in microseconds: (runtime direct, through the API, API's cheapest route), then
-    CPU per call in microseconds: (the runtime in this process, the API process)."""
+            location: str, calls: int
+            ) -> tuple[list[float], list[float], list[float], float, float]:
+    """Seconds per call: (runtime direct, through the API, API's cheapest route), then CPU
+    per call in microseconds: (the runtime in this process, the API process)."""
     catalog = build_catalog()
     settings = Settings(base_urls={"ghl": base_url}, location_id=location,
                         rate_limits={"ghl": RateLimit(1_000_000, 10)})
@@ -118,13 +124,13 @@ def latency(api: subprocess.Popen[str], api_url: str, key: str, base_url: str, t
                 client.get("/v1/triggers")
                 cheapest.append(time.perf_counter() - t0)
     per = 1e6 / len(direct)
-    return (median_us(direct), median_us(through), median_us(cheapest), runtime_cpu * per,
-            api_cpu * per)
+    return direct, through, cheapest, runtime_cpu * per, api_cpu * per
 
 
 def throughput(api_url: str, key: str, contact_id: str, seconds: float
-               ) -> tuple[float, float, int]:
-    """8 clients for ``seconds``: (actions per second, median latency in us, errors)."""
+               ) -> tuple[float, float, float, int]:
+    """8 clients for ``seconds``: (actions per second, median and p90 latency in us,
+    errors)."""
     stop = threading.Event()
     times: list[list[float]] = [[] for _ in range(CLIENTS)]
     errors = [0] * CLIENTS
@@ -148,7 +154,7 @@ def throughput(api_url: str, key: str, contact_id: str, seconds: float
         thread.join()
     elapsed = time.perf_counter() - started
     every = [t for each in times for t in each]
-    return len(every) / elapsed, median_us(every), sum(errors)
+    return len(every) / elapsed, median_us(every), p90_us(every), sum(errors)
 
 
 def main() -> None:
@@ -162,30 +168,34 @@ def main() -> None:
     try:
         with tempfile.TemporaryDirectory(prefix="bench-api-") as home:
             api, api_url, key = start_api(home, base_url, token, location)
-            direct, through, cheapest, runtime_cpu, api_cpu = latency(
+            direct_s, through_s, cheapest_s, runtime_cpu, api_cpu = latency(
                 api, api_url, key, base_url, token, location, args.calls)
             with httpx.Client(base_url=api_url, headers={"X-API-Key": key}) as client:
                 found = client.post("/v1/actions/ghl.contacts.search", json={"pageLimit": 1})
                 contact_id = found.json()["contacts"][0]["id"]
-            rate, loaded, errors = throughput(api_url, key, contact_id, args.seconds)
+            rate, loaded, loaded_p90, errors = throughput(api_url, key, contact_id, args.seconds)
     finally:
         if api is not None:
             api.terminate()
             api.wait(10)
         sandbox.terminate()
         sandbox.wait(10)
+    direct, through, cheapest = median_us(direct_s), median_us(through_s), median_us(cheapest_s)
     added = through - direct
-    print(f"{ACTION} via the runtime directly : median {direct:8.1f} us per call")
-    print(f"{ACTION} through the API          : median {through:8.1f} us per call")
-    print(f"added by the API                      : {added:8.1f} us   (goal < 1000 us) "
-          f"{'OK' if added < 1000 else 'MISSED'}")
+    print(f"{ACTION} via the runtime directly : median {direct:8.1f} us, p90"
+          f" {p90_us(direct_s):8.1f} us per call")
+    print(f"{ACTION} through the API          : median {through:8.1f} us, p90"
+          f" {p90_us(through_s):8.1f} us per call (ratio {through / direct:.2f}x)")
+    print(f"added by the API (median)             : {added:8.1f} us   (goal < 1000 us) "
+          f"{'OK' if added < 1000 else 'MISSED'};  p90 difference"
+          f" {p90_us(through_s) - p90_us(direct_s):.1f} us")
     print(f"  of which one loopback HTTP exchange : ~{cheapest:7.1f} us (GET /v1/triggers,"
           " key check included)")
     print(f"CPU per call: the runtime {runtime_cpu:.0f} us (this process), the API process"
           f" {api_cpu:.0f} us (its runtime call included): the API's own share"
           f" ~{api_cpu - runtime_cpu:.0f} us")
     print(f"{CLIENTS} concurrent clients, {args.seconds:g} s    : {rate:8.1f} actions/s, median"
-          f" {loaded:.0f} us, {errors} errors")
+          f" {loaded:.0f} us, p90 {loaded_p90:.0f} us, {errors} errors")
     load = ", ".join(f"{v:.1f}" for v in os.getloadavg())
     print(f"(cpu count {os.cpu_count()}, load average {load}, python"
           f" {sys.version.split()[0]}; the sandbox, the API and the clients share the machine)")

@@ -375,3 +375,19 @@ def test_keys_idempotency_and_events_on_every_store(store_location: Path | str,
         listed = api.client.get("/v1/triggers/ghl.contacts.created/events",
                                 headers=api.headers()).json()["events"]
         assert [e["id"] for e in listed] == ["wh-1"] and listed[0]["data"] == event
+
+
+def test_the_hot_route_answers_as_the_router_would(server: ApiServer) -> None:
+    """POST /v1/actions/{id} is dispatched before Starlette's router (ApiApp): one path
+    segment only; anything else still reaches the router and its 404/405 answers."""
+    unknown = server.post("ghl.no.such", {})
+    assert unknown.status_code == 404
+    assert "unknown action 'ghl.no.such'" in unknown.json()["error"]["message"]
+    nested = server.client.post("/v1/actions/ghl.contacts.get/x", json={},
+                                headers=server.headers())
+    assert nested.status_code == 404
+    assert nested.json()["error"]["message"].startswith("no such endpoint: POST")
+    keyless = server.client.post("/v1/actions/ghl.contacts.get", json={"contactId": "x"})
+    assert keyless.status_code == 401 and "WWW-Authenticate" in keyless.headers
+    assert server.client.put("/v1/actions/ghl.contacts.get", json={},
+                             headers=server.headers()).status_code == 405

@@ -76,3 +76,38 @@ def test_listener_server_thread_reports_a_server_that_cannot_start() -> None:
     with pytest.raises(ConnectorError, match="test-broken: the HTTP server did not start"):
         thread.start(timeout=5)
     assert not thread.alive
+
+
+async def slow_stream(scope, receive, send) -> None:
+    """A streamed answer whose first chunk comes 1.5 s after its head."""
+    import asyncio
+
+    await send({"type": "http.response.start", "status": 200, "headers": []})
+    await asyncio.sleep(1.5)
+    await send({"type": "http.response.body", "body": b"late", "more_body": True})
+    await send({"type": "http.response.body", "body": b""})
+
+
+def test_listener_sends_a_streamed_head_at_once_and_small_answers_whole() -> None:
+    """The guarded protocol holds a response head only until the end of the loop's turn: a
+    streamed answer's head arrives long before its first chunk; small answers (head and body
+    written together) keep working on one keep-alive connection."""
+    sock = bind_socket("127.0.0.1", 0)
+    thread = ServerThread(guarded_server(slow_stream, log_config=None), sock, name="test-slow")
+    thread.start()
+    try:
+        with socket.create_connection(sock.getsockname()[:2], timeout=1.0) as client:
+            client.sendall(b"GET /s HTTP/1.1\r\nhost: x\r\n\r\n")
+            head = client.recv(65536)
+            assert head.startswith(b"HTTP/1.1 200 ") and head.endswith(b"\r\n\r\n")
+            assert b"transfer-encoding: chunked" in head and b"late" not in head
+            client.settimeout(5)
+            rest = b""
+            while not rest.endswith(b"0\r\n\r\n"):
+                rest += client.recv(65536)
+            assert rest == b"4\r\nlate\r\n0\r\n\r\n"
+    finally:
+        thread.stop()
+    for url in served("127.0.0.1"):
+        with httpx.Client(base_url=url, timeout=5, trust_env=False) as http:
+            assert [http.get(f"/{i}").text for i in range(3)] == [f"hello /{i}" for i in range(3)]

@@ -96,7 +96,8 @@ def call(api: Api, request: Request, raw: bytes) -> Response:
     action = api.catalog.actions.get(action_id)
     if action is None:
         return error(404, f"unknown action {action_id!r} [GET /v1/actions lists them]")
-    dry_run = _flag(request.query_params.get("dry_run"))
+    query = request.scope["query_string"]
+    dry_run = _flag(request.query_params.get("dry_run")) if query else False
     if dry_run is None:
         return error(400, "dry_run: must be true or false")
     refused = permit(key, action.id, write=is_write(action) and not dry_run)

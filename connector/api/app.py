@@ -10,6 +10,10 @@ Every request but ``GET /openapi.json`` needs an API key (``X-API-Key: KEY`` or
 ``Authorization: Bearer KEY``): 401 without a live one, 403 for an action or trigger outside
 its globs (or a write with a read-only key). Requests run in one of the API's threads
 (:meth:`Api.run`; the runtime's I/O is synchronous), one hop each.
+
+``POST /v1/actions/{id}``, the hot route, is dispatched by :class:`ApiApp` before Starlette's
+middleware stack and router (the same endpoint, the same answers: it raises nothing of its
+own, so the stack has nothing to add to it); every other request goes through them.
 """
 
 from __future__ import annotations
@@ -21,12 +25,15 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
+from starlette.types import Receive, Scope, Send
 
 from connector.api import actions, hooks, triggers
 from connector.api.answers import error
 from connector.api.context import Api
 
-__all__ = ["build_app", "routes"]
+__all__ = ["ApiApp", "build_app", "routes"]
+
+_ACTIONS = "/v1/actions/"
 
 
 def _threaded(work: Callable[[Api, Request], Response]) -> Callable[[Request], Any]:
@@ -61,9 +68,27 @@ def routes() -> list[BaseRoute]:
     ]
 
 
+class ApiApp(Starlette):
+    """The API's Starlette app, with ``POST /v1/actions/{id}`` dispatched straight to
+    :func:`connector.api.actions.call_endpoint` (the match its route would make: one path
+    segment after ``/v1/actions/``, no root path)."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] == "POST" and not scope.get("root_path"):
+            path: str = scope["path"]
+            action_id = path[len(_ACTIONS):]
+            if path.startswith(_ACTIONS) and action_id and "/" not in action_id:
+                scope["app"] = self
+                scope["path_params"] = {"action_id": action_id}
+                response = await actions.call_endpoint(Request(scope, receive, send))
+                await response(scope, receive, send)
+                return
+        await super().__call__(scope, receive, send)
+
+
 def build_app(api: Api, extra: Sequence[BaseRoute] = ()) -> Starlette:
     """The Starlette app serving :func:`routes` (and ``extra`` routes) over ``api``."""
-    app = Starlette(routes=[*routes(), *extra])
+    app = ApiApp(routes=[*routes(), *extra])
     app.state.api = api
 
     async def not_found(request: Request, exc: Exception) -> Response:

@@ -50,8 +50,22 @@ class Api:
         self._pool = ThreadPoolExecutor(WORKERS, thread_name_prefix="api")
 
     async def run(self, work: Callable[..., T], *args: Any) -> T:  # noqa: ANN401
-        """``work(*args)`` in one of the API's threads (a plain executor: the lightest hop)."""
-        return await asyncio.get_running_loop().run_in_executor(self._pool, work, *args)
+        """``work(*args)`` in one of the API's threads. The thread hands its result (or
+        exception) straight to an asyncio future with one ``call_soon_threadsafe``: lighter
+        than ``run_in_executor``, which chains a second future to the executor's."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[T] = loop.create_future()
+
+        def job() -> None:
+            try:
+                result = work(*args)
+            except BaseException as exc:  # noqa: BLE001  # handed to the awaiting request
+                loop.call_soon_threadsafe(_settle, future, None, exc)
+            else:
+                loop.call_soon_threadsafe(_settle, future, result, None)
+
+        self._pool.submit(job)
+        return await future
 
     def openapi(self, server_url: str) -> bytes:
         """The OpenAPI 3.1 document of this API at ``server_url``: built and encoded once,
@@ -70,6 +84,15 @@ class Api:
         """Stop the threads and close the runtimes' clients (the store is the caller's)."""
         self._pool.shutdown(wait=True, cancel_futures=True)
         self.runtimes.close()
+
+
+def _settle(future: asyncio.Future[T], result: T | None, exc: BaseException | None) -> None:
+    if future.cancelled():
+        return
+    if exc is not None:
+        future.set_exception(exc)
+    else:
+        future.set_result(result)  # type: ignore[arg-type]  # result is a T when exc is None
 
 
 def presented_key(request: Request) -> str | None:
