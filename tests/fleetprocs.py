@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import socket
 import sys
-import threading
 import uuid
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -94,24 +93,7 @@ class WorkerProcess(ServeProcess):
                 *self.extra]
 
     def start(self) -> WorkerProcess:
-        import subprocess
-
-        self.process = subprocess.Popen(self.command(), stdout=subprocess.PIPE,
-                                        stderr=subprocess.PIPE, text=True, env=self.env)
-        assert self.process.stdout is not None and self.process.stderr is not None
-        self._reader = threading.Thread(target=self._read_logs, args=(self.process.stderr,),
-                                        daemon=True)
-        self._reader.start()
-        self.summary = []
-        for line in iter(self.process.stdout.readline, ""):
-            self.summary.append(line.rstrip("\n"))
-            if line.strip() == "ready":
-                break
-        else:
-            self.process.wait(10)
-            raise RuntimeError(f"worker did not start: {self.summary} {self.logs[-20:]}")
-        fields = dict(line.split(": ", 1) for line in self.summary if ": " in line)
-        self.health_url = fields["health"]
+        self.health_url = self.launch("worker")["health"]
         return self
 
 

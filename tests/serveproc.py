@@ -66,6 +66,13 @@ class ServeProcess:
 
     def start(self) -> ServeProcess:
         """Start serve and wait for its ``ready`` line (raises with its output otherwise)."""
+        fields = self.launch("serve")
+        self.url, self.health_url = fields["webhook URL"], fields["health"]
+        self.port = int(self.url.split(":")[2].split("/")[0])
+        return self
+
+    def launch(self, name: str) -> dict[str, str]:
+        """Start the command and wait for its ``ready`` line; its ``name: value`` lines."""
         self.process = subprocess.Popen(self.command(), stdout=subprocess.PIPE,
                                         stderr=subprocess.PIPE, text=True, env=self.env)
         assert self.process.stdout is not None and self.process.stderr is not None
@@ -79,11 +86,8 @@ class ServeProcess:
                 break
         else:
             self.process.wait(10)
-            raise RuntimeError(f"serve did not start: {self.summary} {self.logs[-20:]}")
-        fields = dict(line.split(": ", 1) for line in self.summary if ": " in line)
-        self.url, self.health_url = fields["webhook URL"], fields["health"]
-        self.port = int(self.url.split(":")[2].split("/")[0])
-        return self
+            raise RuntimeError(f"{name} did not start: {self.summary} {self.logs[-20:]}")
+        return dict(line.split(": ", 1) for line in self.summary if ": " in line)
 
     def _read_logs(self, stream: IO[str]) -> None:
         for line in iter(stream.readline, ""):

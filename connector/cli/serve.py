@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from connector.cli.argtypes import (
     days,
@@ -138,6 +138,26 @@ def add_fleet_arguments(parser: argparse.ArgumentParser, *, required: bool) -> N
                         " it arrived and its lane is free (60)")
 
 
+def work_setup(args: argparse.Namespace) -> tuple[Catalog, dict[str, Any], Path | str]:
+    """What ``serve`` and ``worker`` start from: the recipe folder checked (before any warning
+    about connections), logging, the catalog, the expression filters and the store's location."""
+    from pathlib import Path
+
+    from connector.catalog import build_catalog
+    from connector.errors import ConnectorError
+    from connector.expressions.filters import BUILTIN_FILTERS
+    from connector.plugins import collect_filters, get_plugin_manager
+    from connector.service.logformat import configure_logging
+    from connector.store import default_store_location
+
+    if not Path(args.recipes).is_dir():
+        raise ConnectorError(f"{args.recipes}: not a folder of recipes")
+    configure_logging("DEBUG" if args.log_level == "DEBUG" else "INFO")
+    pm = get_plugin_manager()
+    filters = {**BUILTIN_FILTERS, **collect_filters(pm)}
+    return build_catalog(pm), filters, store_location(args.db or default_store_location())
+
+
 def store_location(where: str | Path) -> Path | str:
     """The store a ``--store`` value names: a PostgreSQL URL as given, else the SQLite file
     (checked writable).
@@ -198,25 +218,11 @@ def service_options(args: argparse.Namespace, catalog: Catalog,
 def run(args: argparse.Namespace) -> int:
     """Start the service and run until stopped."""
     import dataclasses
-    from pathlib import Path
 
-    from connector.catalog import build_catalog
-    from connector.expressions.filters import BUILTIN_FILTERS
-    from connector.plugins import collect_filters, get_plugin_manager
-    from connector.service.logformat import configure_logging
     from connector.service.process import serve
     from connector.service.signatures import default_keys, load_keys
-    from connector.store import default_store_location
 
-    if not Path(args.recipes).is_dir():  # before any warning about connections
-        from connector.errors import ConnectorError
-
-        raise ConnectorError(f"{args.recipes}: not a folder of recipes")
-    configure_logging("DEBUG" if args.log_level == "DEBUG" else "INFO")
-    pm = get_plugin_manager()
-    catalog = build_catalog(pm)
-    filters = {**BUILTIN_FILTERS, **collect_filters(pm)}
-    db = store_location(args.db or default_store_location())
+    catalog, filters, db = work_setup(args)
     options = dataclasses.replace(
         service_options(args, catalog, db),
         keys=load_keys(args.public_key) if args.public_key else default_keys(),

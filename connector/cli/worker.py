@@ -46,24 +46,11 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 def run(args: argparse.Namespace) -> int:
     """Run the worker until stopped."""
     import dataclasses
-    from pathlib import Path
 
-    from connector.catalog import build_catalog
-    from connector.cli.serve import connections, service_options, store_location
-    from connector.errors import ConnectorError
-    from connector.expressions.filters import BUILTIN_FILTERS
+    from connector.cli.serve import connections, service_options, work_setup
     from connector.fleet.worker import work
-    from connector.plugins import collect_filters, get_plugin_manager
-    from connector.service.logformat import configure_logging
-    from connector.store import default_store_location
 
-    if not Path(args.recipes).is_dir():
-        raise ConnectorError(f"{args.recipes}: not a folder of recipes")
-    configure_logging("DEBUG" if args.log_level == "DEBUG" else "INFO")
-    pm = get_plugin_manager()
-    catalog = build_catalog(pm)
-    filters = {**BUILTIN_FILTERS, **collect_filters(pm)}
-    db = store_location(args.db or default_store_location())
+    catalog, filters, db = work_setup(args)
     health_port = args.port
     args.port = 0
     options = service_options(args, catalog, db)
