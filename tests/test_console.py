@@ -299,3 +299,28 @@ def test_console_answers_any_query_without_a_server_error(lone_console: Any, tex
         assert run.status_code in (200, 404)
         posted = client.post(base + "/deadletters", data={"csrf": text, "id": text})
         assert posted.status_code == 403
+
+
+def test_loopback_console_refuses_a_foreign_host_header(lone_console: Any) -> None:
+    """DNS rebinding: a page of evil.example whose name now resolves to 127.0.0.1 reaches the
+    loopback console as a same-origin site, Host ``evil.example``. Without a login, only
+    requests naming this machine (127.0.0.1, ``localhost``, ``[::1]``) are answered: pages,
+    stream, /metrics and POSTs for a foreign Host are refused, so no contact data is read and no
+    CSRF token is handed to that page."""
+    base = lone_console.url.rstrip("/")
+    port = base.split(":")[2].split("/")[0]
+    with httpx.Client(timeout=10) as client:
+        for host in (f"evil.example:{port}", "evil.example", f"127.0.0.1.evil.example:{port}",
+                     f"localhost.evil.example:{port}"):
+            for path in ("/", "/syncs?q=a", "/deadletters", "/events", "/login"):
+                answer = client.get(base + path, headers={"host": host})
+                assert answer.status_code == 403, (host, path, answer.status_code)
+                assert 'name="csrf"' not in answer.text
+            metrics = client.get(base.removesuffix("/console") + "/metrics",
+                                 headers={"host": host})
+            assert metrics.status_code == 403
+            posted = client.post(base + "/deadletters", headers={"host": host},
+                                 data={"csrf": "x", "action": "discard"})
+            assert posted.status_code == 403
+        for host in (f"127.0.0.1:{port}", f"localhost:{port}", "LOCALHOST", f"[::1]:{port}"):
+            assert client.get(base + "/runs", headers={"host": host}).status_code == 200, host
