@@ -84,7 +84,8 @@ class WorkQueue:
                 self.broker.connection  # type: ignore[attr-defined]  # noqa: B018
         except Exception as exc:  # noqa: BLE001  # redis-py's and pika's errors, each its own
             self.close()
-            text = " ".join(str(exc).split())[:300] or type(exc).__name__
+            text = (" ".join(str(exc).split())[:300]
+                    or f"{type(exc).__name__} (is the broker running at that address?)")
             raise ConnectorError(
                 f"--broker {masked(self.options.broker)!r}: cannot reach the broker: {text}"
             ) from None
