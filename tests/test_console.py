@@ -324,3 +324,33 @@ def test_loopback_console_refuses_a_foreign_host_header(lone_console: Any) -> No
             assert posted.status_code == 403
         for host in (f"127.0.0.1:{port}", f"localhost:{port}", "LOCALHOST", f"[::1]:{port}"):
             assert client.get(base + "/runs", headers={"host": host}).status_code == 200, host
+
+
+@pytest.mark.slow
+def test_demo_keep_console_shows_the_demos_rate_limits() -> None:
+    """`demo --keep`: the console's "Connections and limits" shows the headroom of the calls
+    the demo made (GHL's location and the partner's), not "No call made yet"."""
+    import os
+
+    with subprocess.Popen(
+        [sys.executable, "-m", "connector", "demo", "--partner", "superphone",
+         "--seed-contacts", "6", "--keep"],
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    ) as demo:
+        try:
+            assert demo.stdout is not None
+            url = ""
+            for line in iter(demo.stdout.readline, ""):
+                found = re.search(r"console +(http://\S+)", line)
+                url = found.group(1) if found else url
+                if line.startswith("still serving"):
+                    break
+            assert url, "the demo printed no console URL"
+            page = httpx.get(url + "connections", timeout=10).text
+        finally:
+            demo.terminate()
+            demo.wait(20)
+    assert "No call made yet" not in page
+    assert re.search(r"<tr><td>ghl</td><td>[A-Za-z0-9]+</td><td>\d+ of \d+</td>", page), page
+    assert "<tr><td>superphone</td>" in page
