@@ -48,6 +48,7 @@ if TYPE_CHECKING:
         safe_url,
     )
     from connector.client.request import Reply, RequestSpec, check_target, fill_path
+    from connector.client.transcript import HttpNote, Transcript, note_request
     from connector.client.urlguard import GuardedUrl, UrlGuard
     from connector.documents.manifest import Manifest, load_manifest, pack_manifest
     from connector.documents.schema import load_schema
@@ -72,6 +73,7 @@ __all__ = [
     "ExpressionError",
     "FilterSpec",
     "GuardedUrl",
+    "HttpNote",
     "InputError",
     "Location",
     "Manifest",
@@ -88,6 +90,7 @@ __all__ = [
     "Runtime",
     "Settings",
     "StoreError",
+    "Transcript",
     "Trigger",
     "UrlGuard",
     "build_catalog",
@@ -99,6 +102,7 @@ __all__ = [
     "load_manifest",
     "load_schema",
     "new_client",
+    "note_request",
     "pack_manifest",
     "safe_url",
 ]
@@ -114,6 +118,9 @@ _LAZY = {
     "RequestSpec": "connector.client.request",
     "fill_path": "connector.client.request",
     "check_target": "connector.client.request",
+    "HttpNote": "connector.client.transcript",
+    "Transcript": "connector.client.transcript",
+    "note_request": "connector.client.transcript",
     "GuardedUrl": "connector.client.urlguard",
     "UrlGuard": "connector.client.urlguard",
     "REDIRECT_STATUSES": "connector.client.exchange",

@@ -29,12 +29,16 @@ if TYPE_CHECKING:
 
 __all__ = [
     "PROJECT_NAME",
+    "SEARCH_INPUT",
+    "SEARCH_RANGE",
     "Action",
     "App",
     "AuthProvider",
     "Call",
+    "EventMatch",
     "EventType",
     "Executor",
+    "Gone",
     "Param",
     "Polling",
     "RateLimit",
@@ -94,6 +98,29 @@ class Webhooks:
 
 
 @dataclass(frozen=True, slots=True)
+class Gone:
+    """An answer meaning the record a listing was for no longer exists: HTTP ``status`` and,
+    when ``says`` is set, a body containing it (case-insensitive; GHL answers a deleted
+    contact's task list with 400 "Contact not found")."""
+
+    status: int
+    says: str | None = None
+
+
+SEARCH_INPUT: Mapping[str, Any] = {
+    "locationId": "$location",
+    "pageLimit": "$limit",
+    "sort": [{"field": "$field", "direction": "$direction"}],
+}
+"""The search input pollers send by default (HighLevel's ``POST /contacts/search``)."""
+
+SEARCH_RANGE: Mapping[str, Any] = {
+    "filters": [{"field": "$field", "operator": "range", "value": {"gte": "$from", "lte": "$to"}}],
+}
+"""What pollers add to the search input for a date range by default (HighLevel's)."""
+
+
+@dataclass(frozen=True, slots=True)
 class Polling:
     """How pollers read an app (the manifest's ``polling``; HighLevel's in the pack).
 
@@ -112,6 +139,27 @@ class Polling:
     created: str = "dateAdded"
     reconcile: Mapping[str, str] = field(default_factory=dict)
     """Webhook event type -> the contact field that dates it (``ContactCreate: dateAdded``)."""
+    search_input: Mapping[str, Any] = field(default_factory=lambda: dict(SEARCH_INPUT))
+    """The input of a search, a template: ``$location`` (the location polled), ``$limit``
+    (records per page), ``$field`` (the date field searched and sorted by) and ``$direction``
+    (``asc``, or ``desc`` looking for the newest record) are replaced where they are a whole
+    string value."""
+    search_range: Mapping[str, Any] = field(default_factory=lambda: dict(SEARCH_RANGE))
+    """Merged into ``search_input`` when the search has bounds: ``$from`` and ``$to`` are
+    the bounds (ISO 8601 UTC with milliseconds); a key whose bound is unset is left out."""
+    gone: tuple[Gone, ...] = (Gone(404),)
+    """Answers of a per-contact listing that mean the contact was deleted since the search:
+    the poller lists nothing for it instead of failing the poll."""
+
+
+@dataclass(frozen=True, slots=True)
+class EventMatch:
+    """How the hub's webhook event of a trigger is known when its body's type is not the
+    event's name (GHL's ProviderOutboundMessage says ``SMS`` or ``Email``): a body whose type
+    is one of ``types`` and that holds a string at each of ``has`` is that event."""
+
+    types: tuple[str, ...]
+    has: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,7 +179,8 @@ class SyncEvents:
 
     The type is at ``type`` and read by ``types``; the record is the payload without the
     ``envelope`` keys, its id at ``id``; the event id is the first of ``event_id`` present, the
-    change's time the first of ``time`` and the parent contact the first of ``contact``. The
+    change's time the first of ``time`` and the parent contact the first of ``contact`` (dots walk
+    into objects; the worker pool orders the hub's events by it, contact events by ``id``). The
     events of the ``reread`` objects carry a partial record (GHL's tasks and notes): the sync
     reads the record with the object's ``get`` adapter first and dates the change by it.
     """
@@ -238,6 +287,9 @@ class Trigger:
     dedupe: tuple[str, ...] = ()
     enrich: Mapping[str, Any] | None = None
     source: str = ""
+    match: EventMatch | None = None
+    """A hub webhook trigger whose body does not carry ``event`` as its type: how the
+    receiver knows it (the manifest's ``match``); it is stored, and routed, as ``event``."""
 
 
 AuthProvider = Callable[[App, Action], "httpx.Auth | None"]
@@ -276,7 +328,8 @@ class Call:
 
     :param input: the validated flat input.
     :param client: the app's pooled HTTP client (rate limiter, retries, error mapping); an
-        executor sends through its ``send`` so the app's limits apply.
+        executor sends through its ``send`` so the app's limits apply (and each attempt is kept
+        in the run history; an executor sending another way calls ``connector.note_request``).
     :param auth: the credential flow for this action, or ``None``.
     :param limiter_key: the location (or account) the call counts against.
     :param base_url: the app's base URL for this run (the manifest's, or an override).

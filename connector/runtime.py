@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Iterator, Mapping
+from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any
 
 from connector.catalog import Catalog
@@ -23,6 +24,7 @@ from connector.recipes.footprints import current, is_write
 
 if TYPE_CHECKING:
     from connector.client.httpclient import HttpClient
+    from connector.client.transcript import Transcript
 
 __all__ = ["Runtime", "Settings"]
 
@@ -136,6 +138,16 @@ class Runtime:
         call = self._call(action, self.prepare_input(action, data), with_auth=False)
         preview: dict[str, Any] = redact_json(self._executor(action).preview(call))
         return preview
+
+    def transcribing(self) -> AbstractContextManager[Transcript]:
+        """Note each request the calls made inside the block send, per attempt: method,
+        redacted URL, the status answered (:mod:`connector.client.transcript`). The recipe
+        engine keeps a step's in the run history; executors need do nothing when they send
+        through ``call.client`` or an ``Exchange``, else they call ``connector.note_request``.
+        """
+        from connector.client.transcript import transcribing
+
+        return transcribing()
 
     def close(self) -> None:
         """Close every pooled HTTP client."""

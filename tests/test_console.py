@@ -109,6 +109,12 @@ def test_console_shows_webhooks_runs_and_metrics_and_never_the_canary(
         assert page.status_code == 200
         assert "script-src 'self'" in page.headers["content-security-policy"]
         assert "ghl.tasks.create" in page.text and "Request sent" in page.text
+        # Each step's HTTP requests: method, redacted URL (host, path) and the status answered.
+        sent = re.search(r'<tr class="http"><td>1</td><td>POST</td><td class="url">'
+                         + re.escape(f"{ghl.base_url.rstrip('/')}/contacts/{contact}/tasks")
+                         + r'</td><td class="status succeeded">(\d{3})</td>', page.text)
+        assert sent is not None and sent.group(1) in ("200", "201"), page.text[-3000:]
+        assert "HTTP requests (1)" in page.text and "Status answered" in page.text
         assert evil not in page.text and "&lt;img src=x onerror=alert(1)&gt;" in page.text
         listing = httpx.get(f"{base}/console/runs", timeout=10)
         assert run_id in listing.text
@@ -261,13 +267,16 @@ def test_pages_show_any_text_as_text(text: str) -> None:
     from connector.recipes.history import RunRecord, StepRecord
 
     hostile = f"<script>{text}</script>\"'&"
+    sent = {"total": 9, "requests": [{"method": hostile, "url": f"https://h/{hostile}",
+                                      "status": 429, "outcome": hostile, "attempt": 1}]}
     step = StepRecord(hostile, 0, 0, "ghl.tasks.create", "failed", 1, json.dumps({"t": hostile}),
-                      hostile, False, hostile, 0.0, 1.0)
+                      hostile, False, hostile, 0.0, 1.0, json.dumps(sent))
     run = RunRecord("r1", hostile, None, "t", json.dumps({"n": hostile}), "failed", hostile, 1,
                     0.0, 1.0, (step,))
     page = pages.run_detail(run) + pages.runs("/console", [run], hostile, hostile)
     assert "<script>" not in page and "\"'&\"" not in page
     assert "&lt;script&gt;" in page
+    assert "HTTP requests (9)" in page and "8 more requests not kept" in page
     assert all(c not in pages.e(text) for c in "<>\"'")
 
 

@@ -98,6 +98,8 @@ def test_activity_shows_a_signed_webhook_live_and_its_run_step_by_step(
         sent = page.locator("section.step pre").first.inner_text()
         assert "Call <b>Ada</b>" in sent  # shown as text, not markup
         assert page.locator("section.step b").count() == 0
+        wire = page.locator("section.step table.http tr.http").first.inner_text()
+        assert f"POST\t{ghl.base_url.rstrip('/')}/contacts/{contact}/tasks\t20" in wire, wire
         shoot(page, tmp_path, "run")
         page.goto(console + "/runs")
         assert run_id in page.inner_text("table")

@@ -253,11 +253,11 @@ def test_hook_connector_register_executors():
 PUBLIC_API = [
     "PROJECT_NAME", "REDIRECT_STATUSES", "Action", "Answer", "App", "AuthError", "Call",
     "Catalog", "ClientFactory", "ConnectorError", "DocumentError", "Exchange", "Executor",
-    "ExpressionError", "FilterSpec", "GuardedUrl", "InputError", "Location", "Manifest", "Param", "PluginError",
+    "ExpressionError", "FilterSpec", "GuardedUrl", "HttpNote", "InputError", "Location", "Manifest", "Param", "PluginError",
     "Problem", "RateLimit", "RateLimitError", "RecipeError", "RemoteError", "Reply",
-    "RequestSpec", "ResponseLimitError", "Runtime", "Settings", "StoreError", "Trigger",
+    "RequestSpec", "ResponseLimitError", "Runtime", "Settings", "StoreError", "Transcript", "Trigger",
     "UrlGuard", "build_catalog", "check_target", "fill_path", "get_plugin_manager", "hookimpl", "is_secret_name",
-    "load_manifest", "load_schema", "new_client", "pack_manifest", "safe_url",
+    "load_manifest", "load_schema", "new_client", "note_request", "pack_manifest", "safe_url",
 ]  # fmt: skip
 
 

@@ -433,3 +433,26 @@ def test_receiver_process_reports_bad_key_file(tmp_path: Path) -> None:
     )
     assert done.returncode == 1
     assert done.stderr.strip() == f"error: {junk}: not a PEM public key"
+
+
+def test_receiver_process_types_events_by_the_hubs_data(tmp_path: Path) -> None:
+    """``python -m connector.service.receiver`` reads the hub's trigger data from the catalog:
+    a GHL body typed ``SMS`` with a ``messageId`` is stored as ProviderOutboundMessage (its
+    trigger's ``match``), one without a ``messageId`` keeps ``SMS``."""
+    keys = WebhookKeys()
+    key_dir = tmp_path / "keys"
+    key_dir.mkdir()
+    for kind, pem in keys.public_pem().items():
+        (key_dir / f"{kind}.pem").write_text(pem)
+    db = tmp_path / "state.db"
+    sent = {"w-provider": {"type": "SMS", "messageId": "m1", "locationId": "L1"},
+            "w-plain": {"type": "SMS", "locationId": "L1"}}
+    with receiver_process(db, key_dir) as (_, url):
+        for webhook_id, data in sent.items():
+            body = json.dumps({**data, "webhookId": webhook_id}).encode()
+            answer = httpx.post(url, content=body, timeout=10, trust_env=False,
+                                headers={"content-type": "application/json", **keys.sign(body)})
+            assert answer.status_code == 200, answer.text
+    with sqlite3.connect(db) as read:
+        stored = dict(read.execute("SELECT webhook_id, type FROM inbox").fetchall())
+    assert stored == {"w-provider": "ProviderOutboundMessage", "w-plain": "SMS"}

@@ -22,7 +22,7 @@ from connector.expressions.filters import BUILTIN_FILTERS
 from connector.recipes.history import History
 from connector.sandbox.keys import WebhookKeys
 from connector.service.dispatcher import Dispatcher, load_routes
-from connector.service.inbox import Inbox
+from connector.service.inbox import EventTypes, Inbox
 from connector.service.receiver import ReceiverServer, Settings, open_store
 from connector.service.signatures import parse_keys
 
@@ -32,7 +32,9 @@ def receiver(tmp_path: Path) -> Iterator[tuple[ReceiverServer, Inbox, WebhookKey
     keys = WebhookKeys()
     trusted = parse_keys((kind, pem.encode()) for kind, pem in keys.public_pem().items())
     store = open_store(tmp_path / "state.db", busy_timeout=1.0)
-    with store, ReceiverServer(store, Settings(trusted, max_body=1 << 20, max_age=300)) as server:
+    events = EventTypes.of_catalog(build_catalog())  # the hub's triggers' `match` data
+    settings = Settings(trusted, max_body=1 << 20, max_age=300, events=events)
+    with store, ReceiverServer(store, settings) as server:
         yield server, Inbox(store), keys
 
 
@@ -82,9 +84,9 @@ def test_every_webhook_event_is_stored_and_reaches_its_recipe(receiver, tmp_path
 
 def test_provider_outbound_message_is_typed_by_its_shape(receiver) -> None:
     """GHL's ProviderOutboundMessage says SMS or Email in `type`: both official examples, signed
-    and delivered, are stored as ProviderOutboundMessage (what its trigger routes by) with the
-    body untouched; an SMS-typed body without a messageId, and GHL's own message events, keep
-    their `type`."""
+    and delivered, are stored as ProviderOutboundMessage (what its trigger routes by, by its
+    manifest `match`) with the body untouched; an SMS-typed body without a messageId, and GHL's
+    own message events, keep their `type`."""
     server, inbox, keys = receiver
     events = SHARED / "ghl-openapi" / "webhook-events"
     examples = sorted(events.glob("ProviderOutboundMessage.example*.json"))

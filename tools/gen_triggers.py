@@ -35,6 +35,7 @@ TRIGGER_KEYS = (
     "cursor",
     "dedupe",
     "enrich",
+    "match",
 )
 _MISSING = object()
 
@@ -175,6 +176,8 @@ def webhook_trigger(
     }
     if "enrich" in tcfg:
         entry["enrich"] = copy.deepcopy(tcfg["enrich"])
+    if "match" in tcfg:  # the body's `type` is not the event's name: how the receiver knows it
+        entry["match"] = copy.deepcopy(tcfg["match"])
     return tid, entry, document(tid, tcfg["title"], description, ordered(payload), options)
 
 
@@ -285,6 +288,7 @@ def auto_config(
         "type": hand.get("type") or _routing_type(files, report),
         **({"sample": hand["sample"]} if "sample" in hand else {}),
         **({"type_description": hand["type_description"]} if "type_description" in hand else {}),
+        **({"match": copy.deepcopy(hand["match"])} if "match" in hand else {}),
     }
 
 

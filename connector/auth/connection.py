@@ -153,7 +153,7 @@ class ConnectionStore:
         return cls(Store(path))
 
     def __repr__(self) -> str:
-        return f"ConnectionStore({str(self.store.path)!r})"
+        return f"ConnectionStore({self.store.where!r})"
 
     def names(self) -> list[str]:
         """The stored connection names, sorted."""

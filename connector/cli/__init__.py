@@ -22,7 +22,7 @@ __all__ = ["main"]
 
 COMMANDS = (
     "demo", "catalog", "call", "validate", "run", "runs", "serve", "worker", "replay", "audit",
-    "backfill", "sandbox", "auth", "hooks", "mcpserve", "console", "store",
+    "backfill", "sandbox", "auth", "hooks", "api", "export", "mcpserve", "console", "store",
 )
 """Modules of :mod:`connector.cli` that add a command, in the order ``--help`` lists them."""
 

@@ -35,8 +35,9 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     token = inner.add_parser(
         "token", help="create a console login token (printed once; only its hash is stored)"
     )
-    token.add_argument("--db", metavar="PATH",
-                       help="serve's state file (default: $CONNECTOR_HOME/state.db)")
+    token.add_argument("--store", "--db", dest="db", metavar="URL|PATH",
+                       help="serve's state: a file or postgresql://... (default:"
+                       " $CONNECTOR_STORE, else $CONNECTOR_HOME/state.db)")
     token.add_argument("--label", default="console", help="a name to remember it by")
     token.set_defaults(func=run_token)
 
@@ -78,7 +79,7 @@ def run_token(args: argparse.Namespace) -> int:
 
     with Store(args.db) as store:
         token = create_token(store, args.label)
-        path = store.path
+        path = store.where
     print(token)
     print(f"  (a console login token for {path}: only its hash is stored, so keep it now;"
           " log in at the console's /console/login)")

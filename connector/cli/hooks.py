@@ -94,8 +94,9 @@ def _common(parser: argparse.ArgumentParser, *, inner: bool = True) -> None:
     default to SUPPRESS: argparse would otherwise overwrite ``hooks --db X add ...``'s X with
     the subcommand's default (None), and the command would use the default state file."""
     default = argparse.SUPPRESS if inner else None
-    parser.add_argument("--db", metavar="PATH", default=default,
-                        help="the state file (default: $CONNECTOR_HOME/state.db)")
+    parser.add_argument("--store", "--db", dest="db", metavar="URL|PATH", default=default,
+                        help="the state: a file or postgresql://... (default: $CONNECTOR_STORE,"
+                        " else $CONNECTOR_HOME/state.db)")
     parser.add_argument("--json", action="store_true", default=default or False,
                         help="print JSON")
 

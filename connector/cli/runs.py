@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 from connector.cli.argtypes import positive
 
 if TYPE_CHECKING:
+    from connector.client.transcript import HttpNote
     from connector.recipes.history import RunRecord, StepRecord
 
 __all__ = ["add_parser"]
@@ -102,6 +103,24 @@ def _print_step(step: StepRecord) -> None:
         print(f"{indent}output: {_short(step.output)}{cut}")
     if step.error:
         print(f"{indent}error:  {step.error}")
+    from connector.client.transcript import KEPT_FIRST
+
+    notes, total = step.http()
+    for index, note in enumerate(notes):
+        label = "http:  " if index == 0 else "       "
+        print(f"{indent}{label}  {exchange_line(note)}")
+        if index == KEPT_FIRST - 1 and total > len(notes):
+            print(f"{indent}         ... {total - len(notes)} more request(s) not kept")
+
+
+def exchange_line(note: HttpNote) -> str:
+    """One request as ``METHOD URL -> STATUS (outcome; attempt n, 12.3 ms)``."""
+    answer = str(note.status) if note.status is not None else "no answer"
+    extra = [note.outcome] if note.outcome else []
+    if note.attempt > 1:
+        extra.append(f"attempt {note.attempt}")
+    extra.append(f"{note.elapsed_ms:.1f} ms")
+    return f"{note.method} {note.url} -> {answer} ({'; '.join(extra)})"
 
 
 def _short(text: str, limit: int = 160) -> str:

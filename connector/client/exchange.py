@@ -30,6 +30,7 @@ from connector.client.limits import (
     ResponseLimits,
     read_limited,
 )
+from connector.client.transcript import note_request, recording
 from connector.errors import ConnectorError, RemoteError
 
 __all__ = [
@@ -118,7 +119,9 @@ class Exchange:
         body: bytes | None,
         addresses: Sequence[Address],
     ) -> Answer:
-        """Send to the first of ``addresses`` that accepts a connection; read the answer.
+        """Send to the first of ``addresses`` that accepts a connection; read the answer. In an
+        open transcript (:func:`connector.client.transcript.transcribing`) the request is noted
+        with its status, or why none came.
 
         :raises RemoteError: no address accepts a connection, a timeout, a lost connection.
         :raises ResponseLimitError: a body over the cap, or no complete answer by the deadline.
@@ -126,6 +129,31 @@ class Exchange:
         if self._client is None or self._watch is None:
             raise ConnectorError("Exchange.send outside its `with` block")
         client, watch = self._client, self._watch
+        if not recording():
+            return self._send(client, watch, method, url, headers, body, addresses)
+        started = time.perf_counter()
+        try:
+            answer = self._send(client, watch, method, url, headers, body, addresses)
+        except RemoteError as exc:
+            why = str(exc).partition(" -> ")[2] or type(exc).__name__
+            elapsed = (time.perf_counter() - started) * 1000
+            note_request(method, url, exc.status, outcome=why, elapsed_ms=elapsed)
+            raise
+        elapsed = (time.perf_counter() - started) * 1000
+        note_request(method, url, answer.status, elapsed_ms=elapsed)
+        return answer
+
+    def _send(
+        self,
+        client: httpx.Client,
+        watch: DeadlineWatch,
+        method: str,
+        url: httpx.URL,
+        headers: Mapping[str, str],
+        body: bytes | None,
+        addresses: Sequence[Address],
+    ) -> Answer:
+        """One request (see :meth:`send`), not noted."""
         failure: httpx.ConnectError | None = None
         for address in addresses:
             with self._mapped(method, url):

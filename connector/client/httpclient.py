@@ -45,6 +45,7 @@ from connector.client.limits import ResponseLimits, deadline, hold_to_deadlines,
 from connector.client.ratelimiter import Limiter
 from connector.client.request import Reply, RequestSpec
 from connector.client.retry import Backoff, RetryPolicy, parse_retry_after
+from connector.client.transcript import note_request, recording
 from connector.errors import AuthError, ConnectorError, RateLimitError, RemoteError
 
 __all__ = ["BODY_CUT", "IDEMPOTENT_METHODS", "RETRY_STATUSES", "HttpClient"]
@@ -144,17 +145,26 @@ class HttpClient:
         method = request.method.upper()
         may_repeat = retry_unsafe or method in IDEMPOTENT_METHODS
         attempts = self.retry.attempts
+        noting = recording()
         for attempt in range(1, attempts + 1):
             try:
                 with self._slot(limiter_key):
                     started = time.perf_counter()
-                    response = self._attempt(request, auth)
+                    # Noted here, not around the slot: a limiter's refusal sends nothing.
+                    try:
+                        response = self._attempt(request, auth)
+                    except ConnectorError as exc:
+                        if noting:
+                            self._note(request, _status(exc), _outcome(exc), attempt, started)
+                        raise
             except NoResponse as exc:
                 if attempt == attempts or not (may_repeat or not exc.sent):
                     raise
                 self._pause(method, request.path, exc.what, attempt, None)
                 continue
             elapsed_ms = (time.perf_counter() - started) * 1000
+            if noting:
+                self._note(request, response.status_code, None, attempt, started)
             if self.limiter is not None:
                 self.limiter.observe(limiter_key, response.headers)
             status = response.status_code
@@ -170,6 +180,14 @@ class HttpClient:
                 raise _status_error(request, response, retry_after)
             self._pause(method, request.path, str(status), attempt, retry_after)
         raise AssertionError("unreachable: the last attempt returns or raises")
+
+    def _note(self, request: RequestSpec, status: int | None, outcome: str | None,
+              attempt: int, started: float) -> None:
+        """Note one attempt in the open transcript (:mod:`connector.client.transcript`)."""
+        note_request(
+            request.method, request.wire_url(self._base), status, outcome=outcome,
+            attempt=attempt, elapsed_ms=(time.perf_counter() - started) * 1000,
+        )  # fmt: skip
 
     def _slot(self, key: str) -> AbstractContextManager[None]:
         """The limiter's slot for one attempt (nothing to hold without a limiter)."""
@@ -310,6 +328,17 @@ def _framing(headers: Mapping[str, str]) -> str | None:
         if name.lower() in _FRAMING:
             return name
     return None
+
+
+def _status(exc: ConnectorError) -> int | None:
+    return exc.status if isinstance(exc, RemoteError) else None
+
+
+def _outcome(exc: ConnectorError) -> str:
+    """Why an attempt got no usable answer, for its transcript note (the error's own words,
+    after the ``METHOD /path ->`` its message starts with)."""
+    text = str(exc)
+    return text.partition(" -> ")[2] or text or type(exc).__name__
 
 
 def _lower(headers: httpx.Headers) -> dict[str, str]:

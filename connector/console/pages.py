@@ -16,6 +16,7 @@ from typing import Any
 from urllib.parse import quote
 
 from connector.auth.redaction import redact
+from connector.client.transcript import KEPT_FIRST
 from connector.recipes.history import RunRecord, StepRecord
 from connector.service.deadletters import DeadLetter
 from connector.sync.audit import AuditEntry
@@ -171,7 +172,34 @@ def _step(step: StepRecord) -> str:
         f"{_error_block(step.error)}"
         f'<div class="io"><div><h4>Request sent (input)</h4><pre>{e(_pretty(step.input))}'
         f"</pre></div><div><h4>Answer (output){e(cut)}</h4><pre>{e(_pretty(step.output))}</pre>"
-        "</div></div></section>"
+        f"</div></div>{_http(step)}</section>"
+    )
+
+
+def _http(step: StepRecord) -> str:
+    """The step's HTTP requests: method, redacted URL, the status answered, per attempt."""
+    notes, total = step.http()
+    if not notes:
+        return ""
+    rows = []
+    for note in notes:
+        status = "" if note.status is None else str(note.status)
+        kind = "succeeded" if note.status is not None and note.status < 400 else "failed"
+        answer = " ".join(part for part in (status, note.outcome or "") if part)
+        rows.append(
+            f'<tr class="http"><td>{note.attempt}</td><td>{e(note.method)}</td>'
+            f'<td class="url">{e(redact(note.url))}</td>'
+            f'<td class="status {kind}">{e(answer or "no answer")}</td>'
+            f"<td>{note.elapsed_ms:.1f} ms</td></tr>"
+        )
+    dropped = total - len(notes)
+    if dropped > 0:
+        rows.insert(min(KEPT_FIRST, len(rows)), f'<tr class="http dropped"><td colspan="5">'
+                    f"… {dropped} more request{'s' if dropped != 1 else ''} not kept</td></tr>")
+    return (
+        f'<h4>HTTP requests ({total})</h4><table class="http"><thead><tr><th>Attempt</th>'
+        "<th>Method</th><th>URL</th><th>Status answered</th><th>Took</th></tr></thead>"
+        f"<tbody>{''.join(rows)}</tbody></table>"
     )
 
 

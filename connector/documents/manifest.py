@@ -27,9 +27,13 @@ from connector.documents.lazyschema import SchemaFile
 from connector.documents.schema import compile_validator, load_schema, raise_for_document
 from connector.errors import DocumentError, Problem
 from connector.hookspecs import (
+    SEARCH_INPUT,
+    SEARCH_RANGE,
     Action,
     App,
+    EventMatch,
     EventType,
+    Gone,
     Param,
     Polling,
     RateLimit,
@@ -258,6 +262,9 @@ class _Builder:
             dedupe=tuple(spec.get("dedupe", ())),
             enrich=spec.get("enrich"),
             source=str(self.doc.file),
+            match=EventMatch(tuple(match["types"]), tuple(match.get("has", ())))
+            if (match := spec.get("match"))
+            else None,
         )
 
 
@@ -292,6 +299,11 @@ def _polling(spec: Mapping[str, Any]) -> Polling:
         changed=spec.get("changed", "dateUpdated"),
         created=spec.get("created", "dateAdded"),
         reconcile=dict(spec.get("reconcile", {})),
+        search_input=dict(spec.get("search_input", SEARCH_INPUT)),
+        search_range=dict(spec.get("search_range", SEARCH_RANGE)),
+        gone=tuple(Gone(g["status"], g.get("says")) for g in spec["gone"])
+        if "gone" in spec
+        else (Gone(404),),
     )
 
 

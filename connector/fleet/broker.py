@@ -109,9 +109,12 @@ class WorkQueue:
             ) from None
 
     def close(self) -> None:
-        """Close the broker's connections."""
+        """Close the broker's connections (Dramatiq's Redis broker leaves its client open)."""
         try:
             self.broker.close()
+            client = getattr(self.broker, "client", None)
+            if client is not None:
+                client.close()
         except Exception as exc:  # noqa: BLE001  # closing a dead connection is not an error
             _log.debug("closing the broker: %r", exc)
 

@@ -2,10 +2,12 @@
 
 The feeder reads the inbox's unsettled events past its cursor (woken by the receiver's
 writer, and every ``poll`` seconds for the pollers' events), puts each into its contact lane
-(:mod:`connector.fleet.lanes`, in inbox order) and sends its id. At start its cursor is 0, so
-whatever a previous run left unsettled is sent again. Every few seconds its *sweeper* looks
-for events still unsettled ``sweep_after`` seconds after they arrived whose lane nobody holds
-(the message was lost, or the worker died before it took the lane) and sends them again; a
+(:mod:`connector.fleet.lanes`, in inbox order) and sends its id. Reading by id passes no
+event: the inbox's writers draw ids in commit order
+(:func:`~connector.service.inbox.order_inserts`). At start its cursor is 0, so whatever a
+previous run left unsettled is sent again. Every few seconds its *sweeper* looks for events
+still unsettled ``sweep_after`` seconds after they arrived whose lane nobody holds (the
+message was lost, or the worker died before it took the lane) and sends them again; a
 duplicate message is harmless, as the lane's holder skips settled events.
 
 One feeder runs per fleet: a ``serve`` process feeds while it holds the feeder lease in Redis

@@ -29,7 +29,7 @@ from connector.fleet.runner import LaneRunner
 from connector.service.inbox import Inbox
 from connector.service.listener import ServerThread, bind_socket, guarded_server, socket_url
 from connector.service.options import ServeOptions
-from connector.service.partnerhooks import ordering
+from connector.service.partnerhooks import hub_events, ordering
 from connector.service.process import build_work, catch_signals, load_folder
 from connector.service.workers import WorkerPool
 from connector.store import Store
@@ -67,7 +67,7 @@ def work(
             "threads": threads, "in_flight": runner.in_flight if runner else 0})
         try:
             pool = WorkerPool(inbox, _unset, options.pool, name=member.name,
-                              order=ordering(loaded[2]))
+                              order=ordering(loaded[2], hub_events(catalog)))
             options = _with_limiter(options, member)
             engines, _, deliverer = build_work(options, catalog, loaded[:2], store, pool)
             runner = LaneRunner(inbox, member.lanes, pool, member.name)

@@ -15,11 +15,13 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 from connector.activity import BUS, contact_fields
 from connector.auth.redaction import redact
+from connector.client.transcript import HttpNote
 from connector.errors import StoreError
 from connector.expressions.syntax import JSON
 from connector.store import Db, Row, Store, upsert
@@ -32,6 +34,8 @@ __all__ = [
     "StepRecord",
     "capped",
     "cut",
+    "exchanges_text",
+    "read_exchanges",
     "redacted_pair",
 ]
 
@@ -41,7 +45,7 @@ OUTPUT_CAP = 65_536
 _UPSERT_STEP = upsert(
     "run_steps",
     ("run_id", "step_id", "item", "position", "action", "status", "attempts", "input", "output",
-     "truncated", "error", "started_at", "duration_ms"),
+     "truncated", "error", "started_at", "duration_ms", "exchanges"),
     ("run_id", "step_id", "item"),
 )
 RUN_STATUSES = ("running", "succeeded", "failed", "skipped", "dead_letter")
@@ -67,9 +71,17 @@ class StepRecord:
     error: str | None
     started_at: float
     duration_ms: float
+    exchanges: str | None = None
+    """The step's HTTP requests as stored JSON text (:func:`exchanges_text`), or None."""
+
+    def http(self) -> tuple[list[HttpNote], int]:
+        """The step's kept requests, oldest first, and how many were sent in all."""
+        return read_exchanges(self.exchanges)
 
     def as_dict(self) -> dict[str, Any]:
-        """JSON-ready data; input and output parsed back when they were not cut."""
+        """JSON-ready data; input and output parsed back when they were not cut; ``http``:
+        the requests sent (method, redacted URL, status per attempt) and their total."""
+        notes, total = self.http()
         return {
             "step": self.step_id,
             "item": None if self.item < 0 else self.item,
@@ -82,6 +94,7 @@ class StepRecord:
             "error": self.error,
             "started_at": self.started_at,
             "duration_ms": round(self.duration_ms, 3),
+            "http": {"total": total, "requests": [note.as_dict() for note in notes]},
         }
 
 
@@ -143,6 +156,32 @@ def redacted_pair(first: JSON, second: JSON) -> tuple[str, str]:
     return head, tail
 
 
+def exchanges_text(notes: Sequence[HttpNote], total: int) -> str | None:
+    """A step's requests (a transcript's kept ``notes`` and its ``total``) as the JSON text stored
+    with it, ``{"total": n, "requests": [...]}``; None when nothing was sent. Bounded by the
+    transcript's bounds; URLs were redacted when noted and :meth:`History.write_step` redacts
+    the whole text again."""
+    if not total:
+        return None
+    data = {"total": total, "requests": [note.as_dict() for note in notes]}
+    return json.dumps(data, ensure_ascii=False)
+
+
+def read_exchanges(text: str | None) -> tuple[list[HttpNote], int]:
+    """The notes and total of stored :func:`exchanges_text` (nothing for None or bad text)."""
+    if not text:
+        return [], 0
+    try:
+        data = json.loads(text)
+    except ValueError:
+        return [], 0
+    if not isinstance(data, dict) or not isinstance(data.get("requests"), list):
+        return [], 0
+    notes = [n for n in (HttpNote.from_dict(item) for item in data["requests"]) if n is not None]
+    total = data.get("total")
+    return notes, max(total if isinstance(total, int) else 0, len(notes))
+
+
 def _parsed(text: str | None, truncated: bool) -> JSON:
     if text is None or truncated:
         return text
@@ -160,7 +199,7 @@ class History:
         self.store = store
 
     def __repr__(self) -> str:
-        return f"History({str(self.store.path)!r})"
+        return f"History({self.store.where!r})"
 
     def start(
         self, run_id: str, recipe: str, recipe_file: str | None, trigger: str, event: JSON
@@ -221,6 +260,7 @@ class History:
                 None if record.error is None else redact(record.error),
                 record.started_at,
                 record.duration_ms,
+                None if record.exchanges is None else redact(record.exchanges),
             ),
         )
         BUS.publish("step", run_id=run_id, step=record.step_id, item=record.item,
@@ -355,4 +395,5 @@ def _step(row: Row) -> StepRecord:
         error=row["error"],
         started_at=float(row["started_at"]),
         duration_ms=float(row["duration_ms"]),
+        exchanges=row["exchanges"],
     )

@@ -61,7 +61,7 @@ class Ledger:
         self.store = store
 
     def __repr__(self) -> str:
-        return f"Ledger({str(self.store.path)!r})"
+        return f"Ledger({self.store.where!r})"
 
     def done(self, run_id: str) -> dict[LedgerKey, JSON]:
         """Every output recorded for ``run_id``, by (step id, item).
@@ -77,7 +77,7 @@ class Ledger:
                 found[(row["step_id"], int(row["item"]))] = json.loads(row["output"])
             except json.JSONDecodeError as exc:
                 raise StoreError(
-                    f"{self.store.path}: run {run_id!r} step {row['step_id']!r}: the ledger "
+                    f"{self.store.where}: run {run_id!r} step {row['step_id']!r}: the ledger "
                     f"holds unreadable output ({exc.msg})"
                 ) from exc
         return found

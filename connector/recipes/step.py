@@ -11,18 +11,19 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from connector.auth.redaction import redact
 from connector.client.retry import RetryPolicy
+from connector.client.transcript import HttpNote
 from connector.documents.sample import sample
 from connector.errors import AuthError, ConnectorError, RateLimitError, RemoteError
 from connector.expressions.syntax import JSON, ExpressionError, json_type
 from connector.expressions.template import CompiledValue, Template, truthy
 from connector.hookspecs import Action
 from connector.recipes.footprints import LoopDetected
-from connector.recipes.history import History, StepRecord, cut, redacted_pair
+from connector.recipes.history import History, StepRecord, cut, exchanges_text, redacted_pair
 from connector.recipes.ledger import WHOLE, Ledger, LedgerKey, Redacted, repeat_safe
 from connector.recipes.recipe import ITEM, Step
 from connector.recipes.verify import find_effect, verifiable
@@ -41,6 +42,8 @@ class StepResult:
     :param items: a ``for_each`` step's per-item results.
     :param requests: in a dry run, the requests the step would send (token masked).
     :param replayed: the output came from the ledger of an earlier execution; nothing was sent.
+    :param http: the HTTP requests the call sent (bounded: :mod:`connector.client.transcript`),
+        each with its redacted URL and the status answered; ``http_total`` counts them all.
     """
 
     step_id: str
@@ -54,6 +57,8 @@ class StepResult:
     items: tuple[StepResult, ...] = ()
     requests: tuple[dict[str, Any], ...] = ()
     replayed: bool = False
+    http: tuple[HttpNote, ...] = ()
+    http_total: int = 0
 
     def all_requests(self) -> list[dict[str, Any]]:
         """The step's dry-run requests, its items' included, in order."""
@@ -77,6 +82,8 @@ class StepResult:
             out["items"] = [item.as_dict() for item in self.items]
         if self.requests:
             out["requests"] = list(self.requests)
+        if self.http_total:
+            out["http"] = {"total": self.http_total, "requests": [n.as_dict() for n in self.http]}
         return out
 
 
@@ -193,32 +200,44 @@ class StepRunner:
         if item >= 0 and (step.id, item) in self.done:
             output = self.done[(step.id, item)]
             return StepResult(step.id, action.id, "succeeded", output, replayed=True)
-        started, clock = time.time(), time.perf_counter()
+        started = time.time()
+        with runtime.transcribing() as transcript:
+            result = self._outcome(step, action, runtime, context, item)
+        if transcript.total:
+            result = replace(result, http=tuple(transcript.notes), http_total=transcript.total)
+        return self._record(step, action, position, item, result, started)
+
+    def _outcome(
+        self,
+        step: Step,
+        action: Action,
+        runtime: Runtime,
+        context: Mapping[str, Any],
+        item: int,
+    ) -> StepResult:
+        """How one call of ``step`` went (not yet recorded)."""
+        clock = time.perf_counter()
         data: JSON = None
         try:
             if step.if_ is not None and not truthy(_render(step, "if", step.if_, context)):
-                skipped = StepResult(step.id, action.id, "skipped")
-                return self._record(step, action, position, item, skipped, started)
+                return StepResult(step.id, action.id, "skipped")
             data = _render(step, "with", step.with_, context)
             if not isinstance(data, dict):
                 raise _Failed(f"{step.location}: with gave a {json_type(data)}", 0)
             _fill_location(action, runtime, data, context)
             earlier = self._settled_elsewhere(step, action, runtime, data, item)
             if earlier is not None:
-                found = StepResult(step.id, action.id, "succeeded", output=earlier, input=data)
-                return self._record(step, action, position, item, found, started)
+                return StepResult(step.id, action.id, "succeeded", output=earlier, input=data)
             output, attempts, requests = self._call(step, action, runtime, data, item)
         except _Failed as exc:
-            failed = StepResult(
+            return StepResult(
                 step.id, action.id, "failed", input=data, attempts=exc.attempts,
                 duration_ms=(time.perf_counter() - clock) * 1000, error=exc.message,
             )  # fmt: skip
-            return self._record(step, action, position, item, failed, started)
-        done = StepResult(
+        return StepResult(
             step.id, action.id, "succeeded", output=output, input=data, attempts=attempts,
             duration_ms=(time.perf_counter() - clock) * 1000, requests=requests,
         )  # fmt: skip
-        return self._record(step, action, position, item, done, started)
 
     def _settled_elsewhere(
         self, step: Step, action: Action, runtime: Runtime, data: Mapping[str, Any], item: int
@@ -336,6 +355,7 @@ class StepRunner:
             status=result.status, attempts=result.attempts, input=given, output=output,
             truncated=truncated, error=result.error, started_at=started,
             duration_ms=result.duration_ms,
+            exchanges=exchanges_text(result.http, result.http_total),
         )  # fmt: skip
         # Not flushed per step: WAL keeps it through a killed process, and the run's durable
         # finish (or the next durable commit) flushes it against power loss.

@@ -27,7 +27,7 @@ from datetime import UTC, datetime
 
 from connector.activity import BUS
 from connector.errors import StoreError
-from connector.service.inbox import NewEvent
+from connector.service.inbox import NewEvent, order_inserts
 from connector.store import Db, Store
 
 __all__ = [
@@ -177,6 +177,8 @@ class PollLedger:
             loud = [f for f in fresh if f.record_id not in quiet]
             skip = covered(db, loud) if covered is not None and emit and loud else ()
             stored: list[Found] = []
+            if emit and fresh:
+                order_inserts(self.store, db)  # before its events' ids are drawn
             for item in fresh:
                 if emit and item.record_id not in skip and item.record_id not in quiet:
                     e = item.event

@@ -109,7 +109,7 @@ class DeadLetters:
         self.ledger = Ledger(store)
 
     def __repr__(self) -> str:
-        return f"DeadLetters({str(self.store.path)!r})"
+        return f"DeadLetters({self.store.where!r})"
 
     # -- choosing ---------------------------------------------------------------------------
 

@@ -32,7 +32,7 @@ from connector.catalog import Catalog
 from connector.errors import ConnectorError, DocumentError, Location, Problem, RecipeError
 from connector.expressions.syntax import FilterSpec
 from connector.expressions.template import compile_value
-from connector.hookspecs import Trigger
+from connector.hookspecs import SyncEvents, Trigger
 from connector.recipes.checker import validate_file
 from connector.recipes.engine import Engine, RunResult
 from connector.recipes.footprints import Echo
@@ -40,6 +40,7 @@ from connector.recipes.history import History
 from connector.recipes.recipe import Recipe
 from connector.runtime import Runtime
 from connector.service.inbox import InboxEvent
+from connector.sync.mapping import read_field
 
 __all__ = [
     "FINISHED",
@@ -139,25 +140,20 @@ def run_id_for(webhook_id: str, route_key: str) -> str:
     return f"{webhook_id}:{route_key}"
 
 
-def contact_key(payload: Mapping[str, Any]) -> str | None:
-    """The contact an event is about, for ordering (None when it names none).
-
-    GHL's contact events carry the contact's ``id``; note, task and appointment events its
-    ``contactId`` (appointments inside ``appointment``). Keys are per location. A partner's
-    events are read by its manifest's envelope instead
-    (:func:`~connector.service.partnerhooks.contact_of`, through the pool's ``order``).
-    """
-    kind = str(payload.get("type") or "")
-    found: object = None
-    if kind.startswith("Contact"):
-        found = payload.get("id")
-    elif isinstance(payload.get("appointment"), Mapping):
-        found = payload["appointment"].get("contactId")
+def contact_key(payload: Mapping[str, Any], events: SyncEvents) -> str | None:
+    """The contact a hub event is about, for ordering (None when it names none), read by the
+    hub's ``sync_events``: the record's id (at ``id``) when its type reports contacts, else the
+    first of the ``contact`` fields present (dots walk into objects: GHL's appointment events
+    name it at ``appointment.contactId``). A partner's events are read by its manifest's
+    envelope instead (:func:`~connector.service.partnerhooks.contact_of`, through the pool's
+    ``order``)."""
+    kind = payload.get(events.type)
+    about = events.types.get(kind) if isinstance(kind, str) else None
+    found = payload.get(events.id) if about is not None and about.object == "contacts" else None
     if not found:
-        found = payload.get("contactId")
-    if not isinstance(found, str) or not found:
-        return None
-    return f"{payload.get('locationId') or ''}/{found}"
+        found = next((v for name in events.contact if (v := read_field(payload, name))), None)
+    return found if isinstance(found, str) and found else None
+
 
 
 def event_payload(event: InboxEvent) -> dict[str, Any] | str:

@@ -26,24 +26,30 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from connector.auth.redaction import redact
 from connector.errors import StoreError
+from connector.hookspecs import EventMatch
 from connector.store import Db, Row, Store
+
+if TYPE_CHECKING:
+    from connector.catalog import Catalog
 
 __all__ = [
     "DEFAULT_LEASE",
     "GHL_PREFIX",
+    "INSERT_LOCK",
+    "EventTypes",
     "Inbox",
     "InboxEvent",
     "InboxWriter",
     "NewEvent",
     "Status",
-    "ghl_event_type",
     "ghl_key",
+    "order_inserts",
 ]
 
 Status = Literal["pending", "processing", "done", "dead"]
@@ -53,21 +59,47 @@ _log = logging.getLogger(__name__)
 
 
 GHL_PREFIX = "ghl:"
-PROVIDER_MESSAGE_EVENT = "ProviderOutboundMessage"
-_PROVIDER_MESSAGE_TYPES = frozenset({"SMS", "Email"})
 
 
-def ghl_event_type(payload: dict[str, Any]) -> str | None:
-    """The event type a GHL body is stored (and routed) under: its ``type``, except for
-    ProviderOutboundMessage, whose ``type`` is the message's (``SMS``, ``Email``): a body with
-    such a ``type`` and a ``messageId`` is that event. No other GHL event has those types (its
-    message events say ``InboundMessage``/``OutboundMessage`` and carry ``messageType``)."""
-    kind = payload.get("type")
-    if not isinstance(kind, str):
-        return None
-    if kind in _PROVIDER_MESSAGE_TYPES and isinstance(payload.get("messageId"), str):
-        return PROVIDER_MESSAGE_EVENT
-    return kind
+@dataclass(frozen=True, slots=True)
+class EventTypes:
+    """What type a hub webhook body is stored (and routed) under: the string at ``key``, unless
+    the body fits the ``match`` of one of the hub's webhook triggers (manifest data: GHL's
+    ProviderOutboundMessage arrives typed ``SMS`` or ``Email`` with a ``messageId``), which
+    makes it that trigger's event. Without matches (the default) every body keeps its type.
+
+    :param matches: (event, how its bodies are known), in catalog order; the first fitting wins.
+    :param key: where a body holds its type (the hub's ``sync_events.type``, else ``type``).
+    """
+
+    matches: tuple[tuple[str, EventMatch], ...] = ()
+    key: str = "type"
+
+    @classmethod
+    def of_catalog(cls, catalog: Catalog) -> EventTypes:
+        """The hub's: its webhook triggers' ``match`` data (none without a hub)."""
+        hub = catalog.apps.get(catalog.hub) if catalog.hub else None
+        if hub is None:
+            return cls()
+        matches = tuple(
+            (t.event, t.match)
+            for t in catalog.triggers.values()
+            if t.app == hub.id and t.kind == "webhook" and t.event and t.match
+        )
+        return cls(matches, hub.sync_events.type if hub.sync_events else "type")
+
+    def of(self, payload: Mapping[str, Any]) -> str | None:
+        """The stored type of a parsed body (None when it has no string type)."""
+        kind = payload.get(self.key)
+        if not isinstance(kind, str):
+            return None
+        for event, match in self.matches:
+            if kind in match.types and all(isinstance(payload.get(f), str) for f in match.has):
+                return event
+        return kind
+
+
+_PLAIN = EventTypes()
 
 
 def ghl_key(webhook_id: str) -> str:
@@ -102,10 +134,11 @@ class NewEvent:
         return f"NewEvent({self.webhook_id!r}, type={self.type!r}, bytes={len(self.body)})"
 
     @classmethod
-    def from_payload(cls, body: bytes, payload: dict[str, Any], received_at: float) -> NewEvent:
+    def from_payload(cls, body: bytes, payload: dict[str, Any], received_at: float,
+                     types: EventTypes | None = None) -> NewEvent:
         """Build from a parsed GHL body: the key is :func:`ghl_key` of its ``webhookId``, or
         without a string one the body's SHA-256 (``sha256:<hex>``), so a redelivery of the same
-        bytes is still stored once."""
+        bytes is still stored once; its type is read by ``types`` (default: its ``type``)."""
         given = payload.get("webhookId")
         if isinstance(given, str) and given:
             key = ghl_key(given)
@@ -114,7 +147,7 @@ class NewEvent:
         location = payload.get("locationId")
         return cls(
             key,
-            ghl_event_type(payload),
+            (types or _PLAIN).of(payload),
             location if isinstance(location, str) else None,
             body,
             received_at,
@@ -166,6 +199,24 @@ _COLUMNS = (
 )
 
 
+INSERT_LOCK = 1734896745  # "ghli": the advisory lock class of the inbox's writers on PostgreSQL
+
+
+def order_inserts(store: Store, db: Db) -> None:
+    """Make ``db``'s inbox ids follow commit order: call it in the transaction, before its
+    first ``INSERT INTO inbox``.
+
+    On PostgreSQL an id is drawn at insert, not at commit, so two writers' events (two
+    ``serve`` processes, a poller beside the receiver) could commit in the other order than
+    their ids, and a reader of new ids (the fleet's feeder) would pass the lower one. Here each
+    writer takes a transaction-scoped advisory lock (one per schema) before drawing its ids and
+    keeps it until its commit: the next writer's ids are drawn after that commit, so whoever
+    sees an id sees every lower one. SQLite needs nothing (its writers already take turns).
+    """
+    if store.dialect == "postgresql":
+        db.execute(f"SELECT pg_advisory_xact_lock({INSERT_LOCK}, hashtext(current_schema()))")
+
+
 class Inbox:
     """The ``inbox`` table of a :class:`~connector.store.Store`. Thread-safe, like the store.
 
@@ -185,15 +236,22 @@ class Inbox:
     def add_many(self, events: Sequence[NewEvent]) -> list[bool]:
         """Store events in one transaction; for each, whether it was new (not a duplicate)."""
         with self.store.transaction() as db:
-            return [
-                not (e.legacy_id is not None and _stored_as(db, e.legacy_id))
-                and db.execute(
-                    _INSERT,
-                    (e.webhook_id, e.type, e.location_id, e.received_at, e.body, e.received_at),
-                ).rowcount
-                == 1
-                for e in events
-            ]
+            return self.insert(db, events)
+
+    def insert(self, db: Db, events: Sequence[NewEvent]) -> list[bool]:
+        """Store events inside the caller's transaction ``db`` (of this inbox's store); for
+        each, whether it was new. Visible to others once that transaction commits; on
+        PostgreSQL, other writers of the inbox wait for that commit (:func:`order_inserts`)."""
+        order_inserts(self.store, db)
+        return [
+            not (e.legacy_id is not None and _stored_as(db, e.legacy_id))
+            and db.execute(
+                _INSERT,
+                (e.webhook_id, e.type, e.location_id, e.received_at, e.body, e.received_at),
+            ).rowcount
+            == 1
+            for e in events
+        ]
 
     def claim(
         self, limit: int, worker: str, *, lease: float = DEFAULT_LEASE, now: float | None = None
@@ -424,7 +482,7 @@ class InboxWriter:
     def submit(self, event: NewEvent, done: _Done) -> None:
         """Queue an event; ``done`` is called from the writer thread with its :data:`Outcome`."""
         if self._closed or not self.alive:
-            done(StoreError(f"{self.inbox.store.path}: the inbox writer is not running"))
+            done(StoreError(f"{self.inbox.store.where}: the inbox writer is not running"))
             return
         self._queue.put((event, done))
 
@@ -468,7 +526,7 @@ class InboxWriter:
             self.healthy = False
         except Exception as exc:  # noqa: BLE001  # thread top level: the writer must not die
             _log.exception("inbox: writing %d events failed", len(batch))
-            failure = StoreError(f"{self.inbox.store.path}: cannot store events: {exc!r}")
+            failure = StoreError(f"{self.inbox.store.where}: cannot store events: {exc!r}")
             outcomes = [failure] * len(batch)
             self.healthy = False
         # One wake-up per event loop per batch, not one per event.

@@ -22,7 +22,8 @@ from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from connector.hookspecs import App, Webhooks
+from connector.catalog import Catalog
+from connector.hookspecs import App, SyncEvents, Webhooks
 from connector.service.dispatcher import contact_key, event_payload
 from connector.service.inbox import InboxEvent, NewEvent
 from connector.service.signatures import PublicKeys, verify
@@ -33,6 +34,7 @@ __all__ = [
     "contact_of",
     "ghl_check",
     "hmac_check",
+    "hub_events",
     "ordering",
     "partner_of",
     "webhook_secret_env",
@@ -130,9 +132,18 @@ def contact_of(webhooks: Webhooks, payload: Mapping[str, Any]) -> str | None:
     return found if isinstance(found, str) and found else None
 
 
-def ordering(hooks: Mapping[str, PartnerHook]) -> Callable[[InboxEvent], str | None]:
+def hub_events(catalog: Catalog) -> SyncEvents | None:
+    """The hub's ``sync_events`` (what :func:`ordering` reads its events by), or None."""
+    return catalog.hub_app().sync_events if catalog.hub else None
+
+
+def ordering(
+    hooks: Mapping[str, PartnerHook], hub: SyncEvents | None = None
+) -> Callable[[InboxEvent], str | None]:
     """The worker pool's ordering key: the contact an event is about, read by the envelope of
-    the partner whose receiver stored it (:func:`contact_of`), else as GHL's events name it."""
+    the partner whose receiver stored it (:func:`contact_of`), else by the hub's
+    ``sync_events`` (:func:`~connector.service.dispatcher.contact_key`; keyed per location);
+    without ``hub`` such events are not ordered."""
 
     def key(event: InboxEvent) -> str | None:
         payload = event_payload(event)
@@ -140,7 +151,8 @@ def ordering(hooks: Mapping[str, PartnerHook]) -> Callable[[InboxEvent], str | N
             return None
         app = partner_of(event.webhook_id, hooks)
         if app is None:
-            return contact_key(payload)
+            found = contact_key(payload, hub) if hub is not None else None
+            return f"{event.location_id or ''}/{found}" if found else None
         found = contact_of(hooks[app].webhooks, payload)
         return f"{app}/{found}" if found else None
 

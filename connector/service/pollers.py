@@ -39,7 +39,7 @@ from typing import Any, Literal
 
 from connector.client.retry import RetryPolicy
 from connector.errors import ConnectorError, RemoteError
-from connector.hookspecs import Action, Polling, Trigger
+from connector.hookspecs import Action, Gone, Polling, Trigger
 from connector.runtime import Runtime
 from connector.service.cursor import POLL_PREFIX, Found, PollLedger, to_ms, webhook_times
 from connector.service.inbox import NewEvent
@@ -131,6 +131,7 @@ class Poller:
         self.polling: Polling = _polling(trigger, app.polling if app else None)
         self.mode, self.field = _mode(trigger, self.polling)
         self.ledger = PollLedger(store, trigger.id, self.location_id)
+        self._paging = _paging_fields(runtime.catalog.actions.get(self.polling.search))
         self.child: Action | None = None
         if self.mode == "children":
             self.child = runtime.catalog.action(str(trigger.action))
@@ -268,14 +269,18 @@ class Poller:
         self, lower: int | None, upper: int | None, *, newest: bool = False
     ) -> Iterator[tuple[int, dict[str, Any]]]:
         """Contacts with the cursor field in [lower, upper], oldest first (newest: one, last)."""
-        bounds = {k: _iso(v) for k, v in (("gte", lower), ("lte", upper)) if v is not None}
-        body: dict[str, Any] = {
-            "locationId": self.location_id,
-            "pageLimit": 1 if newest else self.settings.page_size,
-            "sort": [{"field": self.field, "direction": "desc" if newest else "asc"}],
+        polling = self.polling
+        values: dict[str, object] = {
+            "$location": self.location_id,
+            "$limit": 1 if newest else self.settings.page_size,
+            "$field": self.field,
+            "$direction": "desc" if newest else "asc",
         }
-        if bounds:
-            body["filters"] = [{"field": self.field, "operator": "range", "value": bounds}]
+        body = _filled(polling.search_input, values)
+        if lower is not None or upper is not None:
+            bounds = {"$from": None if lower is None else _iso(lower),
+                      "$to": None if upper is None else _iso(upper)}
+            body.update(_filled(polling.search_range, {**values, **bounds}))
         most = 1 if newest else self.settings.page_size * self.settings.max_pages
         for record in self.runtime.iterate(self.polling.search, body, max_items=most):
             position = to_ms(record.get(self.field)) if isinstance(record, dict) else None
@@ -293,7 +298,7 @@ class Poller:
         version = _version(record, self.trigger.dedupe[1:])
         key = f"{POLL_PREFIX}{self.trigger.id}:{record_id}" + (f":{version}" if version else "")
         location = record.get("locationId")
-        body = {k: v for k, v in record.items() if k != "searchAfter"}
+        body = {k: v for k, v in record.items() if k not in self._paging}
         event = self._event(key, self.trigger.id, body, location)
         return Found(record_id, version, position, event)
 
@@ -303,8 +308,8 @@ class Poller:
         try:
             data = self.runtime.call(self.child.id, {self.polling.contact_input: contact["id"]})
         except RemoteError as exc:
-            # Deleted since the search (GHL: 400 "Contact not found"): nothing left to list.
-            if exc.status == 404 or (exc.status == 400 and "not found" in (exc.body or "").lower()):
+            # Deleted since the search (the app's `polling.gone`): nothing left to list.
+            if _gone(exc, self.polling.gone):
                 _log.info("poller %s: contact %s is gone: %s", self.trigger.id, contact["id"], exc)
                 return []
             raise
@@ -399,6 +404,40 @@ def _mode(trigger: Trigger, polling: Polling) -> tuple[Mode, str]:
         f"poller: trigger {trigger.id!r} {_what(trigger)}, which cannot be polled [pollable:"
         f" {polling.search} records, per-contact lists, webhooks {sorted(polling.reconcile)}]"
     )
+
+
+def _filled(template: Mapping[str, Any], values: Mapping[str, object]) -> dict[str, Any]:
+    """``template`` with each whole-string ``$name`` of ``values`` replaced; a key whose value
+    is ``None`` (an unset bound) is left out."""
+
+    def fill(node: object) -> object:
+        if isinstance(node, str):
+            return values.get(node, node)
+        if isinstance(node, list):
+            return [fill(item) for item in node]
+        if isinstance(node, Mapping):
+            filled = {key: fill(value) for key, value in node.items()}
+            return {key: value for key, value in filled.items() if value is not None}
+        return node
+
+    filled = fill(template)
+    assert isinstance(filled, dict)
+    return filled
+
+
+def _paging_fields(search: Action | None) -> frozenset[str]:
+    """The record fields the search's paging reads (``$last.searchAfter``): paging state, not
+    record data, so they are left out of the events."""
+    follow = (search.pagination or {}).get("next", {}) if search else {}
+    return frozenset(v.removeprefix("$last.") for v in follow.values()
+                     if isinstance(v, str) and v.startswith("$last."))
+
+
+def _gone(exc: RemoteError, answers: Sequence[Gone]) -> bool:
+    """Whether a listing's error is one of the answers meaning its contact was deleted."""
+    body = (exc.body or "").lower()
+    return any(exc.status == g.status and (g.says is None or g.says.lower() in body)
+               for g in answers)
 
 
 def _what(trigger: Trigger) -> str:

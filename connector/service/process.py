@@ -78,10 +78,10 @@ from connector.service.dispatcher import (
     event_payload,
     load_routes,
 )
-from connector.service.inbox import Inbox, InboxEvent, InboxWriter, NewEvent
+from connector.service.inbox import EventTypes, Inbox, InboxEvent, InboxWriter, NewEvent
 from connector.service.listener import ServerThread, bind_socket, guarded_server, socket_url
 from connector.service.options import ServeOptions
-from connector.service.partnerhooks import PartnerHook, ordering
+from connector.service.partnerhooks import PartnerHook, hub_events, ordering
 from connector.service.receiver import WEBHOOK_PATH, ReceiverApp, Settings, open_store
 from connector.service.summary import summary
 from connector.service.workers import WorkerPool, recover
@@ -340,7 +340,7 @@ def _run(options: ServeOptions, catalog: Catalog, loaded: tuple[list[Route], lis
     routes, sync_routes = loaded
     inbox = Inbox(work_store)
     pool = WorkerPool(inbox, _unset, options.pool, name=f"serve-{os.getpid()}",
-                      order=ordering(hooks))
+                      order=ordering(hooks, hub_events(catalog)))
     fleet = None
     limits = None
     if options.fleet is not None and not options.fleet.broker:  # only the limits are shared
@@ -382,7 +382,8 @@ def _run(options: ServeOptions, catalog: Catalog, loaded: tuple[list[Route], lis
             report["workers"] = 0
         return healthy, report
 
-    settings = Settings(options.keys, max_age=options.max_age)
+    settings = Settings(options.keys, max_age=options.max_age,
+                        events=EventTypes.of_catalog(catalog))
     receiver = ReceiverApp(writer, settings, partners=hooks, health=health)
     console, metrics = service_console(
         work_store, options.host, routes=lambda: dispatcher.routes, catalog=catalog,

@@ -54,7 +54,7 @@ from connector.activity import BUS, contact_fields
 from connector.auth.redaction import install_redaction
 from connector.documents.payload import load_json
 from connector.errors import ConnectorError, DocumentError, StoreError
-from connector.service.inbox import Inbox, InboxWriter, NewEvent
+from connector.service.inbox import EventTypes, Inbox, InboxWriter, NewEvent
 from connector.service.listener import (
     Limits,
     ServerThread,
@@ -112,11 +112,15 @@ class Settings:
     :param max_body: the largest body accepted, in bytes.
     :param max_age: how far (seconds) a body's ``timestamp`` may be from now; 0 turns the
         check off. A body without ``timestamp`` is accepted.
+    :param events: what type a GHL body is stored under: ``EventTypes.of_catalog(catalog)``
+        reads the hub's trigger data (ProviderOutboundMessage's ``match``); the default keeps
+        every body's ``type``.
     """
 
     keys: PublicKeys = field(default_factory=default_keys)
     max_body: int = DEFAULT_MAX_BODY
     max_age: float = DEFAULT_MAX_AGE
+    events: EventTypes = field(default_factory=EventTypes)
 
     def __post_init__(self) -> None:
         if self.max_body < 1 or not self.max_age >= 0:
@@ -237,7 +241,7 @@ class ReceiverApp:
         about = contact_fields(payload)
         if hook is not None:
             return hook.event(body, payload, received_at), about
-        return NewEvent.from_payload(body, payload, received_at), about
+        return NewEvent.from_payload(body, payload, received_at, settings.events), about
 
 
 def _code(rejected: _Rejected) -> str:
@@ -440,12 +444,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     install_redaction()
+    from connector.catalog import build_catalog  # the hub's event data; not needed for --help
+
     try:
         settings = Settings(load_keys(args.public_key) if args.public_key else default_keys(),
-                            args.max_body, args.max_age)
+                            args.max_body, args.max_age,
+                            EventTypes.of_catalog(build_catalog()))
     except ValueError as exc:
         parser.error(str(exc))
-    except StoreError as exc:
+    except ConnectorError as exc:  # the keys' files, or the catalog's plugins and manifest
         print(f"error: {exc}", file=sys.stderr)
         return 1
     try:

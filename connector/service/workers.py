@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 
 from connector.client.retry import jittered
 from connector.errors import ConnectorError, StoreError
-from connector.service.dispatcher import Outcome, contact_key, event_payload
+from connector.service.dispatcher import Outcome
 from connector.service.inbox import Inbox, InboxEvent
 
 __all__ = ["HandedBack", "PoolSettings", "WorkerPool", "recover"]
@@ -97,8 +97,9 @@ class WorkerPool:
     :param handle: runs one event (the dispatcher's ``process``).
     :param settings: sizes and timings.
     :param name: the claimer name recorded in the inbox.
-    :param order: the key whose events run in order on one lane (default: the contact a GHL
-        event names); None: the event runs on its own.
+    :param order: the key whose events run in order on one lane (``serve`` passes
+        :func:`~connector.service.partnerhooks.ordering`: the contact an event is about); None,
+        and by default: the event runs on its own.
     """
 
     def __init__(
@@ -111,7 +112,7 @@ class WorkerPool:
         order: Callable[[InboxEvent], str | None] | None = None,
     ) -> None:
         self.inbox = inbox
-        self.order = order or _contact_of
+        self.order = order or _alone
         self.handle = handle
         self.settings = settings or PoolSettings()
         self.name = name
@@ -309,8 +310,6 @@ class WorkerPool:
         return "unsettled"
 
 
-def _contact_of(event: InboxEvent) -> str | None:
-    """The contact a GHL event is about (events with the same key run in order on one lane)."""
-    payload = event_payload(event)
-    return contact_key(payload) if isinstance(payload, dict) else None
-
+def _alone(event: InboxEvent) -> str | None:
+    """No ordering key: every event runs on its own lane."""
+    return None

@@ -76,6 +76,7 @@ Table(
         "status IN ('pending', 'processing', 'done', 'dead')", name="inbox_status"
     ),
     Index("inbox_ready", "status", "available_at", "id"),
+    Index("inbox_by_type", "type", "id"),
 )
 
 # Recipe runs and their steps (connector/recipes/history.py), the step ledger and the intents
@@ -114,6 +115,7 @@ Table(
     Column("error", Text),
     Column("started_at", Double, nullable=False),
     Column("duration_ms", Double, nullable=False),
+    Column("exchanges", Text),  # the step's HTTP requests, JSON (recipes/history.py)
     PrimaryKeyConstraint("run_id", "step_id", "item"),
 )
 Table(
@@ -272,4 +274,29 @@ Table(
     Column("holder", Text, nullable=False),
     Column("expires", Double, nullable=False),
     Column("taken_at", Double, nullable=False),
+)
+
+# The HTTP action API's keys, SHA-256 digests only (connector/api/apikeys.py), and the answers
+# kept for Idempotency-Key replays (connector/api/idempotency.py).
+Table(
+    "api_keys", metadata,
+    Column("id", Text, primary_key=True),
+    Column("name", Text, nullable=False),
+    Column("digest", Text, nullable=False),
+    Column("actions", Text, nullable=False),
+    Column("read_only", BigInteger, nullable=False),
+    Column("created_at", Double, nullable=False),
+    Column("revoked_at", Double),
+    UniqueConstraint("name"),
+)
+Table(
+    "api_idempotency", metadata,
+    Column("api_key", Text, nullable=False),
+    Column("key", Text, nullable=False),
+    Column("request", Text, nullable=False),
+    Column("status", BigInteger),
+    Column("body", LargeBinary),
+    Column("created_at", Double, nullable=False),
+    PrimaryKeyConstraint("api_key", "key"),
+    Index("api_idempotency_by_age", "created_at"),
 )

@@ -17,7 +17,7 @@ from typing import Any
 
 from connector.hookspecs import SyncEvents, Webhooks
 from connector.sync.engine import Change
-from connector.sync.mapping import record_time
+from connector.sync.mapping import read_field, record_time
 
 __all__ = ["change_from_hub", "change_from_partner"]
 
@@ -64,8 +64,9 @@ def change_from_partner(payload: Mapping[str, Any], webhooks: Webhooks) -> Chang
 
 
 def _first(data: Mapping[str, Any], keys: tuple[str, ...]) -> Any:
-    """The value of the first of ``keys`` that ``data`` holds (not empty), or None."""
-    return next((data[k] for k in keys if data.get(k)), None)
+    """The value of the first of ``keys`` that ``data`` holds (not empty; dots walk into
+    objects), or None."""
+    return next((value for k in keys if (value := read_field(data, k))), None)
 
 
 def _text(value: object) -> str | None:

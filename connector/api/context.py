@@ -1,0 +1,125 @@
+"""What the HTTP API's routes share: :class:`Api` (the catalog, the state file and what lives
+in it, the connections' runtimes), the API-key check and the bounded body read."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from connector.api.answers import encode, error, json_answer
+from connector.api.apikeys import ApiKey, ApiKeys
+from connector.api.idempotency import Idempotency
+from connector.api.runtimes import Runtimes
+from connector.catalog import Catalog
+from connector.documents.payload import MAX_BYTES
+from connector.store import Store
+
+__all__ = ["API_KEY_HEADER", "Api", "authorize", "ok", "permit", "presented_key", "read_body"]
+
+API_KEY_HEADER = "X-API-Key"
+_PLACEHOLDER = "http://ghl-connector.invalid/server-url"
+WORKERS = 40
+"""Threads that run requests (the runtime's I/O is synchronous): calls in flight at once."""
+T = TypeVar("T")
+
+
+@dataclass
+class Api:
+    """What the API's routes share: the catalog, the state file and what lives in it, and
+    the runtimes of the connections."""
+
+    catalog: Catalog
+    store: Store
+    runtimes: Runtimes
+    keys: ApiKeys = field(init=False)
+    idempotency: Idempotency = field(init=False)
+    _document: bytes | None = field(default=None, init=False, repr=False)
+    _pool: ThreadPoolExecutor = field(init=False, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.keys = ApiKeys(self.store)
+        self.idempotency = Idempotency(self.store)
+        self._pool = ThreadPoolExecutor(WORKERS, thread_name_prefix="api")
+
+    async def run(self, work: Callable[..., T], *args: Any) -> T:  # noqa: ANN401
+        """``work(*args)`` in one of the API's threads (a plain executor: the lightest hop)."""
+        return await asyncio.get_running_loop().run_in_executor(self._pool, work, *args)
+
+    def openapi(self, server_url: str) -> bytes:
+        """The OpenAPI 3.1 document of this API at ``server_url``: built and encoded once,
+        the server's URL put in per request (so no Host header makes it build again)."""
+        with self._lock:
+            found = self._document
+        if found is None:
+            from connector.api.openapi import document
+
+            found = encode(document(self.catalog, server_url=_PLACEHOLDER))
+            with self._lock:
+                self._document = found
+        return found.replace(encode(_PLACEHOLDER), encode(server_url), 1)
+
+    def close(self) -> None:
+        """Stop the threads and close the runtimes' clients (the store is the caller's)."""
+        self._pool.shutdown(wait=True, cancel_futures=True)
+        self.runtimes.close()
+
+
+def presented_key(request: Request) -> str | None:
+    """The API key a request carries, if any."""
+    key = request.headers.get(API_KEY_HEADER)
+    if key:
+        return key
+    scheme, _, value = request.headers.get("authorization", "").partition(" ")
+    return value.strip() if scheme.lower() == "bearer" else None
+
+
+def authorize(api: Api, presented: str | None) -> ApiKey | Response:
+    """The live key ``presented`` is, or the 401 answer."""
+    key = api.keys.check(presented)
+    if key is None:
+        return error(
+            401,
+            "a valid API key is required [send it as 'X-API-Key: KEY' or 'Authorization:"
+            " Bearer KEY'; create one with 'ghl-connector api keys create NAME']",
+            headers={"WWW-Authenticate": 'Bearer realm="ghl-connector"'},
+        )
+    return key
+
+
+def permit(key: ApiKey, item_id: str | None, *, write: bool = False) -> Response | None:
+    """The 403 answer when ``item_id`` (an action or trigger id) is outside the key's globs,
+    or ``write`` with a read-only key; None when the key may."""
+    if item_id is not None and not key.allows(item_id):
+        return error(403, f"API key {key.name!r} may not use {item_id!r} (its actions: "
+                          f"{', '.join(key.actions)})")  # fmt: skip
+    if write and key.read_only:
+        return error(403, f"API key {key.name!r} is read-only; {item_id or 'this'} writes")
+    return None
+
+
+async def read_body(request: Request, limit: int = MAX_BYTES) -> bytes | Response:
+    """The request body, or a 413 answer past ``limit`` bytes."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        return error(413, f"request body larger than {limit} bytes")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            return error(413, f"request body larger than {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def ok(value: Any) -> Response:  # noqa: ANN401  # any JSON
+    """A 200 JSON answer."""
+    return json_answer(value)
