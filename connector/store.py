@@ -120,13 +120,22 @@ def _sqlite_path(url: str) -> Path | None:
     return None
 
 
+def _cause(exc: BaseException) -> str:
+    """An error's message on one line: the driver's own (SQLAlchemy wraps it with the class
+    name and a help link), else the error's."""
+    orig = getattr(exc, "orig", None)
+    text = str(orig if isinstance(orig, BaseException) else exc)
+    text = text.split("(Background on this error at:")[0]
+    return " ".join(text.split()) or type(exc).__name__
+
+
 @contextmanager
 def _mapped(where: object, doing: str, errors: tuple[type[BaseException], ...]) -> Iterator[None]:
     """Translate driver and OS errors into a one-line :class:`StoreError`."""
     try:
         yield
     except errors as exc:
-        text = " ".join(str(exc).split()) or type(exc).__name__
+        text = _cause(exc)
         raise StoreError(f"{where}: cannot {doing}: {text}") from exc
     except OSError as exc:
         raise StoreError(f"{where}: cannot {doing}: {exc.strerror or exc}") from exc
@@ -220,9 +229,15 @@ class Store:
         from connector.storage.upgrade import upgrade_postgres
 
         scheme, _, rest = self.url.partition("://")
-        engine = create_engine(
-            f"postgresql+psycopg://{rest}", pool_pre_ping=True, pool_size=2, max_overflow=8
-        )
+        try:
+            engine = create_engine(
+                f"postgresql+psycopg://{rest}", pool_pre_ping=True, pool_size=2, max_overflow=8
+            )
+        except (ValueError, TypeError) as exc:  # sqlalchemy's ArgumentError is a ValueError
+            raise StoreError(
+                f"{self.where}: not a valid PostgreSQL URL ({_cause(exc)}) [hint:"
+                " postgresql://user@host:5432/database]"
+            ) from None
         try:
             with self._mapped("open the database"):
                 upgrade_postgres(engine, self.where)

@@ -308,3 +308,58 @@ def test_console_answers_any_query_without_a_server_error(lone_console: Any, tex
         assert run.status_code in (200, 404)
         posted = client.post(base + "/deadletters", data={"csrf": text, "id": text})
         assert posted.status_code == 403
+
+
+def test_loopback_console_refuses_a_foreign_host_header(lone_console: Any) -> None:
+    """DNS rebinding: a page of evil.example whose name now resolves to 127.0.0.1 reaches the
+    loopback console as a same-origin site, Host ``evil.example``. Without a login, only
+    requests naming this machine (127.0.0.1, ``localhost``, ``[::1]``) are answered: pages,
+    stream, /metrics and POSTs for a foreign Host are refused, so no contact data is read and no
+    CSRF token is handed to that page."""
+    base = lone_console.url.rstrip("/")
+    port = base.split(":")[2].split("/")[0]
+    with httpx.Client(timeout=10) as client:
+        for host in (f"evil.example:{port}", "evil.example", f"127.0.0.1.evil.example:{port}",
+                     f"localhost.evil.example:{port}"):
+            for path in ("/", "/syncs?q=a", "/deadletters", "/events", "/login"):
+                answer = client.get(base + path, headers={"host": host})
+                assert answer.status_code == 403, (host, path, answer.status_code)
+                assert 'name="csrf"' not in answer.text
+            metrics = client.get(base.removesuffix("/console") + "/metrics",
+                                 headers={"host": host})
+            assert metrics.status_code == 403
+            posted = client.post(base + "/deadletters", headers={"host": host},
+                                 data={"csrf": "x", "action": "discard"})
+            assert posted.status_code == 403
+        for host in (f"127.0.0.1:{port}", f"localhost:{port}", "LOCALHOST", f"[::1]:{port}"):
+            assert client.get(base + "/runs", headers={"host": host}).status_code == 200, host
+
+
+@pytest.mark.slow
+def test_demo_keep_console_shows_the_demos_rate_limits() -> None:
+    """`demo --keep`: the console's "Connections and limits" shows the headroom of the calls
+    the demo made (GHL's location and the partner's), not "No call made yet"."""
+    import os
+
+    with subprocess.Popen(
+        [sys.executable, "-m", "connector", "demo", "--partner", "superphone",
+         "--seed-contacts", "6", "--keep"],
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    ) as demo:
+        try:
+            assert demo.stdout is not None
+            url = ""
+            for line in iter(demo.stdout.readline, ""):
+                found = re.search(r"console +(http://\S+)", line)
+                url = found.group(1) if found else url
+                if line.startswith("still serving"):
+                    break
+            assert url, "the demo printed no console URL"
+            page = httpx.get(url + "connections", timeout=10).text
+        finally:
+            demo.terminate()
+            demo.wait(20)
+    assert "No call made yet" not in page
+    assert re.search(r"<tr><td>ghl</td><td>[A-Za-z0-9]+</td><td>\d+ of \d+</td>", page), page
+    assert "<tr><td>superphone</td>" in page

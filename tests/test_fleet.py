@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import random
+import re
 import threading
 import time
 from collections import Counter
@@ -247,3 +248,23 @@ def test_two_embedded_services_share_one_locations_limit(ghl: SandboxServer,
     seen = ghl.location_stats()
     assert ghl.writes(NOTES) == 2 * each
     assert seen["throttled"] == 0 and seen["max_window"] <= requests, seen
+
+
+def test_serves_console_shows_the_fleets_rate_limit_headroom(ghl: SandboxServer,
+                                                             tmp_path: Path) -> None:
+    """`serve --broker` makes no GHL call itself; its console's rate-limit headroom is the
+    fleet's (docs/scale-out.md "Operations"), read from the limiter shared in Redis: the
+    location the workers called is listed with the requests they made today."""
+    need(6379)
+    contacts = create_contacts(ghl, 2)
+    with Fleet(ghl, tmp_path, REDIS_URL, workers=1, recipes={"note": NOTE_PER_UPDATE}) as fleet:
+        send_updates(ghl, fleet.serve.url, contacts, 3, senders=2)
+        assert wait_for(lambda: counts(fleet.db).get("done") == 6, timeout=30, step=0.2)
+        page = httpx.get(fleet.serve.health_url.replace("/healthz", "/console/connections"),
+                         timeout=10)
+    assert page.status_code == 200
+    assert "No call made yet" not in page.text
+    row = re.search(rf"<tr><td>ghl</td><td>{ghl.location_id}</td><td>(\d+) of (\d+)</td>"
+                    r"<td>[^<]*</td><td>(\d+)</td>", page.text)
+    assert row is not None, page.text[page.text.find("Rate-limit"):][:800]
+    assert int(row.group(3)) >= 6  # the workers' note writes, counted for the whole fleet

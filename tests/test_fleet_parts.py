@@ -141,3 +141,42 @@ def test_fleet_options_accept_or_refuse_any_text(broker: str, redis: str | None,
         assert str(exc).startswith(("--broker", "--redis", "--queue"))
     else:
         assert options.queue == queue and options.redis
+
+
+@pytest.mark.parametrize(("command", "broker", "message"), [
+    ("worker", "amqp://guest:wrong-pw@127.0.0.1:5672/", "--broker 'amqp://guest:***@127.0.0.1"
+     ":5672/': cannot reach the broker"),
+    ("worker", "amqp://guest:wrong-pw@127.0.0.1:1/", "cannot reach the broker"),
+    ("serve", "amqp://guest:wrong-pw@127.0.0.1:5672/", "cannot reach the broker"),
+    ("worker", "redis://:wrong-pw@127.0.0.1:6379/notadb", "--broker 'redis://:***@127.0.0.1:6379"
+     "/notadb': the database must be a number"),
+])
+def test_an_unusable_broker_stops_the_start_with_one_line(tmp_path: Path, command: str,
+                                                          broker: str, message: str) -> None:
+    """A RabbitMQ that refuses the password or is not there, and a Redis URL whose database is
+    not a number (redis-py ignores it and uses db 0), stop the start with one `error:` line:
+    before, the process printed `ready` and logged pika's tracebacks every 3 s forever."""
+    need(6379, 5672)
+    queue = new_queue()
+    (tmp_path / "recipes").mkdir()
+    recipe = Path(__file__).parent.parent / "recipes" / "new_contact_task.yaml"
+    (tmp_path / "recipes" / recipe.name).write_text(recipe.read_text())
+    extra = ["--health-port", "0"] if command == "worker" else ["--port", "0"]
+    try:
+        result = subprocess.run(
+            [sys.executable, "-m", "connector", command, "--recipes", str(tmp_path / "recipes"),
+             "--db", str(tmp_path / "state.db"), "--broker", broker, "--queue", queue,
+             *(["--redis", REDIS_URL] if broker.startswith("amqp") else []), *extra],
+            capture_output=True, text=True, timeout=40,
+            env={"CONNECTOR_HOME": str(tmp_path), "PATH": "/usr/bin:/bin",
+                 "CONNECTOR_TOKEN": "pit-x"},
+        )
+    except subprocess.TimeoutExpired as exc:
+        raise AssertionError(f"{command} kept running with {broker}") from exc
+    finally:
+        cleanup(queue)
+    assert result.returncode == 1, result.stdout
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and message in errors[0], result.stderr[-2000:]
+    assert "ready" not in result.stdout.splitlines()
+    assert "Traceback" not in result.stderr and "wrong-pw" not in result.stderr

@@ -370,3 +370,18 @@ def test_store_cli_bad_store_is_one_error_line(tmp_path):
     for result in (bad, down):
         assert "Traceback" not in result.stderr and "pw" not in result.stderr
         assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_store_cli_malformed_postgresql_urls_are_one_plain_line(tmp_path):
+    """A PostgreSQL URL with a port that is not a number, or a server that refuses, is one
+    `error:` line without a traceback, the driver's class name or SQLAlchemy's help link."""
+    from conftest import run_cli
+
+    for url in ("postgresql://u:pw@127.0.0.1:notaport/db", "postgresql://u@[::1/db",
+                "postgresql://u:pw@127.0.0.1:1/db?connect_timeout=2"):
+        bad = run_cli("--store", url, "runs")
+        assert bad.status == 1, (url, bad.stderr)
+        assert bad.stderr.startswith("error: postgresql://u"), bad.stderr
+        assert "Traceback" not in bad.stderr and ":pw@" not in bad.stderr
+        assert "sqlalche.me" not in bad.stderr and "OperationalError" not in bad.stderr
+        assert len(bad.stderr.strip().splitlines()) == 1, bad.stderr

@@ -7,6 +7,8 @@
   ``Authorization: Bearer <token>`` (scrapers, scripts).
 - Tokens are stored as their SHA-256 only (table ``console_tokens``); the token itself is
   printed once, when it is created.
+- Without a login (loopback), only requests whose ``Host`` names this machine are answered, so
+  a page of another site re-pointed at 127.0.0.1 (DNS rebinding) reads nothing.
 - Every request that changes something (login, logout, replay, discard) carries a CSRF token
   tied to its session (without login: to the process) and is refused when its ``Origin`` or
   ``Sec-Fetch-Site`` says another site sent it.
@@ -29,6 +31,7 @@ __all__ = [
     "Session",
     "Sessions",
     "create_token",
+    "host_is_loopback",
     "is_loopback",
     "token_valid",
 ]
@@ -50,6 +53,21 @@ def is_loopback(host: str) -> bool:
         return ipaddress.ip_address(literal).is_loopback
     except ValueError:
         return False
+
+
+def host_is_loopback(header: str) -> bool:
+    """Whether a request's ``Host`` header names this machine (``localhost``, a loopback
+    address; any port). A loopback console answers only these without a login: a foreign name
+    is a page of another site whose name was re-pointed at 127.0.0.1 (DNS rebinding), for which
+    the browser sends that site's name. No header (HTTP/1.0 tools) is not a browser's request."""
+    if not header:
+        return True
+    host = header.strip()
+    if host.startswith("["):
+        host = host[1:].partition("]")[0]
+    elif host.count(":") == 1:
+        host = host.partition(":")[0]
+    return is_loopback(host)
 
 
 def _digest(token: str) -> str:

@@ -25,7 +25,13 @@ from starlette.routing import Route
 
 from connector.auth.connection import ConnectionStore, env_connection
 from connector.console import charts, pages
-from connector.console.access import SESSION_COOKIE, SESSION_SECONDS, Session, token_valid
+from connector.console.access import (
+    SESSION_COOKIE,
+    SESSION_SECONDS,
+    Session,
+    host_is_loopback,
+    token_valid,
+)
 from connector.console.metrics import CONTENT_TYPE, Metrics
 from connector.console.state import ConsoleState
 from connector.console.stream import Filters, stream
@@ -67,6 +73,16 @@ class _Context:
         self.session: Session | None = state.sessions.get(request.cookies.get(SESSION_COOKIE))
         self.bearer = _bearer(request)
         self.csrf = state.sessions.csrf(self.session)
+
+    def foreign(self, request: Request) -> Response | None:
+        """The refusal of a request to a console without login whose ``Host`` is not this
+        machine (DNS rebinding), else None."""
+        host = request.headers.get("host", "")
+        if self.state.login_required or host_is_loopback(host):
+            return None
+        return Response(f"refused: Host {host[:100]!r} is not this machine; without a login the"
+                        " console answers only http://127.0.0.1, localhost or [::1]", 403,
+                        headers=SECURITY_HEADERS)
 
     def allowed(self) -> bool:
         """Whether this request may read the console."""
@@ -114,6 +130,8 @@ def console_app(state: ConsoleState) -> Starlette:
     def guarded(page: Page, *, changes: bool = False) -> Callable[[Request], Awaitable[Response]]:
         async def endpoint(request: Request) -> Response:
             ctx = _Context(state, request)
+            if (refused := ctx.foreign(request)) is not None:
+                return refused
             if not ctx.allowed():
                 if request.method == "GET" and not changes:
                     return RedirectResponse(f"{ctx.base}/login", 303, headers=SECURITY_HEADERS)
@@ -135,6 +153,8 @@ def console_app(state: ConsoleState) -> Starlette:
 
     async def events(request: Request) -> Response:
         ctx = _Context(state, request)
+        if (refused := ctx.foreign(request)) is not None:
+            return refused
         if not ctx.allowed():
             return Response("log in first", 401, headers=SECURITY_HEADERS)
         last = request.headers.get("last-event-id", "")
@@ -153,10 +173,12 @@ def console_app(state: ConsoleState) -> Starlette:
 
     async def login_form(request: Request) -> Response:
         ctx = _Context(state, request)
-        return _login_page(ctx, request, "")
+        return ctx.foreign(request) or _login_page(ctx, request, "")
 
     async def login(request: Request) -> Response:
         ctx = _Context(state, request)
+        if (refused := ctx.foreign(request)) is not None:
+            return refused
         form = await _form(request)
         nonce = request.cookies.get(_PRE_COOKIE, "")
         given = (form.get("csrf") or [""])[0]
@@ -318,6 +340,8 @@ def metrics_app(state: ConsoleState, metrics: Metrics) -> Callable[[Request], Aw
 
     async def endpoint(request: Request) -> Response:
         ctx = _Context(state, request)
+        if (refused := ctx.foreign(request)) is not None:
+            return refused
         if not ctx.allowed():
             return Response("log in first: Authorization: Bearer <console token>", 401,
                             headers={"www-authenticate": "Bearer"})

@@ -123,6 +123,7 @@ def run_demo(options: DemoOptions | None = None, out: TextIO | None = None) -> i
         store = stack.enter_context(Store(path))
         console = stack.enter_context(ConsoleServer(store))
         runtime = stack.enter_context(_runtime(ghl, kits, boxes, options))
+        console.state.rate_limits = runtime.rate_limits  # the headroom of the demo's calls
         casts = [
             Cast(kit, box, SyncEngine(load_sync(_sync_file(kit)), runtime, store), n)
             for n, (kit, box) in enumerate(zip(kits, boxes, strict=True))

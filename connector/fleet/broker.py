@@ -66,6 +66,31 @@ class WorkQueue:
             broker=self.broker, actor_name=ACTOR, queue_name=options.queue,
             max_retries=_RETRIES,
         )(run or _not_here)
+        self._check()
+
+    def _check(self) -> None:
+        """Connect once now, so a broker that refuses the password or is not there stops the
+        start with one line (Dramatiq would otherwise retry, and log, forever).
+
+        :raises ConnectorError: the broker cannot be reached.
+        """
+        quiet = logging.getLogger("pika")
+        level, quiet.level = quiet.level, logging.CRITICAL  # its tracebacks, per attempt
+        try:
+            client = getattr(self.broker, "client", None)
+            if client is not None:  # Redis
+                client.ping()
+            else:  # RabbitMQ: a connection of this thread (the broker reuses it)
+                self.broker.connection  # type: ignore[attr-defined]  # noqa: B018
+        except Exception as exc:  # noqa: BLE001  # redis-py's and pika's errors, each its own
+            self.close()
+            text = (" ".join(str(exc).split())[:300]
+                    or f"{type(exc).__name__} (is the broker running at that address?)")
+            raise ConnectorError(
+                f"--broker {masked(self.options.broker)!r}: cannot reach the broker: {text}"
+            ) from None
+        finally:
+            quiet.setLevel(level)
 
     def __repr__(self) -> str:
         return f"WorkQueue({masked(self.options.broker)!r}, {self.options.queue!r})"

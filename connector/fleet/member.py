@@ -6,8 +6,11 @@ the serve side (the :class:`~connector.fleet.feeder.Feeder`).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import Any
+
+import redis
 
 from connector.client.sharedlimiter import SharedRateLimiter
 from connector.fleet.broker import WorkQueue
@@ -51,6 +54,29 @@ class Member:
         return SharedRateLimiter(self.client, self.options.key("limits", app_id),
                                  requests=limit.requests, per_seconds=limit.per_seconds,
                                  daily=limit.daily)
+
+    def rate_limits(self, limit_of: Callable[[str], RateLimit | None]
+                    ) -> dict[str, list[dict[str, object]]]:
+        """The fleet's rate-limit state of every app and location any process called (found
+        in Redis), by app id, as the console shows it; ``limit_of`` gives each app's limit."""
+        prefix = self.options.key("limits", "")
+        found: dict[str, set[str]] = {}
+        try:
+            for raw in self.client.scan_iter(f"{prefix}*", count=1000):
+                name = raw.decode() if isinstance(raw, bytes) else str(raw)
+                app_id, _, rest = name[len(prefix):].partition(":")
+                key = re.sub(r":(slots|meta|day:\d+)$", "", rest)
+                if app_id and key and key != rest:
+                    found.setdefault(app_id, set()).add(key)
+        except redis.RedisError as exc:
+            return {"fleet": [{"key": "-", "shared": True, "error": f"Redis: {exc}"}]}
+        states: dict[str, list[dict[str, object]]] = {}
+        for app_id, keys in sorted(found.items()):
+            limit = limit_of(app_id)
+            if limit is not None:
+                limiter = self.limiter(app_id, limit)
+                states[app_id] = [limiter.snapshot(key) for key in sorted(keys)[:200]]
+        return states
 
     def health(self) -> dict[str, Any]:
         """What ``/healthz`` adds: this process's name, the queue, and the live peers."""

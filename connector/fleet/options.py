@@ -70,6 +70,8 @@ class FleetOptions:
             raise ConnectorError(
                 f"--redis {masked(redis)!r}: not a Redis URL [give redis://HOST:6379/0]"
             )
+        for option, url in (("--broker", broker), ("--redis", redis)):
+            _check_database(option, url)
         if not _NAME.fullmatch(queue):
             raise ConnectorError(
                 f"--queue {queue[:120]!r}: use letters, digits, '_', '.', '-' (at most 100)"
@@ -91,6 +93,7 @@ class FleetOptions:
             raise ConnectorError(
                 f"--limits {masked(redis)!r}: not a Redis URL [give redis://HOST:6379/0]"
             )
+        _check_database("--limits", redis)
         if not _NAME.fullmatch(queue):
             raise ConnectorError(
                 f"--queue {queue[:120]!r}: use letters, digits, '_', '.', '-' (at most 100)"
@@ -100,6 +103,22 @@ class FleetOptions:
     def key(self, *parts: str) -> str:
         """A Redis key of this fleet: ``<queue>:<part>:<part>...``."""
         return ":".join((self.queue, *parts))
+
+
+def _check_database(option: str, url: str) -> None:
+    """A ``redis://`` URL's path is its database number (redis-py ignores any other and uses
+    database 0, where another fleet's keys may be).
+
+    :raises ConnectorError: naming the option.
+    """
+    scheme = _split(url)[0]
+    if scheme not in ("redis", "rediss"):
+        return
+    path = urlsplit(url).path.strip("/")
+    if path and not path.isdigit():
+        raise ConnectorError(
+            f"{option} {masked(url)!r}: the database must be a number (redis://HOST:6379/0)"
+        )
 
 
 def _split(url: str) -> tuple[str, str]:

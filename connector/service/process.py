@@ -58,7 +58,7 @@ from connector.catalog import Catalog
 from connector.console.app import ServiceApp
 from connector.console.mount import console_banner, replayer, service_console
 from connector.errors import ConnectorError, DocumentError, StoreError
-from connector.hookspecs import Trigger
+from connector.hookspecs import RateLimit, Trigger
 from connector.recipes.engine import Engine
 from connector.recipes.flows import crossings, recipe_flows, sync_flows
 from connector.recipes.footprints import (
@@ -160,6 +160,14 @@ class Engines:
             for app, snaps in engine.runtime.rate_limits().items():
                 merged.setdefault(app, []).extend(snaps)
         return merged
+
+    def limit_of(self, app_id: str) -> RateLimit | None:
+        """The rate limit the runtimes apply to ``app_id`` (its options', else the manifest's)."""
+        options = self.options
+        if app_id == self.catalog.hub and options.rate_limit:
+            return options.rate_limit
+        app = self.catalog.apps.get(app_id)
+        return options.app_limits.get(app_id, app.rate_limit if app is not None else None)
 
     def close(self) -> None:
         """Close every runtime's HTTP clients."""
@@ -379,7 +387,9 @@ def _run(options: ServeOptions, catalog: Catalog, loaded: tuple[list[Route], lis
     receiver = ReceiverApp(writer, settings, partners=hooks, health=health)
     console, metrics = service_console(
         work_store, options.host, routes=lambda: dispatcher.routes, catalog=catalog,
-        rate_limits=engines.rate_limits,
+        # A fleet's serve makes (almost) no call: the headroom shown is the fleet's, in Redis.
+        rate_limits=(engines.rate_limits if fleet is None
+                     else lambda: fleet.rate_limits(engines.limit_of)),
         replay=replayer(work_store, catalog, lambda loc: engines(loc).runtime,
                         pool.wake if fleet is None else fleet.rescan),
         peers=None if fleet is None else fleet.live_peers,
