@@ -9,6 +9,7 @@ import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+import httpx
 import pytest
 from clocks import SteppedClock
 
@@ -157,11 +158,36 @@ def test_sync_first_sync_matches_by_email_then_phone(runtime, store, ghl, lp):
     first = engine.apply(from_ghl(a))
     second = engine.apply(from_ghl(b))
     assert (first.action, first.partner_id) == ("link", by_mail["id"])
-    assert first.reason == "matched by email; no change"
+    assert first.reason == "matched by email ann@example.org; no change"
     assert (second.action, second.partner_id) == ("link", by_phone["id"])
     assert second.reason.startswith("matched by phone")
     assert lp.writes("POST /contacts") == created_before
     assert engine.ids.count("contacts") == 2
+
+
+def test_console_looks_up_a_linked_contact_by_the_email_or_phone_it_matched(
+    runtime, store, ghl, lp
+):
+    """A link made with no change records no changed values; the console's Syncs look-up still
+    finds the contact by the e-mail (any case) or phone (any format) it was matched by."""
+    from connector.console.server import ConsoleServer
+
+    lp_contact(runtime, first_name="Gil", email="gil@example.com")
+    lp_contact(runtime, first_name="Hal", phone="+14155550199")
+    engine = engine_for(runtime, store)
+    gil = ghl_contact(runtime, firstName="Gil", email="gil@example.com")
+    hal = ghl_contact(runtime, firstName="Hal", phone="(415) 555-0199")
+    assert engine.apply(from_ghl(gil)).action == "link"
+    assert engine.apply(from_ghl(hal)).action == "link"
+    with ConsoleServer(store) as server, httpx.Client(timeout=10) as client:
+        base = server.url.rstrip("/")
+        for query, contact in (("GIL@example.com", gil), ("+14155550199", hal),
+                               ("(415) 555-0199", hal)):
+            page = client.get(base + "/syncs", params={"q": query})
+            assert page.status_code == 200
+            assert "Nothing in the sync id map" not in page.text, query
+            assert contact["id"] in page.text, query
+            assert "no change" in page.text, query
 
 
 def test_sync_repeated_event_creates_once(runtime, store, ghl, lp):

@@ -42,6 +42,7 @@ from connector.service.deadletters import DeadLetter, DeadLetters
 from connector.service.inbox import Inbox
 from connector.sync.audit import mentioning, of_records
 from connector.sync.idmap import links_of
+from connector.sync.mapping import match_value
 
 __all__ = ["CONSOLE_PATH", "METRICS_PATH", "ServiceApp", "console_app", "metrics_app"]
 
@@ -278,6 +279,9 @@ def _syncs(request: Request, ctx: _Context) -> Response:
     if query:
         store = ctx.state.store
         found = mentioning(store, query)
+        phone = match_value("phone", query) if any(c.isdigit() for c in query) else None
+        if phone and phone != query:  # (415) 555-0199 is stored as +14155550199
+            found += mentioning(store, phone)
         ids = [query, *(i for a in found for i in (a.ghl_id, a.partner_id) if i)]
         links = links_of(store, ids)
         ids += [i for k in links for i in (k.ghl_id, k.partner_id)]

@@ -136,13 +136,18 @@ def entries(
 
 def mentioning(store: Store, text: str, *, limit: int = 50) -> list[AuditEntry]:
     """The newest entries whose record ids or changed values contain ``text`` (an e-mail
-    address, a phone number, an id), newest first."""
-    pattern = "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+    address, a phone number, an id), or that were linked by matching it (``matched by email
+    gil@example.com`` in the reason: a link that changed nothing records no values), newest
+    first."""
+    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    pattern = "%" + escaped + "%"
+    matched = "%matched%by % " + escaped + "%"
     rows = store.query(
         # LOWER on both sides: SQLite's LIKE ignores ASCII case, PostgreSQL's does not.
-        "SELECT * FROM sync_audit WHERE LOWER(changes) LIKE LOWER(?) ESCAPE '\\' OR ghl_id = ?"
-        " OR partner_id = ? ORDER BY at DESC, id DESC LIMIT ?",
-        (pattern, text, text, limit),
+        "SELECT * FROM sync_audit WHERE LOWER(changes) LIKE LOWER(?) ESCAPE '\\'"
+        " OR LOWER(reason) LIKE LOWER(?) ESCAPE '\\' OR ghl_id = ? OR partner_id = ?"
+        " ORDER BY at DESC, id DESC LIMIT ?",
+        (pattern, matched, text, text, limit),
     )
     return [_entry(row) for row in rows]
 

@@ -380,7 +380,9 @@ class Backfill:
         """Link a contact the partner refused as a duplicate to the contact it matches (saved
         at once, so no other worker links the same partner contact)."""
         obj = self._contacts
-        found, how = self._partner.match(obj, "ghl", rec, self.spec.phone_region)
+        found, how = self._partner.match(
+            obj, "ghl", rec, self.spec.phone_region, self.spec.redact
+        )
         if found is None:
             job.tally.add("failed", f"contact {ghl_id!r}: refused as a duplicate, but none matches")
             return None

@@ -166,7 +166,9 @@ class SyncEngine:
             reason = f"its parent {obj.parent} record {state}"
             return self._finish(change, None, self._ids(change, link, "skip", reason))
         if link is None:
-            found, how = self._sides[target].match(obj, source, rec, self._region)
+            found, how = self._sides[target].match(
+                obj, source, rec, self._region, self.spec.redact
+            )
             if found is None:
                 return self._create(change, obj, whole, parent, when)
             found_id = str(found[obj.adapters[target].id_field])

@@ -9,7 +9,7 @@ Whether an action takes an input is read from its input schema in the catalog.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Collection, Iterator, Mapping
 from typing import Any
 
 from connector.errors import ConnectorError, RemoteError
@@ -92,16 +92,23 @@ class SyncSide:
         return None if found is None else {**found, **record}
 
     def match(
-        self, obj: ObjectSync, source: Side, record: Mapping[str, Any], region: str
+        self,
+        obj: ObjectSync,
+        source: Side,
+        record: Mapping[str, Any],
+        region: str,
+        hidden: Collection[str] = (),
     ) -> tuple[Mapping[str, Any] | None, str]:
         """The record here with the same e-mail (then phone, in E.164) as ``source``'s
-        ``record``, and the key that matched."""
+        ``record``, and how it matched: the key and the value looked up (``email
+        gil@example.com``; the key alone for a key in ``hidden``, a sync's ``redact``), which
+        the audit entry's reason keeps so the console finds a link that changed nothing."""
         adapter = obj.adapters[other(source)]
         for key in obj.match:
             value = match_value(key, ghl_value(obj, source, record, key), region)
             found = self.find(adapter, key, value) if value else None
             if found:
-                return found, key
+                return found, key if key in hidden else f"{key} {value}"
         return None, ""
 
     def find(self, adapter: Adapter, key: str, value: str) -> Mapping[str, Any] | None:
