@@ -363,3 +363,29 @@ def test_demo_keep_console_shows_the_demos_rate_limits() -> None:
     assert "No call made yet" not in page
     assert re.search(r"<tr><td>ghl</td><td>[A-Za-z0-9]+</td><td>\d+ of \d+</td>", page), page
     assert "<tr><td>superphone</td>" in page
+
+
+def _login(base: str, token: str, source: str) -> int:
+    """The status of one login attempt with ``token`` from the address ``source``."""
+    transport = httpx.HTTPTransport(local_address=source)
+    with httpx.Client(base_url=base, timeout=10, transport=transport) as browser:
+        form = browser.get("login")
+        csrf = re.search(r'name="csrf" value="([^"]+)"', form.text)
+        assert csrf is not None
+        return browser.post("login", data={"csrf": csrf.group(1), "token": token}).status_code
+
+
+def test_failed_logins_from_one_address_do_not_lock_out_another(tmp_path: Path) -> None:
+    """Beyond loopback, a client guessing tokens is refused after 20 failures a minute, but the
+    admin logging in from another address still gets in."""
+    from connector.console.access import create_token
+    from connector.console.server import ConsoleServer
+
+    with Store(tmp_path / "state.db") as store, ConsoleServer(store, host="0.0.0.0") as server:
+        token = create_token(store, "admin")
+        port = server.url.split(":")[2].split("/")[0]
+        base = f"http://127.0.0.1:{port}/console/"
+        statuses = [_login(base, "gct_guess", "127.0.0.2") for _ in range(21)]
+        assert statuses[:20] == [401] * 20 and statuses[20] == 429
+        assert _login(base, token, "127.0.0.2") == 429
+        assert _login(base, token, "127.0.0.1") == 303

@@ -12,6 +12,8 @@
 - Every request that changes something (login, logout, replay, discard) carries a CSRF token
   tied to its session (without login: to the process) and is refused when its ``Origin`` or
   ``Sec-Fetch-Site`` says another site sent it.
+- Failed logins are limited per client address (20 a minute; behind a reverse proxy all
+  clients share its address) and, as a ceiling, 1000 a minute from everyone.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import ipaddress
 import secrets
 import threading
 import time
+from collections import deque
 from dataclasses import dataclass
 
 from connector.store import Store
@@ -41,7 +44,9 @@ SESSION_SECONDS = 12 * 3600
 TOKEN_PREFIX = "gct_"
 _MAX_SESSIONS = 1000
 _FAILURES_WINDOW = 60.0
-_MAX_FAILURES = 20
+_MAX_FAILURES = 20  # per client address and minute
+_MAX_ALL_FAILURES = 1000  # from all addresses together: a flood, not one guesser
+_MAX_CLIENTS = 10_000  # addresses remembered; beyond, the oldest are forgotten
 
 
 def is_loopback(host: str) -> bool:
@@ -110,7 +115,8 @@ class Sessions:
     def __init__(self, secret: bytes | None = None) -> None:
         self._secret = secret or secrets.token_bytes(32)
         self._sessions: dict[str, Session] = {}
-        self._failures: list[float] = []
+        self._failures: dict[str, deque[float]] = {}
+        self._all_failures: deque[float] = deque(maxlen=_MAX_ALL_FAILURES)
         self._lock = threading.Lock()
 
     def __repr__(self) -> str:
@@ -155,17 +161,32 @@ class Sessions:
         expected = self.csrf(session, nonce).encode()
         return bool(given) and hmac.compare_digest(given.encode("utf-8", "replace"), expected)
 
-    def throttled(self) -> bool:
-        """Whether too many logins failed in the last minute (then all are refused a while)."""
+    def throttled(self, client: str) -> bool:
+        """Whether logins from ``client`` (an address) are refused a while: 20 failed from it
+        in the last minute, or 1000 from everyone (so one guesser does not lock the admin out,
+        and a spread-out flood is still slowed)."""
         now = time.time()
         with self._lock:
-            self._failures = [t for t in self._failures if t > now - _FAILURES_WINDOW]
-            return len(self._failures) >= _MAX_FAILURES
+            _drop_old(self._all_failures, now)
+            mine = self._failures.get(client)
+            if mine is not None:
+                _drop_old(mine, now)
+                if not mine:
+                    del self._failures[client]
+            return (len(self._all_failures) >= _MAX_ALL_FAILURES
+                    or (mine is not None and len(mine) >= _MAX_FAILURES))
 
-    def failed(self) -> None:
-        """Count a failed login."""
+    def failed(self, client: str) -> None:
+        """Count a failed login from ``client``."""
+        now = time.time()
         with self._lock:
-            self._failures.append(time.time())
+            self._all_failures.append(now)
+            _drop_old(self._all_failures, now)
+            mine = self._failures.pop(client, None) or deque(maxlen=_MAX_FAILURES)
+            mine.append(now)
+            self._failures[client] = mine  # newest last: the first ones are the oldest
+            while len(self._failures) > _MAX_CLIENTS:
+                del self._failures[next(iter(self._failures))]
 
     def _expire(self, now: float, *, oldest: bool) -> None:
         for sid in [s for s, v in self._sessions.items() if v.expires < now]:
@@ -173,3 +194,8 @@ class Sessions:
         if oldest and len(self._sessions) >= _MAX_SESSIONS:
             first = min(self._sessions.values(), key=lambda s: s.expires)
             del self._sessions[first.id]
+
+
+def _drop_old(times: deque[float], now: float) -> None:
+    while times and times[0] <= now - _FAILURES_WINDOW:
+        times.popleft()

@@ -186,10 +186,11 @@ def console_app(state: ConsoleState) -> Starlette:
         if _cross_site(request) or not nonce or not state.sessions.csrf_ok(None, given, nonce):
             return Response("refused: missing or wrong CSRF token", 403, headers=SECURITY_HEADERS)
         token = (form.get("token") or [""])[0].strip()
-        if state.sessions.throttled():
+        client = request.client.host if request.client else ""
+        if state.sessions.throttled(client):
             return _login_page(ctx, request, "Too many failed logins; wait a minute.", 429)
         if not await run_in_threadpool(token_valid, state.store, token):
-            state.sessions.failed()
+            state.sessions.failed(client)
             return _login_page(ctx, request, "That is not a console token of this service.", 401)
         session = state.sessions.open()
         answer = RedirectResponse(f"{ctx.base}/", 303, headers=SECURITY_HEADERS)
