@@ -174,6 +174,11 @@ def test_console_beyond_loopback_needs_a_token_login(ghl: SandboxServer, tmp_pat
         assert stored and token not in stored[0]
         bearer = {"authorization": f"Bearer {token}"}
         assert httpx.get(f"{base}/metrics", headers=bearer, timeout=5).status_code == 200
+        for wrong in ({}, {"authorization": "Bearer gct_wrong"}, {"authorization": token}):
+            bare = httpx.get(f"{base}/healthz", headers=wrong, timeout=5)
+            assert (bare.status_code, bare.json()) == (200, {"status": "ok"})
+        detailed = httpx.get(f"{base}/healthz", headers=bearer, timeout=5).json()
+        assert detailed["status"] == "ok" and "inbox" in detailed
         assert httpx.get(f"{base}/metrics", headers={"authorization": "Bearer gct_wrong"},
                          timeout=5).status_code == 401
         with httpx.Client(base_url=base, timeout=10) as browser:

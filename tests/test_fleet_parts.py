@@ -180,3 +180,35 @@ def test_an_unusable_broker_stops_the_start_with_one_line(tmp_path: Path, comman
     assert len(errors) == 1 and message in errors[0], result.stderr[-2000:]
     assert "ready" not in result.stdout.splitlines()
     assert "Traceback" not in result.stderr and "wrong-pw" not in result.stderr
+
+
+def test_worker_healthz_beyond_loopback_shows_peers_only_with_a_console_token(
+    tmp_path: Path,
+) -> None:
+    """A worker's /healthz bound beyond loopback answers only its status without a console
+    token as Bearer (the peers' host names and pids are not for anyone); on loopback, all."""
+    import httpx
+
+    from connector.console.access import create_token, health_details
+    from connector.fleet.worker import HealthApp
+    from connector.service.listener import ServerThread, bind_socket, guarded_server
+
+    report = {"status": "ok", "role": "worker",
+              "peers": [{"name": "worker-host-a-4242", "host": "host-a", "pid": 4242}]}
+    with Store(tmp_path / "state.db") as store:
+        token = create_token(store, "scraper")
+        for host, shown_bare in (("0.0.0.0", {"status": "ok"}), ("127.0.0.1", report)):
+            sock = bind_socket(host, 0)
+            app = HealthApp(lambda: (True, dict(report)), health_details(store, host))
+            served = ServerThread(guarded_server(app, log_config=None,
+                                                 timeout_graceful_shutdown=1), sock, name="h")
+            served.start()
+            try:
+                url = f"http://127.0.0.1:{sock.getsockname()[1]}/healthz"
+                for headers in ({}, {"authorization": "Bearer gct_wrong"}):
+                    assert httpx.get(url, headers=headers, timeout=5).json() == shown_bare
+                bearer = {"authorization": f"Bearer {token}"}
+                assert httpx.get(url, headers=bearer, timeout=5).json() == report
+            finally:
+                served.stop()
+                sock.close()

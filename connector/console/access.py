@@ -12,6 +12,8 @@
 - Every request that changes something (login, logout, replay, discard) carries a CSRF token
   tied to its session (without login: to the process) and is refused when its ``Origin`` or
   ``Sec-Fetch-Site`` says another site sent it.
+- ``/healthz`` beyond loopback answers only its status to a request without a console token
+  as ``Bearer`` (:func:`health_details`): its details name the fleet's hosts and pids.
 - Failed logins are limited per client address (20 a minute; behind a reverse proxy all
   clients share its address) and, as a ceiling, 1000 a minute from everyone.
 """
@@ -25,6 +27,7 @@ import secrets
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from connector.store import Store
@@ -34,6 +37,7 @@ __all__ = [
     "Session",
     "Sessions",
     "create_token",
+    "health_details",
     "host_is_loopback",
     "is_loopback",
     "token_valid",
@@ -95,6 +99,21 @@ def token_valid(store: Store, token: str) -> bool:
         return False
     rows = store.query("SELECT digest FROM console_tokens WHERE digest = ?", (_digest(token),))
     return bool(rows) and hmac.compare_digest(str(rows[0]["digest"]), _digest(token))
+
+
+def health_details(store: Store, host: str) -> Callable[[str], bool]:
+    """Whether a ``/healthz`` request with this ``Authorization`` header may see the details
+    (inbox counts, the fleet's peers: host names, pids): bound to loopback, anyone; bound
+    beyond it, only a request with a console token as ``Bearer``. Others get the status."""
+    if is_loopback(host):
+        return lambda authorization: True
+
+    def allowed(authorization: str) -> bool:
+        if authorization[:7].lower() != "bearer ":
+            return False
+        return token_valid(store, authorization[7:].strip())
+
+    return allowed
 
 
 @dataclass(frozen=True, slots=True)

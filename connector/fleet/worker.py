@@ -22,6 +22,7 @@ from typing import Any, TextIO
 import dramatiq
 
 from connector.catalog import Catalog
+from connector.console.access import health_details
 from connector.errors import ConnectorError, StoreError
 from connector.fleet.member import Member
 from connector.fleet.options import masked
@@ -113,9 +114,9 @@ def _run(options: ServeOptions, member: Member, runner: LaneRunner, worker: dram
 
     if health_port is not None:
         sock = bind_socket(options.host, health_port)
-        served = ServerThread(guarded_server(HealthApp(health), log_config=None,
-                                             timeout_graceful_shutdown=1), sock,
-                              name="worker-health")
+        app = HealthApp(health, health_details(inbox.store, options.host))
+        served = ServerThread(guarded_server(app, log_config=None, timeout_graceful_shutdown=1),
+                              sock, name="worker-health")
         served.start()
         lines.append(f"health: {socket_url(sock, '/healthz')}")
     runner.renewer.start()
@@ -155,10 +156,13 @@ def _drain(options: ServeOptions, runner: LaneRunner, worker: dramatiq.Worker) -
 
 
 class HealthApp:
-    """``GET``/``HEAD /healthz``: 200 with the report while healthy, 503 otherwise."""
+    """``GET``/``HEAD /healthz``: 200 with the report while healthy, 503 otherwise; only the
+    status to a request ``details`` (given the ``Authorization`` header) refuses the rest."""
 
-    def __init__(self, health: Callable[[], tuple[bool, dict[str, Any]]]) -> None:
+    def __init__(self, health: Callable[[], tuple[bool, dict[str, Any]]],
+                 details: Callable[[str], bool] | None = None) -> None:
         self.health = health
+        self.details = details
 
     def __repr__(self) -> str:
         return "HealthApp()"
@@ -172,6 +176,10 @@ class HealthApp:
             import asyncio
 
             healthy, report = await asyncio.to_thread(self.health)
+            if self.details is not None:  # beyond loopback: the peers only with a token
+                authorization = dict(scope["headers"]).get(b"authorization", b"")
+                if not await asyncio.to_thread(self.details, authorization.decode("latin-1")):
+                    report = {"status": report.get("status")}
             status, body = (200 if healthy else 503), json.dumps(report).encode()
         await send({"type": "http.response.start", "status": status, "headers": [
             (b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})

@@ -55,6 +55,7 @@ from connector.api.delivery import Deliverer, delivery_counts, fan_out
 from connector.api.subscriptions import subscribed_triggers
 from connector.auth.redaction import register
 from connector.catalog import Catalog
+from connector.console.access import health_details
 from connector.console.app import ServiceApp
 from connector.console.mount import console_banner, replayer, service_console
 from connector.errors import ConnectorError, DocumentError, StoreError
@@ -384,7 +385,8 @@ def _run(options: ServeOptions, catalog: Catalog, loaded: tuple[list[Route], lis
 
     settings = Settings(options.keys, max_age=options.max_age,
                         events=EventTypes.of_catalog(catalog))
-    receiver = ReceiverApp(writer, settings, partners=hooks, health=health)
+    receiver = ReceiverApp(writer, settings, partners=hooks, health=health,
+                           details=health_details(work_store, options.host))
     console, metrics = service_console(
         work_store, options.host, routes=lambda: dispatcher.routes, catalog=catalog,
         # A fleet's serve makes (almost) no call: the headroom shown is the fleet's, in Redis.

@@ -149,12 +149,17 @@ class ReceiverApp:
     :param partners: app id -> how ``/webhooks/<app>`` takes that partner's webhooks.
     :param health: what ``GET`` and ``HEAD /healthz`` report: (healthy, details), called in a
         worker thread; by default the inbox writer's state (``serve`` adds its workers').
+    :param details: whether a request with this ``Authorization`` header sees the details; to
+        others ``/healthz`` answers only ``{"status": ...}`` (see
+        :func:`connector.console.access.health_details`). None: everyone sees them.
     """
 
     def __init__(self, writer: InboxWriter, settings: Settings | None = None, *,
                  partners: Mapping[str, PartnerHook] | None = None,
-                 health: Callable[[], tuple[bool, dict[str, Any]]] | None = None) -> None:
+                 health: Callable[[], tuple[bool, dict[str, Any]]] | None = None,
+                 details: Callable[[str], bool] | None = None) -> None:
         self.writer = writer
+        self.details = details
         self.settings = settings or Settings()
         self.partners = dict(partners or {})
         self.health = health or self.writer_health
@@ -180,9 +185,19 @@ class ReceiverApp:
                 await _answer(send, 405, {"error": "use GET"}, allow=b"GET, HEAD")
                 return
             healthy, details = await asyncio.to_thread(self.health)
-            await _answer(send, 200 if healthy else 503, details, head=method == "HEAD")
+            await _answer(send, 200 if healthy else 503, await self._shown(scope, details),
+                          head=method == "HEAD")
         else:
             await _answer(send, 404, {"error": f"no route {path!r}"})
+
+    async def _shown(self, scope: Scope, details: dict[str, Any]) -> dict[str, Any]:
+        """``details``, or only their status to a request ``self.details`` refuses them."""
+        if self.details is None:
+            return details
+        authorization = _headers(scope, {b"authorization"}).get("authorization", "")
+        if await asyncio.to_thread(self.details, authorization):
+            return details
+        return {"status": details.get("status")}
 
     def writer_health(self) -> tuple[bool, dict[str, Any]]:
         """Healthy while the inbox writer runs and its last transaction succeeded."""
