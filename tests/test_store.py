@@ -357,6 +357,34 @@ def test_store_migrate_copies_a_state_file_into_postgresql(tmp_path):
         assert f"schema revision: {HEAD}" in status.stdout and "inbox: 4" in status.stdout
 
 
+def test_store_migrate_accepts_a_database_a_process_opened_once(tmp_path):
+    """A serve or worker pointed at a new PostgreSQL database once leaves one row: the
+    automatically created footprint salt. `store migrate` still copies into it, replacing that
+    salt with the source's (the copied footprints stay readable); any other row is refused."""
+    from conftest import run_cli
+
+    from connector.console.access import create_token
+    from connector.recipes.footprints import Footprints
+
+    path = tmp_path / "state.db"
+    shutil.copy(DATA / "state-numbered.db", path)
+    with postgres_schema() as url:
+        with Store(url) as target:
+            Footprints(target)  # what serve and worker do at start
+            assert target.query("SELECT COUNT(*) FROM footprint_salt")[0][0] == 1
+        done = run_cli("store", "migrate", "--from", str(path), "--to", url)
+        assert done.status == 0, done.stderr
+        with Store(path) as source, Store(url) as target:
+            salt = [tuple(r) for r in source.query("SELECT * FROM footprint_salt")]
+            assert salt and [tuple(r) for r in target.query("SELECT * FROM footprint_salt")] == salt
+    with postgres_schema() as url:
+        with Store(url) as target:
+            Footprints(target)
+            create_token(target, "admin")
+        refused = run_cli("store", "migrate", "--from", str(path), "--to", url)
+        assert refused.status == 1 and "console_tokens (1)" in refused.stderr
+
+
 def test_store_cli_bad_store_is_one_error_line(tmp_path):
     """A --store the connector cannot use is one `error:` line naming it (password hidden),
     exit 1, no traceback; so is a migrate target that is not empty."""

@@ -2,7 +2,8 @@
 
 The usual use is an SQLite state file into a new PostgreSQL database, when one ``serve``
 becomes several. Both stores are opened (and so brought to the newest schema) first; the
-destination must be empty. Every table of :mod:`connector.storage.tables` is copied in
+destination must be empty, but for leases and the footprint salt a ``serve`` or ``worker``
+that opened it once made (the source's salt replaces it). Every table of :mod:`connector.storage.tables` is copied in
 foreign-key order inside one destination transaction, so a failure leaves the destination as
 empty as it was; the source is read inside one transaction too (a consistent copy: on SQLite,
 writers wait until it is done, so stop ``serve`` first). PostgreSQL's id sequences are then
@@ -58,7 +59,7 @@ def copy_store(
     if source.url == target.url:
         raise StoreError(f"{target.where}: --from and --to are the same store")
     filled = {name: n for name, n in row_counts(target).items() if n and name != "leases"}
-    if filled:
+    if filled and filled != {"footprint_salt": 1}:
         some = ", ".join(f"{name} ({n})" for name, n in sorted(filled.items()))
         raise StoreError(
             f"{target.where}: not empty: {some} [copy into a new database or schema]"
@@ -66,6 +67,9 @@ def copy_store(
     copied: dict[str, int] = {}
     with source.transaction() as read, target.transaction() as write:
         write.execute("DELETE FROM leases")
+        # A serve or worker that opened the target once made its own footprint salt: the
+        # source's replaces it (the copied footprints were digested with the source's).
+        write.execute("DELETE FROM footprint_salt")
         for name, columns, key, serial in _tables():
             cursor = read.execute(
                 f"SELECT {', '.join(columns)} FROM {name} ORDER BY {', '.join(key)}"
