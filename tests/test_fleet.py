@@ -169,6 +169,8 @@ def test_sigterm_drains_a_worker_and_hands_back_its_events(ghl: SandboxServer,
         records = first.log_records()
         stopped = [r for r in records if r["message"] == "worker: stopped"]
         assert stopped and stopped[0]["handed_back"] >= 1, records[-5:]
+        assert any(r["message"] == "worker: SIGTERM received, shutting down" for r in records)
+        assert not [r for r in records if r["message"].startswith("serve:")], records[-5:]
         assert counts(fleet.db).get("processing", 0) == 0
         ghl.clear_faults()
         first.start()

@@ -212,3 +212,22 @@ def test_worker_healthz_beyond_loopback_shows_peers_only_with_a_console_token(
             finally:
                 served.stop()
                 sock.close()
+
+
+def test_worker_messages_name_the_worker(tmp_path: Path) -> None:
+    """A worker whose folder has a sync without its partner's secret says `error: worker: ...`
+    (not `serve:`) and offers no --sandbox, which the worker does not have."""
+    (tmp_path / "recipes").mkdir()
+    sync = Path(__file__).parent.parent / "recipes" / "sync_linkedphone.yaml"
+    (tmp_path / "recipes" / sync.name).write_text(sync.read_text())
+    result = subprocess.run(
+        [sys.executable, "-m", "connector", "worker", "--recipes", str(tmp_path / "recipes"),
+         "--db", str(tmp_path / "state.db"), "--broker", REDIS_URL, "--queue", "q-unused"],
+        capture_output=True, text=True, timeout=60,
+        env={"CONNECTOR_HOME": str(tmp_path), "PATH": "/usr/bin:/bin",
+             "CONNECTOR_TOKEN": "pit-x"},
+    )
+    assert result.returncode == 1, result.stdout
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and errors[0].startswith("error: worker: "), result.stderr[-2000:]
+    assert "--sandbox" not in errors[0] and "serve:" not in result.stderr

@@ -273,13 +273,13 @@ def check_writable(db: Path) -> None:
         if path.exists() and not os.access(path, mode):
             kind = "folder" if path == folder else "file"
             raise StoreError(
-                f"{path}: the state {kind} is read-only [serve writes the state file and its"
-                " lock beside it: give a writable --db or $CONNECTOR_HOME]"
+                f"{path}: the state {kind} is read-only [serve and worker write the state"
+                " file (serve also its lock beside it): give a writable --db or $CONNECTOR_HOME]"
             )
 
 
 def connections(
-    args: argparse.Namespace, db: Path | str
+    args: argparse.Namespace, db: Path | str, command: str = "serve"
 ) -> tuple[Callable[[str | None], AuthProvider | None], tuple[str, ...]]:
     """Auth per location: the stored connection of that location, else ``--connection``
     (else ``$CONNECTOR_TOKEN``, else the default connection); API-key apps read their keys.
@@ -305,8 +305,8 @@ def connections(
         default = connections.resolve(args.connection).location_id
     except ConnectorError as exc:
         logging.getLogger("connector.service.process").warning(
-            "serve: no default connection (%s): events of locations without a connection"
-            " of their own will fail", exc)
+            "%s: no default connection (%s): events of locations without a connection"
+            " of their own will fail", command, exc)
         default = None
     return for_location, (default,) if default else ()
 

@@ -54,7 +54,7 @@ def run(args: argparse.Namespace) -> int:
     health_port = args.port
     args.port = 0
     options = service_options(args, catalog, db)
-    auth, location = connections(args, db)
+    auth, location = connections(args, db, "worker")
     options = dataclasses.replace(options, auth=auth,
                                   sync_location=location[0] if location else None)
     return work(options, catalog, filters, out=sys.stdout, health_port=health_port)

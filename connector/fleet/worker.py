@@ -59,7 +59,7 @@ def work(
     if fleet is None:
         raise ConnectorError("worker: needs --broker URL")
     stop = stop or threading.Event()
-    loaded = load_folder(options, catalog, filters, out=out)
+    loaded = load_folder(options, catalog, filters, out=out, command="worker")
     threads = options.pool.workers
     with Store(options.db) as store:
         inbox = Inbox(store)
@@ -70,7 +70,8 @@ def work(
             pool = WorkerPool(inbox, _unset, options.pool, name=member.name,
                               order=ordering(loaded[2], hub_events(catalog)))
             options = _with_limiter(options, member)
-            engines, _, deliverer = build_work(options, catalog, loaded[:2], store, pool)
+            engines, _, deliverer = build_work(options, catalog, loaded[:2], store, pool,
+                                                 "worker")
             runner = LaneRunner(inbox, member.lanes, pool, member.name)
             runner.queue = member.open_queue(runner.run)
             worker = dramatiq.Worker(runner.queue.broker, queues={fleet.queue},
@@ -122,7 +123,7 @@ def _run(options: ServeOptions, member: Member, runner: LaneRunner, worker: dram
     runner.renewer.start()
     member.peers.start()
     worker.start()
-    catch_signals(stop)
+    catch_signals(stop, "worker")
     out.write("\n".join(lines) + "\nready\n")
     out.flush()
     _log.info("worker: ready", extra={"fields": {"name": member.name, "queue": fleet.queue}})

@@ -289,10 +289,12 @@ def serve(
 
 
 def load_folder(
-    options: ServeOptions, catalog: Catalog, filters: Mapping[str, Any], *, out: TextIO
+    options: ServeOptions, catalog: Catalog, filters: Mapping[str, Any], *, out: TextIO,
+    command: str = "serve",
 ) -> tuple[list[Route], list[SyncRoute], dict[str, PartnerHook]]:
     """Load and check the folder's recipes and syncs, and their partners' webhook settings
-    (``serve`` and ``worker`` alike); warnings go to ``out`` and the log.
+    (``serve`` and ``worker`` alike: ``command``, named in errors and log lines); warnings go
+    to ``out`` and the log.
 
     :raises DocumentError: a recipe or sync document fails validation.
     :raises ConnectorError: a sync's partner has no webhook secret or API key, or the syncs
@@ -301,10 +303,10 @@ def load_folder(
     routes = load_routes(options.recipes, catalog, filters)
     syncs = load_syncs(options.recipes, catalog)
     hooks = partner_hooks(syncs, catalog, secrets=options.webhook_secrets,
-                          api_keys=options.api_keys)
+                          api_keys=options.api_keys, command=command)
     if syncs and options.sync_location is None:
         raise ConnectorError(
-            f"serve: the syncs in {str(options.recipes)!r} need a GHL location [connect one"
+            f"{command}: the syncs in {str(options.recipes)!r} need a GHL location [connect one"
             " with `ghl-connector auth login`, or give --connection]"
         )
     register(*(hook.secret for hook in hooks.values()), *options.api_keys.values())
@@ -312,17 +314,18 @@ def load_folder(
     warnings = [f"{file} reads ${name}, which is not set" for file, name in unset]
     for warning in [*warnings, *folder_crossings(routes, syncs, catalog)]:
         out.write(f"warning: {warning}\n")
-        _log.warning("serve: %s", warning)
+        _log.warning("%s: %s", command, warning)
     return routes, syncs, dict(hooks)
 
 
 def build_work(
     options: ServeOptions, catalog: Catalog, loaded: tuple[list[Route], list[SyncRoute]],
-    store: Store, pool: WorkerPool,
+    store: Store, pool: WorkerPool, command: str = "serve",
 ) -> tuple[Engines, Dispatcher, Deliverer | None]:
     """The engines, the dispatcher and the REST-hook deliverer (None when ``rest_hooks`` is
     off; not started) that run events, set as ``pool``'s handler (the engines wait between
-    retries through the pool, so a shutdown interrupts them)."""
+    retries through the pool, so a shutdown interrupts them). ``command`` (``serve``,
+    ``worker``) names the process in log lines."""
     routes, sync_routes = loaded
     footprints = Footprints(store, loop_limit=options.loop_limit,
                             loop_window=options.loop_window)
@@ -331,7 +334,7 @@ def build_work(
     syncs = Syncs(sync_routes, engines(options.sync_location).runtime, store,
                   location_id=options.sync_location, footprints=footprints) if sync_routes else None
     deliverer = Deliverer(store) if options.rest_hooks else None
-    pool.handle = _handler(dispatcher, syncs, footprints, deliverer)
+    pool.handle = _handler(dispatcher, syncs, footprints, deliverer, command)
     return engines, dispatcher, deliverer
 
 
@@ -516,7 +519,7 @@ def start_purger(inbox: Inbox, options: ServeOptions, stop: threading.Event) -> 
 
 def _handler(
     dispatcher: Dispatcher, syncs: Syncs | None, footprints: Footprints,
-    hooks: Deliverer | None = None,
+    hooks: Deliverer | None = None, command: str = "serve",
 ) -> Callable[[InboxEvent], Outcome]:
     """Queue the event for the REST-hook subscriptions it matches (once, however often it
     runs), tell whether it echoes the pack's own write, run its recipes, then apply it to
@@ -532,7 +535,8 @@ def _handler(
             try:
                 syncs.process(event, echo)
             except LoopDetected as exc:
-                _log.warning("serve: %s; event %r is dead-lettered", exc, event.webhook_id)
+                _log.warning("%s: %s; event %r is dead-lettered", command, exc,
+                             event.webhook_id)
                 error = "; ".join(filter(None, (outcome.error, str(exc))))
                 return Outcome("dead", outcome.runs, error)
         return outcome
@@ -579,13 +583,14 @@ def _unset(event: InboxEvent) -> Outcome:
     raise AssertionError(f"no handler for {event!r}")
 
 
-def catch_signals(stop: threading.Event) -> None:
-    """SIGTERM and SIGINT set ``stop`` (only the main thread can install handlers)."""
+def catch_signals(stop: threading.Event, command: str = "serve") -> None:
+    """SIGTERM and SIGINT set ``stop`` (only the main thread can install handlers); the log
+    line names ``command`` (``serve``, ``worker``)."""
     if threading.current_thread() is not threading.main_thread():
         return
 
     def handle(signum: int, frame: FrameType | None) -> None:
-        _log.info("serve: %s received, shutting down", signal.Signals(signum).name)
+        _log.info("%s: %s received, shutting down", command, signal.Signals(signum).name)
         stop.set()
 
     signal.signal(signal.SIGTERM, handle)

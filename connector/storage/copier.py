@@ -3,7 +3,8 @@
 The usual use is an SQLite state file into a new PostgreSQL database, when one ``serve``
 becomes several. Both stores are opened (and so brought to the newest schema) first; the
 destination must be empty, but for leases and the footprint salt a ``serve`` or ``worker``
-that opened it once made (the source's salt replaces it). Every table of :mod:`connector.storage.tables` is copied in
+that opened it once made (the source's salt replaces it). Every table of
+:mod:`connector.storage.tables` is copied in
 foreign-key order inside one destination transaction, so a failure leaves the destination as
 empty as it was; the source is read inside one transaction too (a consistent copy: on SQLite,
 writers wait until it is done, so stop ``serve`` first). PostgreSQL's id sequences are then

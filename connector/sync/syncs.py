@@ -134,12 +134,14 @@ def partner_hooks(
     *,
     secrets: Mapping[str, str],
     api_keys: Mapping[str, str],
+    command: str = "serve",
 ) -> dict[str, PartnerHook]:
     """The receiver's hook of each partner the syncs name, with its webhook secret (given,
     else ``CONNECTOR_<APP>_WEBHOOK_SECRET``); also checks the partner's API key is there.
 
     :param secrets: app id -> webhook secret (sandbox mode); others come from the environment.
     :param api_keys: app id -> API key (sandbox mode); others come from the environment.
+    :param command: the command that runs (``serve``, ``worker``), named in the error.
     :raises ConnectorError: one line naming every secret or key that is missing.
     """
     hooks: dict[str, PartnerHook] = {}
@@ -165,8 +167,9 @@ def partner_hooks(
         hooks[app] = PartnerHook(app, secret, partner.webhooks, types)
     if missing:
         raise ConnectorError(
-            f"serve: {'; '.join(missing)} [set the partner's webhook signing secret and API"
-            " key in the environment, or try it with --sandbox]"
+            f"{command}: {'; '.join(missing)} [set the partner's webhook signing secret and"
+            " API key in the environment"
+            + (", or try it with --sandbox]" if command == "serve" else "]")
         )
     return hooks
 
