@@ -17,7 +17,6 @@ Two layers, so a secret is masked even when nobody knew it would be logged:
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 import threading
@@ -142,8 +141,27 @@ def redact(text: str) -> str:
 
 
 def redact_json(value: Any) -> Any:
-    """A JSON value (a request preview, a step's output) with the same rule applied inside."""
-    return json.loads(redact(json.dumps(value)))
+    """A JSON value (a request preview, a step's output) with the same rule applied inside:
+    a string or number under a secret name becomes ``***``, every other string (and key) is
+    :func:`redact`-ed. Walked, not redacted as dumped text: masking ``"token": 123`` in text
+    would leave ``"token": ***``, which is no longer JSON."""
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, list):
+        return [redact_json(item) for item in value]
+    if isinstance(value, dict):
+        return {redact(key): _masked_value(key, item) for key, item in value.items()}
+    return value
+
+
+def _masked_value(name: str, value: Any) -> Any:
+    """``value`` under ``name`` in a JSON object: ``***`` for a string or number under a secret
+    name (one already masked, ``Bearer ****``, stays as it is), else walked."""
+    if not is_secret_name(name) or isinstance(value, bool) or value == "":
+        return redact_json(value)
+    if isinstance(value, str):
+        return value if _MASKED.fullmatch(value) else MASK
+    return MASK if isinstance(value, int | float) else redact_json(value)
 
 
 def _masked(shape: re.Pattern[str], text: str) -> str:
