@@ -42,3 +42,14 @@ def test_one_way_files_and_a_lone_two_way_sync_are_quiet(tmp_path):
     checked = run_cli("validate", str(tmp_path), str(RECIPES / "sync_linkedphone.yaml"))
     assert checked.status == 0, checked
     assert "warning:" not in checked.stdout
+
+
+def test_two_kinds_that_write_each_other_are_not_a_both_ways_copy(tmp_path):
+    """An inbound message opens an opportunity and a won opportunity sends a message: two kinds
+    of record, not one copied both ways, so no "copied both ways" warning (it read "ghl messages
+    -> ghl by ..." for the shipped folder)."""
+    for name in ("inbound_message_opportunity.yaml", "opportunity_won_thanks.yaml"):
+        shutil.copy(RECIPES / name, tmp_path / name)
+    checked = run_cli("validate", str(tmp_path))
+    assert checked.status == 0, checked
+    assert "copied both ways" not in checked.stdout

@@ -35,14 +35,18 @@ def build_parser() -> argparse.ArgumentParser:
         prog="ghl-connector",
         description=(
             "A no-code connector pack for HighLevel (GoHighLevel, LeadConnector): "
-            "call Contacts API actions, run a local GHL sandbox, manage connections."
+            "every GHL API action and webhook event, YAML recipes and two-way syncs run by a"
+            " service, and faces for automation platforms (HTTP API, OpenAPI, MCP)."
         ),
         epilog=(
             "examples:\n"
-            "  ghl-connector catalog                      list every action\n"
+            "  ghl-connector demo                         the two-way sync demo (no account)\n"
+            "  ghl-connector catalog search opportunity   find actions by words\n"
             "  ghl-connector catalog show ghl.contacts.get\n"
             "  ghl-connector sandbox --port 8800          a local GHL stand-in\n"
             '  ghl-connector call ghl.contacts.get --input \'{"contactId": "abc"}\' --dry-run\n'
+            "  ghl-connector serve --recipes recipes --sandbox   the service, with /console\n"
+            "  ghl-connector api | mcp                    the HTTP API, the MCP server\n"
             "\nRun 'ghl-connector COMMAND --help' for a command's options."
         ),
         formatter_class=argparse.RawDescriptionHelpFormatter,

@@ -74,7 +74,9 @@ def sync_flows(label: str, spec: SyncSpec) -> list[Flow]:
 def crossings(flows: Sequence[Flow]) -> list[str]:
     """Warnings for flows that can feed each other: a writer triggered by what it writes, and,
     once per object and pair of apps, writers that copy it in opposite directions (a two-way
-    sync on its own is meant to: it tells its own echoes)."""
+    sync on its own is meant to: it tells its own echoes). Two kinds of record that write each
+    other (an inbound message opens an opportunity, a won opportunity sends a message) are not
+    a copy and are not warned about: the loop guard stops a real cycle."""
     warnings: list[str] = []
     for flow in flows:
         if flow.source == flow.target:
@@ -89,8 +91,8 @@ def crossings(flows: Sequence[Flow]) -> list[str]:
     for (source, target), forth in sorted(ways.items()):
         back = ways.get((target, source), [])
         writers = list(dict.fromkeys(f.writer for f in (*forth, *back)))
-        if source > target or not back or len(writers) < 2:
-            continue
+        if source > target or not back or len(writers) < 2 or source[1] != target[1]:
+            continue  # one object copied between two apps; not one kind writing another
         there = ", ".join(dict.fromkeys(f.writer for f in forth))
         again = ", ".join(dict.fromkeys(f.writer for f in back))
         warnings.append(
