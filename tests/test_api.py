@@ -134,6 +134,14 @@ def test_keys_answer_401_and_403(server: ApiServer, ghl: SandboxServer) -> None:
     preview = server.post("ghl.contacts.create", {"email": "r@example.com"}, key="reader",
                           params={"dry_run": "true"})
     assert preview.status_code == 200 and ghl.writes(CREATE) == 0
+    # Any method (http.request) and token minting (a POST named get_..., needing oauth.write)
+    # may write: a read-only key is refused before anything is sent.
+    anything = server.post("http.request", {"method": "GET", "url": "https://example.com/"},
+                           key="reader")
+    assert anything.status_code == 403 and "read-only" in anything.json()["error"]["message"]
+    mint = server.post("ghl.oauth.get_location_access_token",
+                       {"companyId": "c", "locationId": "l"}, key="reader")
+    assert mint.status_code == 403 and "read-only" in mint.json()["error"]["message"]
     _, key = server.api.keys.create("short-lived")
     assert client.get("/v1/triggers", headers={"X-API-Key": key}).status_code == 200
     assert server.api.keys.revoke("short-lived")
@@ -264,11 +272,22 @@ def test_hooks_subscribe_list_and_unsubscribe(server: ApiServer) -> None:
                         json={"trigger": "ghl.contacts.created", "target_url": PUBLIC_TARGET,
                               "filter": {"country": ["US", "CA"]}})  # fmt: skip
     assert again.status_code == 200 and again.json() == {**hook, "existing": True}
-    listed = client.get("/v1/hooks", headers=server.headers("contacts")).json()["hooks"]
+    listed = client.get("/v1/hooks", headers=server.headers()).json()["hooks"]
     assert [h["id"] for h in listed] == [hook["id"]] and "secret" not in listed[0]
     assert hook["secret"] not in client.get("/v1/hooks", headers=server.headers()).text
+    # A subscription is its key's: another key neither lists, repeats nor deletes it.
+    assert client.get("/v1/hooks", headers=server.headers("contacts")).json()["hooks"] == []
+    theirs = client.post("/v1/hooks", headers=server.headers("contacts"),
+                         json={"trigger": "ghl.contacts.created", "target_url": PUBLIC_TARGET,
+                               "filter": {"country": ["US", "CA"]}})  # fmt: skip
+    assert theirs.status_code == 201 and theirs.json()["secret"] != hook["secret"]
+    assert theirs.json()["id"] != hook["id"]
+    assert client.delete(f"/v1/hooks/{hook['id']}", headers=server.headers("contacts")
+                         ).status_code == 404
+    assert client.delete(f"/v1/hooks/{theirs.json()['id']}", headers=server.headers("contacts")
+                         ).status_code == 204
     assert client.delete(f"/v1/hooks/{hook['id']}", headers=server.headers("reader")
-                         ).status_code == 403
+                         ).status_code == 404
     assert client.delete(f"/v1/hooks/{hook['id']}", headers=server.headers()).status_code == 204
     assert client.delete(f"/v1/hooks/{hook['id']}", headers=server.headers()).status_code == 404
     assert client.get("/v1/hooks", headers=server.headers()).json()["hooks"] == []

@@ -318,7 +318,8 @@ def test_rest_hooks_cli_lists_adds_removes_and_redelivers_dead(tmp_path: Path,
     made = json.loads(added.stdout)
     assert made["secret"].startswith("whsec_")
     listed = run_cli("hooks", "--json", env=env)
-    assert json.loads(listed.stdout) == [{k: v for k, v in made.items() if k != "secret"}]
+    assert json.loads(listed.stdout) == [{**{k: v for k, v in made.items() if k != "secret"},
+                                          "owner": None}]
     assert made["secret"] not in listed.stdout
     with Store(tmp_path / "state.db") as store:
         fan_out(store, contact_created(store, country="US"))

@@ -25,7 +25,7 @@ from connector.documents.payload import load_json
 from connector.documents.sample import sample
 from connector.errors import AuthError, ConnectorError, DocumentError, InputError, RateLimitError
 from connector.hookspecs import Action
-from connector.recipes.footprints import is_write
+from connector.recipes.footprints import is_read
 from connector.runtime import Runtime
 
 __all__ = ["IDEMPOTENCY_HEADER", "call_endpoint", "list_actions", "show_action"]
@@ -42,7 +42,7 @@ def summary(action: Action) -> dict[str, Any]:
         "title": action.title,
         "method": action.method,
         "scopes": list(action.scopes),
-        "writes": is_write(action),
+        "writes": not is_read(action),
         "deprecated": action.deprecated,
     }
 
@@ -100,7 +100,7 @@ def call(api: Api, request: Request, raw: bytes) -> Response:
     dry_run = _flag(request.query_params.get("dry_run")) if query else False
     if dry_run is None:
         return error(400, "dry_run: must be true or false")
-    refused = permit(key, action.id, write=is_write(action) and not dry_run)
+    refused = permit(key, action.id, write=not is_read(action) and not dry_run)
     if refused is not None:
         return refused
     try:

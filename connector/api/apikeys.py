@@ -12,7 +12,7 @@ a running API in another.
 
 A key may be limited to actions (and triggers) whose ids match any of its globs
 (``fnmatch``: ``ghl.contacts.*``), and made read-only: it then may call no action that
-changes something (:func:`connector.recipes.footprints.is_write`) and subscribe no hook.
+may change something (:func:`connector.recipes.footprints.is_read` is false) and subscribe no hook.
 """
 
 from __future__ import annotations

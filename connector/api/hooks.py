@@ -7,12 +7,16 @@ n8n's instant triggers), over :mod:`connector.api.subscriptions`.
   accepted with a caveat (a host that does not resolve yet) is under ``warnings``; every
   problem of the body answers 422, each at its field (``/trigger``, ``/target_url``: the
   SSRF guard applies, ``/filter/<f>``);
-- ``GET /v1/hooks`` lists the subscriptions of the triggers the key may use (never a secret);
-- ``DELETE /v1/hooks/{id}`` unsubscribes (204; 404 when there is none).
+- ``GET /v1/hooks`` lists the key's own subscriptions (never a secret);
+- ``DELETE /v1/hooks/{id}`` unsubscribes one of the key's own (204; 404 when it has none by
+  that id).
 
-The key must allow the trigger (403 otherwise) and not be read-only to subscribe or
-unsubscribe. Deliveries are ``ghl-connector serve``'s (:mod:`connector.api.delivery`): it
-fills the inbox the events come from and sends each one, signed, to its subscribers.
+A subscription belongs to the API key that made it: another key neither lists, repeats (its
+own ``POST`` of the same subscription makes a new one, with its own secret) nor deletes it,
+and a subscription made by ``ghl-connector hooks add`` belongs to no key. The key must allow
+the trigger (403 otherwise) and not be read-only to subscribe. Deliveries are
+``ghl-connector serve``'s (:mod:`connector.api.delivery`): it fills the inbox the events come
+from and sends each one, signed, to its subscribers.
 """
 
 from __future__ import annotations
@@ -66,7 +70,7 @@ def _subscribe(api: Api, request: Request, raw: bytes) -> Response:
         return refused
     try:
         made = subscribe(api.store, trigger, target, data.get("filter"),
-                         catalog=api.catalog)  # fmt: skip
+                         catalog=api.catalog, owner=key.id)  # fmt: skip
     except DocumentError as exc:
         return error(422, "invalid subscription", problems=exc.problems)
     except ConnectorError as exc:
@@ -80,12 +84,11 @@ def _subscribe(api: Api, request: Request, raw: bytes) -> Response:
 
 
 def list_hooks(api: Api, request: Request) -> Response:
-    """``GET /v1/hooks``: the subscriptions of the triggers the key may use."""
+    """``GET /v1/hooks``: the key's own subscriptions."""
     key = authorize(api, presented_key(request))
     if isinstance(key, Response):
         return key
-    listed = [s for s in public_subscriptions(api.store) if key.allows(s["trigger"])]
-    return ok({"hooks": listed})
+    return ok({"hooks": public_subscriptions(api.store, owner=key.id)})
 
 
 def unsubscribe(api: Api, request: Request) -> Response:
@@ -96,10 +99,9 @@ def unsubscribe(api: Api, request: Request) -> Response:
     if isinstance(key, Response):
         return key
     found = get_subscription(api.store, hook_id) if len(hook_id) <= 64 else None
-    if found is None:
+    if found is None or found.owner != key.id:  # another key's is as good as none
         return error(404, f"no subscription {hook_id!r} [GET /v1/hooks lists them]")
-    refused = permit(key, found.trigger_id, write=True)
-    if refused is not None:
-        return refused
+    if key.read_only:
+        return error(403, f"API key {key.name!r} is read-only; it may not unsubscribe")
     drop_subscription(api.store, hook_id)
     return Response(status_code=204)

@@ -25,7 +25,7 @@ from typing import Any
 from connector.api.answers import DRY_RUN_TYPE, ERROR_SCHEMA
 from connector.catalog import Catalog
 from connector.hookspecs import Action, Trigger
-from connector.recipes.footprints import is_write
+from connector.recipes.footprints import is_read
 
 __all__ = ["DEFAULT_SERVER", "chosen", "clean", "document", "map_schema", "operation_ids"]
 
@@ -179,7 +179,7 @@ def _action_operation(action: Action, op: str) -> dict[str, Any]:
             "default": {"$ref": "#/components/responses/Error"},
         },
     }
-    if is_write(action):
+    if not is_read(action):
         operation["x-writes"] = True
     if action.deprecated:
         operation["deprecated"] = True

@@ -80,7 +80,7 @@ MAX_FILTER_FIELDS = 20
 MAX_FILTER_VALUES = 100
 _MAX_FILTER_TEXT = 1000
 _SECRET_BYTES = 24
-_COLUMNS = "id, trigger_id, event_type, target_url, filter, secret, created_at"
+_COLUMNS = "id, trigger_id, event_type, target_url, filter, secret, created_at, owner"
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,6 +99,8 @@ class Subscription:
         there (same trigger, target URL and filter) instead of making a new one.
     :param warnings: what :func:`subscribe` accepted but the caller should know (a target
         host that does not resolve right now).
+    :param owner: the id of the API key that subscribed (None: ``ghl-connector hooks add``);
+        through the API a key sees, repeats and deletes only its own subscriptions.
     """
 
     id: str
@@ -110,6 +112,7 @@ class Subscription:
     secret: str = field(repr=False)
     existing: bool = field(default=False, compare=False)
     warnings: tuple[str, ...] = field(default=(), compare=False)
+    owner: str | None = None
 
     def public(self) -> dict[str, Any]:
         """The subscription as JSON for listings: everything but the secret."""
@@ -127,17 +130,19 @@ def subscribe(
     catalog: Catalog | None = None,
     vault: Vault | None = None,
     guard: UrlGuard | None = None,
+    owner: str | None = None,
 ) -> Subscription:
     """Store a new subscription and answer it with its fresh secret.
 
     Idempotent, as REST-hook platforms expect (they subscribe again after a timeout): when a
-    subscription with the same trigger, target URL and filter (its JSON text with sorted
-    keys; ``true`` is not ``1``) exists already, that one is answered, with its id and secret, and
-    :attr:`Subscription.existing` set; nothing is stored, so no event is delivered twice.
+    subscription with the same trigger, target URL, filter (its JSON text with sorted keys;
+    ``true`` is not ``1``) and owner exists already, that one is answered, with its id and
+    secret, and :attr:`Subscription.existing` set; nothing is stored, so no event is delivered twice.
 
     :param catalog: where ``trigger_id`` is looked up (default: the pack's, with plugins).
     :param vault: seals the secret (default: the vault beside the state file).
     :param guard: checks ``target_url`` (default: :meth:`UrlGuard.from_config`).
+    :param owner: the subscribing API key's id (None: the CLI).
     :raises DocumentError: every problem of the trigger, the target URL and the filter.
     :raises StoreError: the state file cannot be written.
     """
@@ -160,24 +165,25 @@ def subscribe(
     stored_filter = json.dumps(dict(filter), sort_keys=True) if filter is not None else None
     with store.transaction() as db:  # look and insert in one transaction: no twin by a race
         for row in db.execute(
-            "SELECT id, event_type, filter, secret, created_at FROM hook_subscriptions"
+            "SELECT id, event_type, filter, secret, created_at, owner FROM hook_subscriptions"
             " WHERE trigger_id = ? AND target_url = ? ORDER BY created_at, id",
             (trigger_id, target_url),
         ).fetchall():
-            if row[2] == stored_filter:  # both json.dumps(sort_keys=True): the same text
+            # both json.dumps(sort_keys=True): the same text; another key's twin is not ours
+            if row[2] == stored_filter and row[5] == owner:
                 return Subscription(
                     str(row[0]), trigger_id, str(row[1]), target_url,
                     dict(filter) if filter is not None else None, float(row[4]),
                     open_secret(opener, str(row[0]), row[3]), existing=True,
-                    warnings=warnings,
+                    warnings=warnings, owner=owner,
                 )
         db.execute(
-            f"INSERT INTO hook_subscriptions ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (sub_id, trigger_id, event_type, target_url, stored_filter, sealed, now),
+            f"INSERT INTO hook_subscriptions ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (sub_id, trigger_id, event_type, target_url, stored_filter, sealed, now, owner),
         )
     return Subscription(sub_id, trigger_id, event_type, target_url,
                         dict(filter) if filter is not None else None, now, secret,
-                        warnings=warnings)
+                        warnings=warnings, owner=owner)
 
 
 def unsubscribe(store: Store, subscription_id: str) -> bool:
@@ -211,18 +217,25 @@ def list_subscriptions(store: Store, *, vault: Vault | None = None) -> list[Subs
     return [_from_row(row, opener) for row in rows]
 
 
-def public_subscriptions(store: Store) -> list[dict[str, Any]]:
-    """Every subscription as :meth:`Subscription.public` shows it, oldest first, without
+def public_subscriptions(store: Store, *, owner: str | None = None) -> list[dict[str, Any]]:
+    """The subscriptions as :meth:`Subscription.public` shows them, oldest first, without
     opening a secret: listing needs no key (a state file moved without its key still lists).
 
+    :param owner: only the subscriptions of this API key's id (None: every subscription,
+        each with its ``owner``, as ``ghl-connector hooks list`` shows them).
     :raises StoreError: the state file cannot be read.
     """
-    rows = store.query("SELECT id, trigger_id, target_url, filter, created_at"
-                       " FROM hook_subscriptions ORDER BY created_at, id")
-    return [{"id": str(r["id"]), "trigger": str(r["trigger_id"]),
-             "target_url": str(r["target_url"]),
-             "filter": json.loads(r["filter"]) if r["filter"] is not None else None,
-             "created_at": float(r["created_at"])} for r in rows]
+    sql = "SELECT id, trigger_id, target_url, filter, created_at, owner FROM hook_subscriptions"
+    rows = (store.query(f"{sql} WHERE owner = ? ORDER BY created_at, id", (owner,))
+            if owner is not None else store.query(f"{sql} ORDER BY created_at, id"))
+    listed = [{"id": str(r["id"]), "trigger": str(r["trigger_id"]),
+               "target_url": str(r["target_url"]),
+               "filter": json.loads(r["filter"]) if r["filter"] is not None else None,
+               "created_at": float(r["created_at"])} for r in rows]
+    if owner is None:
+        for item, row in zip(listed, rows, strict=True):
+            item["owner"] = row["owner"]
+    return listed
 
 
 def get_subscription(
@@ -253,7 +266,7 @@ def _from_row(row: Row, vault: Vault) -> Subscription:
     return Subscription(
         str(row["id"]), str(row["trigger_id"]), str(row["event_type"]), str(row["target_url"]),
         json.loads(stored) if stored is not None else None, float(row["created_at"]),
-        open_secret(vault, str(row["id"]), row["secret"]),
+        open_secret(vault, str(row["id"]), row["secret"]), owner=row["owner"],
     )
 
 

@@ -114,11 +114,15 @@ def _print_json(value: Any) -> None:  # noqa: ANN401
 
 def run_list(args: argparse.Namespace) -> int:
     """Print the subscriptions (never their secrets)."""
+    from connector.api.apikeys import ApiKeys
     from connector.api.subscriptions import public_subscriptions
     from connector.cli.table import print_table
 
     with _store(args) as store:
         subs = public_subscriptions(store)
+        names = {key.id: key.name for key in ApiKeys(store).list()}
+    for sub in subs:  # the API key that subscribed, by name ("-": hooks add)
+        sub["owner"] = names.get(sub["owner"], sub["owner"]) if sub["owner"] else None
     if args.json:
         _print_json(subs)
         return 0
@@ -127,8 +131,9 @@ def run_list(args: argparse.Namespace) -> int:
         return 0
     print_table(
         [(s["id"], _when(s["created_at"]), s["trigger"], s["target_url"],
-          json.dumps(s["filter"]) if s["filter"] is not None else "-") for s in subs],
-        headers=("ID", "CREATED", "TRIGGER", "URL", "FILTER"),
+          json.dumps(s["filter"]) if s["filter"] is not None else "-", s["owner"] or "-")
+         for s in subs],
+        headers=("ID", "CREATED", "TRIGGER", "URL", "FILTER", "API KEY"),
     )
     return 0
 

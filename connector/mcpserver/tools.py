@@ -45,7 +45,7 @@ from connector.errors import (
     RemoteError,
 )
 from connector.hookspecs import Action
-from connector.mcpserver.toolset import is_read
+from connector.recipes.footprints import is_read
 from connector.runtime import Runtime
 
 __all__ = [

@@ -21,9 +21,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from connector.catalog import Catalog, did_you_mean
 from connector.errors import ConnectorError
 from connector.hookspecs import Action
-from connector.recipes.footprints import is_write
+from connector.recipes.footprints import is_read
 
-__all__ = ["DEFAULT_ACTIONS", "TOOL_NAME", "is_read", "select", "tool_name", "tool_names"]
+__all__ = ["DEFAULT_ACTIONS", "TOOL_NAME", "select", "tool_name", "tool_names"]
 
 TOOL_NAME = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
 """What MCP clients accept as a tool name."""
@@ -32,7 +32,6 @@ DEFAULT_ACTIONS = ("ghl.contacts.*",)
 """The actions offered when ``--actions`` is not given: HighLevel's Contacts actions."""
 
 _PLAIN_ID = re.compile(r"^[A-Za-z0-9_]+(\.[A-Za-z0-9_]+)*$")
-_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "POST", "PUT", "PATCH", "DELETE"})
 
 
 def tool_name(action_id: str) -> str:
@@ -59,13 +58,6 @@ def tool_names(action_ids: Iterable[str]) -> dict[str, str]:
                 " [leave one out with --actions]"
             )
     return names
-
-
-def is_read(action: Action) -> bool:
-    """Whether calling ``action`` only reads: not a write by the pack's rule
-    (:func:`~connector.recipes.footprints.is_write`: GETs, and POST searches and lookups) and
-    sent with one fixed HTTP method (``http.request``, any method, may write)."""
-    return action.method.upper() in _METHODS and not is_write(action)
 
 
 def select(

@@ -59,6 +59,7 @@ __all__ = [
     "Pending",
     "acting",
     "current",
+    "is_read",
     "is_write",
     "record_of",
 ]
@@ -69,6 +70,7 @@ DEFAULT_LOOP_WINDOW = 60.0
 _KEEP = 86_400.0
 """Footprints older than this (seconds) are pruned (by one write in about a thousand)."""
 _PRUNE_CHANCE = 0.001
+_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "POST", "PUT", "PATCH", "DELETE"})
 _READ_VERBS = re.compile(r"^(get|list|search|find|lookup|read|count)")
 _PHONE = re.compile(r"^\+?[\d\s().-]{7,}$")
 _ISO = re.compile(r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}")
@@ -149,14 +151,28 @@ class Pending:
 
 
 def is_write(action: Action) -> bool:
-    """Whether calling ``action`` changes something (creates, updates, deletes)."""
+    """Whether calling ``action`` changes something (creates, updates, deletes).
+
+    A POST (PUT, PATCH, DELETE) whose verb reads (``search``, ``get_...``) is a read, unless it
+    needs a ``.write`` scope or is an OAuth endpoint (``/oauth/``: it mints a token, and a
+    refresh token rotates). ``http.request`` (any method) is not counted here: a step's own
+    method decides; :func:`is_read` is the rule for refusing writes."""
     if action.kind == "graphql":
         options = action.options.get("graphql")
         return isinstance(options, Mapping) and bool(options.get("mutation"))
     if action.kind != "http" or action.method.upper() not in ("POST", "PUT", "PATCH", "DELETE"):
         return False
     verb = action.id.rpartition(".")[2]
+    if any(scope.endswith(".write") for scope in action.scopes) or "/oauth/" in action.path:
+        return True
     return not _READ_VERBS.match(verb)
+
+
+def is_read(action: Action) -> bool:
+    """Whether calling ``action`` only reads, whatever its input: not :func:`is_write`, and
+    sent with one fixed HTTP method (``http.request``, any method, may write). Read-only API
+    keys and ``mcp --read-only`` offer only these."""
+    return action.method.upper() in _METHODS and not is_write(action)
 
 
 def record_of(payload: Mapping[str, Any]) -> tuple[str | None, Mapping[str, Any]]:

@@ -234,6 +234,7 @@ Table(
     Column("filter", Text),
     Column("secret", LargeBinary, nullable=False),
     Column("created_at", Double, nullable=False),
+    Column("owner", Text),  # the API key's id that subscribed; NULL: the CLI
     Index("hook_subscriptions_by_type", "event_type"),
 )
 Table(

@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 
 __all__ = ["HEAD", "MIGRATIONS_DIR", "current_sqlite", "upgrade_postgres", "upgrade_sqlite"]
 
-HEAD = "0004"
+HEAD = "0005"
 """The newest revision in ``migrations/versions`` (bump it with every new revision)."""
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
