@@ -137,7 +137,8 @@ def subscribe(
     Idempotent, as REST-hook platforms expect (they subscribe again after a timeout): when a
     subscription with the same trigger, target URL, filter (its JSON text with sorted keys;
     ``true`` is not ``1``) and owner exists already, that one is answered, with its id and
-    secret, and :attr:`Subscription.existing` set; nothing is stored, so no event is delivered twice.
+    secret, and :attr:`Subscription.existing` set; nothing is stored, so no event is delivered
+    twice.
 
     :param catalog: where ``trigger_id`` is looked up (default: the pack's, with plugins).
     :param vault: seals the secret (default: the vault beside the state file).
