@@ -119,6 +119,7 @@ def test_keys_answer_401_and_403(server: ApiServer, ghl: SandboxServer) -> None:
     client = server.client
     missing = client.get("/v1/actions")
     assert missing.status_code == 401 and "Bearer" in missing.headers["www-authenticate"]
+    assert "***" not in missing.text  # its own hint is not taken for a secret and masked
     assert client.get("/v1/actions", headers={"X-API-Key": "ghlk_00000000_" + "a" * 43}
                       ).status_code == 401
     bearer = client.get("/v1/actions", headers={"Authorization": f"Bearer {server.keys['all']}"})
@@ -155,6 +156,39 @@ def test_a_key_revoked_by_another_process_is_refused_within_a_second(server: Api
     assert revoked.status == 0, revoked.stderr
     time.sleep(1.1)
     assert server.client.get("/v1/triggers", headers={"X-API-Key": key}).status_code == 401
+
+
+def test_a_connection_changed_by_another_process_is_seen_within_a_second(
+    server: ApiServer, ghl: SandboxServer
+) -> None:
+    """A running API sends no token it was given before `auth set-token` replaced it or `auth
+    logout` deleted it: within a second it reads the connection again (found by an attack: it
+    kept the first token for good)."""
+    db = str(server.store.path)
+    env = {"PIT": ghl.private_token, "BAD": "pit-not-the-sandboxes-token"}
+
+    def store(var: str) -> None:
+        done = run_cli("--store", db, "auth", "set-token", "other", "--token-env", var,
+                       "--location-id", ghl.location_id, "--base-url", ghl.base_url, env=env)
+        assert done.status == 0, done.stderr
+
+    def search() -> httpx.Response:
+        return server.post("ghl.contacts.search", {"pageLimit": 1},
+                           headers={"X-Connection": "other"})
+
+    store("PIT")
+    assert search().status_code == 200
+    store("BAD")
+    time.sleep(1.1)
+    assert search().status_code == 401
+    store("PIT")
+    time.sleep(1.1)
+    assert search().status_code == 200
+    gone = run_cli("--store", db, "auth", "logout", "other")
+    assert gone.status == 0, gone.stderr
+    time.sleep(1.1)
+    after = search()
+    assert after.status_code == 400 and "'other'" in after.json()["error"]["message"]
 
 
 def test_connection_is_chosen_per_request(server: ApiServer, ghl: SandboxServer) -> None:
@@ -207,6 +241,9 @@ def test_trigger_events_newest_first_with_a_cursor(server: ApiServer, catalog: C
     assert "next_cursor" not in rest
     bad = server.client.get(url, params={"cursor": "x"}, headers=server.headers())
     assert bad.status_code == 400
+    for name in ("cursor", "limit"):  # '²' is a digit to str.isdigit, not to int(): a 500 once
+        odd = server.client.get(url, params={name: "\u00b2"}, headers=server.headers())
+        assert odd.status_code == 400, odd.text
     sample = server.client.get("/v1/triggers/ghl.contacts.created/sample",
                                headers=server.headers()).json()["events"][0]["data"]
     trigger = catalog.trigger("ghl.contacts.created")
@@ -310,6 +347,7 @@ def test_hooks_refuse_bad_subscriptions_at_their_fields(server: ApiServer) -> No
     reader = client.post("/v1/hooks", headers=server.headers("reader"),
                          json={"trigger": "ghl.contacts.created", "target_url": PUBLIC_TARGET})
     assert outside.status_code == reader.status_code == 403
+    assert "may not subscribe" in reader.json()["error"]["message"]
     extra = client.post("/v1/hooks", headers=server.headers(),
                         json={"trigger": "ghl.contacts.created", "target_url": PUBLIC_TARGET,
                               "secret": "mine"})  # fmt: skip

@@ -209,6 +209,9 @@ def test_worker_healthz_beyond_loopback_shows_peers_only_with_a_console_token(
                     assert httpx.get(url, headers=headers, timeout=5).json() == shown_bare
                 bearer = {"authorization": f"Bearer {token}"}
                 assert httpx.get(url, headers=bearer, timeout=5).json() == report
+                # A page of another site re-pointed at 127.0.0.1 (DNS rebinding) reads no peers.
+                foreign = {"host": "evil.example"}
+                assert httpx.get(url, headers=foreign, timeout=5).json() == {"status": "ok"}
             finally:
                 served.stop()
                 sock.close()

@@ -150,6 +150,8 @@ def test_serve_summary_and_healthz_report_the_service(served: ServeProcess) -> N
     assert reply.status_code == 200
     assert reply.json()["status"] == "ok" and reply.json()["inbox"] == {}
     assert reply.json()["workers"] == 4
+    rebound = httpx.get(served.health_url, headers={"host": "evil.example:8000"}, timeout=5)
+    assert rebound.json() == {"status": "ok"}  # DNS rebinding: a foreign page reads no details
     head = httpx.head(served.health_url, timeout=5)
     assert head.status_code == 200 and head.content == b""
     assert head.headers["content-length"] == reply.headers["content-length"]

@@ -110,28 +110,32 @@ def authorize(api: Api, presented: str | None) -> ApiKey | Response:
     if key is None:
         return error(
             401,
-            "a valid API key is required [send it as 'X-API-Key: KEY' or 'Authorization:"
-            " Bearer KEY'; create one with 'ghl-connector api keys create NAME']",
+            "a valid API key is required [send it in the X-API-Key header, or in the Authorization"
+            " header (scheme: Bearer); create one with 'ghl-connector api keys create NAME']",
             headers={"WWW-Authenticate": 'Bearer realm="ghl-connector"'},
         )
     return key
 
 
-def permit(key: ApiKey, item_id: str | None, *, write: bool = False) -> Response | None:
+def permit(
+    key: ApiKey, item_id: str | None, *, write: bool = False, doing: str = ""
+) -> Response | None:
     """The 403 answer when ``item_id`` (an action or trigger id) is outside the key's globs,
-    or ``write`` with a read-only key; None when the key may."""
+    or ``write`` with a read-only key (``doing``: what was refused, default: calling
+    ``item_id``); None when the key may."""
     if item_id is not None and not key.allows(item_id):
         return error(403, f"API key {key.name!r} may not use {item_id!r} (its actions: "
                           f"{', '.join(key.actions)})")  # fmt: skip
     if write and key.read_only:
-        return error(403, f"API key {key.name!r} is read-only; {item_id or 'this'} writes")
+        refused = doing or f"{item_id or 'this'} may write"
+        return error(403, f"API key {key.name!r} is read-only; {refused}")
     return None
 
 
 async def read_body(request: Request, limit: int = MAX_BYTES) -> bytes | Response:
     """The request body, or a 413 answer past ``limit`` bytes."""
     declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
+    if declared is not None and declared.isascii() and declared.isdigit() and int(declared) > limit:
         return error(413, f"request body larger than {limit} bytes")
     chunks: list[bytes] = []
     size = 0

@@ -287,7 +287,7 @@ def _dead(claimer: str) -> bool:
     predecessor that had our pid is left to its lease)."""
     host, _, rest = claimer.partition(":")
     pid_text = rest.partition(":")[0]
-    if host != _HOST or not pid_text.isdigit():
+    if host != _HOST or not (pid_text.isascii() and pid_text.isdigit()):
         return False
     pid = int(pid_text)
     if pid == os.getpid():

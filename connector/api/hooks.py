@@ -65,7 +65,7 @@ def _subscribe(api: Api, request: Request, raw: bytes) -> Response:
     trigger: Any = data.get("trigger")
     target: Any = data.get("target_url")  # subscribe() reports a non-string at /target_url
     known = trigger if isinstance(trigger, str) and trigger in api.catalog.triggers else None
-    refused = permit(key, known, write=True)
+    refused = permit(key, known, write=True, doing="it may not subscribe to hooks")
     if refused is not None:
         return refused
     try:

@@ -26,9 +26,11 @@ from connector.store import Store
 __all__ = ["CONNECTION_HEADER", "RuntimeOptions", "Runtimes"]
 
 CONNECTION_HEADER = "X-Connection"
-RESOLVED_FOR = 5.0
-"""Seconds a request's connection name stays resolved (a new default connection, or a
-deleted one, is seen within this time; the token itself is read fresh by its runtime)."""
+RESOLVED_FOR = 1.0
+"""Seconds a request's connection name stays resolved: a new default connection, a deleted
+(logged out) one, or one stored anew for another host or location is seen within this time,
+as a revoked API key is (a new token of the same connection: within
+:data:`connector.auth.tokens.REREAD`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +57,7 @@ class Runtimes:
         self._connections = ConnectionStore(store)
         self._lock = threading.Lock()
         self._made: dict[str, tuple[Runtime, Connection]] = {}
+        self._retired: list[Runtime] = []
         self._resolved: dict[str | None, tuple[tuple[Runtime, Connection], float]] = {}
         self._bare: Runtime | None = None
 
@@ -83,6 +86,9 @@ class Runtimes:
         connection = self.connection(name)
         with self._lock:
             made = self._made.get(connection.name)
+            if made is not None and _where(made[1]) != _where(connection):
+                self._retired.append(made[0])  # stored anew for another host or location
+                made = None
             if made is None:
                 made = self._made[connection.name] = (self._build(connection), connection)
             if len(self._resolved) > 1000:
@@ -111,9 +117,10 @@ class Runtimes:
         """Close every runtime's pooled clients."""
         with self._lock:
             made, self._made = list(self._made.values()), {}
+            retired, self._retired = self._retired, []
             self._resolved.clear()
             bare, self._bare = self._bare, None
-        for runtime, _ in made:
+        for runtime in [*(runtime for runtime, _ in made), *retired]:
             runtime.close()
         if bare is not None:
             bare.close()
@@ -139,3 +146,8 @@ class Runtimes:
         auth = api_key_provider(tokens.provider(connection.name))
         settings = self._settings(connection.location_id, connection.base_url)
         return Runtime(self.catalog, settings, auth=auth)
+
+
+def _where(connection: Connection) -> tuple[str | None, str | None, str]:
+    """What a connection's runtime is built from: its host, its location and its kind."""
+    return connection.base_url, connection.location_id, connection.kind

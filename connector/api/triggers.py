@@ -63,9 +63,9 @@ def events(api: Api, request: Request) -> Response:
         return trigger
     params = request.query_params
     cursor, limit = params.get("cursor") or None, params.get("limit") or str(DEFAULT_LIMIT)
-    if cursor is not None and not (cursor.isdigit() and len(cursor) <= 18):
+    if cursor is not None and not (cursor.isascii() and cursor.isdigit() and len(cursor) <= 18):
         return error(400, "cursor: not a cursor this API gave [pass next_cursor as it came]")
-    if not (limit.isdigit() and 1 <= int(limit) <= MAX_LIMIT):
+    if not (limit.isascii() and limit.isdigit() and 1 <= int(limit) <= MAX_LIMIT):
         return error(400, f"limit: a whole number from 1 to {MAX_LIMIT}")
     types = trigger_types(trigger, api.catalog.hub)
     if not types:

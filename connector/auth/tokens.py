@@ -127,6 +127,11 @@ def _needs_login(connection: Connection, why: str) -> AuthError:
     )
 
 
+REREAD = 1.0
+"""Seconds a connection read from the store is used before it is read again: a new token
+(``auth set-token``), a logout or another process's refresh is seen within this time."""
+
+
 class TokenManager:
     """Fresh tokens for the connections of one store; share one per process.
 
@@ -147,7 +152,8 @@ class TokenManager:
         self.clock = clock
         self._guard = threading.Lock()
         self._locks: dict[str, threading.Lock] = {}
-        self._cache: dict[str, Connection] = {}
+        self._cache: dict[str, tuple[Connection, float]] = {}
+        """Connection name -> (the connection, when to read it again, monotonic)."""
 
     def __repr__(self) -> str:
         return f"TokenManager({self.connections!r})"
@@ -163,15 +169,23 @@ class TokenManager:
                 return resolved
             name = resolved.name
         cached = self._cache.get(name)
-        if cached is not None and not cached.expiring(self.clock(), self.skew):
-            return cached
-        stored = self.connections.get(name)
+        if (cached is not None and cached[1] > time.monotonic()
+                and not cached[0].expiring(self.clock(), self.skew)):  # fmt: skip
+            return cached[0]
+        try:
+            stored = self.connections.get(name)
+        except AuthError:
+            self._cache.pop(name, None)  # logged out: its token is sent no more
+            raise
         if stored.needs_login:
             raise _needs_login(stored, "its refresh token was refused earlier")
         if stored.refreshable and stored.expiring(self.clock(), self.skew):
             return self.refresh(name, stale=stored)
-        self._cache[name] = stored
+        self._remember(stored)
         return stored
+
+    def _remember(self, connection: Connection) -> None:
+        self._cache[connection.name] = (connection, time.monotonic() + REREAD)
 
     def refresh(self, name: str, *, stale: Connection) -> Connection:
         """Replace ``stale`` (expiring, or just answered 401) with a fresh token; single-flight.
@@ -185,14 +199,14 @@ class TokenManager:
             current = self.connections.get(name)
             fresh = not current.expiring(self.clock(), self.skew)
             if current.generation != stale.generation and fresh and not current.needs_login:
-                self._cache[name] = current
+                self._remember(current)
                 return current
             if current.needs_login:
                 raise _needs_login(current, "its refresh token was refused earlier")
             if not current.refreshable:
                 raise _needs_login(current, "its token was rejected and cannot be refreshed")
             renewed = self._renew(current)
-            self._cache[name] = renewed
+            self._remember(renewed)
             return renewed
 
     @contextmanager

@@ -24,7 +24,7 @@ _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,127}")
 
 def positive(text: str) -> int:
     """An argparse type: a whole number of at least 1."""
-    value = int(text) if text.isdigit() else 0
+    value = int(text) if text.isascii() and text.isdigit() else 0
     if value < 1:
         raise argparse.ArgumentTypeError(f"{text!r} is not a positive whole number")
     return value
@@ -44,7 +44,7 @@ def per_window(text: str) -> tuple[int, float]:
 
 def count(text: str) -> int:
     """An argparse type: a whole number of at least 0."""
-    if not text.isdigit():
+    if not (text.isascii() and text.isdigit()):
         raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of 0 or more")
     return int(text)
 
@@ -66,7 +66,7 @@ def env_name(text: str) -> str:
 
 def port(text: str) -> int:
     """An argparse type: a TCP port, 0 (a free one) to 65535."""
-    if not text.isdigit() or int(text) > 65535:
+    if not (text.isascii() and text.isdigit()) or int(text) > 65535:
         raise argparse.ArgumentTypeError(f"{text!r} is not a port (0 to 65535; 0: a free one)")
     return int(text)
 

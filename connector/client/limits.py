@@ -159,7 +159,7 @@ def read_limited(
     try:
         encodings = _encodings(response.headers.get("content-encoding", ""), request)
         declared = response.headers.get("content-length", "")
-        if not encodings and declared.isdigit() and int(declared) > max_body:
+        if not encodings and declared.isascii() and declared.isdigit() and int(declared) > max_body:
             raise BodyTooLarge(max_body, status, request=request)
         for piece in _decoded(response.iter_raw(STEP), encodings, request):
             size += len(piece)

@@ -202,7 +202,12 @@ def _resolve(data: object, path: str) -> object:
     for part in (p for p in path.split(".") if p):
         if isinstance(current, Mapping) and part in current:
             current = current[part]
-        elif isinstance(current, list) and part.isdigit() and int(part) < len(current):
+        elif (
+            isinstance(current, list)
+            and part.isascii()
+            and part.isdigit()
+            and int(part) < len(current)
+        ):
             current = current[int(part)]
         else:
             return _MISSING

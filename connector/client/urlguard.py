@@ -101,7 +101,7 @@ class AllowEntry:
 
 
 def _port(digits: str, text: str) -> int:
-    if not digits.isdigit() or not 0 < int(digits) < 65536:
+    if not (digits.isascii() and digits.isdigit()) or not 0 < int(digits) < 65536:
         raise _bad_entry(text)
     return int(digits)
 

@@ -101,14 +101,16 @@ def token_valid(store: Store, token: str) -> bool:
     return bool(rows) and hmac.compare_digest(str(rows[0]["digest"]), _digest(token))
 
 
-def health_details(store: Store, host: str) -> Callable[[str], bool]:
-    """Whether a ``/healthz`` request with this ``Authorization`` header may see the details
-    (inbox counts, the fleet's peers: host names, pids): bound to loopback, anyone; bound
-    beyond it, only a request with a console token as ``Bearer``. Others get the status."""
+def health_details(store: Store, host: str) -> Callable[[str, str], bool]:
+    """Whether a ``/healthz`` request with this ``Authorization`` and ``Host`` header may see
+    the details (inbox counts, the fleet's peers: host names, pids): bound to loopback, a
+    request naming this machine (not a page of another site re-pointed at 127.0.0.1: DNS
+    rebinding, as the console refuses it); bound beyond it, only a request with a console
+    token as ``Bearer``. Others get the status."""
     if is_loopback(host):
-        return lambda authorization: True
+        return lambda authorization, host_header: host_is_loopback(host_header)
 
-    def allowed(authorization: str) -> bool:
+    def allowed(authorization: str, host_header: str) -> bool:
         if authorization[:7].lower() != "bearer ":
             return False
         return token_valid(store, authorization[7:].strip())

@@ -159,7 +159,7 @@ def console_app(state: ConsoleState) -> Starlette:
         if not ctx.allowed():
             return Response("log in first", 401, headers=SECURITY_HEADERS)
         last = request.headers.get("last-event-id", "")
-        start = int(last) if last.isdigit() and len(last) < 19 else None
+        start = int(last) if last.isascii() and last.isdigit() and len(last) < 19 else None
         body = stream(state.bus, Filters.of(request.query_params), start=start,
                       gone=state.stopping.is_set)
         headers = {**SECURITY_HEADERS, "x-accel-buffering": "no"}
@@ -292,15 +292,21 @@ def _syncs(request: Request, ctx: _Context) -> Response:
 
 def _dead_letters(request: Request, ctx: _Context) -> Response:
     params = request.query_params
+
+    def count(name: str) -> int | None:  # an ASCII count ('²' is a digit to str.isdigit)
+        text = params.get(name, "")
+        return int(text) if text.isascii() and text.isdigit() and len(text) < 10 else None
+
     note = ""
-    if params.get("replayed", "").isdigit():
-        kept = int(params.get("kept", "0") or 0) if params.get("kept", "").isdigit() else 0
-        note = f"{int(params['replayed'])} re-queued for the service"
+    replayed, discarded, missing = count("replayed"), count("discarded"), count("missing")
+    if replayed is not None:
+        kept = count("kept") or 0
+        note = f"{replayed} re-queued for the service"
         note += f"; {kept} stay dead (an unknown call could not be looked up)" if kept else ""
-    elif params.get("discarded", "").isdigit():
-        note = f"{int(params['discarded'])} discarded"
-    elif params.get("missing", "").isdigit():
-        note = f"{int(params['missing'])} of the chosen are no longer dead letters"
+    elif discarded is not None:
+        note = f"{discarded} discarded"
+    elif missing is not None:
+        note = f"{missing} of the chosen are no longer dead letters"
     letters = DeadLetters(ctx.state.store).dead()
     body = pages.dead_letters(ctx.base, letters, ctx.csrf, can_replay=ctx.state.replay is not None,
                               note=note)

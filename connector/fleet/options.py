@@ -115,7 +115,7 @@ def _check_database(option: str, url: str) -> None:
     if scheme not in ("redis", "rediss"):
         return
     path = urlsplit(url).path.strip("/")
-    if path and not path.isdigit():
+    if path and not (path.isascii() and path.isdigit()):
         raise ConnectorError(
             f"{option} {masked(url)!r}: the database must be a number (redis://HOST:6379/0)"
         )

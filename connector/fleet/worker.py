@@ -158,10 +158,11 @@ def _drain(options: ServeOptions, runner: LaneRunner, worker: dramatiq.Worker) -
 
 class HealthApp:
     """``GET``/``HEAD /healthz``: 200 with the report while healthy, 503 otherwise; only the
-    status to a request ``details`` (given the ``Authorization`` header) refuses the rest."""
+    status to a request ``details`` (given the ``Authorization`` and ``Host`` headers) refuses
+    the rest."""
 
     def __init__(self, health: Callable[[], tuple[bool, dict[str, Any]]],
-                 details: Callable[[str], bool] | None = None) -> None:
+                 details: Callable[[str, str], bool] | None = None) -> None:
         self.health = health
         self.details = details
 
@@ -177,9 +178,11 @@ class HealthApp:
             import asyncio
 
             healthy, report = await asyncio.to_thread(self.health)
-            if self.details is not None:  # beyond loopback: the peers only with a token
-                authorization = dict(scope["headers"]).get(b"authorization", b"")
-                if not await asyncio.to_thread(self.details, authorization.decode("latin-1")):
+            if self.details is not None:  # the peers: to this machine, or with a token
+                heads = dict(scope["headers"])
+                authorization = heads.get(b"authorization", b"").decode("latin-1")
+                host = heads.get(b"host", b"").decode("latin-1")
+                if not await asyncio.to_thread(self.details, authorization, host):
                     report = {"status": report.get("status")}
             status, body = (200 if healthy else 503), json.dumps(report).encode()
         await send({"type": "http.response.start", "status": status, "headers": [

@@ -140,7 +140,7 @@ def serve_http(server: MCPServer, port: int, *, out: TextIO = sys.stderr) -> Non
         raise
     bound = sock.getsockname()[1]
     print(f"MCP server: http://{HOST}:{bound}{MCP_PATH}", file=out, flush=True)
-    config = uvicorn.Config(app, log_level="warning", lifespan="on")
+    config = uvicorn.Config(app, log_level="warning", lifespan="on", proxy_headers=False)
     try:
         uvicorn.Server(config).run(sockets=[sock])
     finally:

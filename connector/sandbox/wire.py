@@ -48,7 +48,7 @@ def parse_query(raw: bytes) -> dict[str, str]:
 async def read_body(scope: Scope, receive: Receive, limit: int) -> bytes | None:
     """The whole request body, or None when it is longer than ``limit`` bytes."""
     declared = header(scope, b"content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
+    if declared is not None and declared.isascii() and declared.isdigit() and int(declared) > limit:
         return None
     chunks = []
     size = 0

@@ -462,7 +462,9 @@ def guarded_server(app: Any, limits: Limits | None = None, **config: Any) -> uvi
         limits = chosen
         budget = _Budget(chosen.max_buffered)
 
+    # proxy_headers off: uvicorn would otherwise take X-Forwarded-For from any client on
+    # 127.0.0.1 as the client's address (the console's per-address login throttle reads it).
     settings: dict[str, Any] = {"lifespan": "off", "access_log": False, "server_header": False,
-                                "ws": "none", **config}
+                                "ws": "none", "proxy_headers": False, **config}
     return uvicorn.Server(uvicorn.Config(app, http=Protocol,
                                          timeout_keep_alive=chosen.idle_timeout, **settings))

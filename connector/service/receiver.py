@@ -149,7 +149,8 @@ class ReceiverApp:
     :param partners: app id -> how ``/webhooks/<app>`` takes that partner's webhooks.
     :param health: what ``GET`` and ``HEAD /healthz`` report: (healthy, details), called in a
         worker thread; by default the inbox writer's state (``serve`` adds its workers').
-    :param details: whether a request with this ``Authorization`` header sees the details; to
+    :param details: whether a request with this ``Authorization`` and ``Host`` header sees
+        the details; to
         others ``/healthz`` answers only ``{"status": ...}`` (see
         :func:`connector.console.access.health_details`). None: everyone sees them.
     """
@@ -157,7 +158,7 @@ class ReceiverApp:
     def __init__(self, writer: InboxWriter, settings: Settings | None = None, *,
                  partners: Mapping[str, PartnerHook] | None = None,
                  health: Callable[[], tuple[bool, dict[str, Any]]] | None = None,
-                 details: Callable[[str], bool] | None = None) -> None:
+                 details: Callable[[str, str], bool] | None = None) -> None:
         self.writer = writer
         self.details = details
         self.settings = settings or Settings()
@@ -194,8 +195,9 @@ class ReceiverApp:
         """``details``, or only their status to a request ``self.details`` refuses them."""
         if self.details is None:
             return details
-        authorization = _headers(scope, {b"authorization"}).get("authorization", "")
-        if await asyncio.to_thread(self.details, authorization):
+        heads = _headers(scope, {b"authorization", b"host"})
+        if await asyncio.to_thread(self.details, heads.get("authorization", ""),
+                                   heads.get("host", "")):
             return details
         return {"status": details.get("status")}
 
@@ -278,7 +280,7 @@ def _headers(scope: Scope, names: set[bytes]) -> dict[str, str]:
 def _check_length(text: str | None, limit: int) -> None:
     if text is None:
         return
-    if not text.strip().isdigit():
+    if not (text.strip().isascii() and text.strip().isdigit()):
         raise _Rejected(400, f"bad Content-Length {text!r}")
     if int(text) > limit:
         raise _Rejected(413, f"body of {int(text)} bytes is over the {limit}-byte limit")
