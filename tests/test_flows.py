@@ -6,15 +6,18 @@ from __future__ import annotations
 
 import json
 import shutil
+from pathlib import Path
 
 from conftest import ROOT, run_cli
 
 RECIPES = ROOT / "recipes"
+PARTNER_RECIPES = RECIPES / "partner-recipes"
 
 
 def test_validate_warns_about_recipes_and_a_sync_copying_both_ways(tmp_path):
-    for name in ("superphone_task_from_ghl.yaml", "sync_superphone.yaml", "new_contact_task.yaml"):
-        shutil.copy(RECIPES / name, tmp_path / name)
+    for name in ("partner-recipes/superphone_task_from_ghl.yaml", "sync_superphone.yaml",
+                 "new_contact_task.yaml"):
+        shutil.copy(RECIPES / name, tmp_path / Path(name).name)
     checked = run_cli("validate", str(tmp_path))
     assert checked.status == 0, checked
     warnings = [line for line in checked.stdout.splitlines() if line.startswith("warning:")]
@@ -38,7 +41,7 @@ def test_validate_warns_about_a_recipe_that_writes_what_triggers_it():
 
 def test_one_way_files_and_a_lone_two_way_sync_are_quiet(tmp_path):
     for name in ("superphone_task_from_ghl.yaml", "superphone_note_from_ghl.yaml"):
-        shutil.copy(RECIPES / name, tmp_path / name)
+        shutil.copy(PARTNER_RECIPES / name, tmp_path / name)
     checked = run_cli("validate", str(tmp_path), str(RECIPES / "sync_linkedphone.yaml"))
     assert checked.status == 0, checked
     assert "warning:" not in checked.stdout

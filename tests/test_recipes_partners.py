@@ -29,7 +29,7 @@ from connector.sandbox.server import SandboxServer
 from connector.sandbox.superphone import SuperPhoneSandboxServer
 from connector.store import Store
 
-RECIPES = ROOT / "recipes"
+RECIPES = ROOT / "recipes" / "partner-recipes"
 EVENTS = ROOT / "tests" / "data" / "events"
 PARTNER = sorted([*RECIPES.glob("superphone_*.yaml"), *RECIPES.glob("linkedphone_*.yaml")])
 GHL_TASKS = "POST /contacts/{contactId}/tasks"

@@ -28,7 +28,7 @@ from connector.store import Store
 RECIPES = ROOT / "recipes"
 EVENTS = ROOT / "tests" / "data" / "events"
 # Partner recipes run in tests/test_recipes_partners.py; sync documents in test_sync_recipes.py.
-OTHER_PREFIXES = ("superphone_", "linkedphone_", "sync_")
+OTHER_PREFIXES = ("sync_",)
 SHIPPED = sorted(p for p in RECIPES.glob("*.yaml") if not p.stem.startswith(OTHER_PREFIXES))
 
 

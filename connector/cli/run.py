@@ -36,7 +36,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
             "  ghl-connector run recipes/new_contact_task.yaml --event contact.json \\\n"
             "      --connection main\n"
             "  ghl-connector run my.yaml --event event.json --base-url http://127.0.0.1:8800\n"
-            "  ghl-connector run recipes/superphone_task_to_ghl.yaml --event task.json \\\n"
+            "  ghl-connector run recipes/partner-recipes/superphone_task_to_ghl.yaml --event task.json \\\n"
             "      --base-url http://127.0.0.1:8800 --base-url superphone=http://127.0.0.1:8900\n"
             "\nPartner apps (SuperPhone, LinkedPhone) read their API key from\n"
             "$CONNECTOR_<APP>_API_KEY, e.g. CONNECTOR_SUPERPHONE_API_KEY.\n"
