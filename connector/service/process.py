@@ -327,8 +327,9 @@ def build_work(
     retries through the pool, so a shutdown interrupts them). ``command`` (``serve``,
     ``worker``) names the process in log lines."""
     routes, sync_routes = loaded
+    events = {app.id: app.sync_events for app in catalog.apps.values() if app.sync_events}
     footprints = Footprints(store, loop_limit=options.loop_limit,
-                            loop_window=options.loop_window)
+                            loop_window=options.loop_window, events=events)
     engines = Engines(catalog, store, options, pool.sleep, footprints)
     dispatcher = Dispatcher(catalog, routes, engines, History(store))
     syncs = Syncs(sync_routes, engines(options.sync_location).runtime, store,
