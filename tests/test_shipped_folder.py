@@ -182,3 +182,21 @@ def test_the_shipped_folder_runs_without_loops_or_dead_letters(service: Service)
     assert service.dead_runs() == []
     assert service.counts().get("dead", 0) == 0
     assert service.errors == []
+
+
+def test_a_restarted_sandbox_service_draws_new_ids(tmp_path: Path) -> None:
+    """`serve --sandbox` starts empty sandboxes each time over the same state file: their ids
+    must not repeat, or the id map of the earlier run links new records to old ones (found by
+    a user: after a restart, new contacts were skipped as 'no change')."""
+    seen: list[set[str]] = []
+    for _ in range(2):
+        running = Service(tmp_path / "home")
+        try:
+            runtime, _ = _runtime(running)
+            with runtime:
+                made = runtime.call("ghl.contacts.create", {"email": "same@example.com"})
+                found = runtime.call("superphone.contacts.create", {"email": "same@example.com"})
+                seen.append({made["contact"]["id"], found["id"]})
+        finally:
+            running.stop()
+    assert not seen[0] & seen[1], seen

@@ -238,15 +238,19 @@ def run(args: argparse.Namespace) -> int:
             sync_location=location[0] if location else None,
         )
         return serve(options, catalog, filters, out=sys.stdout)
+    import secrets
     from contextlib import ExitStack
 
     from connector.cli.servesandbox import start_partners, with_partners
     from connector.sandbox.config import SandboxConfig
     from connector.sandbox.server import SandboxServer
 
+    # A new seed each start: the sandboxes keep nothing, so ids drawn from a fixed seed would
+    # repeat, and the state file's id map of an earlier run would link new records to old ones.
+    seed = secrets.randbelow(2**31)
     with ExitStack() as stack:
-        sandbox = stack.enter_context(SandboxServer(SandboxConfig(seed_contacts=5)))
-        partners = start_partners(options.recipes, stack)
+        sandbox = stack.enter_context(SandboxServer(SandboxConfig(seed_contacts=5, seed=seed)))
+        partners = start_partners(options.recipes, stack, seed)
         options = with_partners(_with_sandbox(options, sandbox, partners), partners)
 
         def ready(url: str) -> None:

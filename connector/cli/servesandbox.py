@@ -20,9 +20,10 @@ from connector.sync.syncs import load_syncs
 
 __all__ = ["start_partners", "with_partners"]
 
-def start_partners(recipes: Path, stack: ExitStack) -> dict[str, PartnerSandbox]:
+def start_partners(recipes: Path, stack: ExitStack, seed: int = 0) -> dict[str, PartnerSandbox]:
     """Start the sandbox of every partner the folder's sync documents name (stopped with
-    ``stack``). A folder that does not load starts none: ``serve`` then reports its problems."""
+    ``stack``), their ids drawn from ``seed``. A folder that does not load starts none:
+    ``serve`` then reports its problems."""
     try:
         syncs = load_syncs(recipes)
     except DocumentError:
@@ -31,7 +32,7 @@ def start_partners(recipes: Path, stack: ExitStack) -> dict[str, PartnerSandbox]
     for app in sorted({route.spec.partner for route in syncs}):
         factory = PARTNER_SANDBOXES.get(app)
         if factory is not None:
-            started[app] = factory(stack)
+            started[app] = factory(stack, seed)
     return started
 
 

@@ -31,10 +31,10 @@ class PartnerSandbox:
     set_webhook_urls: Callable[[Sequence[str]], None] = field(repr=False)
 
 
-def _superphone(stack: ExitStack) -> PartnerSandbox:
+def _superphone(stack: ExitStack, seed: int) -> PartnerSandbox:
     from connector.sandbox.superphone import SuperPhoneConfig, SuperPhoneSandboxServer
 
-    config = SuperPhoneConfig(seed_contacts=SEED_CONTACTS)
+    config = SuperPhoneConfig(seed_contacts=SEED_CONTACTS, seed=seed)
     box = stack.enter_context(SuperPhoneSandboxServer(config))
     limit = RateLimit(config.rate_limit_requests, config.rate_limit_seconds)
     return PartnerSandbox(
@@ -42,11 +42,11 @@ def _superphone(stack: ExitStack) -> PartnerSandbox:
     )
 
 
-def _linkedphone(stack: ExitStack) -> PartnerSandbox:
+def _linkedphone(stack: ExitStack, seed: int) -> PartnerSandbox:
     from connector.sandbox.linkedphone.config import LinkedPhoneConfig
     from connector.sandbox.linkedphone.server import LinkedPhoneSandboxServer
 
-    config = LinkedPhoneConfig(seed_contacts=SEED_CONTACTS)
+    config = LinkedPhoneConfig(seed_contacts=SEED_CONTACTS, seed=seed)
     box = stack.enter_context(LinkedPhoneSandboxServer(config))
     limit = RateLimit(config.rate_limit_requests, config.rate_limit_seconds)
     return PartnerSandbox(
@@ -54,7 +54,8 @@ def _linkedphone(stack: ExitStack) -> PartnerSandbox:
     )
 
 
-PARTNER_SANDBOXES: Mapping[str, Callable[[ExitStack], PartnerSandbox]] = {
+PARTNER_SANDBOXES: Mapping[str, Callable[[ExitStack, int], PartnerSandbox]] = {
+    # (stack, seed): the sandbox stopped with the stack, its ids drawn from the seed
     "superphone": _superphone,
     "linkedphone": _linkedphone,
 }
