@@ -80,6 +80,12 @@ def test_run_cli_runs_recipe_and_runs_lists_it(
     )
     table = run_cli("runs", env=env)
     assert run["id"] in table.stdout and "succeeded" in table.stdout
+    # --recipe takes the name, or the file's name with or without .yaml (as `replay` does).
+    for name in ("CLI follow-up", recipe.name, recipe.stem):
+        found = run_cli("runs", "--recipe", name, "--json", env=env)
+        assert [r["id"] for r in json.loads(found.stdout)] == [run["id"]], name
+    none = run_cli("runs", "--recipe", "nope", "--status", "failed", env=env)
+    assert none.stdout.startswith("no runs match --recipe 'nope' and --status 'failed'")
     shown = run_cli("runs", "show", run["id"], "--json", env=env)
     detail = json.loads(shown.stdout)
     assert [s["step"] for s in detail["steps"]] == ["task", "tag"]

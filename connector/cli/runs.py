@@ -31,7 +31,8 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         "  ghl-connector runs show 3f2a...",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--recipe", metavar="NAME", help="only runs of this recipe (its name)")
+    parser.add_argument("--recipe", metavar="NAME",
+                        help="only runs of this recipe (its name, or its file's name)")
     parser.add_argument("--status", choices=_STATUSES, help="only runs with this status")
     parser.add_argument(
         "--limit", type=positive, default=20, metavar="N", help="at most N runs (default 20)"
@@ -56,6 +57,11 @@ def run_list(args: argparse.Namespace) -> int:
     if args.json:
         json.dump([r.as_dict() for r in runs], sys.stdout, indent=2)
         sys.stdout.write("\n")
+        return 0
+    if not runs and (args.recipe or args.status):
+        wanted = " and ".join(f"{flag} {value!r}" for flag, value in
+                              (("--recipe", args.recipe), ("--status", args.status)) if value)
+        print(f"no runs match {wanted} [`ghl-connector runs` lists the recent ones]")
         return 0
     if not runs:
         print("no runs recorded [run a recipe with `ghl-connector run RECIPE --event FILE`]")

@@ -289,12 +289,16 @@ class History:
     def recent(
         self, *, recipe: str | None = None, status: str | None = None, limit: int = 20
     ) -> list[RunRecord]:
-        """The most recent runs first, optionally only of one recipe or status."""
+        """The most recent runs first, optionally only of one recipe (its name, or its file's
+        name with or without ``.yaml``) or status."""
         where: list[str] = []
         params: list[Any] = []
         if recipe is not None:
-            where.append("recipe = ?")
-            params.append(recipe)
+            stem = recipe.removesuffix(".yaml").removesuffix(".yml")
+            like = "%/" + stem.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+            where.append("(recipe = ? OR recipe_file IN (?, ?) OR recipe_file LIKE ? ESCAPE '\\'"
+                         " OR recipe_file LIKE ? ESCAPE '\\')")
+            params += [recipe, f"{stem}.yaml", f"{stem}.yml", f"{like}.yaml", f"{like}.yml"]
         if status is not None:
             where.append("status = ?")
             params.append(status)
