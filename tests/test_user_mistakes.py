@@ -287,7 +287,8 @@ def test_hooks_list_needs_no_key(tmp_path: Path) -> None:
     (tmp_path / "state.key").unlink()
     listed = run_cli("hooks", "--json", env=env)
     assert listed.status == 0, listed.stderr
-    assert json.loads(listed.stdout) == [{k: v for k, v in made.items() if k != "secret"}]
+    assert json.loads(listed.stdout) == [{**{k: v for k, v in made.items() if k != "secret"},
+                                          "owner": None}]
     table = run_cli("hooks", env=env)
     assert table.status == 0 and made["id"] in table.stdout and '{"country": "US"}' in table.stdout
     assert not (tmp_path / "state.key").exists()  # nor made a new key on the way
@@ -300,3 +301,22 @@ def test_hooks_add_help_teaches_examples_and_the_address_rule() -> None:
     assert shown.status == 0
     assert "examples:" in shown.stdout and "--filter '{\"status\"" in shown.stdout
     assert "CONNECTOR_HTTP_ALLOW=127.0.0.1:8911 ghl-connector hooks add" in shown.stdout
+
+
+def test_usage_errors_are_one_line_with_a_close_command(tmp_path: Path) -> None:
+    """A usage mistake prints one line (the error, a close command name, where the help is),
+    not the usage block; exit 2. `--version` answers the installed version."""
+    env = {"CONNECTOR_HOME": str(tmp_path)}
+    typo = run_cli("catalgo", env=env)
+    assert typo.status == 2
+    assert typo.stderr.strip().splitlines() == [
+        "ghl-connector: error: invalid choice: 'catalgo' [did you mean 'catalog'? see"
+        " 'ghl-connector --help']"
+    ]
+    bad = run_cli("worker", "--lane-ttl", "0", env=env)
+    assert bad.status == 2 and len(bad.stderr.strip().splitlines()) == 1, bad.stderr
+    assert "--lane-ttl" in bad.stderr and "ghl-connector worker --help" in bad.stderr
+    missing = run_cli("api", "keys", "create", "--actions", "ghl.contacts.*", env=env)
+    assert missing.status == 2 and "NAME" in missing.stderr
+    version = run_cli("--version", env=env)
+    assert version.status == 0 and version.stdout.startswith("ghl-connector ")

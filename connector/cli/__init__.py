@@ -14,7 +14,7 @@ import os
 import sys
 from collections.abc import Sequence
 from importlib import import_module
-from typing import Any
+from typing import Any, NoReturn
 
 from connector.errors import ConnectorError
 
@@ -29,9 +29,28 @@ COMMANDS = (
 LOG_ENV = "CONNECTOR_LOG_LEVEL"
 
 
+class _Parser(argparse.ArgumentParser):
+    """An argument parser whose usage errors are one line: the error, a close command name
+    when one was misspelt, and where the help is (not the whole usage block)."""
+
+    def error(self, message: str) -> NoReturn:
+        hint = f"see '{self.prog} --help'"
+        if message.startswith("argument ") and "invalid choice: " in message:
+            import difflib
+            import re
+
+            found = re.search(r"invalid choice: '([^']*)' \(choose from (.*)\)", message)
+            if found:
+                choices = [c.strip(" '") for c in found.group(2).split(",")]
+                close = difflib.get_close_matches(found.group(1), choices, n=1)
+                message = f"invalid choice: {found.group(1)!r}"
+                hint = (f"did you mean {close[0]!r}? " if close else "") + hint
+        self.exit(2, f"{self.prog}: error: {message} [{hint}]\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The full argument parser (every command registered)."""
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="ghl-connector",
         description=(
             "A no-code connector pack for HighLevel (GoHighLevel, LeadConnector): "
@@ -51,6 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
         ),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     parser.add_argument(
         "--log-level",
         default=os.environ.get(LOG_ENV, "WARNING"),
@@ -70,6 +90,15 @@ def build_parser() -> argparse.ArgumentParser:
         if module is not None:
             module.add_parser(sub)
     return parser
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("ghl-connector")
+    except PackageNotFoundError:  # run from a checkout that was never installed
+        return "unknown (not installed)"
 
 
 def _command_module(name: str) -> Any:

@@ -50,7 +50,9 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     keys = commands.add_parser("keys", help="create, list and revoke API keys")
     verbs = keys.add_subparsers(dest="keys_command", metavar="COMMAND", required=True)
     create = verbs.add_parser(
-        "create", help="create a key (printed once: only its digest is stored)"
+        "create", help="create a key (printed once: only its digest is stored)",
+        usage="ghl-connector api keys create NAME [--actions GLOB [GLOB ...]] [--read-only]"
+              " [--store URL|PATH]",
     )
     create.add_argument("name", metavar="NAME")
     create.add_argument("--actions", nargs="+", default=[], metavar="GLOB",
