@@ -404,3 +404,19 @@ def test_failed_logins_from_one_address_do_not_lock_out_another(tmp_path: Path) 
         # X-Forwarded-For is not believed: a guesser cannot rotate its way past the hold.
         assert _login(base, token, "127.0.0.2", forwarded="198.51.100.1") == 429
         assert _login(base, token, "127.0.0.1") == 303
+
+
+def test_scopes_needed_are_the_ones_validate_reports(catalog: Any) -> None:
+    """Connections and limits lists, per shipped recipe, the scopes `validate` reports: its
+    trigger's as well as its steps' (the triggers' were left out)."""
+    from connector.console.mount import needed_scopes
+    from connector.recipes.checker import validate_file
+    from connector.service.dispatcher import load_routes
+
+    routes = load_routes(ROOT / "recipes", catalog, catalog.filters)
+    needed = needed_scopes(routes, catalog)
+    assert needed["appointment_activity"] == ["calendars/events.readonly", "contacts.write"]
+    for route in routes:
+        report = validate_file(ROOT / "recipes" / f"{route.key}.yaml", catalog,
+                               filters=catalog.filters)
+        assert needed[route.key] == sorted(report.scopes), route.key

@@ -28,11 +28,12 @@ __all__ = ["console_banner", "needed_scopes", "replayer", "service_console"]
 
 
 def needed_scopes(routes: Sequence[Route], catalog: Catalog) -> dict[str, list[str]]:
-    """Recipe key -> the scopes its steps' actions need."""
+    """Recipe key -> the scopes its trigger and its steps' actions need (as ``validate``
+    reports them)."""
     needed: dict[str, list[str]] = {}
     for route in routes:
         actions = [s.use for s in route.recipe.steps if s.use in catalog.actions]
-        needed[route.key] = scopes_needed(actions, catalog)
+        needed[route.key] = sorted({*scopes_needed(actions, catalog), *route.trigger.scopes})
     return needed
 
 
