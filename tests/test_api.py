@@ -440,6 +440,8 @@ def test_the_hot_route_answers_as_the_router_would(server: ApiServer) -> None:
     unknown = server.post("ghl.no.such", {})
     assert unknown.status_code == 404
     assert "unknown action 'ghl.no.such'" in unknown.json()["error"]["message"]
+    typo = server.post("ghl.contacts.craete", {})
+    assert "did you mean 'ghl.contacts.create'?" in typo.json()["error"]["message"]
     nested = server.client.post("/v1/actions/ghl.contacts.get/x", json={},
                                 headers=server.headers())
     assert nested.status_code == 404

@@ -21,6 +21,7 @@ from connector.api.answers import DRY_RUN_TYPE, encode, error, error_answer, jso
 from connector.api.context import Api, authorize, ok, permit, presented_key, read_body
 from connector.api.idempotency import MAX_KEY_CHARS, request_digest
 from connector.api.runtimes import CONNECTION_HEADER
+from connector.catalog import did_you_mean
 from connector.documents.payload import load_json
 from connector.documents.sample import sample
 from connector.errors import AuthError, ConnectorError, DocumentError, InputError, RateLimitError
@@ -64,7 +65,7 @@ def show_action(api: Api, request: Request) -> Response:
         return key
     action = api.catalog.actions.get(action_id)
     if action is None:
-        return error(404, f"unknown action {action_id!r} [GET /v1/actions lists them]")
+        return _unknown(api, action_id)
     refused = permit(key, action.id)
     if refused is not None:
         return refused
@@ -95,7 +96,7 @@ def call(api: Api, request: Request, raw: bytes) -> Response:
         return key
     action = api.catalog.actions.get(action_id)
     if action is None:
-        return error(404, f"unknown action {action_id!r} [GET /v1/actions lists them]")
+        return _unknown(api, action_id)
     query = request.scope["query_string"]
     dry_run = _flag(request.query_params.get("dry_run")) if query else False
     if dry_run is None:
@@ -185,3 +186,10 @@ def _flag(value: str | None) -> bool | None:
     if value.lower() in ("true", "1"):
         return True
     return None
+
+
+def _unknown(api: Api, action_id: str) -> Response:
+    """404 for an action id the catalog lacks, with the closest id when there is one."""
+    close = did_you_mean(action_id, api.catalog.actions) if len(action_id) <= 200 else None
+    return error(404, f"unknown action {action_id!r} [{close + ' ' if close else ''}"
+                      "GET /v1/actions lists them]")  # fmt: skip
