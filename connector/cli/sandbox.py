@@ -26,8 +26,12 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
             "  ghl-connector sandbox --port 8800 --seed-contacts 50\n"
             "  ghl-connector sandbox --webhook-url http://127.0.0.1:8900/webhooks/ghl "
             "--rate-limit 100/10\n"
-            "\nControl endpoints (no token): GET /_sandbox/stats, POST /_sandbox/reset, "
-            "POST /_sandbox/faults"
+            "\nControl endpoints (no token): GET /_sandbox/stats, POST /_sandbox/reset,\n"
+            "POST /_sandbox/faults, POST /_sandbox/limits, GET /_sandbox/keys (webhook public\n"
+            "keys), POST /_sandbox/webhooks, POST /_sandbox/tokens/expire, and\n"
+            "POST|PUT|DELETE /_sandbox/appointments: book, move or cancel an appointment with its\n"
+            "AppointmentCreate/Update/Delete webhook (the calendar API's own writes are answered\n"
+            "from the spec and send no webhook). docs/running.md lists them."
         ),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
