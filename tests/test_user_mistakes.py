@@ -320,3 +320,18 @@ def test_usage_errors_are_one_line_with_a_close_command(tmp_path: Path) -> None:
     assert missing.status == 2 and "NAME" in missing.stderr
     version = run_cli("--version", env=env)
     assert version.status == 0 and version.stdout.startswith("ghl-connector ")
+
+
+def test_state_commands_take_store_after_their_name(tmp_path: Path) -> None:
+    """`--store` works after the command's name too (`runs --store URL`, `auth status --store`),
+    as it does for serve, replay, hooks and api; it was 'invalid choice' or 'unrecognized'."""
+    env = {"CONNECTOR_HOME": str(tmp_path / "home")}
+    db = str(tmp_path / "elsewhere.db")
+    stored = run_cli("auth", "set-token", "there", "--token-env", "PIT", "--location-id", "L1",
+                     "--store", db, env={**env, "PIT": "pit-123"})
+    assert stored.status == 0, stored.stderr
+    status = run_cli("auth", "status", "--store", db, env=env)
+    assert status.status == 0 and "there" in status.stdout, status
+    assert "there" not in run_cli("auth", "status", env=env).stdout
+    runs = run_cli("runs", "--store", db, "--json", env=env)
+    assert runs.status == 0 and runs.stdout.strip() == "[]", runs

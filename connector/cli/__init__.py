@@ -89,7 +89,27 @@ def build_parser() -> argparse.ArgumentParser:
         module = _command_module(name)
         if module is not None:
             module.add_parser(sub)
+    for name in STATEFUL:
+        if name in sub.choices:
+            _take_store(sub.choices[name])
     return parser
+
+
+STATEFUL = ("call", "run", "runs", "audit", "backfill", "auth", "mcp")
+"""Commands that read the state: each of their subcommands takes ``--store`` after its name
+too (``runs --store URL``), as serve, replay, hooks and api do."""
+
+
+def _take_store(parser: argparse.ArgumentParser) -> None:
+    """Give ``parser`` and its subcommands a ``--store`` option if they have none."""
+    for action in parser._actions:  # noqa: SLF001  # argparse keeps its subparsers here
+        if isinstance(action, argparse._SubParsersAction):  # noqa: SLF001
+            for child in set(action.choices.values()):
+                _take_store(child)
+    if "--store" not in parser._option_string_actions:  # noqa: SLF001
+        parser.add_argument("--store", metavar="URL|PATH", default=argparse.SUPPRESS,
+                            help="the state: an SQLite file or postgresql://... (as before the"
+                            " command)")
 
 
 def _version() -> str:
@@ -115,7 +135,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     _configure_logging(args.log_level)
-    if args.store:  # every command's Store() reads it
+    if getattr(args, "store", None):  # every command's Store() reads it
         os.environ["CONNECTOR_STORE"] = args.store
     try:
         status: int = args.func(args)
