@@ -255,3 +255,28 @@ def test_runs_cli_show_takes_a_unique_prefix(
     assert shared.status == 1
     assert "run id 'ab' is ambiguous" in shared.stderr
     assert "abc123" in shared.stderr and "abd456" in shared.stderr
+
+
+def test_a_call_refused_before_sending_is_not_an_unknown_outcome(
+    files: tuple[Path, Path], tmp_path: Path, ghl: SandboxServer
+) -> None:
+    """A stored connection for another host: the token is not sent, so the call did nothing.
+    Once the connection is fixed, `replay` makes the call (it said 'outcome unknown' and
+    dead-lettered again: the refusal was taken for a call that may have gone out)."""
+    recipe, event = files
+    env = {"CONNECTOR_HOME": str(tmp_path / "home"), "PIT": ghl.private_token}
+
+    def store(*more: str) -> None:
+        saved = run_cli("auth", "set-token", "default", "--token-env", "PIT", "--location-id",
+                        ghl.location_id, *more, env=env)
+        assert saved.status == 0, saved.stderr
+
+    store()  # for GHL itself, not the sandbox
+    refused = run_cli("run", str(recipe), "--event", str(event), "--base-url", ghl.base_url,
+                      env=env)
+    assert refused.status == 1 and "its token is not sent there" in refused.stdout
+    assert ghl.writes(TASKS) == 0
+    store("--base-url", ghl.base_url)
+    again = run_cli("replay", "--all", "--base-url", ghl.base_url, env=env)
+    assert "outcome unknown" not in again.stdout + again.stderr, again
+    assert ghl.writes(TASKS) == 1

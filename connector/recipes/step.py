@@ -375,7 +375,11 @@ def _ambiguous(exc: ConnectorError) -> bool:
 
 
 def _not_applied(exc: ConnectorError) -> bool:
-    """A failure that proves the call changed nothing: refused input, or a 4xx answer."""
+    """A failure that proves the call changed nothing: refused input, a 4xx answer, or a
+    credential refused (a 401 or 403 answer, or no token sent: none usable, or not for that
+    host)."""
+    if isinstance(exc, AuthError):
+        return True
     if isinstance(exc, RemoteError):
         return exc.status is not None and 400 <= exc.status < 500
     return True
