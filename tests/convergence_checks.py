@@ -4,6 +4,7 @@ the sync's policy says they must end (archived contacts, notes the partner canno
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Iterable
 from typing import Any
 
 from convergence_world import World
@@ -136,13 +137,24 @@ def _child_norm(world: World, obj: str, side: str, record: dict[str, Any]) -> di
     return norm(record, {"body": "body"})
 
 
+def pass_actions(outcomes: Iterable[Any]) -> set[str]:
+    """The actions a polling pass decided, a seed task GHL's create refuses (no due date:
+    this spec maps no default) counted as what it is every time, a failed write, apart:
+    ``"refused"``. A pass over converged sides decides nothing but skips and these."""
+    return {
+        "refused" if o.action == "failed" and o.reason.startswith("cannot create on ghl")
+        else o.action
+        for o in outcomes
+    }
+
+
 def _refused(world: World, obj: str) -> set[str]:
     """Partner children GHL's create refuses (a seed task without the due date GHL needs):
-    audited as skips, never linked."""
+    audited as failed writes, never linked."""
     return {
         str(e.partner_id)
         for e in entries(world.engine.store, obj=obj)
-        if e.reason.startswith("cannot create on ghl")
+        if e.action == "failed" and e.reason.startswith("cannot create on ghl")
     }
 
 

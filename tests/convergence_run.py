@@ -9,7 +9,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from convergence_checks import child_mismatches, contact_mismatches, duplicates
+from convergence_checks import child_mismatches, contact_mismatches, duplicates, pass_actions
 from convergence_inbox import Inbox
 from convergence_partner import Partner, PartnerServer
 from convergence_poll import poll
@@ -157,7 +157,8 @@ def converge(w: World, plan: Plan) -> str:
     last = poll(w)
     settle(w)
     assert w.writes() == frozen, tag  # a further full pass writes nothing...
-    assert {o.action for o in last} == {"skip"}, tag  # ...and decides nothing but skips
+    # ...and decides nothing but skips (and the seed tasks GHL refuses, failing again)
+    assert pass_actions(last) <= {"skip", "refused"} and "skip" in pass_actions(last), tag
     return (
         f"{tag}: {w.tally.edits} edits ({w.tally.refused} refused), {rounds} rounds, "
         f"{sum(w.tally.delivered.values())} deliveries ({w.tally.dropped} dropped, "

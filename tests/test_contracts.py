@@ -113,6 +113,7 @@ GHL_ROLE_LITERALS = {
     "sync/backfill.py": 17,  # adapters["ghl"], ids.find(..., "ghl", ...): role keys
     "sync/change.py": 2,  # the outcome's ids by role
     "sync/engine.py": 5,  # the engine's sides and link ids by role
+    "sync/fieldcheck.py": 3,  # the hub side's names, its adapters and custom fields by role
     "sync/events.py": 1,  # a hub webhook's change comes from side "ghl"
     "sync/idmap.py": 6,  # the link's per-role columns
     "sync/mapping.py": 1,  # which field name a source role reads

@@ -24,8 +24,10 @@ from connector.client.retry import RetryPolicy
 from connector.demo.partners import PARTNERS
 from connector.runtime import Runtime, Settings
 from connector.sandbox.server import SandboxServer
+from connector.service.deadletters import DeadLetters
 from connector.store import Store
 from connector.sync.idmap import IdMap
+from connector.sync.mapping import record_time
 from tests.serveproc import ROOT, ServeProcess, wait_for
 
 CATALOG = build_catalog()
@@ -370,3 +372,86 @@ def test_serve_missing_recipes_folder_is_the_only_message(tmp_path: Path) -> Non
     assert result.stderr.strip().splitlines() == [
         f"error: {tmp_path / 'nowhere'}: not a folder of recipes"
     ]
+
+
+def test_serve_sync_superphone_task_without_due_date_reaches_ghl(
+    ghl: SandboxServer, sp: Any, runtime: Runtime, tmp_path: Path
+) -> None:
+    """The user trial: the shipped SuperPhone sync, a task created in SuperPhone with no
+    `dueAt`. It reaches GHL, due when it was created (GHL requires a due date), and nothing
+    fails or is dead-lettered."""
+    boxes = {"superphone": sp}
+    email = f"noa-{uuid.uuid4().hex[:6]}@example.org"
+    with serve_syncs(ghl, tmp_path, boxes) as proc:
+        wire(proc, ghl, boxes)
+        made = PARTNERS["superphone"].create_contact(runtime, {"first": "Noa", "email": email})
+        settle(proc, ghl, boxes)
+        task = runtime.call(
+            "superphone.tasks.create", {"contactId": made["id"], "title": "No due date"}
+        )
+        settle(proc, ghl, boxes)
+        ghl.set_webhook_urls([])
+    assert task["dueAt"] is None
+    contact = find_ghl(runtime, email)
+    assert contact is not None
+    with Store(proc.db) as store:
+        link = IdMap(store, "ghl-superphone").find("tasks", "partner", str(task["id"]))
+    assert link is not None
+    copy = runtime.call("ghl.tasks.get", {"contactId": contact["id"], "taskId": link.ghl_id})
+    assert copy["task"]["title"] == "No due date"
+    assert record_time(copy["task"]["dueDate"]) == record_time(task["createdAt"])
+    assert [r["action"] for r in audit(proc.db, "superphone:%")] == ["create", "create"]
+    assert inbox(proc.db) == {"done": inbox(proc.db)["done"]}
+
+
+def test_serve_sync_write_the_target_refuses_is_logged_and_dead_lettered(
+    ghl: SandboxServer, sp: Any, runtime: Runtime, tmp_path: Path
+) -> None:
+    """A sync document that gives GHL no due date for a SuperPhone task that has none: the
+    write cannot be made. It is not silent: a WARNING naming the sync, the task and the
+    reason, an audit row `failed`, and the event is a dead letter at once (no retries: the
+    same input would be refused again); /healthz stays up. Replaying it, once the document is
+    fixed, creates the task."""
+    boxes = {"superphone": sp}
+    proc = serve_syncs(ghl, tmp_path, boxes)
+    doc = proc.recipes / "sync_superphone.yaml"
+    shipped = doc.read_text(encoding="utf-8")
+    fixed = '        dueDate: {partner: dueAt, default: "{{ item.createdAt | iso }}"}\n'
+    assert fixed in shipped
+    doc.write_text(shipped.replace(fixed, "        dueDate: dueAt\n"), encoding="utf-8")
+    email = f"pia-{uuid.uuid4().hex[:6]}@example.org"
+    with proc:
+        wire(proc, ghl, boxes)
+        made = PARTNERS["superphone"].create_contact(runtime, {"first": "Pia", "email": email})
+        settle(proc, ghl, boxes)
+        task = runtime.call("superphone.tasks.create", {"contactId": made["id"], "title": "Call"})
+        sp.drain_webhooks()
+        assert wait_for(lambda: inbox(proc.db).get("dead") == 1), inbox(proc.db)
+        assert proc.health().status_code == 200
+        warned = [
+            r for r in proc.log_records()
+            if r.get("level") == "WARNING" and "ghl-superphone" in r["message"]
+            and str(task["id"]) in r["message"]
+        ]  # fmt: skip
+        assert warned, proc.logs[-20:]
+        assert "missing required input 'dueDate'" in warned[0]["message"]
+        assert not any("retry" in r["message"] for r in proc.log_records()), proc.logs[-20:]
+        ghl.set_webhook_urls([])
+    [row] = [r for r in audit(proc.db, "superphone:%") if r["object"] == "tasks"]
+    assert (row["action"], row["partner_id"]) == ("failed", task["id"])
+    assert row["reason"].startswith("cannot create on ghl: invalid input for ghl.tasks.create")
+    with Store(proc.db) as store:
+        [dead] = store.query("SELECT last_error FROM inbox WHERE status = 'dead'")
+    assert "ghl-superphone" in str(dead["last_error"]) and "dueDate" in str(dead["last_error"])
+    assert ghl.writes("POST /contacts/{contactId}/tasks") == 0
+    # Fixed document, then `replay`: the failed row does not count as applied.
+    doc.write_text(shipped, encoding="utf-8")
+    with Store(proc.db) as store:
+        letters = DeadLetters(store)
+        letters.requeue(letters.dead())
+    with proc:
+        assert wait_for(lambda: set(inbox(proc.db)) == {"done"}), inbox(proc.db)
+    assert [r["action"] for r in audit(proc.db, "superphone:%") if r["object"] == "tasks"] == [
+        "failed", "create",
+    ]  # fmt: skip
+    assert ghl.writes("POST /contacts/{contactId}/tasks") == 1

@@ -8,6 +8,7 @@ import json
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 import httpx
 import pytest
@@ -25,12 +26,14 @@ from connector.store import Store
 from connector.sync.audit import entries
 from connector.sync.engine import Change, SyncEngine
 from connector.sync.events import change_from_hub, change_from_partner
-from connector.sync.spec import parse_sync
+from connector.sync.mapping import record_time
+from connector.sync.spec import load_sync, parse_sync
 
 WEBHOOKS = {a: app.webhooks for a, app in pack_manifest().apps.items()}
 HUB_EVENTS = pack_manifest().apps["ghl"].sync_events
 
 CATALOG = build_catalog()
+ROOT = Path(__file__).resolve().parents[1]
 CF_COMPANY = "cfCompany0000000001"
 
 SPEC = f"""\
@@ -527,16 +530,59 @@ def test_sync_note_update_on_a_create_only_partner_is_audited(runtime, store, gh
     assert lp.writes("POST /contacts/{contact_id}/notes") == 1
 
 
-def test_sync_create_refused_by_the_target_schema_is_a_skip(sp_engine, ghl, sp):
-    """A SuperPhone task cannot become a GHL task without a due date: audited, nothing sent."""
+def test_sync_create_refused_by_the_target_schema_fails_loudly(sp_engine, ghl, sp, caplog):
+    """A SuperPhone task cannot become a GHL task without a due date (this spec maps none):
+    nothing is sent, and it is not a quiet skip: audited `failed`, logged at WARNING with the
+    sync, the record and the reason."""
     engine, rt = sp_engine
     c = ghl_contact(rt, firstName="Rae", email="rae@example.org")
     pid = engine.apply(from_ghl(c)).partner_id
     task = rt.call("superphone.tasks.create", {"contactId": pid, "title": "Call back"})
-    out = engine.apply(Change("partner", "tasks", task["id"], task))
-    assert out.action == "skip"
+    with caplog.at_level("WARNING", logger="connector.sync.engine"):
+        out = engine.apply(Change("partner", "tasks", task["id"], task, event_id="ev-1"))
+    assert out.action == "failed"
     assert out.reason.startswith("cannot create on ghl: invalid input for ghl.tasks.create")
+    assert "dueDate" in out.reason
     assert ghl.writes("POST /contacts/{contactId}/tasks") == 0
+    [row] = [e for e in entries(engine.store, obj="tasks")]
+    assert (row.action, row.partner_id, row.event_id) == ("failed", task["id"], "ev-1")
+    [logged] = [r for r in caplog.records if r.levelname == "WARNING"]
+    text = logged.getMessage()
+    assert "sync ghl-superphone" in text and task["id"] in text and "dueDate" in text, text
+
+
+def test_shipped_superphone_sync_gives_a_task_without_due_date_a_default(ghl, sp, store):
+    """The shipped recipes/sync_superphone.yaml: a SuperPhone task without `dueAt` reaches GHL
+    due when it was created (GHL requires a due date); the SuperPhone task is left as it is,
+    and applying it again writes nothing."""
+    settings = Settings(
+        strict=True,
+        base_urls={"ghl": ghl.base_url, "superphone": sp.base_url},
+        location_id=ghl.location_id,
+        retry=RetryPolicy(attempts=2, base=0.01, cap=0.05),
+    )
+    bearer = StaticBearer(ghl.private_token)
+    auth = api_key_provider(lambda app, action: bearer, keys={"superphone": sp.api_key})
+    spec = load_sync(ROOT / "recipes" / "sync_superphone.yaml")
+    with Runtime(CATALOG, settings, auth=auth) as rt:
+        engine = SyncEngine(spec, rt, store)
+        contact = rt.call("superphone.contacts.create", {"firstName": "Una", "email": "una@example.org"})
+        assert engine.apply(Change("partner", "contacts", contact["id"], contact)).action == "create"
+        task = rt.call(
+            "superphone.tasks.create", {"contactId": contact["id"], "title": "No due date"}
+        )
+        assert task["dueAt"] is None
+        out = engine.apply(Change("partner", "tasks", task["id"], task))
+        assert out.action == "create", out
+        gid = engine.ids.find("contacts", "partner", contact["id"]).ghl_id
+        made = rt.call("ghl.tasks.get", {"contactId": gid, "taskId": out.ghl_id})["task"]
+        assert made["title"] == "No due date"
+        assert record_time(made["dueDate"]) == record_time(task["createdAt"])
+        assert out.changes["dueDate"] == (None, made["dueDate"])
+        again = engine.apply(Change("partner", "tasks", task["id"], task, updated_at=time.time()))
+        assert again.action == "skip", again
+        assert ghl.writes("PUT /contacts/{contactId}/tasks/{taskId}") == 0
+        assert rt.call("superphone.tasks.get", {"id": task["id"]})["dueAt"] is None
 
 
 def test_sync_unknown_adapter_action_fails_at_start(runtime, store):

@@ -68,11 +68,13 @@ def pointer(path: JsonPath) -> str:
 
 @dataclass(frozen=True, slots=True)
 class Document:
-    """Parsed data plus the 1-based (line, column) of every value, keyed by its path."""
+    """Parsed data plus the 1-based (line, column) of every value, keyed by its path, and of
+    every mapping key (``keys``, keyed by the path of its value)."""
 
     data: Any
     file: str | None = None
     positions: Mapping[JsonPath, tuple[int, int]] = field(default_factory=dict)
+    keys: Mapping[JsonPath, tuple[int, int]] = field(default_factory=dict)
 
     def locate(self, path: JsonPath) -> Location:
         """Where ``path`` stands; falls back to its nearest ancestor that has a position."""
@@ -81,6 +83,13 @@ class Document:
             probe = probe[:-1]
         line, column = self.positions.get(probe, (None, None))
         return Location(self.file, line, column, pointer(path))
+
+    def locate_key(self, path: JsonPath) -> Location:
+        """Where the mapping key naming ``path`` stands (its value's place if not known)."""
+        found = self.keys.get(tuple(path))
+        if found is None:
+            return self.locate(path)
+        return Location(self.file, found[0], found[1], pointer(path))
 
 
 class _GuardedLoader(yaml.SafeLoader):
@@ -167,7 +176,7 @@ def load_yaml(
             return Document(None, file, {(): (1, 1)})
         builder = _Builder(loader, file)
         data = builder.build(node, ())
-        return Document(data, file, builder.positions)
+        return Document(data, file, builder.positions, builder.keys)
     except _Refused as exc:
         raise DocumentError([_problem_at(file, exc.mark, exc.message, exc.hint)]) from None
     except yaml.MarkedYAMLError as exc:
@@ -229,6 +238,7 @@ class _Builder:
         self.loader = loader
         self.file = file
         self.positions: dict[JsonPath, tuple[int, int]] = {}
+        self.keys: dict[JsonPath, tuple[int, int]] = {}
 
     def build(self, node: Node, path: JsonPath) -> Any:
         self.positions[path] = (node.start_mark.line + 1, node.start_mark.column + 1)
@@ -259,4 +269,5 @@ class _Builder:
                     f"duplicate key {key!r} (first defined on line {seen[key]})",
                 )
             seen[key] = key_node.start_mark.line + 1
+            self.keys[(*path, key)] = (key_node.start_mark.line + 1, key_node.start_mark.column + 1)
             yield key, self.build(value_node, (*path, key))

@@ -49,12 +49,15 @@ class Report:
     warnings: tuple[Problem, ...] = ()
     scopes: tuple[str, ...] = ()
     recipe: Recipe | None = field(default=None, repr=False, compare=False)
+    sync: bool = False
+    """A sync document whose checks against the catalog all ran (it has no recipe)."""
 
     @property
     def complete(self) -> bool:
-        """False when the file could not be read as a recipe (unsafe YAML, wrong shape), so the
-        checks against the catalog (ids, inputs, expression paths) did not run yet."""
-        return self.recipe is not None
+        """False when the file could not be read as a recipe or sync document (unsafe YAML,
+        wrong shape), so the checks against the catalog (ids, inputs, expression paths, a sync
+        document's field names) did not run yet."""
+        return self.recipe is not None or self.sync
 
     @property
     def ok(self) -> bool:
@@ -94,7 +97,9 @@ def _is_sync_document(data: object) -> bool:
 
 
 def _sync_report(text: str, file: str | None, catalog: Catalog) -> Report:
-    """Check a sync document: its shape, and every action its adapters name; list scopes."""
+    """Check a sync document: its shape, every action its adapters name, and its field names
+    against those actions' schemas (:mod:`connector.sync.fieldcheck`); list scopes."""
+    from connector.sync.fieldcheck import field_problems
     from connector.sync.spec import parse_sync
 
     try:
@@ -102,6 +107,7 @@ def _sync_report(text: str, file: str | None, catalog: Catalog) -> Report:
     except DocumentError as exc:
         return Report(file, exc.problems)
     found: list[Problem] = []
+    warnings: list[Problem] = []
     scopes: set[str] = set()
     for obj in spec.objects.values():
         for adapter in obj.adapters.values():
@@ -113,7 +119,11 @@ def _sync_report(text: str, file: str | None, catalog: Catalog) -> Report:
                     found.append(Problem(where, f"unknown action {action_id!r}", hint))
                 else:
                     scopes.update(action.scopes)
-    return Report(file, tuple(found), (), tuple(sorted(scopes)))
+    if found:  # the adapters' actions are needed to check the field names
+        return Report(file, tuple(found), (), tuple(sorted(scopes)))
+    found, warnings = field_problems(spec, load_yaml(text, file=file), catalog)
+    ordered = tuple(sorted(found, key=_order))
+    return Report(file, ordered, tuple(warnings), tuple(sorted(scopes)), sync=True)
 
 
 def _adapter_actions(adapter: Any) -> list[str]:

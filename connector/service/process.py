@@ -87,7 +87,7 @@ from connector.service.receiver import WEBHOOK_PATH, ReceiverApp, Settings, open
 from connector.service.summary import summary
 from connector.service.workers import WorkerPool, recover
 from connector.store import Store
-from connector.sync.syncs import SyncRoute, Syncs, load_syncs, partner_hooks
+from connector.sync.syncs import SyncRoute, Syncs, SyncWriteFailed, load_syncs, partner_hooks
 
 __all__ = ["Engines", "build_work", "catch_signals", "load_folder", "serve", "start_pollers",
            "start_purger"]
@@ -525,7 +525,8 @@ def _handler(
     """Queue the event for the REST-hook subscriptions it matches (once, however often it
     runs), tell whether it echoes the pack's own write, run its recipes, then apply it to
     the syncs (a sync that fails raises, so the pool retries the event: runs that ended and
-    syncs that audited it are skipped then; a loop makes the event dead at once)."""
+    syncs that audited it are skipped then; a loop, or a write the other app refuses, makes
+    the event dead at once)."""
 
     def handle(event: InboxEvent) -> Outcome:
         if hooks is not None and fan_out(hooks.store, event):
@@ -535,7 +536,7 @@ def _handler(
         if syncs is not None:
             try:
                 syncs.process(event, echo)
-            except LoopDetected as exc:
+            except (LoopDetected, SyncWriteFailed) as exc:
                 _log.warning("%s: %s; event %r is dead-lettered", command, exc,
                              event.webhook_id)
                 error = "; ".join(filter(None, (outcome.error, str(exc))))

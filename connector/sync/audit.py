@@ -38,7 +38,8 @@ _SECRET = re.compile(r"token|secret|password|passwd|api_?key|authorization|ssn",
 
 @dataclass(frozen=True, slots=True)
 class AuditEntry:
-    """One decision: ``action`` is create, update, delete, archive, link or skip; ``reason``
+    """One decision: ``action`` is create, update, delete, archive, link, skip or
+    failed (a write the other app refused); ``reason``
     says why; ``changes`` maps a field to ``[before, after]``."""
 
     at: float

@@ -39,8 +39,9 @@ class Change:
 
 @dataclass(frozen=True, slots=True)
 class Outcome:
-    """What :meth:`SyncEngine.apply` did: ``action`` (create, update, link, delete, archive or
-    skip), why, the ids on both sides, and ``changes`` (field -> before, after)."""
+    """What :meth:`SyncEngine.apply` did: ``action`` (create, update, link, delete, archive,
+    skip, or failed: the other app refused the write), why, the ids on both sides, and
+    ``changes`` (field -> before, after)."""
 
     action: str
     reason: str

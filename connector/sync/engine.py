@@ -18,10 +18,16 @@ or on the partner app) and decides, in this order:
 
 Every decision (write or skip, and why) is appended to the audit trail in the same
 transaction as the id-map update (:mod:`connector.sync.audit`, :mod:`connector.sync.idmap`).
+A write that cannot be made at all, because the other app refuses its input (a required field
+the source record lacks, a value of the wrong type) or the mapping cannot compute it, is
+audited as ``failed`` (:data:`FAILED`) and logged at WARNING: trying again would give the same
+answer, so it is not raised for a retry, and ``serve`` dead-letters its event
+(:class:`connector.sync.syncs.Syncs`).
 """
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -48,7 +54,13 @@ from connector.sync.mapping import (
 from connector.sync.sides import SyncSide, gone
 from connector.sync.spec import ObjectSync, Side, SyncSpec, other
 
-__all__ = ["Change", "Outcome", "SyncEngine"]
+__all__ = ["FAILED", "Change", "Outcome", "SyncEngine"]
+
+FAILED = "failed"
+"""The audit action of a write the other app refuses (or the mapping cannot compute): not a
+skip, the change is lost until someone fixes the record or the sync document and applies it
+again (``ghl-connector replay`` of its dead-lettered event)."""
+_log = logging.getLogger(__name__)
 
 _DELETED = "\x00deleted"
 """What :meth:`SyncEngine._parent` answers for a parent whose link is marked deleted."""
@@ -90,7 +102,8 @@ class SyncEngine:
 
         :raises ConnectorError: the object is not synced, or a call failed (nothing is
             recorded then, so the change can be applied again). An input the other app's
-            create action refuses (a required field not mapped) is audited as a skip.
+            create or update action refuses (a required field the record lacks) is not
+            raised: it is audited and logged as :data:`FAILED` (see the module docstring).
         """
         obj = self._object(change.object)
         with self._lock:
@@ -159,7 +172,7 @@ class SyncEngine:
             whole = mapped(obj, source, rec, create=True) if link is None else desired
         except ExpressionError as exc:
             reason = f"mapping failed: {exc}"
-            return self._finish(change, None, self._ids(change, link, "skip", reason))
+            return self._finish(change, None, self._ids(change, link, FAILED, reason))
         parent = self._parent(change, obj, rec)
         if obj.parent and (parent is None or parent is _DELETED):
             state = "was deleted" if parent is _DELETED else "is not linked yet"
@@ -258,7 +271,7 @@ class SyncEngine:
             )
         except InputError as exc:
             reason = f"{reason}; cannot update on {self._app(target)}: {exc}"
-            return None, make_outcome("skip", reason, ids, diffs)
+            return None, make_outcome(FAILED, reason, ids, diffs)
         except RemoteError as exc:
             if not gone(exc):
                 raise
@@ -287,7 +300,7 @@ class SyncEngine:
             created, left = self._sides[target].create(adapter, values, parent)
         except InputError as exc:
             reason = f"cannot create on {self._app(target)}: {exc}"
-            return self._finish(change, None, self._ids(change, None, "skip", reason))
+            return self._finish(change, None, self._ids(change, None, FAILED, reason))
         except RemoteError as exc:
             if not (obj.parent and parent and gone(exc) and self._orphan(obj, target, parent)):
                 raise
@@ -402,7 +415,15 @@ class SyncEngine:
         return make_outcome(action, reason, ids)
 
     def _finish(self, change: Change, link: Link | None, outcome: Outcome) -> Outcome:
-        """Save ``link`` (if given) and audit ``outcome``, in one transaction."""
+        """Save ``link`` (if given) and audit ``outcome``, in one transaction (a failed write
+        is logged at WARNING too)."""
+        if outcome.action == FAILED:
+            _log.warning(
+                "sync %s: %s %s %s (%s -> %s, event %s) failed: %s",
+                self.spec.name, self._app(change.side), change.object, change.record_id,
+                self._app(change.side), self._app(other(change.side)), change.event_id,
+                outcome.reason,
+            )  # fmt: skip
         entry = AuditEntry(
             at=self._clock(),
             sync=self.spec.name,

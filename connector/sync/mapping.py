@@ -66,10 +66,16 @@ def mapped(
 
 def _value(field: FieldMap, source: Side, record: Mapping[str, Any]) -> JSON:
     template = field.transform(source)
-    if template is not None:
-        return template.render({"item": dict(record)})
     name = field.name(source)
-    return None if name is None else read_field(record, name)
+    if template is not None:
+        value = template.render({"item": dict(record)})
+    else:
+        value = None if name is None else read_field(record, name)
+    if field.default is not None and canonical(str(field.name(other(source))), value) is None:
+        # The source record has no value (a partner task without a due date): the field's
+        # default, computed from the same record, so every change gives the same one.
+        return field.default.render({"item": dict(record)})
+    return value
 
 
 def ghl_value(obj: ObjectSync, source: Side, record: Mapping[str, Any], name: str) -> JSON:

@@ -39,7 +39,7 @@ from connector.documents.document import Document, JsonPath, load_yaml, load_yam
 from connector.documents.schema import Validator, compile_validator, document_problems, load_schema
 from connector.errors import DocumentError, Location, Problem
 from connector.expressions.syntax import ExpressionError
-from connector.expressions.template import Template, parse_template
+from connector.expressions.template import CompiledValue, Template, compile_value, parse_template
 from connector.hookspecs import App
 
 __all__ = [
@@ -114,7 +114,8 @@ class Adapter:
 class FieldMap:
     """One synced field: its GHL name, its partner name, optional value transforms per
     direction (expressions over the source record as ``item``), the directions it flows in,
-    and the side whose value always wins (None: the last writer wins)."""
+    the side whose value always wins (None: the last writer wins), and the value written when
+    the source record has none (``default``: a value or an expression over ``item``)."""
 
     ghl: str | None
     partner: str | None
@@ -122,6 +123,7 @@ class FieldMap:
     to_partner: Template | None
     direction: str
     source_of_truth: Side | None
+    default: CompiledValue | None = None
 
     def name(self, side: Side) -> str | None:
         """The field's name on ``side``."""
@@ -324,9 +326,23 @@ def _fields(
                 ),
                 direction=value.get("direction", direction),
                 source_of_truth=truth.get(ghl, truth.get(ghl_name)),
+                default=_default(value, (*where, "default"), doc, problems),
             )
         )
     return out
+
+
+def _default(
+    value: Mapping[str, Any], path: JsonPath, doc: Document | None, problems: list[Problem]
+) -> CompiledValue | None:
+    if "default" not in value:
+        return None
+    try:
+        return compile_value(value["default"], env=())
+    except ExpressionError as exc:
+        where = doc.locate(path) if doc else _nowhere(path)
+        problems.append(Problem(where, exc.detail))
+        return None
 
 
 def _template(

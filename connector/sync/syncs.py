@@ -18,6 +18,13 @@ Webhooks may arrive out of order (each delivery is its own request), so a task o
 before its contact's event, or be the first the sync hears of a contact: such a change first
 pulls its parent contact (read from its app and applied as a change of its own, audited under
 ``<webhookId>#parent``), so it is never skipped for a parent "not linked yet".
+
+A write the other app refuses (the engine audits it ``failed`` and logs it, see
+:data:`connector.sync.engine.FAILED`) makes the event a dead letter at once
+(:class:`SyncWriteFailed`): retrying gives the same answer, and a dead letter is listed by
+``ghl-connector replay --list`` and the console. A ``failed`` row does not count as the event
+being applied, so replaying the event (after fixing the record or the sync document) applies
+it again.
 """
 
 from __future__ import annotations
@@ -39,7 +46,7 @@ from connector.service.dispatcher import event_payload
 from connector.service.inbox import InboxEvent
 from connector.service.partnerhooks import PartnerHook, partner_of, webhook_secret_env
 from connector.store import Store
-from connector.sync.engine import Change, Outcome, SyncEngine
+from connector.sync.engine import FAILED, Change, Outcome, SyncEngine
 from connector.sync.events import change_from_hub, change_from_partner
 from connector.sync.mapping import record_time
 from connector.sync.sides import SyncSide
@@ -48,6 +55,7 @@ from connector.sync.spec import SyncSpec, load_sync
 __all__ = [
     "Prepare",
     "SyncRoute",
+    "SyncWriteFailed",
     "Syncs",
     "describe",
     "hub_reader",
@@ -60,6 +68,11 @@ Prepare = Callable[[Change], Change]
 """Completes a change before it is applied (e.g. reads the full record a webhook only names)."""
 SUFFIXES = (".yaml", ".yml")
 _log = logging.getLogger(__name__)
+
+
+class SyncWriteFailed(ConnectorError):
+    """A sync could not write an event's change (the other app refused its input): the event
+    is dead at once, not retried (see the module docstring)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -271,6 +284,8 @@ class Syncs:
         :raises LoopDetected: a sync's write was refused as a loop (the event is dead).
         :raises ConnectorError: applying failed for some sync (the worker retries the event
             with the inbox's backoff; syncs that applied it skip it then).
+        :raises SyncWriteFailed: no call failed, but some sync's write was refused by the
+            other app (audited ``failed``): the event is dead, retrying would not help.
         """
         found = self._change(event)
         if found is None:
@@ -278,6 +293,7 @@ class Syncs:
         app, change = found
         outcomes: list[Outcome] = []
         failed: list[str] = []
+        refused: list[str] = []
         loops: list[LoopDetected] = []
         for engine in self._engines:
             spec = engine.spec
@@ -294,16 +310,24 @@ class Syncs:
             try:
                 with acting(origin, self.footprints):
                     prepared = self._prepare(change) if app == self.hub else change
-                    self._pull_parent(engine, prepared)
-                    outcomes.append(engine.apply(prepared))
+                    parent = self._pull_parent(engine, prepared)
+                    applied = engine.apply(prepared)
             except LoopDetected as exc:
                 loops.append(exc)
+                continue
             except ConnectorError as exc:
                 failed.append(f"sync {spec.name!r}: {exc}")
+                continue
+            outcomes.append(applied)
+            for out in (parent, applied):
+                if out is not None and out.action == FAILED:
+                    refused.append(f"sync {spec.name!r}: {change.object} {out.reason}")
         if loops:
             raise LoopDetected("; ".join(str(e) for e in loops), loops[0].chain)
         if failed:
             raise ConnectorError(f"event {event.webhook_id!r}: " + "; ".join(failed))
+        if refused:
+            raise SyncWriteFailed(f"event {event.webhook_id!r}: " + "; ".join(refused))
         return outcomes
 
     def _change(self, event: InboxEvent) -> tuple[str, Change] | None:
@@ -333,27 +357,31 @@ class Syncs:
             return None
         return app, replace(change, event_id=event.webhook_id)
 
-    def _pull_parent(self, engine: SyncEngine, change: Change) -> None:
+    def _pull_parent(self, engine: SyncEngine, change: Change) -> Outcome | None:
         """Apply the parent contact of a task or note change first, if the sync has not
         linked it yet (nothing when the object has no parent or its parent is not synced
-        from that side)."""
+        from that side); its outcome, if it was applied now."""
         spec = engine.spec
         obj = spec.objects[change.object]
         parent = spec.objects.get(obj.parent or "")
         if parent is None or change.record is None or not change.parent_id:
-            return
+            return None
         if not parent.allows(change.side):
-            return
+            return None
         if engine.ids.find(parent.name, change.side, change.parent_id) is not None:
-            return
+            return None
         event_id = f"{change.event_id}#parent"
-        if not self._applied(spec.name, event_id):
-            engine.apply(Change(change.side, parent.name, change.parent_id, {}, event_id=event_id))
+        if self._applied(spec.name, event_id):
+            return None
+        pulled = Change(change.side, parent.name, change.parent_id, {}, event_id=event_id)
+        return engine.apply(pulled)
 
     def _applied(self, sync: str, event_id: str) -> bool:
-        """Whether ``sync`` already audited the event (applied it, or decided to skip it)."""
+        """Whether ``sync`` already audited the event (applied it, or decided to skip it; a
+        write the other app refused, audited ``failed``, does not count: a replay retries)."""
         rows = self.store.query(
-            "SELECT 1 AS found FROM sync_audit WHERE sync = ? AND event_id = ? LIMIT 1",
-            (sync, event_id),
+            "SELECT 1 AS found FROM sync_audit WHERE sync = ? AND event_id = ? AND action != ?"
+            " LIMIT 1",
+            (sync, event_id, FAILED),
         )
         return bool(rows)
