@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import fcntl
 import hashlib
+import logging
 import os
 import sqlite3
 import stat
@@ -113,11 +114,65 @@ def upsert(table: str, columns: Sequence[str], key: Sequence[str]) -> str:
     )
 
 
+_warned_relative: set[str] = set()
+
+
 def _sqlite_path(url: str) -> Path | None:
-    """The file of an ``sqlite:///path`` URL (``sqlite:////abs`` or ``sqlite:///rel``)."""
-    if url.startswith("sqlite:///"):
-        return Path(url[len("sqlite:///") :])
-    return None
+    """The file of an ``sqlite:///path`` URL, made absolute: SQLAlchemy's convention, so
+    ``sqlite:////abs/path`` is absolute and ``sqlite:///rel/path`` is relative to the current
+    folder (warned about once per process: ``sqlite:///tmp/x.db`` reads as ``/tmp/x.db``)."""
+    if not url.startswith("sqlite:///"):
+        return None
+    path = Path(url[len("sqlite:///") :])
+    if not path.is_absolute():
+        resolved = path.absolute()
+        if url not in _warned_relative:
+            _warned_relative.add(url)
+            logging.getLogger(__name__).warning(
+                "%s names a path relative to the current folder: %s [for an absolute path"
+                " write sqlite:////%s, or give the plain path]",
+                url, resolved, str(path).lstrip("/"),
+            )
+        return resolved
+    return path
+
+
+def sqlite_file(location: Path | str) -> Path | None:
+    """The absolute file an SQLite store location names (a path or ``sqlite:///`` URL);
+    ``None`` for a PostgreSQL or other URL."""
+    text = str(location)
+    if text.startswith("sqlite:///"):
+        return _sqlite_path(text)
+    if "://" in text or text.startswith(("postgresql:", "postgres:")):
+        return None
+    return Path(text).expanduser().absolute()
+
+
+def _pg_hint(exc: BaseException, url: str) -> str:
+    """A hint for the PostgreSQL errors a role without rights on its schema meets."""
+    orig = getattr(exc, "orig", exc)
+    state = getattr(getattr(orig, "diag", None), "sqlstate", None) or getattr(orig, "sqlstate", "")
+    text = str(orig)
+    role, database = "ROLE", "DATABASE"
+    try:
+        from sqlalchemy.engine import make_url
+
+        parsed = make_url(url.replace("postgres://", "postgresql://", 1))
+        role, database = parsed.username or role, parsed.database or database
+    except Exception:  # noqa: BLE001, S110  # only a hint: keep the placeholders
+        pass
+    if state == "42501" and "permission denied for schema" in text:
+        schema = text.split("permission denied for schema", 1)[1].split()[0].strip('"')
+        return (
+            f" [hint: the role needs CREATE on the schema: createdb -O {role} {database}, or"
+            f" GRANT CREATE ON SCHEMA {schema} TO {role}]"
+        )
+    if state == "3F000" or "no schema has been selected to create in" in text:
+        return (
+            " [hint: the search_path names no schema that exists: CREATE SCHEMA name"
+            f" AUTHORIZATION {role}, or fix ?options=-csearch_path%3Dname in the URL]"
+        )
+    return ""
 
 
 def _cause(exc: BaseException) -> str:
@@ -130,13 +185,17 @@ def _cause(exc: BaseException) -> str:
 
 
 @contextmanager
-def _mapped(where: object, doing: str, errors: tuple[type[BaseException], ...]) -> Iterator[None]:
-    """Translate driver and OS errors into a one-line :class:`StoreError`."""
+def _mapped(
+    where: object, doing: str, errors: tuple[type[BaseException], ...], url: str = ""
+) -> Iterator[None]:
+    """Translate driver and OS errors into a one-line :class:`StoreError` (with a hint for the
+    PostgreSQL permission errors a new database's role meets)."""
     try:
         yield
     except errors as exc:
         text = _cause(exc)
-        raise StoreError(f"{where}: cannot {doing}: {text}") from exc
+        hint = _pg_hint(exc, url) if url.startswith("postgres") else ""
+        raise StoreError(f"{where}: cannot {doing}: {text}{hint}") from exc
     except OSError as exc:
         raise StoreError(f"{where}: cannot {doing}: {exc.strerror or exc}") from exc
 
@@ -160,14 +219,21 @@ _NORMAL, _FULL, _EXTRA = 1, 2, 3
 class Store:
     """An open store. Thread-safe: one connection, used under a lock.
 
-    :param location: an SQLite file path, an ``sqlite:///path`` URL or a ``postgresql://`` URL;
-        ``None`` means :func:`default_store_location`.
+    :param location: an SQLite file path, an ``sqlite:///path`` URL (``sqlite:////abs/path``
+        for an absolute one) or a ``postgresql://`` URL; ``None`` means
+        :func:`default_store_location`. A file is made absolute (:attr:`where`, :attr:`path`).
+    :param create: make a missing SQLite file (``False``: "no such state file").
+    :param read_only: change nothing: no file made, no schema upgrade, SQLite opened read-only
+        (for ``store status``, which reads the revision and the pending ones itself).
     :raises StoreError: if the store cannot be created, opened or migrated.
     """
 
     dialect: Literal["sqlite", "postgresql"]
 
-    def __init__(self, location: Path | str | None = None) -> None:
+    def __init__(
+        self, location: Path | str | None = None, *, create: bool = True,
+        read_only: bool = False,
+    ) -> None:
         if location is None:
             location = default_store_location()
         text = str(location)
@@ -176,6 +242,7 @@ class Store:
         self._level = -1  # unknown until the first transaction sets it
         self._engine: Engine | None = None
         self._closed = False
+        self.read_only = read_only
         if text.startswith(("postgresql:", "postgres:", "postgresql+psycopg:")):
             self.dialect = "postgresql"
             self.url = text
@@ -187,28 +254,42 @@ class Store:
             return
         if "://" in text and _sqlite_path(text) is None:
             raise StoreError(
-                f"{display_url(text)}: not a store URL [hint: use a file path, sqlite:///path"
-                " or postgresql://user@host/database]"
+                f"{display_url(text)}: not a store URL [hint: use a file path,"
+                " sqlite:////absolute/path or postgresql://user@host/database]"
             )
         self.dialect = "sqlite"
-        self.path = _sqlite_path(text) or Path(location)
+        self.path = sqlite_file(text) or Path(text)
         self.url = f"sqlite:///{self.path}"
         self.where = str(self.path)
         self._errors = (sqlite3.Error,)
-        with self._mapped("open the state file"):
-            _create_private(self.path)
-            self._db: Any = sqlite3.connect(
-                self.path,
-                timeout=BUSY_TIMEOUT_MS / 1000,
-                isolation_level=None,
-                check_same_thread=False,
+        if (read_only or not create) and not self.path.is_file():
+            raise StoreError(
+                f"{self.where}: no such state file"
+                + ("" if self.path.parent.is_dir() else " (nor its folder)")
             )
+        with self._mapped("open the state file"):
+            if read_only:
+                self._db: Any = sqlite3.connect(
+                    f"{self.path.as_uri()}?mode=ro", uri=True,
+                    timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None,
+                    check_same_thread=False,
+                )
+            else:
+                _create_private(self.path)
+                self._db = sqlite3.connect(
+                    self.path,
+                    timeout=BUSY_TIMEOUT_MS / 1000,
+                    isolation_level=None,
+                    check_same_thread=False,
+                )
         try:
             with self._mapped("open the state file"):
                 self._db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-                self._db.execute("PRAGMA journal_mode = WAL")
-                self._db.execute("PRAGMA foreign_keys = ON")
-            self._migrate_sqlite()
+                if not read_only:
+                    self._db.execute("PRAGMA journal_mode = WAL")
+                    self._db.execute("PRAGMA foreign_keys = ON")
+            if not read_only:
+                self._migrate_sqlite()
         except StoreError:
             self._db.close()
             raise
@@ -240,9 +321,12 @@ class Store:
             ) from None
         try:
             with self._mapped("open the database"):
-                upgrade_postgres(engine, self.where)
+                if not self.read_only:
+                    upgrade_postgres(engine, self.where)
                 self._fairy = engine.raw_connection()
                 self._db = PgSession(self._fairy.driver_connection)
+                if self.read_only:
+                    self._db.execute("SET default_transaction_read_only = on")
         except BaseException:
             self._closed = True
             engine.dispose()
@@ -250,7 +334,7 @@ class Store:
         self._engine = engine
 
     def _mapped(self, doing: str) -> Any:
-        return _mapped(self.where, doing, self._errors)
+        return _mapped(self.where, doing, self._errors, self.url)
 
     def __repr__(self) -> str:
         return f"Store({self.where!r})"
@@ -414,8 +498,18 @@ class Store:
 
             with self._lock, self._mapped("read the schema version"):
                 return current_sqlite(self._db)
+        if "alembic_version" not in self.table_names():
+            return None
         rows = self.query("SELECT version_num FROM alembic_version")
         return str(rows[0][0]) if rows else None
+
+    def table_names(self) -> set[str]:
+        """The tables the store holds (on PostgreSQL: in its current schema)."""
+        if self.dialect == "sqlite":
+            sql = "SELECT name FROM sqlite_master WHERE type = 'table'"
+        else:
+            sql = "SELECT tablename FROM pg_tables WHERE schemaname = current_schema()"
+        return {str(row[0]) for row in self.query(sql)}
 
     @contextmanager
     def exclusive(self, name: str) -> Iterator[None]:

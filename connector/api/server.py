@@ -20,6 +20,7 @@ from connector.catalog import Catalog
 from connector.console.app import ServiceApp
 from connector.console.mount import console_banner, service_console
 from connector.service.listener import bind_socket, guarded_server, serve_forever, socket_url
+from connector.service.logformat import library_level
 from connector.store import Store
 
 __all__ = ["serve"]
@@ -48,7 +49,7 @@ def serve(
                                            rate_limits=runtimes.rate_limits, replay=None)
         try:
             app = ServiceApp(console, build_app(api), metrics)
-            server = guarded_server(app, log_level="warning")
+            server = guarded_server(app, log_level=library_level().lower())
             lines = [f"api: listening on {socket_url(sock)} (OpenAPI: "
                      f"{socket_url(sock, '/openapi.json')})",
                      *console_banner(socket_url(sock), console)]  # fmt: skip

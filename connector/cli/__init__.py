@@ -27,6 +27,9 @@ COMMANDS = (
 """Modules of :mod:`connector.cli` that add a command, in the order ``--help`` lists them."""
 
 LOG_ENV = "CONNECTOR_LOG_LEVEL"
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+SERVICE_COMMANDS = frozenset({"serve", "worker"})
+"""Commands whose log (JSON lines) is their record of work: INFO unless told otherwise."""
 
 
 class _Parser(argparse.ArgumentParser):
@@ -73,10 +76,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     parser.add_argument(
         "--log-level",
-        default=os.environ.get(LOG_ENV, "WARNING"),
-        choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+        default=None,
+        choices=LOG_LEVELS,
         type=str.upper,
-        help=f"log verbosity on stderr (default: WARNING, or ${LOG_ENV}); secrets are redacted",
+        help=f"log verbosity on stderr, for every command and the libraries it uses (default:"
+        f" ${LOG_ENV}, else WARNING; serve and worker: INFO, as JSON lines); secrets are"
+        " redacted",
     )
     parser.add_argument(
         "--store",
@@ -134,6 +139,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    args.log_level = log_level(args.log_level, args.command)
     _configure_logging(args.log_level)
     if getattr(args, "store", None):  # every command's Store() reads it
         os.environ["CONNECTOR_STORE"] = args.store
@@ -150,6 +156,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     return status
 
 
+def log_level(given: str | None, command: str) -> str:
+    """The level a command logs at: ``--log-level``, else ``$CONNECTOR_LOG_LEVEL`` (ignored when
+    not a level), else INFO for :data:`SERVICE_COMMANDS` and WARNING for the others."""
+    if given:
+        return given
+    from_env = os.environ.get(LOG_ENV, "").strip().upper()
+    if from_env in LOG_LEVELS:
+        return from_env
+    return "INFO" if command in SERVICE_COMMANDS else "WARNING"
+
+
 def _redacted(text: str) -> str:
     """Mask anything secret-shaped, in case a remote error body echoed a credential."""
     try:
@@ -164,9 +181,11 @@ def _configure_logging(level: str) -> None:
     handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
     root = logging.getLogger()
     root.handlers[:] = [handler]
-    root.setLevel(level)
     try:
         from connector.auth.redaction import install_redaction
+        from connector.service.logformat import follow_level
     except ModuleNotFoundError:
+        root.setLevel(level)
         return
+    follow_level(level)
     install_redaction()

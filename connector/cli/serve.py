@@ -152,7 +152,7 @@ def work_setup(args: argparse.Namespace) -> tuple[Catalog, dict[str, Any], Path 
 
     if not Path(args.recipes).is_dir():
         raise ConnectorError(f"{args.recipes}: not a folder of recipes")
-    configure_logging("DEBUG" if args.log_level == "DEBUG" else "INFO")
+    configure_logging(args.log_level)  # INFO unless --log-level says otherwise
     pm = get_plugin_manager()
     filters = {**BUILTIN_FILTERS, **collect_filters(pm)}
     return build_catalog(pm), filters, store_location(args.db or default_store_location())
@@ -169,7 +169,9 @@ def store_location(where: str | Path) -> Path | str:
     where = str(where)
     if where.startswith(("postgresql:", "postgres:")):
         return where
-    db = Path(where.removeprefix("sqlite:///"))
+    from connector.store import sqlite_file
+
+    db = sqlite_file(where) or Path(where)
     check_writable(db)
     return db
 

@@ -26,6 +26,7 @@ from connector.mcpserver.resources import catalog_resources
 from connector.mcpserver.tools import action_tool
 from connector.mcpserver.toolset import select, tool_names
 from connector.runtime import Runtime
+from connector.service.logformat import library_level
 
 __all__ = ["HOST", "MAX_TOOL_NAME", "MCP_PATH", "ServerOptions", "build_server", "serve_http",
            "serve_stdio", "unknown_tool"]
@@ -80,7 +81,7 @@ def build_server(catalog: Catalog, runtime: Runtime, options: ServerOptions) -> 
         instructions=_INSTRUCTIONS + (_DYNAMIC if options.dynamic else ""),
         tools=tools,
         resources=catalog_resources(catalog),
-        log_level="WARNING",
+        log_level=library_level(),  # type: ignore[arg-type]  # one of its names
     )
 
 
@@ -140,7 +141,8 @@ def serve_http(server: MCPServer, port: int, *, out: TextIO = sys.stderr) -> Non
         raise
     bound = sock.getsockname()[1]
     print(f"MCP server: http://{HOST}:{bound}{MCP_PATH}", file=out, flush=True)
-    config = uvicorn.Config(app, log_level="warning", lifespan="on", proxy_headers=False)
+    config = uvicorn.Config(app, log_level=library_level().lower(), lifespan="on",
+                            proxy_headers=False)
     try:
         uvicorn.Server(config).run(sockets=[sock])
     finally:

@@ -24,6 +24,7 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from connector.sandbox.transport import CoalescingTransport
 from connector.sandbox.wire import TRANSPORT_KEY
 from connector.service.listener import START_TIMEOUT, ServerThread, bind_socket, serve_forever
+from connector.service.logformat import library_level
 
 __all__ = ["Background", "SandboxAppLike", "serve_app", "uvicorn_server"]
 
@@ -71,8 +72,11 @@ class _Protocol(HttpToolsProtocol):
 def uvicorn_server(app: SandboxAppLike, *, own_logging: bool) -> uvicorn.Server:
     """A uvicorn server for ``app`` (no lifespan, no access log, quick graceful shutdown, and no
     proxy-headers middleware: nothing sits in front of a sandbox, and it costs every request)."""
+    # Embedded (serve --sandbox, tests): uvicorn's loggers are the process's, so they follow
+    # the process's level rather than the sandbox's own setting.
+    level = app.config.log_level if own_logging else library_level().lower()
     config = uvicorn.Config(
-        app, http=_Protocol, lifespan="off", access_log=False, log_level=app.config.log_level,
+        app, http=_Protocol, lifespan="off", access_log=False, log_level=level,
         server_header=False, timeout_graceful_shutdown=1, proxy_headers=False,
         log_config=uvicorn.config.LOGGING_CONFIG if own_logging else None,
     )  # fmt: skip

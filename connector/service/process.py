@@ -294,7 +294,7 @@ def load_folder(
 ) -> tuple[list[Route], list[SyncRoute], dict[str, PartnerHook]]:
     """Load and check the folder's recipes and syncs, and their partners' webhook settings
     (``serve`` and ``worker`` alike: ``command``, named in errors and log lines); warnings go
-    to ``out`` and the log.
+    to ``out`` (once: not to the log as well).
 
     :raises DocumentError: a recipe or sync document fails validation.
     :raises ConnectorError: a sync's partner has no webhook secret or API key, or the syncs
@@ -312,9 +312,10 @@ def load_folder(
     register(*(hook.secret for hook in hooks.values()), *options.api_keys.values())
     unset = [(_file_name(r), n) for r in routes for n in r.recipe.env if n not in os.environ]
     warnings = [f"{file} reads ${name}, which is not set" for file, name in unset]
+    # Once, in the start-up summary on ``out`` (stdout): the JSON log on stderr does not repeat
+    # it, so a console shows each warning once.
     for warning in [*warnings, *folder_crossings(routes, syncs, catalog)]:
         out.write(f"warning: {warning}\n")
-        _log.warning("%s: %s", command, warning)
     return routes, syncs, dict(hooks)
 
 

@@ -63,6 +63,7 @@ from connector.service.listener import (
     serve_forever,
     socket_url,
 )
+from connector.service.logformat import library_level
 from connector.service.partnerhooks import PartnerHook
 from connector.service.signatures import (
     ED25519_HEADER,
@@ -379,7 +380,7 @@ def open_store(path: str | Path, *, busy_timeout: float = DEFAULT_BUSY_TIMEOUT,
 
 
 def _uvicorn(app: ReceiverApp, *, own_logging: bool, limits: Limits | None) -> uvicorn.Server:
-    return guarded_server(app, limits, log_level="info" if own_logging else "warning",
+    return guarded_server(app, limits, log_level="info" if own_logging else library_level().lower(),
                           log_config=uvicorn.config.LOGGING_CONFIG if own_logging else None,
                           timeout_graceful_shutdown=2)
 

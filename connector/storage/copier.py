@@ -41,11 +41,13 @@ def _tables() -> list[tuple[str, list[str], list[str], bool]]:
     return out
 
 
-def row_counts(store: Store) -> dict[str, int]:
-    """How many rows each table of the store holds."""
+def row_counts(store: Store, only: set[str] | None = None) -> dict[str, int]:
+    """How many rows each table of the store holds (of those in ``only``, when given: a store
+    not yet upgraded lacks the newer tables)."""
     return {
         name: int(store.query(f"SELECT COUNT(*) AS n FROM {name}")[0][0])
         for name, _, _, _ in _tables()
+        if only is None or name in only
     }
 
 

@@ -13,6 +13,7 @@ with the baseline revision and upgraded from there.
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 import time
 from pathlib import Path
@@ -23,7 +24,14 @@ from connector.errors import StoreError
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection, Engine
 
-__all__ = ["HEAD", "MIGRATIONS_DIR", "current_sqlite", "upgrade_postgres", "upgrade_sqlite"]
+__all__ = [
+    "HEAD",
+    "MIGRATIONS_DIR",
+    "current_sqlite",
+    "pending",
+    "upgrade_postgres",
+    "upgrade_sqlite",
+]
 
 HEAD = "0005"
 """The newest revision in ``migrations/versions`` (bump it with every new revision)."""
@@ -32,6 +40,34 @@ MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 _LOCK_KEY = 0x67686C5F73746F72  # "ghl_stor": the advisory lock migrators take on PostgreSQL
 _LEGACY_BASELINE = 10
 """The numbered version the Alembic baseline revision stands for."""
+_log = logging.getLogger(__name__)
+
+
+def _script() -> Any:
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    return config, ScriptDirectory.from_config(config)
+
+
+def pending(current: str | None) -> list[tuple[str, str]] | None:
+    """The revisions an upgrade from ``current`` would run, oldest first, as (revision, first
+    line of its description); ``None`` when ``current`` is newer than this connector knows."""
+    from alembic.util import CommandError
+
+    _, script = _script()
+    if current is not None:
+        try:
+            script.get_revision(current)
+        except CommandError:
+            return None
+    out = []
+    for rev in script.iterate_revisions("head", current):
+        doc = " ".join((rev.module.__doc__ or rev.doc or "").split())
+        out.append((rev.revision, doc.split(":")[0].split(". ")[0]))
+    return list(reversed(out))
 
 
 def current_sqlite(db: sqlite3.Connection) -> str | None:
@@ -80,16 +116,12 @@ def revision(conn: Connection) -> str | None:
 
 def _run(conn: Connection, where: str) -> None:
     """Run the revisions after the current one, in the connection's open transaction."""
-    from alembic.config import Config
     from alembic.runtime.environment import EnvironmentContext
-    from alembic.script import ScriptDirectory
     from alembic.util import CommandError
 
     from connector.storage.tables import metadata
 
-    config = Config()
-    config.set_main_option("script_location", str(MIGRATIONS_DIR))
-    script = ScriptDirectory.from_config(config)
+    config, script = _script()
     current = revision(conn)
     if current is not None and current != HEAD:
         try:
@@ -108,6 +140,7 @@ def _run(conn: Connection, where: str) -> None:
     with EnvironmentContext(config, script, fn=steps, destination_rev="head") as env:
         env.configure(connection=conn, target_metadata=metadata)
         env.run_migrations()
+    _log.info("%s: schema upgraded from revision %s to %s", where, current or "(none)", HEAD)
 
 
 def _finish_legacy(db: sqlite3.Connection, where: str) -> None:
