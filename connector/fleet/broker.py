@@ -1,7 +1,9 @@
 """The fleet's queue on Dramatiq: the broker a URL names, and the one actor that carries work.
 
 A message is ``(event_id, lane)``: an inbox event and its contact lane (see
-:mod:`connector.fleet.lanes`). The body stays in the inbox. Dramatiq acknowledges a message
+:mod:`connector.fleet.lanes`), and as keyword ``store`` the identity of the store the event is
+in (:mod:`connector.fleet.identity`), so a worker on another store never takes it for one of
+its own. The body stays in the inbox. Dramatiq acknowledges a message
 after its actor returned, so a message whose worker died is delivered again (RabbitMQ at once,
 Redis after the broker's heartbeat timeout); the feeder's sweeper finds any other loss.
 """
@@ -55,14 +57,16 @@ def _broker(options: FleetOptions) -> dramatiq.Broker:
 class WorkQueue:
     """The broker and the actor, for sending (``serve``) and for running (``worker``).
 
-    :param run: what the actor does with ``(event_id, lane)``; ``serve`` only sends.
+    :param run: what the actor does with ``(event_id, lane, store=...)``; ``serve`` only sends.
+    :param store_id: the identity of this process's store, named in every message it sends.
     """
 
-    def __init__(self, options: FleetOptions,
-                 run: Callable[[int, str], None] | None = None) -> None:
+    def __init__(self, options: FleetOptions, run: Callable[..., None] | None = None, *,
+                 store_id: str | None = None) -> None:
         self.options = options
+        self.store_id = store_id
         self.broker = _broker(options)
-        self.actor: dramatiq.Actor[[int, str], None] = dramatiq.actor(
+        self.actor: dramatiq.Actor[..., None] = dramatiq.actor(
             broker=self.broker, actor_name=ACTOR, queue_name=options.queue,
             max_retries=_RETRIES,
         )(run or _not_here)
@@ -92,6 +96,30 @@ class WorkQueue:
         finally:
             quiet.setLevel(level)
 
+    def unreachable(self) -> str | None:
+        """Why the broker cannot be reached now (a fresh connection is tried); None when it
+        answers. For ``/healthz``: Dramatiq's consumer only logs its connection errors."""
+        quiet = logging.getLogger("pika")
+        level, quiet.level = quiet.level, logging.CRITICAL
+        try:
+            client = getattr(self.broker, "client", None)
+            if client is not None:  # Redis
+                client.ping()
+            else:
+                import pika  # type: ignore[import-untyped]
+
+                parameters = pika.URLParameters(self.options.broker)
+                parameters.socket_timeout = 3
+                parameters.connection_attempts = 1
+                parameters.blocked_connection_timeout = 3
+                pika.BlockingConnection(parameters).close()
+        except Exception as exc:  # noqa: BLE001  # redis-py's and pika's errors, each its own
+            text = " ".join(str(exc).split())[:300] or type(exc).__name__
+            return f"broker {masked(self.options.broker)}: {text}"
+        finally:
+            quiet.setLevel(level)
+        return None
+
     def __repr__(self) -> str:
         return f"WorkQueue({masked(self.options.broker)!r}, {self.options.queue!r})"
 
@@ -101,6 +129,8 @@ class WorkQueue:
         :raises ConnectorError: the broker cannot be reached.
         """
         options: dict[str, Any] = {} if delay is None else {"delay": int(delay * 1000)}
+        if self.store_id is not None:
+            options["kwargs"] = {"store": self.store_id}
         try:
             self.actor.send_with_options(args=(event_id, lane), **options)
         except dramatiq.errors.BrokerError as exc:
@@ -119,5 +149,5 @@ class WorkQueue:
             _log.debug("closing the broker: %r", exc)
 
 
-def _not_here(event_id: int, lane: str) -> None:
+def _not_here(event_id: int, lane: str, store: str | None = None) -> None:
     raise ConnectorError(f"event {event_id} ({lane}): this process only sends work")
