@@ -22,7 +22,7 @@ import dramatiq
 import redis
 
 from connector.errors import ConnectorError, StoreError
-from connector.fleet.broker import WorkQueue
+from connector.fleet.broker import WorkQueue, message_store
 from connector.fleet.lanes import Lanes, Renewer
 from connector.service.inbox import Inbox
 from connector.service.workers import WorkerPool
@@ -75,14 +75,15 @@ class LaneRunner:
         with self._lock:
             return dict(self._running)
 
-    def run(self, event_id: int, lane: str, store: str | None = None) -> None:
+    def run(self, event_id: int, lane: str) -> None:
         """The actor: run ``lane`` (which holds ``event_id``) if nobody else does.
 
         A message that is not ``(int, str)`` (not the feeder's) is logged and dropped. A
-        message naming another ``store`` than this worker's is not run: it is logged (at most
-        once a minute) and handed back to Dramatiq to be retried, so a worker on the right
-        store may take it.
+        message naming another store than this worker's (its ``ghl_store`` option) is not run:
+        it is logged (at most once a minute) and handed back to Dramatiq to be retried, so a
+        worker on the right store may take it.
         """
+        store = message_store()
         if store is not None and self.store_id is not None and store != self.store_id:
             self._refuse(event_id, store)
         if (not isinstance(event_id, int) or isinstance(event_id, bool)
