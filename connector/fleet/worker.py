@@ -122,8 +122,9 @@ def check_serve(member: Member, identity: StoreIdentity, recipes: dict[str, str]
         if diff:
             name = str(peer.get("name"))
             differs[name] = diff
-            line = (f"the recipe folder differs from {name}'s ({diff}): events of recipes"
-                    " this worker lacks are not run here [give the worker serve's folder]")
+            line = (f"the recipe folder differs from {name}'s ({diff}): the events this"
+                    " worker takes run with its own recipes only [give every worker serve's"
+                    " folder]")
             out.write(f"warning: {line}\n")
             _log.warning("worker: %s", line)
     return differs
