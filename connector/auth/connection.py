@@ -17,7 +17,7 @@ from pathlib import Path
 
 from connector.auth import redaction as secrets
 from connector.auth.vault import Vault
-from connector.errors import AuthError
+from connector.errors import AuthError, StoreError
 from connector.store import Row, Store
 
 __all__ = [
@@ -166,6 +166,30 @@ class ConnectionStore:
             f"SELECT name, {', '.join(_CLEAR_FIELDS)} FROM connections ORDER BY name"
         )
         return [self._build(row, secrets_too=False).summary() for row in rows]
+
+    def key_problems(self) -> dict[str, str]:
+        """The stored connections whose secrets the key does not open, with why (a wrong
+        ``CONNECTOR_KEY``, a missing or other ``state.key``); empty when every one opens."""
+        found: dict[str, str] = {}
+        for name in self.names():
+            try:
+                self.find(name)
+            except StoreError as exc:
+                found[name] = str(exc)
+        return found
+
+    def check_key(self, command: str) -> None:
+        """Refuse to start ``command`` when the key does not open the stored connections
+        (every event would then be dead-lettered with "cannot decrypt tokens").
+
+        :raises StoreError: one line naming the connections and the key's source.
+        """
+        problems = self.key_problems()
+        if problems:
+            names = ", ".join(repr(n) for n in sorted(problems))
+            first = next(iter(problems.values()))
+            raise StoreError(f"{command}: the stored connections ({names}) do not open with"
+                             f" this key: {first.partition(': ')[2] or first}")
 
     def stored_times(self) -> dict[str, float]:
         """When each connection's tokens were last stored (a login or a refresh), by name."""

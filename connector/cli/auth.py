@@ -239,7 +239,12 @@ def run_status(args: argparse.Namespace) -> int:
     from connector.auth import connection
     from connector.auth import tokens as auth
 
-    rows = auth.ConnectionStore.open().summaries()
+    stored = auth.ConnectionStore.open()
+    rows = stored.summaries()
+    key_problems = stored.key_problems()
+    for row in rows:
+        if row["name"] in key_problems:
+            row["key_error"] = key_problems[str(row["name"])]
     env = connection.env_connection()
     if env is not None:
         rows.append(env.summary())
@@ -261,12 +266,17 @@ def run_status(args: argparse.Namespace) -> int:
                 str(r["location_id"] or r["company_id"] or "-"),
                 " ".join(r["scopes"]) if isinstance(r["scopes"], list) else "(unknown)",
                 _expiry(r["expires_at"]),
+                "key mismatch" if r.get("key_error") else
                 "needs login" if r["needs_login"] else "ok",
             )
             for r in rows
         ],
         headers=("NAME", "KIND", "TYPE", "LOCATION", "SCOPES", "EXPIRES", "STATE"),
     )
+    if key_problems:
+        first = next(iter(key_problems.values()))
+        print(f"warning: the key does not open {len(key_problems)} stored connection(s):"
+              f" {first.partition(': ')[2] or first}", file=sys.stderr)
     return 0
 
 

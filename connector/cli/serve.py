@@ -47,7 +47,8 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
             "too: their partner's webhooks are received at /webhooks/<app> (HMAC-signed with "
             "$CONNECTOR_<APP>_WEBHOOK_SECRET), stored the same way, and applied both ways with "
             "$CONNECTOR_<APP>_API_KEY and the default connection's location. "
-            "GET /healthz reports the inbox. Logs are JSON lines on stderr (secrets "
+            "GET /healthz reports the inbox and, with --broker, the fleet's peers (serve and"
+            " worker processes). Logs are JSON lines on stderr (secrets "
             "redacted). SIGTERM/SIGINT finish running work (--grace) and hand back the rest."
         ),
         epilog=(
@@ -118,11 +119,17 @@ def add_work_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def add_fleet_arguments(parser: argparse.ArgumentParser, *, required: bool) -> None:
-    """The options of a fleet process (``serve --broker``, ``worker``): docs/scale-out.md."""
-    parser.add_argument("--broker", required=required, metavar="URL",
-                        help="run as a fleet: the Dramatiq broker, redis://HOST:6379/0 or"
-                        " amqp://USER:PASSWORD@HOST:5672/ (serve then only receives, polls"
-                        " and queues; `ghl-connector worker` processes run the events)")
+    """The options of a fleet process (``serve --broker``, ``worker``: ``required``):
+    docs/scale-out.md."""
+    if required:  # worker
+        broker_help = ("the Dramatiq broker serve --broker queues the events on (the same URL"
+                       " and --queue as serve's): redis://HOST:6379/0 or"
+                       " amqp://USER:PASSWORD@HOST:5672/; this worker runs the events it takes")
+    else:
+        broker_help = ("run as a fleet: the Dramatiq broker, redis://HOST:6379/0 or"
+                       " amqp://USER:PASSWORD@HOST:5672/ (serve then only receives, polls"
+                       " and queues; `ghl-connector worker` processes run the events)")
+    parser.add_argument("--broker", required=required, metavar="URL", help=broker_help)
     parser.add_argument("--redis", "--limits", dest="redis", metavar="URL",
                         help="the Redis the fleet shares its rate limits, contact lanes and"
                         " heartbeats through (default: the broker's URL when it is redis://;"
@@ -296,6 +303,7 @@ def connections(
     from connector.errors import ConnectorError
 
     connections = ConnectionStore.open(db)
+    connections.check_key(command)
     tokens = TokenManager(connections)
     by_location = {
         str(s["location_id"]): str(s["name"])

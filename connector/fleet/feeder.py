@@ -60,6 +60,8 @@ class Feeder:
         """Whether this process holds the feeder lease."""
         self.healthy = True
         """False while the last round failed (Redis, the broker or the store)."""
+        self.error = ""
+        """Why the last round failed (empty while healthy)."""
         self._cursor = 0
         self._wake = threading.Event()
         self._stop = threading.Event()
@@ -113,12 +115,12 @@ class Feeder:
                     if time.monotonic() >= next_sweep:
                         self.sweep()
                         next_sweep = time.monotonic() + sweep_every
-                self.healthy = True
+                self.healthy, self.error = True, ""
             except (StoreError, ConnectorError, redis.RedisError) as exc:
-                self.healthy = False
+                self.healthy, self.error = False, f"{type(exc).__name__}: {exc}"[:300]
                 _log.warning("fleet: feeding the queue failed (retrying): %s", exc)
-            except Exception:  # thread top level: the feeder must not die
-                self.healthy = False
+            except Exception as exc:  # thread top level: the feeder must not die
+                self.healthy, self.error = False, f"{type(exc).__name__}: {exc}"[:300]
                 _log.exception("fleet: feeding the queue failed")
             if stopping:
                 return

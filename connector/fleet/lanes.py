@@ -42,8 +42,9 @@ def connect(options: FleetOptions) -> redis.Redis:
     try:
         client.ping()
     except redis.RedisError as exc:
-        raise ConnectorError(f"--redis {masked(options.redis)}: cannot reach Redis: {exc}") \
-            from None
+        raise ConnectorError(
+            f"{options.redis_option} {masked(options.redis)}: cannot reach Redis: {exc}"
+        ) from None
     return client
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import redis
@@ -15,6 +16,7 @@ import redis
 from connector.client.sharedlimiter import SharedRateLimiter
 from connector.fleet.broker import WorkQueue
 from connector.fleet.feeder import Feeder
+from connector.fleet.identity import StoreIdentity, recipe_digests
 from connector.fleet.lanes import Lanes, connect
 from connector.fleet.options import FleetOptions
 from connector.fleet.peers import Peers
@@ -29,15 +31,21 @@ class Member:
 
     :param role: ``serve`` or ``worker`` (in the peer list).
     :param info: what each heartbeat adds (in flight, threads).
+    :param identity: this process's store (its identity is in each heartbeat and message).
     :raises ConnectorError: Redis cannot be reached, or the broker URL is unusable.
     """
 
     def __init__(self, options: FleetOptions, role: str,
-                 info: Callable[[], dict[str, Any]] | None = None) -> None:
+                 info: Callable[[], dict[str, Any]] | None = None, *,
+                 identity: StoreIdentity | None = None) -> None:
         self.options = options
+        self.identity = identity
         self.client = connect(options)
         self.lanes = Lanes(self.client, options)
-        self.peers = Peers(self.client, options, role, info)
+        more = info or dict
+        ident: dict[str, Any] = ({} if identity is None else
+                                 {"store_id": identity.id, "store": identity.where})
+        self.peers = Peers(self.client, options, role, lambda: {**ident, **more()})
         self.name = self.peers.name
         self.queue: WorkQueue | None = None
 
@@ -46,7 +54,8 @@ class Member:
 
     def open_queue(self, run: Callable[[int, str], None] | None = None) -> WorkQueue:
         """Connect to the broker (``run``: this process runs the actor)."""
-        self.queue = WorkQueue(self.options, run)
+        self.queue = WorkQueue(self.options, run,
+                               store_id=self.identity.id if self.identity else None)
         return self.queue
 
     def limiter(self, app_id: str, limit: RateLimit) -> SharedRateLimiter:
@@ -79,9 +88,23 @@ class Member:
         return states
 
     def health(self) -> dict[str, Any]:
-        """What ``/healthz`` adds: this process's name, the queue, and the live peers."""
-        return {"fleet": {"name": self.name, "queue": self.options.queue},
-                **self.peers.health()}
+        """What ``/healthz`` adds: this process's name, the queue, and the live peers (a peer
+        on another store than this process's is marked ``"problem"``)."""
+        found = self.peers.health()
+        for peer in found.get("peers", []):
+            if self.identity is not None and peer.get("store_id") not in (None,
+                                                                         self.identity.id):
+                peer["problem"] = f"another store: {peer.get('store')}"
+        return {"fleet": {"name": self.name, "queue": self.options.queue}, **found}
+
+    def other_stores(self) -> list[dict[str, Any]]:
+        """The live ``serve`` peers whose store is not this process's (empty when Redis
+        cannot be reached or nobody reported a store)."""
+        if self.identity is None:
+            return []
+        found = self.peers.health().get("peers", [])
+        return [p for p in found if p.get("role") == "serve"
+                and p.get("store_id") not in (None, self.identity.id)]
 
     def close(self) -> None:
         """Leave the peer list and close the connections."""
@@ -95,9 +118,12 @@ class ServeMember(Member):
     """``serve --broker``: feeds the inbox's events to the queue."""
 
     def __init__(self, options: FleetOptions, inbox: Inbox,
-                 order: Callable[[InboxEvent], str | None]) -> None:
-        super().__init__(options, "serve", info=lambda: {"sent": self.feeder.sent,
-                                                         "feeding": self.feeder.leader})
+                 order: Callable[[InboxEvent], str | None], *,
+                 identity: StoreIdentity | None = None, recipes: Path | None = None) -> None:
+        # The recipes' digests are read again at each beat: serve reloads a changed folder.
+        super().__init__(options, "serve", identity=identity, info=lambda: {
+            "sent": self.feeder.sent, "feeding": self.feeder.leader,
+            **({} if recipes is None else {"recipes": recipe_digests(recipes)})})
         self.feeder = Feeder(inbox, self.lanes, self.open_queue(), order, owner=self.name)
 
     @property

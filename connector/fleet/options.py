@@ -31,6 +31,8 @@ class FleetOptions:
     :param sweep_after: seconds after which the feeder sends an unsettled event again (its
         message was lost, or its worker died).
     :param heartbeat: seconds between heartbeats; a peer silent for three is gone.
+    :param redis_option: the option that gave ``redis``, for messages (``--broker`` when it
+        is the broker's URL).
     """
 
     broker: str
@@ -39,6 +41,7 @@ class FleetOptions:
     lane_ttl: float = 30.0
     sweep_after: float = 60.0
     heartbeat: float = 2.0
+    redis_option: str = "--redis"
 
     def __repr__(self) -> str:
         return (f"FleetOptions({masked(self.broker)!r}, redis={masked(self.redis)!r},"
@@ -79,7 +82,8 @@ class FleetOptions:
         for name, value in timings.items():
             if value <= 0:
                 raise ConnectorError(f"fleet: {name} {value!r} must be positive")
-        return cls(broker, redis, queue, **timings)
+        option = "--broker" if redis == broker else "--redis"
+        return cls(broker, redis, queue, **timings, redis_option=option)
 
     @classmethod
     def limits_only(cls, redis: str, queue: str = DEFAULT_QUEUE) -> FleetOptions:
@@ -98,7 +102,7 @@ class FleetOptions:
             raise ConnectorError(
                 f"--queue {queue[:120]!r}: use letters, digits, '_', '.', '-' (at most 100)"
             )
-        return cls("", redis, queue)
+        return cls("", redis, queue, redis_option="--limits")
 
     def key(self, *parts: str) -> str:
         """A Redis key of this fleet: ``<queue>:<part>:<part>...``."""

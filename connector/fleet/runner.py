@@ -18,10 +18,11 @@ import logging
 import threading
 import time
 
+import dramatiq
 import redis
 
 from connector.errors import ConnectorError, StoreError
-from connector.fleet.broker import WorkQueue
+from connector.fleet.broker import WorkQueue, message_store
 from connector.fleet.lanes import Lanes, Renewer
 from connector.service.inbox import Inbox
 from connector.service.workers import WorkerPool
@@ -30,6 +31,8 @@ __all__ = ["LaneRunner"]
 
 _log = logging.getLogger(__name__)
 _MIN_DELAY = 0.2
+_FOREIGN_LOG_EVERY = 60.0
+_FOREIGN_RETRY_MS = 10_000
 
 
 class LaneRunner:
@@ -37,9 +40,16 @@ class LaneRunner:
 
     :param pool: runs one claimed event (not started: only its ``run_event`` is used).
     :param owner: this process's name (lock holder and inbox claimer).
+    :param store_id: the identity of this worker's store; a message naming another one is
+        not run (:mod:`connector.fleet.identity`).
     """
 
-    def __init__(self, inbox: Inbox, lanes: Lanes, pool: WorkerPool, owner: str) -> None:
+    def __init__(self, inbox: Inbox, lanes: Lanes, pool: WorkerPool, owner: str, *,
+                 store_id: str | None = None) -> None:
+        self.store_id = store_id
+        self.foreign: tuple[float, str] | None = None
+        """When (monotonic) the last message of another store came, and its store id."""
+        self._foreign_logged = -_FOREIGN_LOG_EVERY
         self.inbox = inbox
         self.lanes = lanes
         self.pool = pool
@@ -68,8 +78,14 @@ class LaneRunner:
     def run(self, event_id: int, lane: str) -> None:
         """The actor: run ``lane`` (which holds ``event_id``) if nobody else does.
 
-        A message that is not ``(int, str)`` (not the feeder's) is logged and dropped.
+        A message that is not ``(int, str)`` (not the feeder's) is logged and dropped. A
+        message naming another store than this worker's (its ``ghl_store`` option) is not run:
+        it is logged (at most once a minute) and handed back to Dramatiq to be retried, so a
+        worker on the right store may take it.
         """
+        store = message_store()
+        if store is not None and self.store_id is not None and store != self.store_id:
+            self._refuse(event_id, store)
         if (not isinstance(event_id, int) or isinstance(event_id, bool)
                 or not isinstance(lane, str) or not lane or len(lane) > 10_000):
             _log.error("%s: dropped a message that is not (event id, lane): %r", self.owner,
@@ -97,6 +113,24 @@ class LaneRunner:
             head = self.lanes.head(lane)
             if head is not None:
                 self._resend(head, lane, None)
+
+    @property
+    def foreign_recently(self) -> str | None:
+        """The store id of a message of another store received in the last minute."""
+        found = self.foreign
+        if found is None or time.monotonic() - found[0] > _FOREIGN_LOG_EVERY:
+            return None
+        return found[1]
+
+    def _refuse(self, event_id: int, store: str) -> None:
+        now = time.monotonic()
+        self.foreign = (now, store)
+        if now - self._foreign_logged >= _FOREIGN_LOG_EVERY:
+            self._foreign_logged = now
+            _log.error("%s: event %s is in another store (id %s) than this worker's (id %s):"
+                       " not run [give the worker the --store serve uses]", self.owner,
+                       event_id, store, self.store_id)
+        raise dramatiq.Retry(f"event {event_id}: another store", delay=_FOREIGN_RETRY_MS)
 
     def _drain(self, lane: str) -> tuple[int | None, float | None]:
         """Run the lane's events in order; the event left unfinished (handed back, or waiting

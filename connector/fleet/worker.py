@@ -2,7 +2,9 @@
 recipes and syncs, any number of them, on any machine that reaches the store and the broker.
 
 It loads and checks the folder like ``serve`` (:func:`~connector.service.process.load_folder`),
-joins the fleet (:class:`~connector.fleet.member.Member`), and runs a Dramatiq worker whose
+joins the fleet (:class:`~connector.fleet.member.Member`), refuses to start when a live
+``serve`` of the fleet reports another store than its own (and warns when serve's recipe
+folder differs: :mod:`connector.fleet.identity`), and runs a Dramatiq worker whose
 threads call :meth:`~connector.fleet.runner.LaneRunner.run` for each message. With
 ``health_port`` it answers ``GET /healthz`` with its state and the fleet's live peers.
 
@@ -16,6 +18,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
+import time
 from collections.abc import Awaitable, Callable, Mapping, MutableMapping
 from typing import Any, TextIO
 
@@ -24,6 +27,7 @@ import dramatiq
 from connector.catalog import Catalog
 from connector.console.access import health_details
 from connector.errors import ConnectorError, StoreError
+from connector.fleet.identity import StoreIdentity, recipe_digests, recipes_differ, store_identity
 from connector.fleet.member import Member
 from connector.fleet.options import masked
 from connector.fleet.runner import LaneRunner
@@ -64,15 +68,19 @@ def work(
     with Store(options.db) as store:
         inbox = Inbox(store)
         runner: LaneRunner | None = None
-        member = Member(fleet, "worker", info=lambda: {
-            "threads": threads, "in_flight": runner.in_flight if runner else 0})
+        identity = store_identity(store)
+        recipes = recipe_digests(options.recipes)
+        member = Member(fleet, "worker", identity=identity, info=lambda: {
+            "threads": threads, "in_flight": runner.in_flight if runner else 0,
+            "recipes": recipes})
         try:
+            differs = check_serve(member, identity, recipes, out=out)
             pool = WorkerPool(inbox, _unset, options.pool, name=member.name,
                               order=ordering(loaded[2], hub_events(catalog)))
             options = _with_limiter(options, member)
             engines, _, deliverer = build_work(options, catalog, loaded[:2], store, pool,
                                                  "worker")
-            runner = LaneRunner(inbox, member.lanes, pool, member.name)
+            runner = LaneRunner(inbox, member.lanes, pool, member.name, store_id=identity.id)
             runner.queue = member.open_queue(runner.run)
             worker = dramatiq.Worker(runner.queue.broker, queues={fleet.queue},
                                      worker_threads=threads, worker_timeout=200)
@@ -80,12 +88,46 @@ def work(
                 deliverer.start()
             try:
                 return _run(options, member, runner, worker, health_port, out=out, stop=stop,
-                            inbox=inbox, close=engines.close)
+                            inbox=inbox, close=engines.close,
+                            about=(identity, len(loaded[0]), len(loaded[1]), differs))
             finally:
                 if deliverer is not None:
                     deliverer.stop()
         finally:
             member.close()
+
+
+def check_serve(member: Member, identity: StoreIdentity, recipes: dict[str, str], *,
+                out: TextIO) -> dict[str, str]:
+    """Compare this worker with the fleet's live ``serve`` processes (their heartbeats).
+
+    :returns: serve's name -> how its recipe folder differs from this worker's (each also a
+        warning on ``out`` and in the log).
+    :raises ConnectorError: a serve uses another store (one line naming both stores).
+    """
+    other = member.other_stores()
+    if other:
+        raise ConnectorError(
+            f"worker: this worker's store is {identity.where}, but {other[0].get('name')} of"
+            f" the fleet uses {other[0].get('store')} [give the worker serve's store: --store"
+            " URL or $CONNECTOR_STORE]"
+        )
+    serves = [p for p in member.peers.health().get("peers", []) if p.get("role") == "serve"]
+    if not serves:
+        _log.warning("worker: no serve of the fleet is running: its store and recipes are"
+                     " checked on each message instead")
+    differs: dict[str, str] = {}
+    for peer in serves:
+        diff = recipes_differ(recipes, peer.get("recipes"))
+        if diff:
+            name = str(peer.get("name"))
+            differs[name] = diff
+            line = (f"the recipe folder differs from {name}'s ({diff}): the events this"
+                    " worker takes run with its own recipes only [give every worker serve's"
+                    " folder]")
+            out.write(f"warning: {line}\n")
+            _log.warning("worker: %s", line)
+    return differs
 
 
 def _with_limiter(options: ServeOptions, member: Member) -> ServeOptions:
@@ -96,25 +138,65 @@ def _with_limiter(options: ServeOptions, member: Member) -> ServeOptions:
 
 def _run(options: ServeOptions, member: Member, runner: LaneRunner, worker: dramatiq.Worker,
          health_port: int | None, *, out: TextIO, stop: threading.Event, inbox: Inbox,
-         close: Callable[[], None]) -> int:
+         close: Callable[[], None],
+         about: tuple[StoreIdentity, int, int, dict[str, str]]) -> int:
     fleet = member.options
+    identity, recipes, syncs, differs = about
     served: ServerThread | None = None
-    lines = [f"worker: {member.name}", f"broker: {masked(fleet.broker)} (queue {fleet.queue})",
-             f"redis: {masked(fleet.redis)}", f"threads: {options.pool.workers}"]
+    lines = [f"worker: {member.name}", f"store: {identity.where}",
+             f"broker: {masked(fleet.broker)} (queue {fleet.queue})",
+             f"redis: {masked(fleet.redis)}", f"threads: {options.pool.workers}",
+             f"recipes: {recipes} loaded from {options.recipes}"
+             + (f", syncs: {syncs}" if syncs else "")]
+    queue = runner.queue
+    probed: list[tuple[float, str | None]] = [(0.0, None)]
+
+    def broker_problem() -> str | None:
+        """Why the consumer cannot reach the broker (probed at most every 5 s)."""
+        at, found = probed[0]
+        if queue is not None and time.monotonic() - at > 5:
+            found = queue.unreachable()
+            probed[0] = (time.monotonic(), found)
+        return found
 
     def health() -> tuple[bool, dict[str, Any]]:
         try:
             counts: dict[str, int] | str = inbox.counts()
         except StoreError as exc:
             counts = str(exc)
-        healthy = isinstance(counts, dict) and not runner.draining.is_set()
+        fleet_report = member.health()
+        problems = []
+        if not isinstance(counts, dict):
+            problems.append(f"store: {counts}")
+        if runner.draining.is_set():
+            problems.append("draining")
+        unreachable = broker_problem()
+        if unreachable:
+            problems.append(f"the queue consumer cannot reach the broker: {unreachable}")
+        if "peers_error" in fleet_report:
+            problems.append(f"the fleet's {fleet_report['peers_error']}")
+        other = [p for p in fleet_report.get("peers", [])
+                 if p.get("role") == "serve" and "problem" in p]
+        if other:
+            problems.append(f"serve {other[0].get('name')} uses {other[0].get('store')},"
+                            f" not this worker's store {identity.where}")
+        foreign = runner.foreign_recently
+        if foreign:
+            problems.append(f"messages of another store (id {foreign}) than this worker's"
+                            f" {identity.where} (id {identity.id}) came in the last minute")
+        healthy = not problems
         report = {"status": "ok" if healthy else "unhealthy", "role": "worker",
                   "inbox": counts, "threads": options.pool.workers,
-                  "in_flight": runner.in_flight, **member.health()}
+                  "in_flight": runner.in_flight,
+                  "store": {"where": identity.where, "id": identity.id}, **fleet_report}
+        if problems:
+            report["problems"] = problems
+        if differs:
+            report["recipes_differ"] = differs
         return healthy, report
 
     if health_port is not None:
-        sock = bind_socket(options.host, health_port)
+        sock = bind_socket(options.host, health_port, option="--health-port")
         app = HealthApp(health, health_details(inbox.store, options.host))
         served = ServerThread(guarded_server(app, log_config=None, timeout_graceful_shutdown=1),
                               sock, name="worker-health")

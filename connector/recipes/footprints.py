@@ -81,6 +81,7 @@ __all__ = [
     "is_read",
     "is_write",
     "record_of",
+    "store_salt",
 ]
 
 DEFAULT_ECHO_WINDOW = 120.0
@@ -246,7 +247,7 @@ class Footprints:
         self.loop_limit = loop_limit
         self.loop_window = loop_window
         self.events: Mapping[str, SyncEvents] = dict(events or {})
-        self._salt = _salt(store)
+        self._salt = store_salt(store)
         self._schemas: dict[tuple[str, str], tuple[str, ...]] = {}
 
     def __repr__(self) -> str:
@@ -625,8 +626,10 @@ def _normal(value: Any) -> str:
     return text.casefold()
 
 
-def _salt(store: Store) -> bytes:
-    """A per-state-file key for the field digests (so stored digests reveal nothing)."""
+def store_salt(store: Store) -> bytes:
+    """A per-store random key for the field digests (so stored digests reveal nothing), made
+    by the first process that needs it; also what the fleet's store identity derives from
+    (:mod:`connector.fleet.identity`)."""
     rows = store.query("SELECT value FROM footprint_salt LIMIT 1")
     if rows:
         return bytes(rows[0]["value"])

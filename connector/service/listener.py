@@ -58,12 +58,14 @@ _TRIM_DELAY = 0.5
 START_TIMEOUT = 10.0
 
 
-def bind_socket(host: str, port: int, *, backlog: int = 2048) -> socket.socket:
+def bind_socket(host: str, port: int, *, backlog: int = 2048,
+                option: str = "--port") -> socket.socket:
     """A listening TCP socket on ``host:port`` (port 0: a free one), inheritable by workers.
 
     ``host`` is an IPv4 or IPv6 literal (``::1``, also in brackets) or a name such as
     ``localhost``, which listens on the first address the name resolves to.
 
+    :param option: the command's option that gave ``port``, named in the hint.
     :raises ConnectorError: the address cannot be listened on (in use, not this machine's,
         a name that does not resolve).
     """
@@ -86,7 +88,7 @@ def bind_socket(host: str, port: int, *, backlog: int = 2048) -> socket.socket:
     except OSError as exc:
         sock.close()
         raise ConnectorError(
-            f"{host}:{port}: cannot listen: {exc.strerror or exc} [use another --port]"
+            f"{host}:{port}: cannot listen: {exc.strerror or exc} [use another {option}]"
         ) from exc
     sock.set_inheritable(True)
     return sock

@@ -26,14 +26,15 @@ also calls the partners with their API keys.
 ``/console/`` is the web console and ``/metrics`` the Prometheus metrics
 (:mod:`connector.console`; a login beyond loopback), in front of the receiver.
 ``GET /healthz`` (and ``HEAD``, without the body) answers 200 with the inbox counts while the
-inbox writer and every worker run, 503 otherwise. Processed (``done``) inbox events older than
-``keep_events`` are purged at start and every ``purge_every`` seconds, in small batches; dead
-ones stay until replayed or discarded. Logs are JSON lines on stderr, redacted
-(:mod:`connector.auth.redaction`). SIGTERM or SIGINT stop the receiver, then the pool (running
-events get ``grace`` seconds, the rest is handed back). In ``sandbox`` mode an in-process GHL
-sandbox stands in for HighLevel: its keys sign the webhooks, its private token authenticates
-the calls, and it delivers its events to the service (the partner sandboxes the syncs name
-likewise, see :mod:`connector.cli.serve`).
+inbox writer and every worker run, 503 otherwise; a fleet's ``serve`` whose queue cannot be
+reached answers 200 ``"degraded"`` with the reason in ``queue`` (it still stores webhooks).
+Processed (``done``) inbox events older than ``keep_events`` are purged at start and every
+``purge_every`` seconds, in small batches; dead ones stay until replayed or discarded. Logs are
+JSON lines on stderr, redacted (:mod:`connector.auth.redaction`). SIGTERM or SIGINT stop the
+receiver, then the pool (running events get ``grace`` seconds, the rest is handed back). In
+``sandbox`` mode an in-process GHL sandbox stands in for HighLevel: its keys sign the webhooks,
+its private token authenticates the calls, and it delivers its events to the service (the
+partner sandboxes the syncs name likewise, see :mod:`connector.cli.serve`).
 """
 
 from __future__ import annotations
@@ -355,9 +356,11 @@ def _run(options: ServeOptions, catalog: Catalog, loaded: tuple[list[Route], lis
         limits = Member(options.fleet, "serve")
         options = dataclasses.replace(options, fleet=None, limiter=limits.limiter)
     if options.fleet is not None:  # workers elsewhere hold claims: nothing to recover here
+        from connector.fleet.identity import store_identity
         from connector.fleet.member import ServeMember
 
-        fleet = ServeMember(options.fleet, inbox, pool.order)
+        fleet = ServeMember(options.fleet, inbox, pool.order,
+                            identity=store_identity(work_store), recipes=options.recipes)
         options = dataclasses.replace(options, limiter=fleet.limiter)
         recovered = 0
     else:
@@ -372,10 +375,14 @@ def _run(options: ServeOptions, catalog: Catalog, loaded: tuple[list[Route], lis
             counts: dict[str, int] | str = inbox.counts()
         except StoreError as exc:
             counts = str(exc)
-        working = pool.alive if fleet is None else fleet.alive
+        # A fleet's serve whose queue (broker or Redis) is down still stores every webhook:
+        # it stays in the load balancer, "degraded", and the sweeper sends the events later.
+        working = pool.alive if fleet is None else fleet.feeder.alive
         healthy = writer.alive and writer.healthy and working and isinstance(counts, dict)
         healthy = healthy and (deliverer is None or deliverer.alive)
-        report = {"status": "ok" if healthy else "unhealthy", "inbox": counts,
+        degraded = healthy and fleet is not None and not fleet.feeder.healthy
+        report = {"status": "degraded" if degraded else "ok" if healthy else "unhealthy",
+                  "inbox": counts,
                   "workers": options.pool.workers, "in_flight": pool.in_flight,
                   "writer": "ok" if writer.alive and writer.healthy else "failing"}
         if deliverer is not None:
@@ -386,6 +393,9 @@ def _run(options: ServeOptions, catalog: Catalog, loaded: tuple[list[Route], lis
         if fleet is not None:
             report.update(fleet.health())
             report["workers"] = 0
+            if not fleet.feeder.healthy:
+                report["queue"] = ("unreachable: webhooks are stored, and queued once it is"
+                                   f" back ({fleet.feeder.error})")
         return healthy, report
 
     settings = Settings(options.keys, max_age=options.max_age,
