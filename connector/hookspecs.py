@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from connector.expressions.syntax import FilterSpec
 
 __all__ = [
+    "LOCATION",
     "PROJECT_NAME",
     "SEARCH_INPUT",
     "SEARCH_RANGE",
@@ -52,6 +53,9 @@ __all__ = [
 
 PROJECT_NAME = "ghl_connector"
 """Name of the plugin project and of the entry-point group external plugins declare."""
+
+LOCATION = "{location}"
+"""In :attr:`Action.location_inputs`, the value standing for the connection's location id."""
 
 hookspec = pluggy.HookspecMarker(PROJECT_NAME)
 
@@ -260,6 +264,8 @@ class Action:
     retry_safe: bool = False
     pagination: Mapping[str, Any] | None = None
     location_param: str | None = None
+    """The input that carries the location id (``locationId``, ``location_id``): filled from
+    the connection's location when the input leaves it out."""
     success: tuple[int, ...] = ()
     options: Mapping[str, Any] = field(default_factory=dict)
     """Settings of the action's executor, by kind (e.g. ``{"graphql": {"document": ...}}``)."""
@@ -267,6 +273,50 @@ class Action:
     """Where the action was declared (a manifest file or a plugin module), for error messages."""
     tags: tuple[str, ...] = ()
     """Its groups in the app's own documentation (GHL's spec tags); ``catalog --tag`` filters."""
+    location_inputs: Mapping[str, str] = field(default_factory=dict)
+    """Inputs filled together from the connection's location, besides :attr:`location_param`:
+    each input's name and its value, :data:`LOCATION` standing for the location id (GHL's
+    ``{"altId": "{location}", "altType": "location"}``). They are filled when the input holds
+    none of the location-id ones and every fixed value it holds is the one here, so an
+    ``altType`` of ``company`` leaves the pair alone."""
+
+    def located_inputs(self) -> tuple[str, ...]:
+        """The inputs that take the location id itself."""
+        names = [self.location_param] if self.location_param else []
+        names += [n for n, v in self.location_inputs.items() if v == LOCATION]
+        return tuple(names)
+
+    def location_names(self) -> tuple[str, ...]:
+        """Every input the connection's location fills (so none the caller must give)."""
+        names = [self.location_param] if self.location_param else []
+        return (*names, *(n for n in self.location_inputs if n not in names))
+
+    def location_fill(self, data: Mapping[str, Any], location: str | None) -> dict[str, str]:
+        """The location inputs ``data`` leaves out, with the values that fill them; a ``None``
+        location is a placeholder, ``<NAME>``, for each input that takes it."""
+        def value(name: str, given: str) -> str:
+            if given != LOCATION:
+                return given
+            return location if location is not None else f"<{name}>"
+
+        filled: dict[str, str] = {}
+        if self.location_param and self.location_param not in data:
+            filled[self.location_param] = value(self.location_param, LOCATION)
+        group = self.location_inputs
+        if group and all(
+            n not in data if v == LOCATION else data.get(n, v) == v for n, v in group.items()
+        ):
+            filled.update({n: value(n, v) for n, v in group.items() if n not in data})
+        return filled
+
+    def location_in(self, data: Mapping[str, Any]) -> Any:
+        """The location ``data`` names in its location inputs (``None``: it names none)."""
+        if self.location_param and data.get(self.location_param):
+            return data[self.location_param]
+        group = self.location_inputs
+        if group and all(v == LOCATION or data.get(n) == v for n, v in group.items()):
+            return next((data[n] for n, v in group.items() if v == LOCATION and data.get(n)), None)
+        return None
 
 
 @dataclass(frozen=True, slots=True)

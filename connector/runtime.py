@@ -8,6 +8,7 @@ action and field path, the data still returned) and an error in strict mode.
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 from collections.abc import Iterator, Mapping
@@ -19,14 +20,14 @@ from connector.client.request import Reply
 from connector.documents.drift import Drift
 from connector.documents.schema import Validator, compile_validator, input_problem, problems
 from connector.errors import ConnectorError, InputError, Location
-from connector.hookspecs import Action, App, AuthProvider, Call, Executor, Settings
+from connector.hookspecs import LOCATION, Action, App, AuthProvider, Call, Executor, Settings
 from connector.recipes.footprints import current, is_write
 
 if TYPE_CHECKING:
     from connector.client.httpclient import HttpClient
     from connector.client.transcript import Transcript
 
-__all__ = ["Runtime", "Settings"]
+__all__ = ["Runtime", "Settings", "location_optional"]
 
 log = logging.getLogger("connector.runtime")
 
@@ -53,14 +54,14 @@ class Runtime:
     # -- the parts of a call -------------------------------------------------------------
 
     def prepare_input(self, action: Action, data: Mapping[str, Any]) -> dict[str, Any]:
-        """Fill the location input from the settings, then validate against the input schema.
+        """Fill the location inputs from the settings, then validate against the input schema.
 
         :raises InputError: listing every field at fault, with its path.
         """
         filled = dict(data)
         location = self.settings.location_id
-        if location and action.location_param and action.location_param not in filled:
-            filled[action.location_param] = location
+        if location:
+            filled.update(action.location_fill(filled, location))
         found = problems(self._validator(action, "input"), filled, _input_location)
         if found:
             schema = action.input_schema
@@ -181,7 +182,7 @@ class Runtime:
     def _call(self, action: Action, data: Mapping[str, Any], *, with_auth: bool = True) -> Call:
         app = self.catalog.app(action.app)
         auth = self._auth(app, action) if self._auth and with_auth else None
-        located = data.get(action.location_param) if action.location_param else None
+        located = action.location_in(data)
         key = str(located or self.settings.location_id or "default")
         return Call(
             action, app, data, self._client(app), auth, key, self._base_url(app), self.settings
@@ -246,6 +247,37 @@ class Runtime:
             validator = compile_validator(schema, source=f"{action.id} {part} schema", check=False)
             self._validators[key] = validator
         return validator
+
+
+def location_optional(action: Action, schema: Mapping[str, Any]) -> dict[str, Any]:
+    """``schema`` (``action``'s input schema) as a caller with a connection sees it: the inputs
+    the connection's location fills (:meth:`Action.location_names`) not required, each
+    described as filled when left out. ``schema`` itself is not changed."""
+    relaxed = dict(schema)
+    filled = action.location_names()
+    if not filled:
+        return relaxed
+    if "required" in relaxed:
+        required = [n for n in relaxed["required"] if n not in filled]
+        if required:
+            relaxed["required"] = required
+        else:
+            del relaxed["required"]
+    properties = dict(relaxed.get("properties", {}))
+    for name in filled:
+        prop = properties.get(name)
+        if isinstance(prop, Mapping):
+            value = action.location_inputs.get(name, LOCATION)
+            note = (
+                "(Filled from the connection when left out.)"
+                if value == LOCATION
+                else f"(Filled with {json.dumps(value)} when left out.)"
+            )
+            described = f"{prop.get('description', '')} {note}".strip()
+            properties[name] = {**prop, "description": described}
+    if "properties" in relaxed:
+        relaxed["properties"] = properties
+    return relaxed
 
 
 def _cursor_text(action: Action, page_input: Mapping[str, Any]) -> Mapping[str, Any]:

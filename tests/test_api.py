@@ -93,6 +93,26 @@ def test_dry_run_answers_the_request_with_the_token_masked(server: ApiServer, gh
     assert ghl.private_token not in answer.text and ghl.writes(CREATE) == 0
 
 
+def test_the_connection_fills_location_id_and_the_alt_id_pair(server: ApiServer,
+                                                             ghl: SandboxServer) -> None:
+    """`location_id` (opportunities search) and `altId` with `altType: location` (invoices)
+    come from the connection as `locationId` does: not a 422 from the API, and the sandbox
+    (which answers 422 without them) answers the calls; an `altType` given is kept."""
+    loc = ghl.location_id
+    searched = server.post("ghl.opportunities.search", {})
+    assert searched.status_code == 200, searched.text
+    preview = server.post("ghl.opportunities.search", {}, params={"dry_run": "true"}).json()
+    assert preview["url"] == f"{ghl.base_url}/opportunities/search?location_id={loc}"
+    page = {"limit": "10", "offset": "0"}
+    listed = server.post("ghl.invoices.list", page)
+    assert listed.status_code == 200, listed.text
+    preview = server.post("ghl.invoices.list", page, params={"dry_run": "true"}).json()
+    assert preview["url"].endswith(f"&altId={loc}&altType=location")
+    company = {"altId": "COMPANY1", "altType": "company"}
+    preview = server.post("ghl.transactions.list", company, params={"dry_run": "true"}).json()
+    assert "altId=COMPANY1&altType=company" in preview["url"]
+
+
 def test_idempotency_key_replays_the_stored_answer(server: ApiServer, ghl: SandboxServer) -> None:
     body = {"email": "once@example.com", "firstName": "Once"}
     first = server.post("ghl.contacts.create", body, headers={"Idempotency-Key": "k-1"})

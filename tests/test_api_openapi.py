@@ -43,6 +43,22 @@ def test_operations_are_one_per_action_with_sanitised_ids_and_scopes(catalog: Ca
     assert operation_ids(["a.b", "a_b", "a-b"]) == {"a-b": "a_b", "a.b": "a_b_2", "a_b": "a_b_3"}
 
 
+def test_location_inputs_the_connection_fills_are_not_required(catalog: Catalog) -> None:
+    """`location_id` and the `altId`/`altType` pair are filled as `locationId` is: not required
+    in the request body, and described as filled; other required inputs stay required."""
+    doc = document(catalog, globs=["ghl.opportunities.search", "ghl.invoices.list"])
+    schemas = doc["components"]["schemas"]
+    assert "required" not in schemas["ghl_opportunities_search_input"]
+    invoices = schemas["ghl_invoices_list_input"]
+    assert invoices["required"] == ["limit", "offset"]
+    assert invoices["properties"]["altId"]["description"].endswith(
+        "(Filled from the connection when left out.)"
+    )
+    assert invoices["properties"]["altType"]["description"].endswith(
+        '(Filled with "location" when left out.)'
+    )
+
+
 @pytest.mark.slow
 def test_whole_catalog_swagger_passes_the_validator(catalog: Catalog) -> None:
     """Every action and trigger, lowered to 2.0, is valid. (The 3.1 document of the whole

@@ -157,3 +157,47 @@ def test_catalog_doc_counts_what_the_manifest_holds() -> None:
     for trigger in ghl_triggers:
         group, _, verb = trigger.id.rpartition(".")
         assert f"`{trigger.id}`" in table or re.search(rf"`{group}\.\w+`.*`{verb}`", table), trigger.id
+
+
+def test_call_fills_every_kind_of_location_input(ghl: SandboxServer, tmp_path: Path) -> None:
+    """The connection's location fills the location input whatever its name: `location_id`
+    (opportunities search) and GHL's `altId` with `altType: location` (invoices); an `altType`
+    the caller gives (`company`) leaves the pair alone. The sandbox answers 422 to a search or
+    a list without them, so the real calls' success is the proof they were sent."""
+    env = stored_connection(ghl, tmp_path / "home")
+    loc = ghl.location_id
+    dry = run_cli("call", "ghl.opportunities.search", "--input", "{}", "--dry-run", env=env)
+    assert dry.status == 0, dry
+    assert json.loads(dry.stdout)["url"] == f"{ghl.base_url}/opportunities/search?location_id={loc}"
+    real = run_cli("call", "ghl.opportunities.search", "--input", "{}", env=env)
+    assert real.status == 0, real
+    assert "opportunities" in json.loads(real.stdout)
+
+    page = '{"limit": "10", "offset": "0"}'
+    dry = run_cli("call", "ghl.invoices.list", "--input", page, "--dry-run", env=env)
+    assert dry.status == 0, dry
+    assert json.loads(dry.stdout)["url"].endswith(f"&altId={loc}&altType=location")
+    real = run_cli("call", "ghl.invoices.list", "--input", page, env=env)
+    assert real.status == 0, real
+
+    company = '{"altId": "COMPANY1", "altType": "company"}'
+    dry = run_cli("call", "ghl.transactions.list", "--input", company, "--dry-run", env=env)
+    assert dry.status == 0, dry
+    url = json.loads(dry.stdout)["url"]
+    assert "altId=COMPANY1&altType=company" in url and f"altId={loc}" not in url
+
+
+def test_call_dry_run_without_a_connection_marks_the_alt_id_it_invents(tmp_path: Path) -> None:
+    """No connection: `altId` is a placeholder listed under `placeholders`; `altType` is
+    `location`, not invented (it is what the location fill always sends)."""
+    env = {"CONNECTOR_HOME": str(tmp_path / "empty")}
+    dry = run_cli("call", "ghl.invoices.list", "--input", '{"limit": "10", "offset": "0"}',
+                  "--dry-run", env=env)
+    assert dry.status == 0, dry
+    preview = json.loads(dry.stdout)
+    assert preview["url"].endswith("&altId=%3CaltId%3E&altType=location")
+    assert list(preview["placeholders"]) == ["altId"]
+    searched = run_cli("call", "ghl.opportunities.search", "--dry-run", "--input", "{}",
+                       "--location-id", "LOC1", env=env)
+    assert searched.status == 0, searched
+    assert json.loads(searched.stdout)["url"].endswith("/opportunities/search?location_id=LOC1")

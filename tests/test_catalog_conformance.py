@@ -147,3 +147,32 @@ def test_multipart_and_form_bodies_are_encoded():
     assert parts["hosted"].get_payload() == "false"
     form = RequestSpec("POST", "/oauth/token", json={"client_id": "c", "code": "x y"}, form="form")
     assert form.body() == (b"client_id=c&code=x+y", "application/x-www-form-urlencoded")
+
+
+# The location fill (docs/catalog.md): altId given alone, declared in the overrides.
+ALT_ID_ALONE = {"ghl.orders.list", "ghl.orders.get_by_id", "ghl.collections.get_product_id"}
+PAIR = {"altId": "{location}", "altType": "location"}
+
+
+def test_every_location_input_is_filled_from_the_connection() -> None:
+    """Across every GHL spec: an input named locationId or location_id is the action's
+    `location_param`; an altId beside an altType that takes "location" is the `location_inputs`
+    pair; no other action has `location_inputs` (but the overrides' altId-alone ones)."""
+    paired = set()
+    for aid in GHL:
+        action = CATALOG.action(aid)
+        properties = action.input_schema["properties"]
+        named = [n for n in ("locationId", "location_id") if n in properties]
+        assert action.location_param == (named[0] if named else None), aid
+        alt_type = properties.get("altType")
+        takes = alt_type is not None and Draft202012Validator(alt_type).is_valid("location")
+        if aid in ALT_ID_ALONE:
+            assert dict(action.location_inputs) == {"altId": "{location}"} and alt_type is None
+        elif "altId" in properties and takes:
+            assert dict(action.location_inputs) == PAIR, aid
+            paired.add(aid)
+        else:
+            assert not action.location_inputs, aid
+    assert CATALOG.action("ghl.opportunities.search").location_param == "location_id"
+    assert {"ghl.invoices.list", "ghl.transactions.list", "ghl.products.bulk_edit"} <= paired
+    assert len(paired) >= 94

@@ -268,6 +268,40 @@ def test_mcp_read_only_drops_every_write(
     assert ghl.writes("POST /contacts/") == 0
 
 
+def test_mcp_tools_take_every_location_input_from_the_connection(
+    catalog: Catalog, sandbox_runtime: Runtime, ghl: SandboxServer
+) -> None:
+    """With a location, a tool's inputSchema does not require what the connection fills
+    (`locationId`, `location_id`, the `altId`/`altType` pair) and a call without them reaches
+    the sandbox (which answers 422 without them); without a location they stay required."""
+    wanted = ["ghl.opportunities.search", "ghl.invoices.list", "ghl.contacts.create"]
+    server = build_server(catalog, sandbox_runtime, ServerOptions(actions=wanted))
+
+    async def body(client: Client) -> dict[str, Any]:
+        return {
+            "tools": {t.name: t for t in (await client.list_tools()).tools},
+            "searched": await client.call_tool("ghl-opportunities-search", {}),
+            "listed": await client.call_tool(
+                "ghl-invoices-list", {"limit": "10", "offset": "0"}),
+        }  # fmt: skip
+
+    seen = drive(Client(server), body)
+    tools = seen["tools"]
+    assert "required" not in tools["ghl-opportunities-search"].input_schema
+    assert tools["ghl-invoices-list"].input_schema["required"] == ["limit", "offset"]
+    assert "locationId" not in tools["ghl-contacts-create"].input_schema.get("required", [])
+    assert seen["searched"].is_error is False, seen["searched"].content
+    assert "opportunities" in seen["searched"].structured_content
+    assert seen["listed"].is_error is False, seen["listed"].content
+    assert seen["listed"].structured_content["invoices"] == []
+
+    from connector.mcpserver.tools import action_tool
+
+    with Runtime(catalog, Settings(base_urls={"ghl": ghl.base_url})) as bare:
+        tool = action_tool("ghl-invoices-list", catalog.action("ghl.invoices.list"), bare)
+    assert set(tool.parameters["required"]) == {"altId", "altType", "limit", "offset"}
+
+
 def test_mcp_dynamic_finds_describes_and_calls_an_action_outside_the_default_set(
     catalog: Catalog, sandbox_runtime: Runtime, ghl: SandboxServer
 ) -> None:

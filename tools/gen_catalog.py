@@ -61,6 +61,7 @@ MANIFEST_KEYS = (
     "params",
     "body",
     "location_param",
+    "location_inputs",
     "retry_safe",
     "pagination",
     "verify",
@@ -338,6 +339,30 @@ def header_values(op: Json) -> dict[str, str]:
     return found
 
 
+LOCATION_PARAMS = ("locationId", "location_id")
+"""Names of the input that carries the location id, in the order they are looked for."""
+
+
+def location_inputs(properties: Mapping[str, Json], cfg: Mapping[str, Json]) -> dict[str, Json]:
+    """The manifest keys saying which inputs the connection's location fills: the first of
+    :data:`LOCATION_PARAMS` the input has (``location_param``), and GHL's ``altId`` with its
+    ``altType`` when ``location`` is an ``altType`` the schema takes (``location_inputs``);
+    the overrides' ``location_inputs`` replaces what the rule finds (``{}``: none)."""
+    found: dict[str, Json] = {}
+    param = next((name for name in LOCATION_PARAMS if name in properties), None)
+    if param is not None:
+        found["location_param"] = param
+    alt_type = properties.get("altType")
+    if "altId" in properties and isinstance(alt_type, dict):
+        if Draft202012Validator(alt_type).is_valid("location"):
+            found["location_inputs"] = {"altId": "{location}", "altType": "location"}
+    if "location_inputs" in cfg:
+        found.pop("location_inputs", None)
+        if cfg["location_inputs"]:
+            found["location_inputs"] = dict(cfg["location_inputs"])
+    return found
+
+
 def build_action(
     conv: Converter,
     method: str,
@@ -376,8 +401,7 @@ def build_action(
         entry["body"] = form
     elif method == "DELETE" and form == "json":
         entry["body"] = "json"
-    if "locationId" in input_schema["properties"]:
-        entry["location_param"] = "locationId"
+    entry.update(location_inputs(input_schema["properties"], cfg))
     query = {n for n, where in params.items() if where == "query"}
     # Paging reads and writes inputs by their wire names; renamed ones are not paging inputs.
     paging, why = detect(input_schema["properties"], query, output)

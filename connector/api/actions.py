@@ -164,9 +164,9 @@ def _dry_run(
         if connection is not None:
             return error(400, str(exc), source="connection")
         runtime = api.runtimes.bare()
-        param = action.location_param
-        if param and param not in data:
-            data[param] = f"<{param}>"
+        added = action.location_fill(data, None)
+        data.update(added)
+        for param in (n for n in added if n in action.located_inputs()):
             invented[param] = (
                 "invented by the dry run: no connection to take it from [a real call takes it"
                 f" from the connection named by {CONNECTION_HEADER}, or the default one]"

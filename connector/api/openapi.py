@@ -26,6 +26,7 @@ from connector.api.answers import DRY_RUN_TYPE, ERROR_SCHEMA
 from connector.catalog import Catalog
 from connector.hookspecs import Action, Trigger
 from connector.recipes.footprints import is_read
+from connector.runtime import location_optional
 
 __all__ = ["DEFAULT_SERVER", "chosen", "clean", "document", "map_schema", "operation_ids"]
 
@@ -126,18 +127,7 @@ def _version() -> str:
 
 
 def _input_schema(action: Action) -> dict[str, Any]:
-    schema = clean(action.input_schema)
-    param = action.location_param
-    if param and param in schema.get("required", ()):
-        schema["required"] = [n for n in schema["required"] if n != param]
-        if not schema["required"]:
-            del schema["required"]
-        prop = schema.get("properties", {}).get(param)
-        if isinstance(prop, dict):
-            prop["description"] = (
-                prop.get("description", "") + " (Filled from the connection when left out.)"
-            ).strip()
-    return schema
+    return location_optional(action, clean(action.input_schema))
 
 
 def _ref(name: str) -> dict[str, str]:

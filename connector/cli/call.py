@@ -64,7 +64,9 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         "$CONNECTOR_TOKEN, else the connection named 'default', else the only one",
     )
     parser.add_argument(
-        "--location-id", help="fills locationId where the input needs it; keys the rate limiter"
+        "--location-id",
+        help="fills the location input (locationId, location_id, altId) where the input needs"
+        " it; keys the rate limiter",
     )
     parser.add_argument(
         "--all-pages", action="store_true", help="follow pagination; prints a JSON list"
@@ -125,13 +127,14 @@ def run(args: argparse.Namespace) -> int:
     if args.dry_run:
         auth = None
         location_id, base_url = _credential_context(args, app)
-        param = action.location_param
-        if param and param not in data and not (args.location_id or location_id):
-            data[param] = f"<{param}>"
-            invented[param] = (
-                "invented by the dry run: no connection to take it from [a real call takes it"
-                " from --location-id or the connection's location]"
-            )
+        if not (args.location_id or location_id):
+            added = action.location_fill(data, None)
+            data.update(added)
+            for param in (n for n in added if n in action.located_inputs()):
+                invented[param] = (
+                    "invented by the dry run: no connection to take it from [a real call takes"
+                    " it from --location-id or the connection's location]"
+                )
     else:
         auth, location_id, base_url = auth_from_args(args, app)
     base_url = _base_url(args.base_url, action.app, catalog) or base_url

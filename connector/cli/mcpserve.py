@@ -101,7 +101,9 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         help="environment variable holding the GHL bearer token (never the token itself)",
     )
     parser.add_argument(
-        "--location-id", help="fills locationId where an input needs it; keys the rate limiter"
+        "--location-id",
+        help="fills the location input (locationId, location_id, altId) where an input needs"
+        " it; keys the rate limiter",
     )
     parser.add_argument("--timeout", type=seconds, metavar="SECONDS", help="per-request timeout")
     parser.set_defaults(func=run)

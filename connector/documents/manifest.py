@@ -192,6 +192,7 @@ class _Builder:
             retry_safe=spec.get("retry_safe", False),
             pagination=spec.get("pagination"),
             location_param=spec.get("location_param"),
+            location_inputs=spec.get("location_inputs", {}),
             success=tuple(spec.get("success", ())),
             options={key: spec[key] for key in _EXECUTOR_OPTIONS if key in spec},
             source=str(self.doc.file),
@@ -211,6 +212,11 @@ class _Builder:
         for p in params:
             if p.name not in properties:
                 self._problem((*where, "params", p.name), f"{p.name!r} is not an input property")
+        filled = [("location_param", spec["location_param"])] if "location_param" in spec else []
+        filled += [("location_inputs", name) for name in spec.get("location_inputs", {})]
+        for key, name in filled:
+            if name not in properties:
+                self._problem((*where, key), f"{name!r} is not an input property")
         wire: dict[tuple[str, str], str] = {}
         for p in params:
             other = wire.setdefault((p.location, p.wire_name), p.name)

@@ -46,7 +46,7 @@ from connector.errors import (
 )
 from connector.hookspecs import Action
 from connector.recipes.footprints import is_read
-from connector.runtime import Runtime
+from connector.runtime import Runtime, location_optional
 
 __all__ = [
     "ActionTool",
@@ -176,7 +176,11 @@ def action_tool(name: str, action: Action, runtime: Runtime) -> ActionTool:
         call,
         title=action.title,
         description=description(action),
-        input_schema=plain(action.input_schema),
+        input_schema=(
+            location_optional(action, plain(action.input_schema))
+            if runtime.settings.location_id
+            else plain(action.input_schema)
+        ),
         output=schema,
         annotations=hints(action),
     )

@@ -275,8 +275,8 @@ class _Checker:
         """The literal parts of ``given`` against ``schema``; expressions are left to run time."""
         action = self.catalog.actions.get(key) if key else None
         instance = dict(given)
-        if action is not None and action.location_param:
-            instance.setdefault(action.location_param, _PLACEHOLDER)
+        if action is not None:
+            instance.update(action.location_fill(instance, _PLACEHOLDER))
         validator = self._validator(key, schema)
         dynamic = {pointer((*path, *inner)) for inner, _ in _expressions(given)}
         dynamic.update(pointer(broken) for broken in self.skip)

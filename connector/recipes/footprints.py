@@ -534,8 +534,7 @@ def _target(action: Action, data: Mapping[str, Any]) -> tuple[str | None, bool]:
 def _written(action: Action, data: Mapping[str, Any]) -> dict[str, Any]:
     """The fields a write sets: its input less path parameters and the location."""
     skip = {p.name for p in action.params if p.location == "path"}
-    if action.location_param:
-        skip.add(action.location_param)
+    skip.update(action.location_names())
     skip.add("id")
     return {k: v for k, v in data.items() if k not in skip and v is not None}
 

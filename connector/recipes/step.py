@@ -402,11 +402,10 @@ def _where(step: Step, part: str, exc: ExpressionError) -> str:
 def _fill_location(
     action: Action, runtime: Runtime, data: dict[str, Any], context: Mapping[str, Any]
 ) -> None:
-    """An action's location input left out, with no location from the connection: the
+    """An action's location inputs left out, with no location from the connection: the
     event's own ``locationId`` (the location the event came from)."""
-    name = action.location_param
-    if not name or name in data or runtime.settings.location_id:
+    if runtime.settings.location_id or not action.location_names():
         return
     location = context["trigger"].get("locationId")
     if isinstance(location, str) and location:
-        data[name] = location
+        data.update(action.location_fill(data, location))
