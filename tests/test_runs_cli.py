@@ -280,3 +280,20 @@ def test_a_call_refused_before_sending_is_not_an_unknown_outcome(
     again = run_cli("replay", "--all", "--base-url", ghl.base_url, env=env)
     assert "outcome unknown" not in again.stdout + again.stderr, again
     assert ghl.writes(TASKS) == 1
+
+
+def test_run_dry_run_previews_the_host_the_real_run_would_use(
+    files: tuple[Path, Path], tmp_path: Path, ghl: SandboxServer
+) -> None:
+    """`run --dry-run` takes the host and location from the connection the real run would use,
+    as `call --dry-run` does (it showed GHL's own host while `call` showed the stored one)."""
+    recipe, event = files
+    env = {"CONNECTOR_HOME": str(tmp_path / "home"), "PIT": ghl.private_token}
+    saved = run_cli("auth", "set-token", "default", "--token-env", "PIT", "--location-id",
+                    ghl.location_id, "--base-url", ghl.base_url, env=env)
+    assert saved.status == 0, saved.stderr
+    done = run_cli("run", str(recipe), "--event", str(event), "--dry-run", "--json", env=env)
+    assert done.status == 0, done
+    requests = json.loads(done.stdout)["requests"]
+    assert requests and all(r["url"].startswith(ghl.base_url) for r in requests), requests
+    assert ghl.private_token not in done.stdout

@@ -15,7 +15,7 @@ if TYPE_CHECKING:
     from connector.catalog import Catalog
     from connector.hookspecs import App
 
-__all__ = ["add_parser"]
+__all__ = ["add_parser", "credential_context"]
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -126,7 +126,7 @@ def run(args: argparse.Namespace) -> int:
     invented: dict[str, str] = {}
     if args.dry_run:
         auth = None
-        location_id, base_url = _credential_context(args, app)
+        location_id, base_url = credential_context(args, app)
         if not (args.location_id or location_id):
             added = action.location_fill(data, None)
             data.update(added)
@@ -155,7 +155,7 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _credential_context(args: argparse.Namespace, app: App) -> tuple[str | None, str | None]:
+def credential_context(args: argparse.Namespace, app: App) -> tuple[str | None, str | None]:
     """The location and base URL a real call would take from its credential, read without
     using the credential (a dry run sends nothing); (None, None) when there is none to read."""
     from connector.auth.connection import ConnectionStore

@@ -128,8 +128,15 @@ def runtimes_for(
     from connector.runtime import Runtime, Settings
 
     urls = per_app(args.base_url, "--base-url", catalog)
-    if args.dry_run:
-        return Runtime(catalog, Settings(base_urls=urls)), None
+    if args.dry_run:  # the host and location the real run would use, its token left alone
+        from connector.cli.call import credential_context
+
+        hub = catalog.hub_app() if _uses_ghl(catalog, recipe) else None
+        chosen = argparse.Namespace(token_env=None, connection=args.connection)
+        location_id, base_url = credential_context(chosen, hub) if hub else (None, None)
+        if base_url and hub is not None and hub.id not in urls:
+            urls[hub.id] = base_url
+        return Runtime(catalog, Settings(base_urls=urls, location_id=location_id)), None
     names = {step.connection for step in recipe.steps}
     ghl = _uses_ghl(catalog, recipe)
     if args.connection or names <= {None}:
