@@ -276,7 +276,8 @@ def serve(
 
     :param filters: the expression filters recipes may use.
     :param out: where the start-up summary goes.
-    :param on_ready: called with the webhook URL once the receiver listens.
+    :param on_ready: called with the webhook URL once the receiver listens, before `ready` is
+        printed (serve --sandbox points its sandboxes' webhooks there).
     :raises DocumentError: a recipe or sync document fails validation (nothing was started).
     :raises ConnectorError: a sync's partner has no webhook secret or API key, or the syncs
         have no GHL location.
@@ -436,13 +437,13 @@ def _run(options: ServeOptions, catalog: Catalog, loaded: tuple[list[Route], lis
     status = 0
     try:
         served.start()
+        if on_ready is not None:  # before "ready": the sandboxes send their webhooks here then
+            on_ready(url)
         lines = summary(options, routes, sync_routes, url, pollers, recovered)
         lines[2:2] = console_banner(url.removesuffix(WEBHOOK_PATH), console)
         out.write("\n".join(lines) + "\nready\n")
         out.flush()
         _log.info("serve: ready", extra={"fields": {"webhook_url": url, "recipes": len(routes)}})
-        if on_ready is not None:
-            on_ready(url)
         watch = RecipeWatch(options.recipes)
         while not stop.wait(0.2):
             if not served.alive:
