@@ -151,8 +151,11 @@ def _recipes(tmp_path: Path) -> Path:
 
 
 @contextmanager
-def _serve(*args: str, home: Path) -> Iterator[tuple[subprocess.Popen[str], list[str]]]:
-    """`ghl-connector ARGS` (a serve) until its `ready` line; stopped with SIGTERM after."""
+def _serve(
+    *args: str, home: Path, errors: list[str] | None = None
+) -> Iterator[tuple[subprocess.Popen[str], list[str]]]:
+    """`ghl-connector ARGS` (a serve) until its `ready` line; stopped with SIGTERM after (its
+    stderr then appended to ``errors``)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("CONNECTOR_", "RECIPE_"))}
     env["CONNECTOR_HOME"] = str(home)
     proc = subprocess.Popen(
@@ -177,10 +180,9 @@ def _serve(*args: str, home: Path) -> Iterator[tuple[subprocess.Popen[str], list
         yield proc, summary
     finally:
         proc.terminate()
-        proc.wait(30)
-        for stream in (proc.stdout, proc.stderr):
-            if stream is not None:
-                stream.close()
+        _, err = proc.communicate(timeout=30)
+        if errors is not None:
+            errors.append(err)
 
 
 def test_migrate_refuses_a_state_file_serve_is_running_on(tmp_path):
@@ -223,39 +225,11 @@ def test_serve_log_lines_follow_the_level(tmp_path):
     with postgres_schema() as url:
         for flag, lowest in (((), "INFO"), (("--log-level", "ERROR"), "ERROR")):
             home = Path(tempfile.mkdtemp(dir=tmp_path))
-            env = {
-                k: v for k, v in os.environ.items() if not k.startswith(("CONNECTOR_", "RECIPE_"))
-            }
-            env["CONNECTOR_HOME"] = str(home)
-            proc = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "connector",
-                    *flag,
-                    "--store",
-                    url,
-                    "serve",
-                    "--recipes",
-                    str(recipes),
-                    "--sandbox",
-                    "--port",
-                    "0",
-                ],
-                cwd=ROOT,
-                env=env,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                text=True,
-            )
-            assert proc.stdout is not None
-            summary = []
-            for line in iter(proc.stdout.readline, ""):
-                summary.append(line)
-                if line.strip() == "ready":
-                    break
-            proc.terminate()
-            out, err = proc.communicate(timeout=30)
+            errors: list[str] = []
+            with _serve(*flag, "--store", url, "serve", "--recipes", str(recipes), "--sandbox",
+                        "--port", "0", home=home, errors=errors) as (_, summary):
+                pass
+            err = errors[0]
             warned = [line for line in summary if "RECIPE_NOTE_MIRROR_URL" in line]
             assert len(warned) == 1 and warned[0].startswith("warning: "), summary
             records = _records(err)

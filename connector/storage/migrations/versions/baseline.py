@@ -252,4 +252,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    raise NotImplementedError("the baseline is not downgraded")
+    """Refused on purpose: below the first revision there is no schema to go back to, and the
+    pack offers no downgrade (docs/scale-out.md: restore a backup instead)."""
+    raise RuntimeError("revision 0001 is the first: there is no schema below it to go back to"
+                       " [restore a backup of the store instead]")
