@@ -101,17 +101,22 @@ def receiver():
     r.close()
 
 
-@pytest.fixture
-def runtime(ghl, lp):
+def partner_runtime(ghl, app, box):
+    """A runtime for the GHL sandbox and the partner ``app``'s sandbox ``box``."""
     settings = Settings(
         strict=True,
-        base_urls={"ghl": ghl.base_url, "linkedphone": lp.base_url},
+        base_urls={"ghl": ghl.base_url, app: box.base_url},
         location_id=ghl.location_id,
         retry=RetryPolicy(attempts=2, base=0.01, cap=0.05),
     )
     bearer = StaticBearer(ghl.private_token)
-    auth = api_key_provider(lambda app, action: bearer, keys={"linkedphone": lp.api_key})
-    with Runtime(CATALOG, settings, auth=auth) as rt:
+    auth = api_key_provider(lambda _app, action: bearer, keys={app: box.api_key})
+    return Runtime(CATALOG, settings, auth=auth)
+
+
+@pytest.fixture
+def runtime(ghl, lp):
+    with partner_runtime(ghl, "linkedphone", lp) as rt:
         yield rt
 
 
@@ -555,16 +560,8 @@ def test_shipped_superphone_sync_gives_a_task_without_due_date_a_default(ghl, sp
     """The shipped recipes/sync_superphone.yaml: a SuperPhone task without `dueAt` reaches GHL
     due when it was created (GHL requires a due date); the SuperPhone task is left as it is,
     and applying it again writes nothing."""
-    settings = Settings(
-        strict=True,
-        base_urls={"ghl": ghl.base_url, "superphone": sp.base_url},
-        location_id=ghl.location_id,
-        retry=RetryPolicy(attempts=2, base=0.01, cap=0.05),
-    )
-    bearer = StaticBearer(ghl.private_token)
-    auth = api_key_provider(lambda app, action: bearer, keys={"superphone": sp.api_key})
     spec = load_sync(ROOT / "recipes" / "sync_superphone.yaml")
-    with Runtime(CATALOG, settings, auth=auth) as rt:
+    with partner_runtime(ghl, "superphone", sp) as rt:
         engine = SyncEngine(spec, rt, store)
         contact = rt.call("superphone.contacts.create", {"firstName": "Una", "email": "una@example.org"})
         assert engine.apply(Change("partner", "contacts", contact["id"], contact)).action == "create"
