@@ -453,15 +453,7 @@ sync:
 
 @pytest.fixture
 def sp_engine(ghl, sp, store):
-    settings = Settings(
-        strict=True,
-        base_urls={"ghl": ghl.base_url, "superphone": sp.base_url},
-        location_id=ghl.location_id,
-        retry=RetryPolicy(attempts=2, base=0.01, cap=0.05),
-    )
-    bearer = StaticBearer(ghl.private_token)
-    auth = api_key_provider(lambda app, action: bearer, keys={"superphone": sp.api_key})
-    with Runtime(CATALOG, settings, auth=auth) as rt:
+    with partner_runtime(ghl, "superphone", sp) as rt:
         yield SyncEngine(parse_sync(SUPERPHONE_SPEC), rt, store), rt
 
 
