@@ -1,23 +1,26 @@
-"""A real ``ghl-connector api`` server for tests: the API app on the guarded uvicorn listener on
-127.0.0.1 (in a thread), over a fresh state file (or the store at a given location) whose default connection reaches
+"""A real ``ghl-connector api`` server for tests: the API app on its thread-per-connection
+server (:mod:`connector.service.threadserver`, the fast route included) on 127.0.0.1 (in a thread), over a fresh state file (or the store at a given location) whose default connection reaches
 the GHL sandbox, with API keys made as ``api keys create`` makes them."""
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 from types import TracebackType
 
 import httpx
 
-from connector.api.app import build_app
+from connector.api.app import build_app, fast_route, refusal
 from connector.api.context import Api
 from connector.api.runtimes import RuntimeOptions, Runtimes
 from connector.auth.connection import ConnectionStore
 from connector.auth.tokens import set_token
 from connector.catalog import Catalog
 from connector.client.retry import RetryPolicy
+from connector.documents.payload import MAX_BYTES
 from connector.sandbox.server import SandboxServer
-from connector.service.listener import ServerThread, bind_socket, guarded_server, socket_url
+from connector.service.listener import bind_socket, socket_url
+from connector.service.threadserver import ThreadServer
 from connector.store import Store
 
 
@@ -41,7 +44,9 @@ class ApiServer:
         }
         sock = bind_socket("127.0.0.1", 0)
         self.url = socket_url(sock)
-        self.thread = ServerThread(guarded_server(build_app(self.api)), sock, name="api")
+        self.server = ThreadServer(build_app(self.api), sock, fast=fast_route(self.api),
+                                   refusal=refusal, max_body=MAX_BYTES, name="api")
+        self.thread = threading.Thread(target=self.server.run, name="api", daemon=True)
 
     def __enter__(self) -> ApiServer:
         self.thread.start()
@@ -52,7 +57,8 @@ class ApiServer:
         self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.client.close()
-        self.thread.stop()
+        self.server.stop()
+        self.thread.join(20)
         self.api.close()
         self.store.close()
 

@@ -12,6 +12,7 @@ connection to read, the location input is a placeholder, listed under ``placehol
 from __future__ import annotations
 
 import string
+from collections.abc import Mapping
 from typing import Any
 
 from starlette.requests import Request
@@ -28,10 +29,13 @@ from connector.errors import AuthError, ConnectorError, DocumentError, InputErro
 from connector.hookspecs import Action
 from connector.recipes.footprints import is_read
 from connector.runtime import Runtime
+from connector.service.wire import Receive, Scope, parse_query
 
-__all__ = ["IDEMPOTENCY_HEADER", "call_endpoint", "list_actions", "show_action"]
+__all__ = ["IDEMPOTENCY_HEADER", "answer_call", "call_endpoint", "list_actions", "show_action"]
 
 IDEMPOTENCY_HEADER = "Idempotency-Key"
+_IDEMPOTENCY = IDEMPOTENCY_HEADER.lower()
+_CONNECTION = CONNECTION_HEADER.lower()
 _PRINTABLE = frozenset(string.printable) - frozenset("\t\n\r\x0b\x0c")
 
 
@@ -50,7 +54,7 @@ def summary(action: Action) -> dict[str, Any]:
 
 def list_actions(api: Api, request: Request) -> Response:
     """``GET /v1/actions``: the actions the key may call, by id."""
-    key = authorize(api, presented_key(request))
+    key = authorize(api, presented_key(request.headers))
     if isinstance(key, Response):
         return key
     listed = [summary(a) for i, a in sorted(api.catalog.actions.items()) if key.allows(i)]
@@ -60,7 +64,7 @@ def list_actions(api: Api, request: Request) -> Response:
 def show_action(api: Api, request: Request) -> Response:
     """``GET /v1/actions/{id}``: its schemas, scopes and a sample input."""
     action_id = request.path_params["action_id"]
-    key = authorize(api, presented_key(request))
+    key = authorize(api, presented_key(request.headers))
     if isinstance(key, Response):
         return key
     action = api.catalog.actions.get(action_id)
@@ -79,26 +83,37 @@ def show_action(api: Api, request: Request) -> Response:
 
 
 async def call_endpoint(request: Request) -> Response:
-    """``POST /v1/actions/{id}``: read the body here, run the call in a worker thread."""
-    body = await read_body(request)
+    """``POST /v1/actions/{id}`` as a Starlette route (the console's app mounts it)."""
+    api: Api = request.app.state.api
+    action_id = request.path_params["action_id"]
+    return await answer_call(api, action_id, request.headers, request.scope, request.receive)
+
+
+async def answer_call(
+    api: Api, action_id: str, headers: Mapping[str, str], scope: Scope, receive: Receive
+) -> Response:
+    """``POST /v1/actions/{id}``: read the body here, run the call in a worker thread.
+
+    :param headers: the request's, looked up by lower-case name (Starlette's ``Headers``, or
+        :func:`connector.service.wire.header_map`'s on the hot route).
+    """
+    body = await read_body(scope, receive)
     if isinstance(body, Response):
         return body
-    api: Api = request.app.state.api
-    return await api.run(call, api, request, body)
+    return await api.run(call, api, action_id, headers, scope["query_string"], body)
 
 
-def call(api: Api, request: Request, raw: bytes) -> Response:
+def call(
+    api: Api, action_id: str, headers: Mapping[str, str], query: bytes, raw: bytes
+) -> Response:
     """Authorize, read the input, and run (or preview, or replay) the call."""
-    action_id = request.path_params["action_id"]
-    presented = presented_key(request)
-    key = authorize(api, presented)
+    key = authorize(api, presented_key(headers))
     if isinstance(key, Response):
         return key
     action = api.catalog.actions.get(action_id)
     if action is None:
         return _unknown(api, action_id)
-    query = request.scope["query_string"]
-    dry_run = _flag(request.query_params.get("dry_run")) if query else False
+    dry_run = _flag(parse_query(query).get("dry_run")) if query else False
     if dry_run is None:
         return error(400, "dry_run: must be true or false")
     refused = permit(key, action.id, write=not is_read(action) and not dry_run)
@@ -110,10 +125,10 @@ def call(api: Api, request: Request, raw: bytes) -> Response:
         return error_answer(exc)
     if not isinstance(data, dict):
         return error(400, "request body: the input must be a JSON object")
-    connection = request.headers.get(CONNECTION_HEADER) or None
+    connection = headers.get(_CONNECTION) or None
     if dry_run:
         return _dry_run(api, action, data, connection)
-    idem = request.headers.get(IDEMPOTENCY_HEADER)
+    idem = headers.get(_IDEMPOTENCY)
     if idem is not None and (not 0 < len(idem) <= MAX_KEY_CHARS or set(idem) - _PRINTABLE):
         return error(400, f"{IDEMPOTENCY_HEADER}: 1-{MAX_KEY_CHARS} printable ASCII characters")
     try:

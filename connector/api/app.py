@@ -8,12 +8,13 @@ makes the app ``ghl-connector api`` serves.
 
 Every request but ``GET /openapi.json`` needs an API key (``X-API-Key: KEY`` or
 ``Authorization: Bearer KEY``): 401 without a live one, 403 for an action or trigger outside
-its globs (or a write with a read-only key). Requests run in one of the API's threads
-(:meth:`Api.run`; the runtime's I/O is synchronous), one hop each.
+its globs (or a write with a read-only key). The app's routes do their work in one of the
+API's threads (:meth:`Api.run`; the runtime's I/O is synchronous), one hop each.
 
-``POST /v1/actions/{id}``, the hot route, is dispatched by :class:`ApiApp` before Starlette's
-middleware stack and router (the same endpoint, the same answers: it raises nothing of its
-own, so the stack has nothing to add to it); every other request goes through them.
+``POST /v1/actions/{id}``, the hot route, is answered by :func:`fast_route` in the thread of
+``ghl-connector api``'s server (:mod:`connector.service.threadserver`) that read the request,
+before the app is reached (the same call, the same answers); every other request goes
+through the app.
 """
 
 from __future__ import annotations
@@ -25,13 +26,15 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
-from starlette.types import Receive, Scope, Send
 
 from connector.api import actions, hooks, triggers
 from connector.api.answers import error
 from connector.api.context import Api
+from connector.service.threadserver import Answer, Fast
+from connector.service.threadserver import Request as ParsedRequest
+from connector.service.wire import header_map
 
-__all__ = ["ApiApp", "build_app", "routes"]
+__all__ = ["build_app", "fast_route", "refusal", "routes"]
 
 _ACTIONS = "/v1/actions/"
 
@@ -68,27 +71,35 @@ def routes() -> list[BaseRoute]:
     ]
 
 
-class ApiApp(Starlette):
-    """The API's Starlette app, with ``POST /v1/actions/{id}`` dispatched straight to
-    :func:`connector.api.actions.call_endpoint` (the match its route would make: one path
-    segment after ``/v1/actions/``, no root path)."""
+def fast_route(api: Api) -> Fast:
+    """``POST /v1/actions/{id}`` answered in the connection's thread of
+    :class:`~connector.service.threadserver.ThreadServer` (the match its route would make: one
+    path segment after ``/v1/actions/``): the same :func:`connector.api.actions.call` the
+    route runs, with no event loop and no hand-over to another thread."""
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["method"] == "POST" and not scope.get("root_path"):
-            path: str = scope["path"]
-            action_id = path[len(_ACTIONS):]
-            if path.startswith(_ACTIONS) and action_id and "/" not in action_id:
-                scope["app"] = self
-                scope["path_params"] = {"action_id": action_id}
-                response = await actions.call_endpoint(Request(scope, receive, send))
-                await response(scope, receive, send)
-                return
-        await super().__call__(scope, receive, send)
+    def answer(request: ParsedRequest) -> Answer | None:
+        if request.method != "POST":
+            return None
+        path = request.path
+        action_id = path[len(_ACTIONS):]
+        if not path.startswith(_ACTIONS) or not action_id or "/" in action_id:
+            return None
+        response = actions.call(api, action_id, header_map(request.headers), request.query,
+                                request.body)  # fmt: skip
+        return Answer(response.status_code, response.raw_headers, bytes(response.body))
+
+    return answer
+
+
+def refusal(status: int, reason: str) -> Answer:
+    """The server's own refusals (408, 413, 431, 503...) in the API's error shape."""
+    response = error(status, reason)
+    return Answer(status, response.raw_headers, bytes(response.body))
 
 
 def build_app(api: Api, extra: Sequence[BaseRoute] = ()) -> Starlette:
     """The Starlette app serving :func:`routes` (and ``extra`` routes) over ``api``."""
-    app = ApiApp(routes=[*routes(), *extra])
+    app = Starlette(routes=[*routes(), *extra])
     app.state.api = api
 
     async def not_found(request: Request, exc: Exception) -> Response:

@@ -5,12 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from starlette.requests import Request
 from starlette.responses import Response
 
 from connector.api.answers import encode, error, json_answer
@@ -19,6 +18,7 @@ from connector.api.idempotency import Idempotency
 from connector.api.runtimes import Runtimes
 from connector.catalog import Catalog
 from connector.documents.payload import MAX_BYTES
+from connector.service import wire
 from connector.store import Store
 
 __all__ = ["API_KEY_HEADER", "Api", "authorize", "ok", "permit", "presented_key", "read_body"]
@@ -95,12 +95,13 @@ def _settle(future: asyncio.Future[T], result: T | None, exc: BaseException | No
         future.set_result(result)  # type: ignore[arg-type]  # result is a T when exc is None
 
 
-def presented_key(request: Request) -> str | None:
-    """The API key a request carries, if any."""
-    key = request.headers.get(API_KEY_HEADER)
+def presented_key(headers: Mapping[str, str]) -> str | None:
+    """The API key a request carries, if any (``headers``: Starlette's, or
+    :func:`connector.service.wire.header_map`'s, whose names are lower-case)."""
+    key = headers.get(API_KEY_HEADER.lower())
     if key:
         return key
-    scheme, _, value = request.headers.get("authorization", "").partition(" ")
+    scheme, _, value = headers.get("authorization", "").partition(" ")
     return value.strip() if scheme.lower() == "bearer" else None
 
 
@@ -132,19 +133,17 @@ def permit(
     return None
 
 
-async def read_body(request: Request, limit: int = MAX_BYTES) -> bytes | Response:
-    """The request body, or a 413 answer past ``limit`` bytes."""
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isascii() and declared.isdigit() and int(declared) > limit:
+async def read_body(scope: wire.Scope, receive: wire.Receive, limit: int = MAX_BYTES
+                    ) -> bytes | Response:
+    """The request body, or a 413 answer past ``limit`` bytes (a 400 one, which nobody reads,
+    when the client went away mid-body)."""
+    try:
+        body = await wire.read_body(scope, receive, limit)
+    except wire.Disconnected:
+        return error(400, "the client went away before the body ended")
+    if body is None:
         return error(413, f"request body larger than {limit} bytes")
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            return error(413, f"request body larger than {limit} bytes")
-        chunks.append(chunk)
-    return b"".join(chunks)
+    return body
 
 
 def ok(value: Any) -> Response:  # noqa: ANN401  # any JSON

@@ -40,7 +40,7 @@ HOOK_BODY_LIMIT = 64 * 1024
 
 async def subscribe_endpoint(request: Request) -> Response:
     """``POST /v1/hooks``: read the body here, subscribe in a worker thread."""
-    body = await read_body(request, HOOK_BODY_LIMIT)
+    body = await read_body(request.scope, request.receive, HOOK_BODY_LIMIT)
     if isinstance(body, Response):
         return body
     api: Api = request.app.state.api
@@ -48,7 +48,7 @@ async def subscribe_endpoint(request: Request) -> Response:
 
 
 def _subscribe(api: Api, request: Request, raw: bytes) -> Response:
-    presented = presented_key(request)
+    presented = presented_key(request.headers)
     key = authorize(api, presented)
     if isinstance(key, Response):
         return key
@@ -85,7 +85,7 @@ def _subscribe(api: Api, request: Request, raw: bytes) -> Response:
 
 def list_hooks(api: Api, request: Request) -> Response:
     """``GET /v1/hooks``: the key's own subscriptions."""
-    key = authorize(api, presented_key(request))
+    key = authorize(api, presented_key(request.headers))
     if isinstance(key, Response):
         return key
     return ok({"hooks": public_subscriptions(api.store, owner=key.id)})
@@ -94,7 +94,7 @@ def list_hooks(api: Api, request: Request) -> Response:
 def unsubscribe(api: Api, request: Request) -> Response:
     """``DELETE /v1/hooks/{id}``: 204, or 404 when there is no such subscription."""
     hook_id = request.path_params["hook_id"]
-    presented = presented_key(request)
+    presented = presented_key(request.headers)
     key = authorize(api, presented)
     if isinstance(key, Response):
         return key

@@ -1,5 +1,6 @@
 """Running the HTTP API (``ghl-connector api``): the state file, the app, and the guarded
-uvicorn server of :mod:`connector.service.listener` on ``host:port`` (127.0.0.1 by default).
+thread-per-connection server of :mod:`connector.service.threadserver` on ``host:port``
+(127.0.0.1 by default).
 
 Its first line on stdout says where it listens (``api: listening on http://HOST:PORT``), so a
 caller that started it on port 0 knows where to connect; the next lines say where the web
@@ -13,14 +14,15 @@ from __future__ import annotations
 import sys
 from typing import TextIO
 
-from connector.api.app import build_app
+from connector.api.app import build_app, fast_route, refusal
 from connector.api.context import Api
 from connector.api.runtimes import RuntimeOptions, Runtimes
 from connector.catalog import Catalog
 from connector.console.app import ServiceApp
 from connector.console.mount import console_banner, service_console
-from connector.service.listener import bind_socket, guarded_server, serve_forever, socket_url
-from connector.service.logformat import library_level
+from connector.documents.payload import MAX_BYTES
+from connector.service.listener import bind_socket, socket_url
+from connector.service.threadserver import ThreadServer
 from connector.store import Store
 
 __all__ = ["serve"]
@@ -49,12 +51,13 @@ def serve(
                                            rate_limits=runtimes.rate_limits, replay=None)
         try:
             app = ServiceApp(console, build_app(api), metrics)
-            server = guarded_server(app, log_level=library_level().lower())
+            server = ThreadServer(app, sock, fast=fast_route(api), refusal=refusal,
+                                  max_body=MAX_BYTES, name="api")  # fmt: skip
             lines = [f"api: listening on {socket_url(sock)} (OpenAPI: "
                      f"{socket_url(sock, '/openapi.json')})",
                      *console_banner(socket_url(sock), console)]  # fmt: skip
             print("\n".join(lines), file=out, flush=True)
-            serve_forever(server, sock)
+            server.serve_forever()
         finally:
             console.stopping.set()
             metrics.close()

@@ -32,7 +32,7 @@ MAX_LIMIT = 100
 
 def list_triggers(api: Api, request: Request) -> Response:
     """``GET /v1/triggers``: the triggers the key may read, by id."""
-    key = authorize(api, presented_key(request))
+    key = authorize(api, presented_key(request.headers))
     if isinstance(key, Response):
         return key
     listed = [
@@ -45,7 +45,7 @@ def list_triggers(api: Api, request: Request) -> Response:
 
 def _trigger(api: Api, request: Request) -> Trigger | Response:
     trigger_id = request.path_params["trigger_id"]
-    presented = presented_key(request)
+    presented = presented_key(request.headers)
     key = authorize(api, presented)
     if isinstance(key, Response):
         return key

@@ -16,6 +16,7 @@ runtime, checking each action's scopes (:func:`require_scopes`) before any reque
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import threading
@@ -325,8 +326,8 @@ class BearerAuth(httpx.Auth):
     def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
         """Authenticate ``request``; after a 401, refresh (single-flight) and retry once."""
         used = self._tokens.current(self.name)
-        bound = httpx.URL(used.base_url)
-        if used.kind != "env" and _origin(request.url) != _origin(bound):
+        if used.kind != "env" and _origin(request.url) != _bound_origin(used.base_url):
+            bound = httpx.URL(used.base_url)
             raise AuthError(
                 f"connection {self.name!r} is for {bound.scheme}://{bound.netloc.decode()}, not"
                 f" {request.url.scheme}://{request.url.netloc.decode()}: its token is not sent"
@@ -343,6 +344,12 @@ class BearerAuth(httpx.Auth):
         fresh = self._tokens.refresh(self.name, stale=used)
         request.headers["Authorization"] = f"Bearer {fresh.access_token}"
         yield request
+
+
+@functools.lru_cache(maxsize=64)
+def _bound_origin(base_url: str) -> tuple[str, str, int | None]:
+    """The origin of a connection's base URL (parsed once: it is checked on every call)."""
+    return _origin(httpx.URL(base_url))
 
 
 def _origin(url: httpx.URL) -> tuple[str, str, int | None]:

@@ -28,7 +28,8 @@ from connector.sandbox.routes import Operation, Router
 from connector.sandbox.state import Store
 from connector.sandbox.traffic import Traffic
 from connector.sandbox.webhooks import WebhookSender
-from connector.sandbox.wire import (
+from connector.service.wire import (
+    Disconnected,
     Receive,
     Scope,
     Send,
@@ -130,6 +131,12 @@ class SandboxApp:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             return
+        try:
+            await self._route(scope, receive, send)
+        except Disconnected:
+            return  # the client left mid-body: no one to answer
+
+    async def _route(self, scope: Scope, receive: Receive, send: Send) -> None:
         path: str = scope["path"]
         if path.startswith("/_sandbox/"):
             self.store.changed()  # a control request may change records behind the handlers

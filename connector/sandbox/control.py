@@ -33,7 +33,7 @@ from connector.sandbox.responses import error_body, not_found
 from connector.sandbox.state import Store
 from connector.sandbox.traffic import Traffic
 from connector.sandbox.webhooks import WebhookSender
-from connector.sandbox.wire import Receive, Scope, Send, read_body, send_json
+from connector.service.wire import Receive, Scope, Send, read_body, send_json
 
 __all__ = ["Controlled", "add_faults", "serve", "set_limits"]
 

@@ -22,9 +22,9 @@ import uvicorn
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from connector.sandbox.transport import CoalescingTransport
-from connector.sandbox.wire import TRANSPORT_KEY
 from connector.service.listener import START_TIMEOUT, ServerThread, bind_socket, serve_forever
 from connector.service.logformat import library_level
+from connector.service.wire import TRANSPORT_KEY
 
 __all__ = ["Background", "SandboxAppLike", "serve_app", "uvicorn_server"]
 

@@ -29,7 +29,8 @@ from connector.sandbox.linkedphone.seed import seed_contacts
 from connector.sandbox.linkedphone.store import Store
 from connector.sandbox.linkedphone.webhooks import WebhookSender, envelope
 from connector.sandbox.traffic import Traffic
-from connector.sandbox.wire import (
+from connector.service.wire import (
+    Disconnected,
     Receive,
     Scope,
     Send,
@@ -131,6 +132,12 @@ class LinkedPhoneApp:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             return
+        try:
+            await self._route(scope, receive, send)
+        except Disconnected:
+            return  # the client left mid-body: no one to answer
+
+    async def _route(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["path"].startswith("/_sandbox/"):
             await control.serve(self, scope, receive, send)
         else:

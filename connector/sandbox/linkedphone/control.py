@@ -25,7 +25,7 @@ from connector.sandbox.linkedphone.limits import RateLimit
 from connector.sandbox.linkedphone.routes import Router
 from connector.sandbox.linkedphone.webhooks import WebhookSender
 from connector.sandbox.traffic import Traffic
-from connector.sandbox.wire import Receive, Scope, Send, read_body, send_json
+from connector.service.wire import Receive, Scope, Send, read_body, send_json
 
 __all__ = ["Controlled", "add_faults", "serve", "set_limits", "set_webhooks"]
 

@@ -2,7 +2,7 @@
 for tests) or in the foreground (:func:`serve`, for ``python -m connector.sandbox.linkedphone``).
 
 It runs on uvicorn like the GHL sandbox, with the same coalescing transport lent to each request
-so a fault can cut the connection (:func:`connector.sandbox.wire.cut`).
+so a fault can cut the connection (:func:`connector.service.wire.cut`).
 """
 
 from __future__ import annotations

@@ -29,7 +29,16 @@ from connector.sandbox.superphone.records import Record, Records
 from connector.sandbox.superphone.schema import Root, build
 from connector.sandbox.superphone.webhooks import WebhookSender
 from connector.sandbox.traffic import Traffic
-from connector.sandbox.wire import Receive, Scope, Send, cut, header, read_body, send_json
+from connector.service.wire import (
+    Disconnected,
+    Receive,
+    Scope,
+    Send,
+    cut,
+    header,
+    read_body,
+    send_json,
+)
 
 __all__ = ["ACCOUNT", "ENDPOINT", "SuperPhoneApp", "error_body"]
 
@@ -142,6 +151,12 @@ class SuperPhoneApp:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             return
+        try:
+            await self._route(scope, receive, send)
+        except Disconnected:
+            return  # the client left mid-body: no one to answer
+
+    async def _route(self, scope: Scope, receive: Receive, send: Send) -> None:
         path: str = scope["path"]
         if path.startswith("/_sandbox/"):
             await control.serve(self, scope, receive, send)

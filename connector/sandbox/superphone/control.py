@@ -28,7 +28,7 @@ from connector.sandbox.superphone.config import SuperPhoneConfig
 from connector.sandbox.superphone.records import Records
 from connector.sandbox.superphone.webhooks import WebhookSender
 from connector.sandbox.traffic import Traffic
-from connector.sandbox.wire import Receive, Scope, Send, read_body, send_json
+from connector.service.wire import Receive, Scope, Send, read_body, send_json
 
 __all__ = ["Controlled", "add_faults", "serve", "set_limits"]
 

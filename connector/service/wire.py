@@ -1,5 +1,8 @@
-"""The ASGI wire: reading a request's body and query, writing JSON answers, and cutting a
-connection without answering (a reset, for fault injection)."""
+"""The raw ASGI wire: reading a request's headers, body and query, writing JSON answers, and
+cutting a connection without answering (a reset, for the sandboxes' fault injection).
+
+The sandboxes are raw ASGI apps, and so is the HTTP API's hot route
+(:class:`connector.api.app.ApiApp`): these are their few shared steps."""
 
 from __future__ import annotations
 
@@ -11,11 +14,13 @@ from urllib.parse import parse_qsl
 
 __all__ = [
     "TRANSPORT_KEY",
+    "Disconnected",
     "Receive",
     "Scope",
     "Send",
     "cut",
     "header",
+    "header_map",
     "parse_query",
     "read_body",
     "send_json",
@@ -38,6 +43,16 @@ def header(scope: Scope, name: bytes) -> str | None:
     return None
 
 
+def header_map(raw: Sequence[tuple[bytes, bytes]]) -> dict[str, str]:
+    """A request's headers by lower-case name (the first of repeated names wins, as
+    Starlette's ``Headers.get`` has it)."""
+    return {name.decode("latin-1"): value.decode("latin-1") for name, value in reversed(raw)}
+
+
+class Disconnected(Exception):
+    """The client went away before the request's body ended (there is no one to answer)."""
+
+
 def parse_query(raw: bytes) -> dict[str, str]:
     """The query string as a dict (the last value wins for repeated names)."""
     if not raw:
@@ -46,7 +61,9 @@ def parse_query(raw: bytes) -> dict[str, str]:
 
 
 async def read_body(scope: Scope, receive: Receive, limit: int) -> bytes | None:
-    """The whole request body, or None when it is longer than ``limit`` bytes."""
+    """The whole request body, or None when it is longer than ``limit`` bytes.
+
+    :raises Disconnected: the client went away before the body ended."""
     declared = header(scope, b"content-length")
     if declared is not None and declared.isascii() and declared.isdigit() and int(declared) > limit:
         return None
@@ -56,7 +73,7 @@ async def read_body(scope: Scope, receive: Receive, limit: int) -> bytes | None:
     while more:
         message = await receive()
         if message["type"] != "http.request":
-            break
+            raise Disconnected
         chunk = message.get("body", b"")
         size += len(chunk)
         if size > limit:
