@@ -17,6 +17,7 @@ and column or the path where that applies.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import re
@@ -66,8 +67,7 @@ def load_json(
     else:
         text = data
     try:
-        value = json.loads(text, parse_int=_integer(max_digits), parse_float=_float,
-                           parse_constant=_constant)
+        value = _decoder(max_digits).decode(text)
     except json.JSONDecodeError as exc:
         raise _error(source, f"invalid JSON: {exc.msg}", exc.lineno, exc.colno) from None
     except _Refused as exc:
@@ -76,6 +76,14 @@ def load_json(
         raise _error(source, f"nesting deeper than {max_depth} levels") from None
     _walk(value, source, max_depth, strings=_SURROGATE_ESCAPE.search(text) is not None)
     return value
+
+
+@functools.lru_cache(maxsize=8)
+def _decoder(max_digits: int) -> json.JSONDecoder:
+    """The decoder holding numbers to ``max_digits`` (made once: ``json.loads`` with hooks
+    would make one per call)."""
+    return json.JSONDecoder(parse_int=_integer(max_digits), parse_float=_float,
+                            parse_constant=_constant)  # fmt: skip
 
 
 def _integer(max_digits: int) -> Any:  # noqa: ANN401  # json's hook type
