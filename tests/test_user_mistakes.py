@@ -335,3 +335,19 @@ def test_state_commands_take_store_after_their_name(tmp_path: Path) -> None:
     assert "there" not in run_cli("auth", "status", env=env).stdout
     runs = run_cli("runs", "--store", db, "--json", env=env)
     assert runs.status == 0 and runs.stdout.strip() == "[]", runs
+
+
+def test_run_with_a_broken_json_event_says_invalid_json_not_yaml(tmp_path: Path) -> None:
+    """An event file named .json that does not parse gets JSON's error, at its line and
+    column; a .yaml one keeps YAML's."""
+    broken = tmp_path / "event.json"
+    broken.write_text('{"id": "c1",, "email": "a@example.com"}\n')
+    result = run_cli("run", "recipes/new_contact_task.yaml", "--event", str(broken), "--dry-run",
+                     timeout=60)
+    assert result.status == 1 and "Traceback" not in result.stderr
+    assert f"{broken}:1:13: invalid JSON" in result.stderr and "YAML" not in result.stderr
+    as_yaml = tmp_path / "event.yaml"
+    as_yaml.write_text("id: [c1\n")
+    result = run_cli("run", "recipes/new_contact_task.yaml", "--event", str(as_yaml), "--dry-run",
+                     timeout=60)
+    assert result.status == 1 and "invalid YAML" in result.stderr

@@ -10,7 +10,10 @@ from typing import TYPE_CHECKING
 from connector.cli.argtypes import per_app
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from connector.catalog import Catalog
+    from connector.documents.document import Document
     from connector.recipes.engine import RunResult
     from connector.recipes.recipe import Recipe
     from connector.runtime import Runtime
@@ -81,7 +84,6 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from connector.catalog import build_catalog
-    from connector.documents.document import load_yaml_file
     from connector.recipes.checker import validate_file
     from connector.recipes.engine import Engine, check_event
     from connector.recipes.history import History
@@ -96,7 +98,7 @@ def run(args: argparse.Namespace) -> int:
     recipe = report.recipe
     if recipe is None:  # a report without problems always holds its recipe
         raise AssertionError("validate_file returned no recipe and no problem")
-    event = load_yaml_file(Path(args.event))
+    event = _event(Path(args.event))
     runtime, runtimes = runtimes_for(args, catalog, recipe)
     store = None if args.dry_run else Store()
     try:
@@ -194,3 +196,19 @@ def _print(result: RunResult) -> None:
         print(f"error: {redact(result.error)}", file=sys.stderr)
     elif result.error:
         print(f"note: {result.error}")
+
+
+def _event(path: Path) -> Document:
+    """The event file: YAML (JSON is YAML, and keeps its positions for the errors); a ``.json``
+    file YAML cannot read is read as JSON, so its error is JSON's (``invalid JSON: ...``)."""
+    from connector.documents.document import Document, load_yaml_file
+    from connector.documents.payload import load_json
+    from connector.errors import DocumentError
+
+    try:
+        return load_yaml_file(path)
+    except DocumentError:
+        if path.suffix.lower() != ".json" or not path.is_file():
+            raise
+    return Document(load_json(path.read_bytes(), source=str(path)), str(path))
+
