@@ -61,6 +61,16 @@ class App:
 
             return StreamingResponse(beats(), media_type="text/event-stream")
 
+        async def broken_stream(request: StarletteRequest) -> Response:
+            async def parts() -> Any:  # noqa: ANN401
+                raise RuntimeError("the stream broke before its first part")
+                yield b""  # pragma: no cover
+
+            return StreamingResponse(parts(), media_type="text/plain")
+
+        async def headers(request: StarletteRequest) -> Response:
+            return JSONResponse(dict(request.headers))
+
         async def empty(request: StarletteRequest) -> Response:
             return Response(status_code=204)
 
@@ -72,6 +82,8 @@ class App:
             Route("/streamed", streamed),
             Route("/endless", endless),
             Route("/empty", empty),
+            Route("/broken-stream", broken_stream),
+            Route("/headers", headers, methods=["GET", "POST"]),
             Route("/fails", fails),
         ])  # fmt: skip
 
@@ -308,3 +320,80 @@ def test_fuzzed_requests_never_break_the_server(running: Running, garbage: bytes
         assert status < 500 or status == 503, data[:300]
     with httpx.Client(base_url=running.url, timeout=5) as client:
         assert client.post("/fast").status_code == 200
+
+
+def test_blank_lines_do_not_hold_a_connection_past_its_deadlines(running: Running) -> None:
+    """Blank lines before a request start no request: a new connection still owes its
+    headers within the header time, and an idle one is closed after the idle time."""
+    for prelude in (b"", b"POST /fast HTTP/1.1\r\nhost: x\r\ncontent-length: 0\r\n\r\n"):
+        sock = running.connect()
+        sock.sendall(prelude)
+        started = time.monotonic()
+        try:
+            while time.monotonic() - started < 4:
+                sock.sendall(b"\r\n")
+                time.sleep(0.1)
+        except OSError:
+            pass  # closed by the server: what is wanted
+        held = time.monotonic() - started
+        data = read_all(sock, timeout=2)
+        assert held < 2.5, (prelude, held)  # header time 0.5 s, idle time 1 s
+        if not prelude:
+            assert status_of(data) == 408
+
+
+def test_large_stalled_uploads_are_shed_not_the_small_requests(running: Running) -> None:
+    """Past the budget the connections holding the most are answered 503; a small request
+    beside them is served."""
+    big = []
+    for _ in range(5):  # 5 x 63 KiB held against a 256 KiB budget
+        sock = running.connect()
+        sock.sendall(b"POST /fast HTTP/1.1\r\nhost: x\r\ncontent-length: %d\r\n\r\n"
+                     % MAX_BODY + b"q" * (63 * 1024))
+        big.append(sock)
+        time.sleep(0.05)
+    with httpx.Client(base_url=running.url, timeout=5) as client:
+        for _ in range(5):
+            assert client.post("/fast", content=b"x" * 2000).status_code == 200
+    statuses = [status_of(read_all(sock, timeout=2)) for sock in big]
+    assert 503 in statuses, statuses
+
+
+def test_a_stream_that_fails_before_its_first_part_is_a_500(running: Running) -> None:
+    sock = running.connect()
+    sock.sendall(b"GET /broken-stream HTTP/1.1\r\nhost: x\r\n\r\n")
+    data = read_all(sock)
+    assert status_of(data) == 500 and b"connection: close" in data
+
+
+def test_http_1_0_closes_absolute_targets_and_fragments_route_trailers_are_dropped(
+        running: Running) -> None:
+    sock = running.connect()  # HTTP/1.0 asking for keep-alive still ends with the close
+    sock.sendall(b"POST /fast HTTP/1.0\r\nconnection: keep-alive\r\ncontent-length: 0\r\n\r\n")
+    started = time.monotonic()
+    data = read_all(sock)
+    assert status_of(data) == 200 and time.monotonic() - started < 1
+    sock = running.connect()
+    sock.sendall(b"POST http://example.com/fast?x=1#frag HTTP/1.1\r\nhost: x\r\n"
+                 b"content-length: 0\r\nconnection: close\r\n\r\n")
+    assert status_of(read_all(sock)) == 200
+    sock = running.connect()
+    sock.sendall(b"POST /headers HTTP/1.1\r\nhost: x\r\ntransfer-encoding: chunked\r\n"
+                 b"connection: close\r\n\r\n3\r\nabc\r\n0\r\nx-api-key: trailer\r\n\r\n")
+    data = read_all(sock)
+    assert status_of(data) == 200 and b"trailer" not in data
+
+
+def test_100_continue_follows_the_answers_before_it(running: Running) -> None:
+    sock = running.connect()
+    sock.sendall(b"POST /fast HTTP/1.1\r\nhost: x\r\ncontent-length: 1\r\n\r\na"
+                 b"POST /fast HTTP/1.1\r\nhost: x\r\ncontent-length: 2\r\n"
+                 b"expect: 100-continue\r\n\r\n")
+    sock.settimeout(5)
+    data = b""
+    while b"100 Continue" not in data:
+        data += sock.recv(65536)
+    assert data.index(b"HTTP/1.1 200") < data.index(b"HTTP/1.1 100 Continue")
+    sock.sendall(b"bc")
+    assert b'"size":2' in sock.recv(65536)
+    sock.close()

@@ -54,6 +54,7 @@ _READ = 65536
 _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 _END = object()  # the app returned
 _STOP = object()  # the server is stopping: give up a streamed answer
+_SHED = "too many unfinished request bodies at once; retry shortly"
 
 
 @dataclass(slots=True)
@@ -104,25 +105,44 @@ class _Refused(Exception):
 
 
 class _Budget:
-    """Bytes of unfinished request bodies across all connections."""
+    """Bytes of request bodies held across all connections, from their first byte until
+    their request is answered. Past the limit, the connections holding the most are shed
+    (answered 503 and closed), so small requests keep being served while large ones wait."""
 
     def __init__(self, limit: int) -> None:
         self.limit = limit
-        self._held: dict[int, int] = {}
+        self._held: dict[_Parse, int] = {}
         self._total = 0
         self._lock = threading.Lock()
 
-    def add(self, holder: int, size: int) -> bool:
-        """Count ``size`` more bytes for ``holder``; False (and nothing counted) past the
-        budget."""
+    def add(self, holder: _Parse, size: int) -> None:
+        """Count ``size`` more bytes for ``holder``; past the limit, shed the largest holders
+        (``holder`` included, if it is one of them)."""
         with self._lock:
-            if self._total + size > self.limit:
-                return False
             self._held[holder] = self._held.get(holder, 0) + size
             self._total += size
-            return True
+            shed = []
+            while self._total > self.limit and self._held:
+                largest = max(self._held, key=self._held.__getitem__)
+                self._total -= self._held.pop(largest)
+                shed.append(largest)
+        for each in shed:
+            each.shed()
 
-    def release(self, holder: int) -> None:
+    def remove(self, holder: _Parse, size: int) -> None:
+        """``size`` bytes of ``holder``'s are answered (or gone)."""
+        with self._lock:
+            held = self._held.get(holder)
+            if held is None:
+                return
+            size = min(size, held)
+            self._total -= size
+            if held == size:
+                del self._held[holder]
+            else:
+                self._held[holder] = held - size
+
+    def release(self, holder: _Parse) -> None:
         with self._lock:
             self._total -= self._held.pop(holder, 0)
 
@@ -134,12 +154,16 @@ class _Parse:
     limits: Limits
     max_body: int
     budget: _Budget
+    conn: socket.socket | None = None
     done: list[Request] = field(default_factory=list)
     in_message: bool = False
     in_body: bool = False
-    deadline: float = 0.0
+    deadline: float | None = None
     wants_continue: bool = False
     refusal: _Refused | None = None
+    shed_by_budget: bool = False
+    answering: bool = False
+    head_bytes: int = 0
     _parser: httptools.HttpRequestParser | None = None
     _url: bytes = b""
     _headers: list[tuple[bytes, bytes]] = field(default_factory=list)
@@ -147,9 +171,21 @@ class _Parse:
     _head_size: int = 0
     _size: int = 0
 
+    def __hash__(self) -> int:
+        return id(self)
+
+    def shed(self) -> None:
+        """Shed by the budget: the connection's thread answers 503 and closes. Its read is
+        cut short here (and its write, when it is writing an answer to a client that does
+        not read it)."""
+        self.shed_by_budget = True
+        if self.conn is not None:
+            _shut(self.conn, socket.SHUT_RDWR if self.answering else socket.SHUT_RD)
+
     def on_message_begin(self) -> None:
         self.in_message, self.in_body = True, False
-        self.deadline = time.monotonic() + self.limits.header_timeout
+        if self.deadline is None:  # a new connection's is armed from its first byte
+            self.deadline = time.monotonic() + self.limits.header_timeout
         self._url, self._headers, self._body = b"", [], []
         self._head_size = self._size = 0
 
@@ -159,12 +195,15 @@ class _Parse:
 
     def on_header(self, name: bytes, value: bytes) -> None:
         self._count_head(len(name) + len(value) + 4)
+        if self.in_body:
+            return  # a chunked body's trailer: not a header of the request
         if len(self._headers) >= self.limits.max_headers:
             self._refuse(431, f"more than {self.limits.max_headers} request headers")
         self._headers.append((name.lower(), value))
 
     def on_headers_complete(self) -> None:
         self.in_body = True
+        self.head_bytes = 0
         self.deadline = time.monotonic() + self.limits.body_timeout
         for name, value in self._headers:
             if name == b"content-length" and value.isdigit() and int(value) > self.max_body:
@@ -176,19 +215,26 @@ class _Parse:
         self._size += len(body)
         if self._size > self.max_body:
             self._refuse(413, f"request body larger than {self.max_body} bytes")
-        if not self.budget.add(id(self), len(body)):
-            self._refuse(503, "too many unfinished request bodies at once; retry shortly")
+        self.budget.add(self, len(body))
+        if self.shed_by_budget:
+            self._refuse(503, _SHED)
         self._body.append(body)
 
     def on_message_complete(self) -> None:
-        self.budget.release(id(self))
         self.in_message = self.in_body = self.wants_continue = False
+        self.deadline = None
+        self.head_bytes = 0
         parser = self._parser
         assert parser is not None
-        path, _, query = self._url.partition(b"?")
+        try:
+            url = httptools.parse_url(self._url)  # origin-form or absolute-form
+        except httptools.HttpParserInvalidURLError:
+            self._refuse(400, "malformed request target")
+        version = parser.get_http_version()
         self.done.append(Request(
-            parser.get_method().decode("ascii", "replace"), path, query, self._headers,
-            b"".join(self._body), parser.get_http_version(), parser.should_keep_alive(),
+            parser.get_method().decode("ascii", "replace"), url.path or b"/", url.query or b"",
+            self._headers, b"".join(self._body), version,
+            version == "1.1" and parser.should_keep_alive(),  # HTTP/1.0: the close ends it
         ))  # fmt: skip
 
     def _count_head(self, size: int) -> None:
@@ -335,25 +381,29 @@ class ThreadServer:
 
     def _serve(self, conn: socket.socket, address: Any) -> None:  # noqa: ANN401  # socket's
         client = tuple(address[:2]) if isinstance(address, tuple) else None
-        parse = _Parse(self.limits, self.max_body, self._budget)
+        parse = _Parse(self.limits, self.max_body, self._budget, conn)
         parser = httptools.HttpRequestParser(parse)
         parse._parser = parser
-        first = True
+        # A new connection's first request is due in full (headers) from now, whatever
+        # arrives meanwhile (blank lines included); after an answer, the next is awaited
+        # for the idle time, then its headers are due from its first byte.
+        parse.deadline = time.monotonic() + self.limits.header_timeout
+        idle_until = parse.deadline
         try:
             while not self._stopping.is_set():
-                if parse.in_message:
-                    deadline = parse.deadline
-                else:
-                    wait = self.limits.header_timeout if first else self.limits.idle_timeout
-                    deadline = time.monotonic() + wait
-                data = self._receive(conn, deadline)
-                if data is None:  # out of time
-                    if parse.in_message or first:
+                data = self._receive(conn, parse.deadline or idle_until)
+                if parse.shed_by_budget:
+                    self._refuse(conn, 503, _SHED, client)
+                    return
+                if data is None:  # out of time: a request under way is 408, an idle close
+                    if parse.deadline is not None:
                         part = "body" if parse.in_body else "headers"
                         self._refuse(conn, 408, f"request {part} not received in time", client)
                     return
                 if not data:
                     return
+                if not parse.in_body:
+                    parse.head_bytes += len(data)
                 try:
                     parser.feed_data(data)
                 except httptools.HttpParserUpgrade:
@@ -366,21 +416,39 @@ class ThreadServer:
                     else:
                         self._refuse(conn, refused.status, refused.reason, client)
                     return
-                if parse.wants_continue:
-                    parse.wants_continue = False
-                    conn.sendall(_CONTINUE)
+                if parse.head_bytes > self.limits.max_header_bytes:
+                    self._refuse(conn, 431, "request headers too large", client)
+                    return
+                answered = False
                 while parse.done:
                     request = parse.done.pop(0)
-                    first = False
                     self._mark(conn, busy=True)
-                    keep = self._answer(conn, client, request)
+                    parse.answering = True
+                    try:
+                        keep = self._answer(conn, client, request)
+                    finally:
+                        parse.answering = False
+                        self._budget.remove(parse, len(request.body))
                     self._mark(conn, busy=False)
-                    if not keep:
+                    if not keep or parse.shed_by_budget:
                         return
+                    answered = True
+                if answered:
+                    now = time.monotonic()
+                    idle_until = now + self.limits.idle_timeout
+                    if parse.deadline is not None:  # a pipelined request begun meanwhile
+                        wait = self.limits.body_timeout if parse.in_body else (
+                            self.limits.header_timeout)
+                        parse.deadline = now + wait
+                if parse.wants_continue and parse.in_body:  # after the answers before it
+                    parse.wants_continue = False
+                    conn.sendall(_CONTINUE)
         except OSError:
+            if parse.shed_by_budget:
+                self._refuse(conn, 503, _SHED, client)
             return  # the client reset or went away
         finally:
-            self._budget.release(id(parse))
+            self._budget.release(parse)
             with self._lock:
                 self._connections.pop(conn, None)
                 self._threads.discard(threading.current_thread())
@@ -406,9 +474,9 @@ class ThreadServer:
     def _answer(self, conn: socket.socket, client: tuple[Any, ...] | None,
                 request: Request) -> bool:
         """Answer one request; whether the connection may serve another."""
-        keep = request.keep_alive and not self._stopping.is_set()
         conn.settimeout(self.limits.body_timeout)  # a client that reads nothing is let go
         if self.fast is not None:
+            keep = request.keep_alive
             try:
                 answer = self.fast(request)
             except Exception:
@@ -416,9 +484,10 @@ class ThreadServer:
                 answer = self.refusal(500, "internal error")
                 keep = False
             if answer is not None:
+                keep = keep and not self._stopping.is_set()
                 conn.sendall(_whole(answer, keep, head=request.method == "HEAD"))
                 return keep
-        return self._bridge(conn, client, request, keep)
+        return self._bridge(conn, client, request, request.keep_alive)
 
     def _refuse(self, conn: socket.socket, status: int, reason: str,
                 client: tuple[Any, ...] | None = None) -> None:
@@ -504,16 +573,17 @@ class ThreadServer:
             if item is _END or isinstance(item, BaseException):
                 if isinstance(item, BaseException):
                     _log.error("%s %s failed", request.method, request.path, exc_info=item)
-                if start is None:  # nothing answered
+                if not written:  # nothing answered, or a head without its body
                     conn.sendall(_whole(self.refusal(500, "internal error"), False, head=False))
-                    return False
-                if written:
-                    return False  # the app stopped before its answer ended
-                conn.sendall(_whole(_answer_of(start, b""), keep, head=head_only))
-                return keep
+                return False  # (or the app stopped before its answer ended)
             assert isinstance(item, MutableMapping)
             kind = item.get("type")
             if kind == "http.response.start":
+                if not _valid_headers(item.get("headers", [])):
+                    _log.error("%s %s: the app sent a malformed header", request.method,
+                               request.path)  # fmt: skip
+                    conn.sendall(_whole(self.refusal(500, "internal error"), False, head=False))
+                    return False
                 start = item
                 continue
             if kind != "http.response.body" or start is None:
@@ -522,6 +592,7 @@ class ThreadServer:
             more = bool(item.get("more_body", False))
             if not written:
                 written = True
+                keep = keep and not self._stopping.is_set()
                 if not more:
                     conn.sendall(_whole(_answer_of(start, body), keep, head=head_only))
                     return keep
@@ -572,13 +643,22 @@ def _status_line(status: int, headers: list[tuple[bytes, bytes]], keep: bool) ->
     return b"".join(lines)
 
 
+def _valid_headers(headers: Any) -> bool:  # noqa: ANN401  # what the app sent
+    """Whether an app's headers are byte pairs without line breaks (no response splitting)."""
+    try:
+        return all(isinstance(name, bytes) and isinstance(value, bytes)
+                   and not {10, 13}.intersection(name + value) for name, value in headers)
+    except (TypeError, ValueError):
+        return False
+
+
 def _has(headers: list[tuple[bytes, bytes]], name: bytes) -> bool:
     return any(key.lower() == name for key, _ in headers)
 
 
-def _shut(conn: socket.socket) -> None:
+def _shut(conn: socket.socket, how: int = socket.SHUT_RDWR) -> None:
     try:
-        conn.shutdown(socket.SHUT_RDWR)
+        conn.shutdown(how)
     except OSError:
         pass
 
