@@ -200,15 +200,17 @@ def _print(result: RunResult) -> None:
 
 def _event(path: Path) -> Document:
     """The event file: YAML (JSON is YAML, and keeps its positions for the errors); a ``.json``
-    file YAML cannot read is read as JSON, so its error is JSON's (``invalid JSON: ...``)."""
+    file whose syntax YAML refuses is read as JSON, so its error is JSON's (``invalid JSON:
+    ...``)."""
     from connector.documents.document import Document, load_yaml_file
     from connector.documents.payload import load_json
     from connector.errors import DocumentError
 
     try:
         return load_yaml_file(path)
-    except DocumentError:
-        if path.suffix.lower() != ".json" or not path.is_file():
-            raise
+    except DocumentError as exc:
+        syntax = any(p.message.startswith("invalid YAML") for p in exc.problems)
+        if not syntax or path.suffix.lower() != ".json" or not path.is_file():
+            raise  # a limit YAML found (depth, size) keeps its place in the file
     return Document(load_json(path.read_bytes(), source=str(path)), str(path))
 
