@@ -184,7 +184,7 @@ class _Parse:
 
     def on_message_begin(self) -> None:
         self.in_message, self.in_body = True, False
-        if self.deadline is None:  # a new connection's is armed from its first byte
+        if self.deadline is None:  # (a new connection's is armed when it opens)
             self.deadline = time.monotonic() + self.limits.header_timeout
         self._url, self._headers, self._body = b"", [], []
         self._head_size = self._size = 0
@@ -278,7 +278,7 @@ class ThreadServer:
         self._budget = _Budget(self.limits.max_buffered)
         self._stopping = threading.Event()
         self._lock = threading.Lock()
-        self._connections: dict[socket.socket, bool] = {}  # -> busy with a request
+        self._connections: dict[socket.socket, _Parse] = {}
         self._streams: set[queue.SimpleQueue[object]] = set()
         self._threads: set[threading.Thread] = set()
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -319,7 +319,7 @@ class ThreadServer:
         except OSError:
             pass
         with self._lock:
-            idle = [conn for conn, busy in self._connections.items() if not busy]
+            idle = [conn for conn, parse in self._connections.items() if not parse.answering]
             streams = list(self._streams)
         for conn in idle:
             _shut(conn)
@@ -347,17 +347,18 @@ class ThreadServer:
                 time.sleep(0.1)  # out of file descriptors: let connections close
                 continue
             conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            parse = _Parse(self.limits, self.max_body, self._budget, conn)
             with self._lock:
                 full = len(self._connections) >= self.max_connections
                 if not full:
-                    self._connections[conn] = False
+                    self._connections[conn] = parse
             if full:
                 _log.info("http: 503 too many connections from %s", _peer(address))
                 conn.settimeout(1.0)
                 self._refuse(conn, 503, "too many connections at once; retry shortly")
                 conn.close()
                 continue
-            thread = threading.Thread(target=self._serve, args=(conn, address),
+            thread = threading.Thread(target=self._serve, args=(conn, parse, address),
                                       name=f"{self.name}-conn", daemon=True)  # fmt: skip
             with self._lock:
                 self._threads.add(thread)
@@ -379,9 +380,8 @@ class ThreadServer:
 
     # one connection
 
-    def _serve(self, conn: socket.socket, address: Any) -> None:  # noqa: ANN401  # socket's
+    def _serve(self, conn: socket.socket, parse: _Parse, address: Any) -> None:  # noqa: ANN401
         client = tuple(address[:2]) if isinstance(address, tuple) else None
-        parse = _Parse(self.limits, self.max_body, self._budget, conn)
         parser = httptools.HttpRequestParser(parse)
         parse._parser = parser
         # A new connection's first request is due in full (headers) from now, whatever
@@ -422,14 +422,12 @@ class ThreadServer:
                 answered = False
                 while parse.done:
                     request = parse.done.pop(0)
-                    self._mark(conn, busy=True)
                     parse.answering = True
                     try:
                         keep = self._answer(conn, client, request)
                     finally:
                         parse.answering = False
                         self._budget.remove(parse, len(request.body))
-                    self._mark(conn, busy=False)
                     if not keep or parse.shed_by_budget:
                         return
                     answered = True
@@ -465,11 +463,6 @@ class ThreadServer:
             return conn.recv(_READ)
         except TimeoutError:
             return None
-
-    def _mark(self, conn: socket.socket, *, busy: bool) -> None:
-        with self._lock:
-            if conn in self._connections:
-                self._connections[conn] = busy
 
     def _answer(self, conn: socket.socket, client: tuple[Any, ...] | None,
                 request: Request) -> bool:
