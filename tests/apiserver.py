@@ -29,7 +29,7 @@ class ApiServer:
     (``all``), a read-only one (``reader``) and one limited to contacts (``contacts``)."""
 
     def __init__(self, catalog: Catalog, sandbox: SandboxServer, folder: Path,
-                 location: Path | str | None = None) -> None:
+                 location: Path | str | None = None, *, fast: bool = True) -> None:
         self.catalog = catalog
         self.sandbox = sandbox
         self.store = Store(location or folder / "state.db")
@@ -44,7 +44,8 @@ class ApiServer:
         }
         sock = bind_socket("127.0.0.1", 0)
         self.url = socket_url(sock)
-        self.server = ThreadServer(build_app(self.api), sock, fast=fast_route(self.api),
+        self.server = ThreadServer(build_app(self.api), sock,
+                                   fast=fast_route(self.api) if fast else None,
                                    refusal=refusal, max_body=MAX_BYTES, name="api")
         self.thread = threading.Thread(target=self.server.run, name="api", daemon=True)
 

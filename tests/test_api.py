@@ -56,6 +56,25 @@ def test_call_creates_and_reads_a_contact_as_call_does(server: ApiServer, ghl: S
     assert ghl.writes(CREATE) == 1
 
 
+def test_the_app_alone_answers_calls_as_the_fast_route_does(sandbox: SandboxServer,
+                                                            catalog: Catalog, tmp_path: Path
+                                                            ) -> None:
+    """Without ``api``'s fast route, the app's own ``POST /v1/actions/{id}`` route gives the
+    same answers: the call, a 422 with its problems, a dry run, an idempotent replay."""
+    with ApiServer(catalog, sandbox, tmp_path, fast=False) as alone:
+        made = alone.post("ghl.contacts.create", {"email": "solo@example.com"},
+                          headers={"Idempotency-Key": "solo"})
+        assert made.status_code == 200, made.text
+        again = alone.post("ghl.contacts.create", {"email": "solo@example.com"},
+                           headers={"Idempotency-Key": "solo"})
+        assert again.headers["Idempotent-Replayed"] == "true" and again.json() == made.json()
+        bad = alone.post("ghl.contacts.create", {"email": 5})
+        assert bad.status_code == 422 and bad.json()["error"]["problems"][0]["path"] == "email"
+        preview = alone.client.post("/v1/actions/ghl.contacts.get?dry_run=true",
+                                    json={"contactId": "c1"}, headers=alone.headers())
+        assert preview.status_code == 200 and preview.json()["method"] == "GET"
+
+
 def test_bad_input_answers_422_with_every_problem(server: ApiServer, ghl: SandboxServer) -> None:
     answer = server.post("ghl.contacts.create", {"email": 5, "tags": "x", "nope": 1})
     assert answer.status_code == 422

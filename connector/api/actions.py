@@ -29,9 +29,9 @@ from connector.errors import AuthError, ConnectorError, DocumentError, InputErro
 from connector.hookspecs import Action
 from connector.recipes.footprints import is_read
 from connector.runtime import Runtime
-from connector.service.wire import Receive, Scope, parse_query
+from connector.service.wire import parse_query
 
-__all__ = ["IDEMPOTENCY_HEADER", "answer_call", "call_endpoint", "list_actions", "show_action"]
+__all__ = ["IDEMPOTENCY_HEADER", "call", "call_endpoint", "list_actions", "show_action"]
 
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 _IDEMPOTENCY = IDEMPOTENCY_HEADER.lower()
@@ -83,30 +83,27 @@ def show_action(api: Api, request: Request) -> Response:
 
 
 async def call_endpoint(request: Request) -> Response:
-    """``POST /v1/actions/{id}`` as a Starlette route (the console's app mounts it)."""
-    api: Api = request.app.state.api
-    action_id = request.path_params["action_id"]
-    return await answer_call(api, action_id, request.headers, request.scope, request.receive)
-
-
-async def answer_call(
-    api: Api, action_id: str, headers: Mapping[str, str], scope: Scope, receive: Receive
-) -> Response:
     """``POST /v1/actions/{id}``: read the body here, run the call in a worker thread.
 
-    :param headers: the request's, looked up by lower-case name (Starlette's ``Headers``, or
-        :func:`connector.service.wire.header_map`'s on the hot route).
-    """
-    body = await read_body(scope, receive)
+    ``ghl-connector api``'s server answers this path before the app, in the thread that read
+    it (:func:`connector.api.app.fast_route`, the same :func:`call`); this route serves the
+    app wherever else it runs."""
+    body = await read_body(request.scope, request.receive)
     if isinstance(body, Response):
         return body
-    return await api.run(call, api, action_id, headers, scope["query_string"], body)
+    api: Api = request.app.state.api
+    return await api.run(call, api, request.path_params["action_id"], request.headers,
+                         request.scope["query_string"], body)  # fmt: skip
 
 
 def call(
     api: Api, action_id: str, headers: Mapping[str, str], query: bytes, raw: bytes
 ) -> Response:
-    """Authorize, read the input, and run (or preview, or replay) the call."""
+    """Authorize, read the input, and run (or preview, or replay) the call.
+
+    :param headers: the request's, looked up by lower-case name (Starlette's ``Headers``, or
+        :func:`connector.service.wire.header_map`'s on the fast route).
+    """
     key = authorize(api, presented_key(headers))
     if isinstance(key, Response):
         return key
