@@ -39,17 +39,13 @@ from urllib.parse import unquote
 import httptools
 
 from connector.service.listener import Limits, loop_factory
+from connector.service.wire import Message, Receive, Scope, Send
 
 __all__ = ["Answer", "Request", "ThreadServer"]
 
 _log = logging.getLogger(__name__)
 
-Message = MutableMapping[str, Any]
-ASGIApp = Callable[
-    [MutableMapping[str, Any], Callable[[], Awaitable[Message]],
-     Callable[[Message], Awaitable[None]]],
-    Awaitable[None],
-]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 _READ = 65536
 _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 _END = object()  # the app returned

@@ -1,8 +1,8 @@
 """The raw ASGI wire: reading a request's headers, body and query, writing JSON answers, and
 cutting a connection without answering (a reset, for the sandboxes' fault injection).
 
-The sandboxes are raw ASGI apps, and so is the HTTP API's hot route
-(:class:`connector.api.app.ApiApp`): these are their few shared steps."""
+The sandboxes are raw ASGI apps; the HTTP API reads its bodies with :func:`read_body` and
+its fast route's headers with :func:`header_map`; these are their few shared steps."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from urllib.parse import parse_qsl
 __all__ = [
     "TRANSPORT_KEY",
     "Disconnected",
+    "Message",
     "Receive",
     "Scope",
     "Send",
