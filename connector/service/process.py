@@ -49,7 +49,6 @@ import time
 from collections.abc import Awaitable, Callable, Mapping, MutableMapping, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
-from types import FrameType
 from typing import IO, Any, TextIO
 
 from connector.api.delivery import Deliverer, delivery_counts, fan_out
@@ -85,6 +84,7 @@ from connector.service.listener import ServerThread, bind_socket, guarded_server
 from connector.service.options import ServeOptions
 from connector.service.partnerhooks import PartnerHook, hub_events, ordering
 from connector.service.receiver import WEBHOOK_PATH, ReceiverApp, Settings, open_store
+from connector.service.shutdown import on_stop_signal
 from connector.service.summary import summary
 from connector.service.workers import WorkerPool, recover
 from connector.store import Store
@@ -598,14 +598,12 @@ def _unset(event: InboxEvent) -> Outcome:
 
 
 def catch_signals(stop: threading.Event, command: str = "serve") -> None:
-    """SIGTERM and SIGINT set ``stop`` (only the main thread can install handlers); the log
-    line names ``command`` (``serve``, ``worker``)."""
-    if threading.current_thread() is not threading.main_thread():
-        return
+    """SIGTERM and SIGINT set ``stop`` (in the main thread only, where Python allows
+    handlers; see :mod:`connector.service.shutdown`); the log line names ``command``
+    (``serve``, ``worker``)."""
 
-    def handle(signum: int, frame: FrameType | None) -> None:
-        _log.info("%s: %s received, shutting down", command, signal.Signals(signum).name)
+    def act(sig: signal.Signals) -> None:
+        _log.info("%s: %s received, shutting down", command, sig.name)
         stop.set()
 
-    signal.signal(signal.SIGTERM, handle)
-    signal.signal(signal.SIGINT, handle)
+    on_stop_signal(act, f"{command}-stop")

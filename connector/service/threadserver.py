@@ -25,20 +25,19 @@ from __future__ import annotations
 import asyncio
 import logging
 import queue
-import signal
 import socket
 import threading
 import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass, field
 from http import HTTPStatus
-from types import FrameType
 from typing import Any
 from urllib.parse import unquote
 
 import httptools
 
 from connector.service.listener import Limits, loop_factory
+from connector.service.shutdown import on_stop_signal, restore
 from connector.service.wire import Message, Receive, Scope, Send
 
 __all__ = ["Answer", "Request", "ThreadServer"]
@@ -288,13 +287,11 @@ class ThreadServer:
     def serve_forever(self) -> None:
         """Serve until SIGINT or SIGTERM (or :meth:`stop`), then stop, letting requests that
         are under way finish."""
-        previous = {sig: signal.signal(sig, self._on_signal)
-                    for sig in (signal.SIGINT, signal.SIGTERM)}  # fmt: skip
+        previous = on_stop_signal(lambda sig: self.stop(), f"{self.name}-stop")
         try:
             self.run()
         finally:
-            for sig, handler in previous.items():
-                signal.signal(sig, handler)
+            restore(previous)
 
     def run(self) -> None:
         """Accept connections in this thread until :meth:`stop` (the socket is closed then)."""
@@ -321,9 +318,6 @@ class ThreadServer:
             _shut(conn)
         for stream in streams:
             stream.put(_STOP)
-
-    def _on_signal(self, signum: int, frame: FrameType | None) -> None:
-        self.stop()
 
     def _start_loop(self) -> None:
         loop = loop_factory()()
