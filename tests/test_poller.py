@@ -146,6 +146,28 @@ def test_poller_backfill_and_overlap_never_duplicate(ghl, runtime, store, api):
     assert len(events(store)) == 13
 
 
+@pytest.mark.parametrize("trigger", ["ghl.contacts.added", "ghl.contacts.changed"])
+def test_poller_contact_made_during_the_first_poll_fires(ghl, runtime, store, api, trigger):
+    """The first poll finds where the records end, then reads the records there; a contact
+    made between those two searches is new, and the next poll fires for it (it was once
+    noted as already there, and never fired)."""
+    first = poller(trigger, runtime, store)
+    ghl.set_faults({"route": "POST /contacts/search", "latency_ms": 1500})
+    searches = lambda: ghl.location_stats()["routes"].get(  # noqa: E731
+        "POST /contacts/search", {"requests": 0})["requests"]
+    baseline = threading.Thread(target=first.run_once)
+    baseline.start()
+    deadline = time.monotonic() + 30
+    while searches() < 2 and time.monotonic() < deadline:  # the second is held 1.5 s
+        time.sleep(0.01)
+    assert searches() == 2
+    made = create_contact(api, ghl, firstName="Midway")
+    baseline.join(30)
+    ghl.clear_faults()
+    assert first.run_once() == 1
+    assert [body["id"] for _, body in events(store)] == [made]
+
+
 def test_poller_page_cap_spreads_work_over_polls(ghl, runtime, store, api):
     """With one 3-record page per poll (the first is the one at the cursor, read again), 5
     changes arrive over 3 polls, each exactly once."""

@@ -248,14 +248,17 @@ class Poller:
         return len(stored)
 
     def _baseline(self) -> int:
-        """First poll: save the newest cursor value; remember the records at it, no events."""
+        """First poll: save the newest cursor value; remember the records at it, no events.
+
+        The records read are those at that value only: one made after the first search is
+        new, and the next poll fires for it."""
         newest = self._search(None, None, newest=True)
         value = next((p for p, _ in newest), 0)
         if self.mode == "children":
             # Records listed later are dated by their own clock: what is older than now existed.
             self.ledger.commit([], value=value, started=int(self.clock() * 1000), emit=False)
         else:
-            found = self._candidates(list(self._search(value, None)))
+            found = self._candidates(list(self._search(value, value)))
             self.ledger.commit(found, value=value, emit=False)
         return 0
 
