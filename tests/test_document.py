@@ -71,3 +71,24 @@ def test_document_not_utf8():
     """Bytes that are not UTF-8 are refused clearly."""
     with pytest.raises(DocumentError, match="not UTF-8"):
         load_yaml(b"a: \xff\xfe\n", file="x.yaml")
+
+
+def test_validator_answers_the_same_before_and_after_it_compiles_its_fast_check():
+    """A validator checks with jsonschema alone at first, compiles its fastjsonschema check
+    after its 64th use, and answers the same all along; a schema fastjsonschema cannot take
+    stays with jsonschema."""
+    from connector.documents.schema import compile_validator
+
+    schema = {"type": "object", "required": ["id"],
+              "properties": {"id": {"type": "string", "minLength": 2}}}  # fmt: skip
+    cases = [({"id": "ab"}, True), ({"id": "a"}, False), ({}, False), ([], False)]
+    validator = compile_validator(schema)
+    answers = [[validator.is_valid(doc) for doc, _ in cases] for _ in range(40)]
+    assert validator._fast is not None  # 160 uses: compiled
+    assert all(row == [ok for _, ok in cases] for row in answers)
+    few = compile_validator(schema)
+    assert [few.is_valid(doc) for doc, _ in cases] == [ok for _, ok in cases]
+    assert few._fast is None  # 4 uses: jsonschema alone
+    newer = compile_validator({"type": "array", "prefixItems": [{"type": "integer"}]})
+    assert [newer.is_valid([1]) for _ in range(70)] == [True] * 70
+    assert newer.is_valid(["x"]) is False and newer._fast is None

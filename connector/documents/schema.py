@@ -83,23 +83,38 @@ _NEWER_KEYWORDS = frozenset(
 )  # fmt: skip
 
 
-class Validator:
-    """A compiled schema: a fast validity check, and jsonschema for the errors themselves."""
+_COMPILE_AFTER = 64
+"""Checks a validator makes with jsonschema alone before it compiles its fast check: compiling
+costs up to a tenth of a second (the recipe schema) and pays back only over many documents, so
+a command that checks a few recipes never pays it, and a service soon has it."""
 
-    __slots__ = ("_fast", "_full")
+
+class Validator:
+    """A compiled schema: a fast validity check (once it has been used a while), and
+    jsonschema for the errors themselves."""
+
+    __slots__ = ("_fast", "_full", "_pending", "_uses")
 
     def __init__(self, schema: Mapping[str, Any], *, fast: bool = True) -> None:
         schema = plain(schema)
         self._full = Draft202012Validator(
             schema, format_checker=Draft202012Validator.FORMAT_CHECKER
         )
-        self._fast = _fast_check(schema) if fast else None
+        self._fast: Callable[[Any], Any] | None = None
+        self._pending: Mapping[str, Any] | None = schema if fast else None
+        self._uses = 0
 
     def is_valid(self, instance: Any) -> bool:
         """Whether ``instance`` is valid (jsonschema decides whenever the fast check says no)."""
-        if self._fast is not None:
+        fast = self._fast
+        if fast is None and self._pending is not None:
+            self._uses += 1
+            if self._uses >= _COMPILE_AFTER:  # two threads may both compile: the same result
+                fast = self._fast = _fast_check(self._pending)
+                self._pending = None
+        if fast is not None:
             try:
-                self._fast(instance)
+                fast(instance)
                 return True
             except JsonSchemaException:
                 pass

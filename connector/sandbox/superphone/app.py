@@ -17,9 +17,18 @@ import math
 import time
 from collections import Counter
 from collections.abc import Callable
+from functools import lru_cache
 from typing import Any
 
-from graphql import GraphQLError, OperationDefinitionNode, graphql_sync, parse
+from graphql import (
+    DocumentNode,
+    GraphQLError,
+    GraphQLSchema,
+    OperationDefinitionNode,
+    execute_sync,
+    parse,
+    validate,
+)
 
 from connector.sandbox.faults import Fault, FaultInjector
 from connector.sandbox.ratelimit import RateLimiter
@@ -174,7 +183,7 @@ class SuperPhoneApp:
             await send_json(send, 413, error_body("request entity too large", "BAD_REQUEST"))
             return
         request, problem = _decode(raw)
-        route = _route(request)
+        route, document, invalid = _prepared(self.schema, str(request.get("query") or ""))
         given = header(scope, b"x-api-key") or ""
         known = hmac.compare_digest(given.encode(), self.api_key.encode())
         key = ACCOUNT if known else _ANONYMOUS
@@ -198,7 +207,7 @@ class SuperPhoneApp:
             self.traffic.answered(key, route, 400, wrote=False)
             await send_json(send, 400, error_body(problem, "BAD_REQUEST"), limits)
             return
-        status, answer, wrote = self._execute(request)
+        status, answer, wrote = self._execute(request, document, invalid)
         self.traffic.answered(key, route, status, wrote=wrote)
         if fault is not None and fault.ambiguous and wrote:
             if fault.ambiguous == "reset" and await cut(scope):
@@ -207,11 +216,15 @@ class SuperPhoneApp:
             answer = error_body(_MESSAGES.get(status, "Error"), "INTERNAL_SERVER_ERROR")
         await send_json(send, status, answer, limits)
 
-    def _execute(self, request: dict[str, Any]) -> tuple[int, dict[str, Any], bool]:
+    def _execute(self, request: dict[str, Any], document: DocumentNode | None,
+                 invalid: tuple[GraphQLError, ...]) -> tuple[int, dict[str, Any], bool]:
+        """Run the operation (``document``, checked; ``invalid``: why it cannot run)."""
+        if document is None or invalid:
+            return 200, {"data": None, "errors": [error.formatted for error in invalid]}, False
         before = sum(self.root.writes.values())
         try:
-            result = graphql_sync(
-                self.schema, request["query"], self.root,
+            result = execute_sync(
+                self.schema, document, self.root,
                 variable_values=request.get("variables") or {},
                 operation_name=request.get("operationName"),
             )
@@ -257,12 +270,43 @@ def _decode(raw: bytes) -> tuple[dict[str, Any], str | None]:
     return data, None
 
 
-def _route(request: dict[str, Any]) -> str:
-    """The operation's first root field (``createContact``), for counters and fault rules."""
+_CACHED_QUERY = 16384
+"""Operations up to this many characters are parsed and checked once (the clients send the
+same few again and again); longer ones each time, so the cache stays small."""
+
+
+def _prepared(
+    schema: GraphQLSchema, query: str
+) -> tuple[str, DocumentNode | None, tuple[GraphQLError, ...]]:
+    """The operation's route (:func:`_route`), its document and why it cannot run (syntax or
+    validation errors; the document is None when it does not parse)."""
+    if len(query) <= _CACHED_QUERY:
+        return _checked(schema, query)
+    return _check(schema, query)
+
+
+def _check(
+    schema: GraphQLSchema, query: str
+) -> tuple[str, DocumentNode | None, tuple[GraphQLError, ...]]:
     try:
-        document = parse(str(request.get("query") or ""))
-    except GraphQLError:
-        return "graphql"
+        document = parse(query)
+    except GraphQLError as error:
+        return "graphql", None, (error,)
+    return _route(document), document, tuple(validate(schema, document))
+
+
+_checked = lru_cache(maxsize=256)(_check)
+
+
+def _route(document: DocumentNode) -> str:
+    """The operation's first root field (``createContact``), for counters and fault rules."""
+    for node in document.definitions:
+        if isinstance(node, OperationDefinitionNode):
+            for selection in node.selection_set.selections:
+                name = getattr(selection, "name", None)
+                if name is not None:
+                    return str(name.value)
+    return "graphql"
     for node in document.definitions:
         if isinstance(node, OperationDefinitionNode):
             for selection in node.selection_set.selections:
