@@ -26,6 +26,7 @@ import httpx
 from authlib.common.errors import AuthlibBaseError
 
 from connector.auth import redaction as secrets
+from connector.client.httpclient import ssl_context
 from connector.errors import AuthError
 
 with warnings.catch_warnings():
@@ -150,6 +151,7 @@ def _client(client_id: str, client_secret: str, redirect_uri: str | None = None)
         token_endpoint_auth_method="client_secret_post",
         redirect_uri=redirect_uri,
         timeout=TIMEOUT,
+        verify=ssl_context(),  # the process's one context: loading CA bundles is costly
     )
 
 
@@ -193,7 +195,8 @@ def location_token(
     """
     where = "POST /oauth/locationToken"
     token = {"access_token": agency_token, "token_type": "Bearer"}
-    with _mapped(where), OAuth2Client(token=token, timeout=TIMEOUT) as client:
+    with _mapped(where), OAuth2Client(token=token, timeout=TIMEOUT,
+                                        verify=ssl_context()) as client:
         response = client.post(
             f"{base_url.rstrip('/')}/oauth/locationToken",
             data={"companyId": company_id, "locationId": location_id},

@@ -48,7 +48,7 @@ from connector.client.retry import Backoff, RetryPolicy, parse_retry_after
 from connector.client.transcript import note_request, recording
 from connector.errors import AuthError, ConnectorError, RateLimitError, RemoteError
 
-__all__ = ["BODY_CUT", "IDEMPOTENT_METHODS", "RETRY_STATUSES", "HttpClient"]
+__all__ = ["BODY_CUT", "IDEMPOTENT_METHODS", "RETRY_STATUSES", "HttpClient", "ssl_context"]
 
 log = logging.getLogger("connector.client.httpclient")
 
@@ -288,7 +288,7 @@ def _transport(base_url: str) -> httpx.HTTPTransport:
     if proxy and urllib.request.proxy_bypass(hostport):
         proxy = None
     transport = httpx.HTTPTransport(
-        verify=_ssl_context(), http2=_HTTP2, limits=POOL, proxy=proxy or None
+        verify=ssl_context(), http2=_HTTP2, limits=POOL, proxy=proxy or None
     )
     return hold_to_deadlines(transport)
 
@@ -297,7 +297,7 @@ _SSL_CONTEXTS: dict[tuple[str, str], ssl.SSLContext] = {}
 _SSL_LOCK = threading.Lock()
 
 
-def _ssl_context() -> ssl.SSLContext:
+def ssl_context() -> ssl.SSLContext:
     """httpx's SSL context (certificates verified; ``SSL_CERT_FILE`` and ``SSL_CERT_DIR``
     honoured), made once per process and shared: loading the CA bundle takes tens of
     milliseconds and most of a megabyte, too much for every app's client."""
