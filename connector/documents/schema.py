@@ -93,7 +93,7 @@ class Validator:
     """A compiled schema: a fast validity check (once it has been used a while), and
     jsonschema for the errors themselves."""
 
-    __slots__ = ("_fast", "_full", "_pending", "_uses")
+    __slots__ = ("_checks", "_fast", "_full", "_pending")
 
     def __init__(self, schema: Mapping[str, Any], *, fast: bool = True) -> None:
         schema = plain(schema)
@@ -102,14 +102,14 @@ class Validator:
         )
         self._fast: Callable[[Any], Any] | None = None
         self._pending: Mapping[str, Any] | None = schema if fast else None
-        self._uses = 0
+        self._checks = 0
 
     def is_valid(self, instance: Any) -> bool:
         """Whether ``instance`` is valid (jsonschema decides whenever the fast check says no)."""
         fast = self._fast
         if fast is None and self._pending is not None:
-            self._uses += 1
-            if self._uses >= _COMPILE_AFTER:  # two threads may both compile: the same result
+            self._checks += 1
+            if self._checks >= _COMPILE_AFTER:  # two threads may both compile: the same result
                 fast = self._fast = _fast_check(self._pending)
                 self._pending = None
         if fast is not None:

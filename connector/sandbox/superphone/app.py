@@ -307,10 +307,3 @@ def _route(document: DocumentNode) -> str:
                 if name is not None:
                     return str(name.value)
     return "graphql"
-    for node in document.definitions:
-        if isinstance(node, OperationDefinitionNode):
-            for selection in node.selection_set.selections:
-                name = getattr(selection, "name", None)
-                if name is not None:
-                    return str(name.value)
-    return "graphql"
